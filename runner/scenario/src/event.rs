@@ -1,0 +1,75 @@
+//! The one event type that flows from execution to reporting. The agent writes
+//! these as JSON lines; the harness adds its own (timeouts, crashes) and the
+//! reporters consume them all.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The agent is running, with this pid in the harness's pid namespace.
+    Started { pid: i32 },
+    /// A scenario process exists. `pid` and `start_time` (field 22 of
+    /// /proc/PID/stat) are as the agent's root sees them; in the caller's
+    /// namespace they let the harness kill it safely against pid reuse.
+    Spawned { name: String, pid: i32, start_time: u64 },
+    /// Step `index` (0-based) is starting.
+    StepStarted { index: usize, summary: String },
+    /// A measured figure or an observation worth keeping in the report.
+    Note { text: String },
+    /// The scenario is over. `steps_ms` is the time the steps themselves took.
+    Finished { verdict: Verdict, steps_ms: f64 },
+}
+
+/// The four outcomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The kernel or runtime did what Linux promises.
+    Pass,
+    /// It did something else; the reason shows expected against observed.
+    Fail,
+    /// A probed feature is missing; the reason gives the probe, its errno and what is needed.
+    Unsupported,
+    /// The harness or the agent itself failed; the scenario says nothing about the target.
+    Broken,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Unsupported => "unsupported",
+            Outcome::Broken => "broken",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub outcome: Outcome,
+    pub reason: String,
+}
+
+impl Verdict {
+    pub fn pass() -> Self {
+        Verdict { outcome: Outcome::Pass, reason: String::new() }
+    }
+    pub fn fail(reason: impl Into<String>) -> Self {
+        Verdict { outcome: Outcome::Fail, reason: reason.into() }
+    }
+    pub fn unsupported(reason: impl Into<String>) -> Self {
+        Verdict { outcome: Outcome::Unsupported, reason: reason.into() }
+    }
+    pub fn broken(reason: impl Into<String>) -> Self {
+        Verdict { outcome: Outcome::Broken, reason: reason.into() }
+    }
+}

@@ -1,0 +1,22 @@
+//! The scenario model: what a scenario file says, how it is parsed and
+//! validated, and the events an agent reports. Nothing here does I/O.
+
+mod deadline;
+mod event;
+mod feature;
+mod kernel_names;
+mod names;
+mod parse;
+mod scenario;
+mod step;
+
+pub use deadline::{Deadline, DEFAULT_DEADLINE, MAX_DEADLINE};
+pub use event::{Event, Outcome, Verdict};
+pub use feature::Feature;
+pub use kernel_names::{ErrnoName, MfdFlag, Seal, SignalName, WaitFlag};
+pub use names::{ActorRef, HandleRef, NewHandle, NewName};
+pub use parse::{parse, ParseError};
+pub use scenario::{Namespace, Scenario};
+pub use step::{
+    Content, ExpectedStatus, MeasureMethod, ProcState, SpawnHow, Step, WaitApi, WaitTarget,
+};

@@ -1,0 +1,259 @@
+//! Parsing and validation: text in, a checked `Scenario` or one positioned error out.
+
+use crate::names::{with_scope, ROOT_IN_CALLER_NAMESPACE, ROOT_IN_FRESH_NAMESPACE};
+use crate::scenario::{Namespace, Scenario};
+use crate::step::Step;
+use std::fmt;
+
+/// A scenario file that cannot be run, with the position to blame where there is one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ParseError {
+    pub path: String,
+    /// 1-based line and column.
+    pub position: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some((line, column)) => write!(f, "{}:{line}:{column}: {}", self.path, self.message),
+            None => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
+}
+
+/// Parses and validates one scenario. `path` is only used in messages.
+pub fn parse(path: &str, text: &str) -> Result<Scenario, ParseError> {
+    let scenario: Scenario = with_scope(|| yaml_serde::from_str(text)).map_err(|e| {
+        let mut position = e.location().map(|l| (l.line(), l.column()));
+        // yaml_serde appends " at line L column C"; the position is already in front.
+        let mut message = e.to_string();
+        if let Some(cut) = message.rfind(" at line ") {
+            message.truncate(cut);
+        }
+        // A bad value of a top-level key comes back blamed on the document's
+        // start; such messages begin with the key, so point at its line instead.
+        if position == Some((1, 1)) {
+            if let Some(key) = message.split(':').next() {
+                position = top_level_key_position(text, key).or(position);
+            }
+        }
+        ParseError { path: path.to_string(), position, message }
+    })?;
+    validate(&scenario).map_err(|(step, message)| ParseError {
+        path: path.to_string(),
+        position: step.and_then(|i| step_position(text, i)),
+        message: match step {
+            Some(i) => format!("steps[{i}]: {message}"),
+            None => message,
+        },
+    })?;
+    Ok(scenario)
+}
+
+/// Checks what the types cannot express. Returns the offending step's index, if any.
+fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
+    if s.checks.trim().is_empty() || s.checks.contains('\n') {
+        return Err((None, "`checks` must say what the scenario checks in one line".into()));
+    }
+    if s.refs.is_empty() {
+        return Err((None, "`refs` must name at least one man page, commit or issue".into()));
+    }
+    if s.steps.is_empty() {
+        return Err((None, "`steps` is empty: a scenario must do something".into()));
+    }
+    let (root, other) = match s.namespace {
+        Namespace::Fresh => (ROOT_IN_FRESH_NAMESPACE, ROOT_IN_CALLER_NAMESPACE),
+        Namespace::Caller => (ROOT_IN_CALLER_NAMESPACE, ROOT_IN_FRESH_NAMESPACE),
+    };
+    for (i, step) in s.steps.iter().enumerate() {
+        let fail = |m: String| Err((Some(i), m));
+        for (field, name) in step.actor_refs() {
+            if name.as_str() == other {
+                return fail(format!(
+                    "`{field}: {other}`: with `namespace: {}` the agent's own process is `{root}`",
+                    if s.namespace == Namespace::Fresh { "fresh" } else { "caller" },
+                ));
+            }
+        }
+        match step {
+            Step::Spawn { name, by, how, exit_signal, .. } => {
+                if by.as_ref().is_some_and(|b| b.as_str() == name.as_str()) {
+                    return fail(format!("`{name}` cannot spawn itself"));
+                }
+                if exit_signal.is_some() && !how.takes_exit_signal() {
+                    return fail("`exit_signal` needs `how: clone`, `clone_parent` or `clone3_parent`".into());
+                }
+            }
+            Step::Exit { by, .. } | Step::Exec { by, .. } if by.as_str() == root => {
+                return fail(format!(
+                    "`{root}` runs the scenario and cannot {} (it exits when the steps end)",
+                    step.keyword()
+                ));
+            }
+            Step::ExpectSubreaper { is, bad_pointer, errno, .. } => {
+                let reads = is.is_some() && !*bad_pointer && errno.is_none();
+                let faults = is.is_none() && *bad_pointer && errno.is_some();
+                if !reads && !faults {
+                    return fail("expect_subreaper takes either `is`, or `bad_pointer: true` with `errno`".into());
+                }
+            }
+            Step::Wait { status: Some(_), errno: Some(_), .. } => {
+                return fail("a wait expects a `status` or an `errno`, not both".into());
+            }
+            Step::ExpectSignal { count: Some(0), within: Some(_), .. } => {
+                return fail("`count: 0` is checked at once; `within` makes no sense with it".into());
+            }
+            Step::Sysctl { name, .. } => {
+                if name != "vm.memfd_noexec" {
+                    return fail(format!(
+                        "sysctl `{name}` is not pid-namespaced; only vm.memfd_noexec may be written"
+                    ));
+                }
+                if s.namespace != Namespace::Fresh {
+                    return fail("sysctl needs `namespace: fresh`, or it would change the caller's".into());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn top_level_key_position(text: &str, key: &str) -> Option<(usize, usize)> {
+    let prefix = format!("{key}:");
+    text.lines().position(|l| l.starts_with(&prefix)).map(|n| (n + 1, 1))
+}
+
+/// The 1-based (line, column) of the dash that starts step `index`, for block-style
+/// `steps:` lists. Good enough to point a reader at the right step; `None` otherwise.
+fn step_position(text: &str, index: usize) -> Option<(usize, usize)> {
+    let mut lines = text.lines().enumerate();
+    lines.by_ref().find(|(_, l)| l.starts_with("steps:"))?;
+    let mut indent = None;
+    let mut seen = 0;
+    for (n, line) in lines {
+        let trimmed = line.trim_start();
+        let col = line.len() - trimmed.len();
+        if !trimmed.starts_with("- ") && trimmed != "-" {
+            if col == 0 && !trimmed.is_empty() && !trimmed.starts_with('#') {
+                return None; // the next top-level key
+            }
+            continue;
+        }
+        let step_indent = *indent.get_or_insert(col);
+        if col != step_indent {
+            continue;
+        }
+        if seen == index {
+            return Some((n + 1, col + 1));
+        }
+        seen += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    const HEAD: &str = "checks: something\nrefs: [prctl(2)]\n";
+
+    fn with_steps(steps: &str) -> String {
+        format!("{HEAD}steps:\n{steps}")
+    }
+
+    #[test]
+    fn a_complete_scenario_parses() {
+        let text = with_steps(
+            "  - spawn: {name: sub}\n  - set_subreaper: {by: sub}\n  - spawn: {name: leaf, by: sub}\n  - expect_parent: {of: leaf, is: sub}\n",
+        );
+        let s = parse("x.yaml", &text).unwrap();
+        assert_eq!(s.steps.len(), 4);
+        assert_eq!(s.root_name(), "init");
+        assert!(s.required_features().contains(&crate::Feature::ChildSubreaper));
+    }
+
+    #[rstest]
+    #[case::unknown_top_level_key("bogus: 1\n", 3, 1, "unknown field `bogus`")]
+    #[case::unknown_step("  - frobnicate: {by: init}\n", 4, 5, "unknown variant `frobnicate`")]
+    #[case::unknown_step_key("  - spawn: {name: a, parrent: init}\n", 4, 22, "unknown field `parrent`")]
+    #[case::undefined_process("  - spawn: {name: a}\n  - exit: {by: b}\n", 5, 11, "undefined process `b`")]
+    #[case::used_before_spawn("  - exit: {by: a}\n  - spawn: {name: a}\n", 4, 11, "undefined process `a`")]
+    #[case::spawned_twice("  - spawn: {name: a}\n  - spawn: {name: a}\n", 5, 12, "spawned twice")]
+    #[case::reserved_name("  - spawn: {name: init}\n", 4, 12, "reserved")]
+    #[case::bad_signal("  - spawn: {name: a}\n  - kill: {target: a, signal: SIGFOO}\n", 5, 11, "unknown signal")]
+    #[case::bad_errno("  - set_subreaper: {errno: EWHAT}\n", 4, 20, "unknown errno")]
+    #[case::undefined_handle("  - write: {handle: m, len: 1}\n", 4, 12, "undefined handle `m`")]
+    #[case::bad_wait_status("  - spawn: {name: a}\n  - wait: {for: a, status: {exitted: 1}}\n", 5, 29, "unknown variant `exitted`")]
+    fn malformed_files_are_blamed_at_their_position(
+        #[case] body: &str,
+        #[case] line: usize,
+        #[case] column: usize,
+        #[case] message: &str,
+    ) {
+        let text = if body.starts_with("  ") { with_steps(body) } else { format!("{HEAD}{body}steps: []\n") };
+        let err = parse("f.yaml", &text).unwrap_err();
+        assert!(err.message.contains(message), "{err}");
+        assert_eq!(err.position, Some((line, column)), "{err}");
+        assert!(err.to_string().starts_with(&format!("f.yaml:{line}:{column}: ")), "{err}");
+    }
+
+    #[rstest]
+    #[case::negative_deadline("deadline: -1s\n", "positive")]
+    #[case::absurd_deadline("deadline: 1000000s\n", "absurd")]
+    #[case::unitless_deadline("deadline: 10\n", "")]
+    #[case::unknown_feature("requires: [time_travel]\n", "unknown variant `time_travel`")]
+    #[case::bad_namespace("namespace: host\n", "unknown variant `host`")]
+    fn bad_header_values_are_rejected(#[case] line: &str, #[case] message: &str) {
+        let text = format!("{HEAD}{line}steps:\n  - spawn: {{name: a}}\n");
+        let err = parse("f.yaml", &text).unwrap_err();
+        assert!(err.message.contains(message), "{err}");
+        assert_eq!(err.position.map(|p| p.0), Some(3), "{err}");
+    }
+
+    #[rstest]
+    #[case::exit_of_root("  - exit: {by: init}\n", 4, "cannot exit")]
+    #[case::self_spawn("  - spawn: {name: a, by: a}\n", 4, "cannot spawn itself")]
+    #[case::exit_signal_with_fork("  - spawn: {name: a}\n  - spawn: {name: b, by: a, exit_signal: SIGUSR1}\n", 5, "exit_signal")]
+    #[case::wrong_root_name("  - spawn: {name: a, by: agent}\n", 4, "the agent's own process is `init`")]
+    #[case::global_sysctl("  - sysctl: {name: kernel.pid_max, value: '1'}\n", 4, "not pid-namespaced")]
+    #[case::subreaper_neither("  - expect_subreaper: {}\n", 4, "either `is`")]
+    #[case::wait_both("  - spawn: {name: a}\n  - wait: {for: a, status: running, errno: ECHILD}\n", 5, "not both")]
+    fn semantic_errors_name_the_step(#[case] body: &str, #[case] line: usize, #[case] message: &str) {
+        let err = parse("f.yaml", &with_steps(body)).unwrap_err();
+        assert!(err.message.contains(message), "{err}");
+        assert_eq!(err.position.map(|p| p.0), Some(line), "{err}");
+    }
+
+    #[rstest]
+    #[case::no_refs("checks: x\nrefs: []\nsteps:\n  - spawn: {name: a}\n", "refs")]
+    #[case::no_steps("checks: x\nrefs: [a]\nsteps: []\n", "empty")]
+    #[case::no_checks("refs: [a]\nsteps: []\n", "missing field `checks`")]
+    #[case::not_yaml("checks: [x\n", "")]
+    fn incomplete_files_are_rejected(#[case] text: &str, #[case] message: &str) {
+        let err = parse("f.yaml", text).unwrap_err();
+        assert!(err.message.contains(message), "{err}");
+    }
+
+    #[test]
+    fn caller_namespace_uses_agent_as_root() {
+        let text = format!("{HEAD}namespace: caller\nsteps:\n  - spawn: {{name: a, by: agent}}\n");
+        assert_eq!(parse("f.yaml", &text).unwrap().root_name(), "agent");
+        let text = format!("{HEAD}namespace: caller\nsteps:\n  - spawn: {{name: a, by: init}}\n");
+        assert!(parse("f.yaml", &text).is_err());
+    }
+
+    #[test]
+    fn scenarios_survive_the_trip_to_the_agent() {
+        let text = with_steps(
+            "  - spawn: {name: a, how: clone_parent, exit_signal: SIGUSR1}\n  - wait: {for: a, flags: [__WALL], status: {signaled: SIGKILL}}\n  - expect_pdeathsig: {of: a, is: none}\n",
+        );
+        let s = parse("f.yaml", &text).unwrap();
+        let json = serde_json::to_string(&s).unwrap();
+        let back: Scenario = serde_json::from_str(&json).unwrap();
+        assert_eq!(s, back);
+    }
+}

@@ -1,0 +1,87 @@
+//! A scenario: one behaviour, checked by one file.
+
+use crate::deadline::{Deadline, DEFAULT_DEADLINE};
+use crate::feature::Feature;
+use crate::names::{ROOT_IN_CALLER_NAMESPACE, ROOT_IN_FRESH_NAMESPACE};
+use crate::step::{SpawnHow, Step, WaitApi};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// What the scenario checks, in one sentence.
+    pub checks: String,
+    /// Features the agent probes before running; a missing one makes the scenario unsupported.
+    #[serde(default)]
+    pub requires: Vec<Feature>,
+    /// Man pages, kernel commits or upstream issues behind the expectation.
+    pub refs: Vec<String>,
+    /// How long the whole scenario may take (default 10s).
+    #[serde(default)]
+    pub deadline: Option<Deadline>,
+    /// Where it runs: a fresh pid namespace with the agent as init, or the caller's.
+    #[serde(default)]
+    pub namespace: Namespace,
+    #[serde(with = "yaml_serde::with::singleton_map_recursive")]
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Namespace {
+    /// A new pid namespace (and mount namespace, for its /proc) whose init is the agent.
+    #[default]
+    Fresh,
+    /// The pid namespace the harness runs in; the agent is an ordinary process there.
+    Caller,
+}
+
+impl Scenario {
+    pub fn deadline(&self) -> Duration {
+        self.deadline.map_or(DEFAULT_DEADLINE, |d| d.0)
+    }
+
+    /// The name by which steps refer to the agent's own process.
+    pub fn root_name(&self) -> &'static str {
+        match self.namespace {
+            Namespace::Fresh => ROOT_IN_FRESH_NAMESPACE,
+            Namespace::Caller => ROOT_IN_CALLER_NAMESPACE,
+        }
+    }
+
+    /// The declared features plus those the steps imply, in a stable order,
+    /// so an author cannot forget to gate a step on what it uses.
+    pub fn required_features(&self) -> Vec<Feature> {
+        let mut features = self.requires.clone();
+        let mut need = |f: Feature| {
+            if !features.contains(&f) {
+                features.push(f);
+            }
+        };
+        for step in &self.steps {
+            match step {
+                Step::Spawn { how: SpawnHow::PidNamespace, .. } => {
+                    need(Feature::PidNamespace);
+                    need(Feature::ProcNspid);
+                }
+                Step::Spawn { how: SpawnHow::Clone3Parent, .. } => need(Feature::Clone3),
+                Step::SetSubreaper { .. } | Step::ExpectSubreaper { .. } => need(Feature::ChildSubreaper),
+                Step::SetPdeathsig { .. } | Step::ExpectPdeathsig { .. } => need(Feature::Pdeathsig),
+                Step::Wait { api: WaitApi::Pidfd, .. } => {
+                    need(Feature::Pidfd);
+                    need(Feature::PidfdWait);
+                }
+                Step::PidfdOpen { .. } | Step::ExpectPidfd { .. } => need(Feature::Pidfd),
+                Step::MeasureExitDetection { method: crate::step::MeasureMethod::Pidfd, .. } => {
+                    need(Feature::Pidfd)
+                }
+                Step::MemfdCreate { .. } => need(Feature::Memfd),
+                Step::Exec { memfd: Some(_), .. } => need(Feature::Execveat),
+                Step::Sysctl { .. } => need(Feature::MemfdNoexecSysctl),
+                _ => {}
+            }
+        }
+        features
+    }
+}
