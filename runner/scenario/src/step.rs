@@ -448,6 +448,11 @@ impl Step {
         )
     }
 
+    /// The process that performs (`by`) or is observed (`of`); `None` means the agent's root.
+    pub fn performer(&self) -> Option<&ActorRef> {
+        self.actor_refs().into_iter().find(|(field, _)| *field == "by" || *field == "of").map(|(_, a)| a)
+    }
+
     /// Every process this step names, as (field, name), for checks that need them all.
     pub fn actor_refs(&self) -> Vec<(&'static str, &ActorRef)> {
         fn add<'a>(refs: &mut Vec<(&'static str, &'a ActorRef)>, field: &'static str, r: &'a Option<ActorRef>) {

@@ -1,0 +1,135 @@
+//! Exit-detection latency (CHECKS.md 5.5): from a child's last instruction to
+//! the moment its parent knows it is gone, by pidfd poll or by kill(pid, 0).
+//! The child stamps CLOCK_MONOTONIC into a shared page just before _exit, so
+//! the figure excludes everything the parent did before the child died.
+
+use crate::signals;
+use crate::steps::poll_readable;
+use nix::errno::Errno;
+use orphanage_scenario::{MeasureMethod, Verdict};
+use std::time::Duration;
+
+const GIVE_UP: Duration = Duration::from_secs(1);
+
+fn now_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime fills ts.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+pub fn exit_detection(method: MeasureMethod, samples: u32) -> Result<String, Verdict> {
+    let broken = |what: &str| Verdict::broken(format!("measure: {what}: {}", Errno::last()));
+    // SAFETY: an anonymous shared page both processes can write.
+    let page = unsafe { libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0) };
+    if page == libc::MAP_FAILED {
+        return Err(broken("mmap"));
+    }
+    let stamp = page as *mut u64;
+    if method == MeasureMethod::Kill0 {
+        // kill(pid, 0) succeeds on a zombie; auto-reaping makes death visible to it.
+        signals::ignore(nix::sys::signal::Signal::SIGCHLD).map_err(|_| broken("sigaction"))?;
+    }
+    let mut latencies = Vec::with_capacity(samples as usize);
+    let result = (|| {
+        for _ in 0..samples.max(1) {
+            let mut go = [0; 2];
+            // SAFETY: pipe2 fills two fds.
+            if unsafe { libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+                return Err(broken("pipe2"));
+            }
+            // SAFETY: volatile store into our mapping.
+            unsafe { std::ptr::write_volatile(stamp, 0) };
+            // SAFETY: the child only reads a pipe, stamps the clock and exits.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                let mut b = [0u8; 1];
+                // SAFETY: async-signal-safe calls in the child.
+                unsafe {
+                    libc::read(go[0], b.as_mut_ptr().cast(), 1);
+                    std::ptr::write_volatile(stamp, now_ns());
+                    libc::_exit(0);
+                }
+            }
+            // SAFETY: closing our copy of the read end.
+            unsafe { libc::close(go[0]) };
+            if pid < 0 {
+                return Err(broken("fork"));
+            }
+            // SAFETY: pidfd_open on our own child, before it can exit.
+            let pidfd = if method == MeasureMethod::Pidfd { (unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }) as i32 } else { -1 };
+            if method == MeasureMethod::Pidfd && pidfd < 0 {
+                return Err(Verdict::unsupported(format!("pidfd_open: {}", Errno::last())));
+            }
+            // SAFETY: release the child.
+            unsafe {
+                libc::write(go[1], b"g".as_ptr().cast(), 1);
+                libc::close(go[1]);
+            }
+            let detected = match method {
+                MeasureMethod::Pidfd => {
+                    let seen = poll_readable(pidfd, GIVE_UP.as_millis() as i32);
+                    let t = now_ns();
+                    // SAFETY: reap our child and close its pidfd.
+                    unsafe {
+                        libc::waitpid(pid, std::ptr::null_mut(), 0);
+                        libc::close(pidfd);
+                    }
+                    seen.then_some(t)
+                }
+                MeasureMethod::Kill0 => kill0_until_gone(pid),
+            };
+            // SAFETY: the child stamped before exiting.
+            let died = unsafe { std::ptr::read_volatile(stamp) };
+            match detected {
+                Some(t) if died > 0 => latencies.push(t.saturating_sub(died)),
+                _ => return Err(Verdict::fail(format!("{method:?}: a child's exit went unnoticed for {} s", GIVE_UP.as_secs()))),
+            }
+        }
+        Ok(())
+    })();
+    if method == MeasureMethod::Kill0 {
+        let _ = signals::restore_default(nix::sys::signal::Signal::SIGCHLD);
+    }
+    // SAFETY: our mapping.
+    unsafe { libc::munmap(page, 4096) };
+    result?;
+    latencies.sort_unstable();
+    let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    let us = |ns: u64| format!("{:.0} µs", ns as f64 / 1000.0);
+    let name = match method {
+        MeasureMethod::Pidfd => "pidfd poll",
+        MeasureMethod::Kill0 => "kill(pid, 0) adaptive polling",
+    };
+    Ok(format!(
+        "exit detection by {name}: median {}, p90 {}, max {} over {} exits",
+        us(pick(0.5)),
+        us(pick(0.9)),
+        us(*latencies.last().unwrap()),
+        latencies.len()
+    ))
+}
+
+/// Polls kill(pid, 0) until ESRCH: a few yields first (most exits finish in
+/// microseconds), then sleeps that double from 10 µs to 1 ms, within GIVE_UP.
+fn kill0_until_gone(pid: i32) -> Option<u64> {
+    let start = now_ns();
+    let mut interval = Duration::from_micros(10);
+    let mut spins = 0;
+    loop {
+        // SAFETY: kill with signal 0 only checks existence.
+        if unsafe { libc::kill(pid, 0) } == -1 && Errno::last() == Errno::ESRCH {
+            return Some(now_ns());
+        }
+        if now_ns() - start > GIVE_UP.as_nanos() as u64 {
+            return None;
+        }
+        if spins < 50 {
+            spins += 1;
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(interval);
+            interval = (interval * 2).min(Duration::from_millis(1));
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Feature probes. Each makes the smallest call that tells whether the kernel
+//! implements the feature, and on failure names the call and its errno.
+
+use crate::{memfd, procfs, spawn};
+use nix::errno::Errno;
+use orphanage_scenario::{ErrnoName, Feature, MfdFlag, Seal};
+
+/// `Err` carries the call that failed and its errno: "prctl(PR_GET_CHILD_SUBREAPER): EINVAL".
+pub fn probe(feature: Feature, in_private_tmp: bool) -> Result<(), String> {
+    fn fail<T>(call: &str, e: Errno) -> Result<T, String> {
+        Err(format!("{call}: {}", ErrnoName(e)))
+    }
+    let check = |call: &str, r: Result<(), Errno>| r.or_else(|e| fail(call, e));
+    let mut int: libc::c_int = 0;
+    match feature {
+        Feature::ChildSubreaper => {
+            // SAFETY: the kernel writes one int.
+            let r = unsafe { libc::prctl(libc::PR_GET_CHILD_SUBREAPER, &mut int as *mut libc::c_int, 0, 0, 0) };
+            check("prctl(PR_GET_CHILD_SUBREAPER)", ok_if(r == 0))
+        }
+        Feature::Pdeathsig => {
+            // SAFETY: the kernel writes one int.
+            let r = unsafe { libc::prctl(libc::PR_GET_PDEATHSIG, &mut int as *mut libc::c_int, 0, 0, 0) };
+            check("prctl(PR_GET_PDEATHSIG)", ok_if(r == 0))
+        }
+        Feature::PidNamespace => check("unshare(CLONE_NEWPID) in a child", in_child(|| {
+            // SAFETY: unshare in a throwaway child.
+            unsafe { libc::unshare(libc::CLONE_NEWPID) }
+        })),
+        Feature::Clone3 => check("clone3(NULL, 0)", spawn::probe_clone3()),
+        Feature::Pidfd => {
+            // SAFETY: pidfd_open on ourselves.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+            close_if(fd);
+            check("pidfd_open(self)", ok_if(fd >= 0))
+        }
+        Feature::PidfdWait => {
+            // SAFETY: as above.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+            if fd < 0 {
+                return fail("pidfd_open(self)", Errno::last());
+            }
+            // SAFETY: zeroed siginfo is valid; we are not our own child, so ECHILD means P_PIDFD is known.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            let r = unsafe { libc::waitid(libc::P_PIDFD, fd as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG) };
+            let e = Errno::last();
+            close_if(fd);
+            match (r, e) {
+                (-1, Errno::ECHILD) => Ok(()),
+                (-1, e) => fail("waitid(P_PIDFD)", e),
+                _ => Ok(()),
+            }
+        }
+        Feature::Memfd => memfd_probe(&[MfdFlag::Cloexec]),
+        Feature::MemfdHugetlb => memfd_probe(&[MfdFlag::Cloexec, MfdFlag::Hugetlb]),
+        Feature::MemfdNoexecSeal => memfd_probe(&[MfdFlag::Cloexec, MfdFlag::NoexecSeal]),
+        Feature::SealFutureWrite => {
+            let fd = memfd::create("probe", memfd::flag_bits(&[MfdFlag::Cloexec, MfdFlag::AllowSealing])).or_else(|e| fail("memfd_create(MFD_ALLOW_SEALING)", e))?;
+            // SAFETY: plain fcntl on our memfd.
+            let r = unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, Seal::FutureWrite.raw() as libc::c_int) };
+            let e = Errno::last();
+            close_if(fd as i64);
+            if r == 0 { Ok(()) } else { fail("fcntl(F_ADD_SEALS, F_SEAL_FUTURE_WRITE)", e) }
+        }
+        Feature::MemfdNoexecSysctl => std::fs::read_to_string("/proc/sys/vm/memfd_noexec")
+            .map(|_| ())
+            .or_else(|e| fail("open(/proc/sys/vm/memfd_noexec)", procfs::io_errno(e))),
+        Feature::Execveat => {
+            let empty = c"";
+            // SAFETY: fd -1 makes the kernel fail before executing anything.
+            let r = unsafe { libc::syscall(libc::SYS_execveat, -1, empty.as_ptr(), std::ptr::null::<*const libc::c_char>(), std::ptr::null::<*const libc::c_char>(), libc::AT_EMPTY_PATH) };
+            match (r, Errno::last()) {
+                (-1, Errno::ENOSYS) => fail("execveat(-1, \"\", AT_EMPTY_PATH)", Errno::ENOSYS),
+                _ => Ok(()),
+            }
+        }
+        Feature::CoreDumps => {
+            let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").or_else(|e| fail("open(/proc/sys/kernel/core_pattern)", procfs::io_errno(e)))?;
+            if pattern.starts_with('|') {
+                return Err(format!("core_pattern pipes to a program ({}): whether a core is written is up to it", pattern.trim()));
+            }
+            if !in_private_tmp {
+                return Err("core files need the private tmpfs of a fresh namespace (namespace: fresh)".into());
+            }
+            let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_CORE).or_else(|e| fail("getrlimit(RLIMIT_CORE)", e))?;
+            if limit.1 == 0 {
+                return Err("RLIMIT_CORE hard limit is 0".into());
+            }
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, limit.1, limit.1).or_else(|e| fail("setrlimit(RLIMIT_CORE)", e))
+        }
+        Feature::ProcNspid => procfs::status_field("/proc/self/status", "NSpid").map(|_| ()).or_else(|e| fail("NSpid in /proc/self/status", e)),
+    }
+}
+
+fn ok_if(ok: bool) -> Result<(), Errno> {
+    if ok { Ok(()) } else { Err(Errno::last()) }
+}
+
+fn close_if(fd: i64) {
+    if fd >= 0 {
+        // SAFETY: an fd this function opened.
+        unsafe { libc::close(fd as i32) };
+    }
+}
+
+fn memfd_probe(flags: &[MfdFlag]) -> Result<(), String> {
+    let names: Vec<&str> = flags.iter().map(|f| f.as_str()).collect();
+    match memfd::create("probe", memfd::flag_bits(flags)) {
+        Ok(fd) => {
+            close_if(fd as i64);
+            Ok(())
+        }
+        Err(e) => Err(format!("memfd_create({}): {}", names.join("|"), ErrnoName(e))),
+    }
+}
+
+/// Runs `f` in a throwaway child and returns its errno: for probes that change the caller.
+fn in_child(f: impl FnOnce() -> libc::c_int) -> Result<(), Errno> {
+    // SAFETY: the child makes one syscall and exits.
+    match unsafe { libc::fork() } {
+        0 => {
+            let r = f();
+            let code = if r == 0 { 0 } else { Errno::last_raw() };
+            // SAFETY: leave the child at once.
+            unsafe { libc::_exit(code) }
+        }
+        -1 => Err(Errno::last()),
+        pid => {
+            let mut status = 0;
+            // SAFETY: reaping our own child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            match libc::WEXITSTATUS(status) {
+                0 => Ok(()),
+                e => Err(Errno::from_raw(e)),
+            }
+        }
+    }
+}

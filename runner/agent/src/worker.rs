@@ -1,0 +1,123 @@
+//! A worker: one scenario process or thread, serving requests from the root
+//! over its socket until told to exit or until the root goes away.
+
+use crate::protocol::{self, Reply, Request};
+use crate::{fds, handles, procfs, signals, steps};
+use nix::errno::Errno;
+use orphanage_scenario::Step;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Argument vector that turns an exec'd agent back into worker `name` on `fd`.
+pub fn exec_argv(name: &str, fd: RawFd) -> Vec<CString> {
+    ["orphanage-agent", "worker", name, &fd.to_string()]
+        .iter()
+        .map(|s| CString::new(*s).unwrap())
+        .collect()
+}
+
+/// Entry point after exec: `orphanage-agent worker NAME FD`.
+pub fn serve_execed(name: &str, fd: RawFd) -> ! {
+    // SAFETY: the fd was passed to us on purpose; we own it from here.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    signals::reset_record();
+    serve(name, &sock, false);
+    std::process::exit(0)
+}
+
+/// Entry point in a fork child: shed the parent's agent fds, keep scenario handles.
+pub fn serve_forked(name: &str, sock: OwnedFd) -> ! {
+    let mut keep = handles::fds();
+    keep.push(sock.as_raw_fd());
+    fds::close_all_except(&keep);
+    signals::reset_record();
+    serve(name, &sock, false);
+    // SAFETY: leave without running the parent's atexit handlers or destructors twice.
+    unsafe { libc::_exit(0) }
+}
+
+pub fn serve_thread(name: &str, sock: OwnedFd) {
+    serve(name, &sock, true);
+}
+
+fn hello(name: &str) -> Reply {
+    // NSpid lists our ids from the /proc mount's namespace (the root's) down.
+    let nspid = procfs::status_field("/proc/self/status", "NSpid").unwrap_or_else(|_| vec![nix::unistd::getpid().as_raw()]);
+    let nstid = procfs::status_field("/proc/thread-self/status", "NSpid").unwrap_or_else(|_| vec![nix::unistd::gettid().as_raw()]);
+    Reply::Hello { name: name.to_string(), nspid, nstid }
+}
+
+fn serve(name: &str, sock: &OwnedFd, is_thread: bool) {
+    let fd = sock.as_raw_fd();
+    if protocol::send(fd, &hello(name), None).is_err() {
+        return;
+    }
+    loop {
+        let (request, passed_fd) = match protocol::recv::<Request>(fd) {
+            Ok(Some(m)) => m,
+            // The root is gone: the scenario is over.
+            Ok(None) | Err(_) => return,
+        };
+        let reply = match request {
+            Request::Getppid => Reply::Ppid(nix::unistd::getppid().as_raw()),
+            Request::Perform { step: Step::Exit { code, .. }, .. } => {
+                if is_thread {
+                    return; // only this thread ends; the socket closes with it
+                }
+                // SAFETY: exit_group without unwinding, as a process exit should be.
+                unsafe { libc::_exit(i32::from(code)) }
+            }
+            Request::Perform { step: Step::Exec { memfd, errno, .. }, .. } => exec(name, fd, memfd.as_ref().map(|h| h.as_str()), errno),
+            Request::Perform { step, pids } => match steps::perform(name, &step, &pids, passed_fd) {
+                Ok(notes) => Reply::Done { notes },
+                Err(verdict) => Reply::Verdict(verdict),
+            },
+        };
+        if protocol::send(fd, &reply, None).is_err() {
+            return;
+        }
+    }
+}
+
+/// Re-executes the agent in place. On success the new image says hello; this
+/// function only returns (a reply) when the exec failed.
+fn exec(name: &str, fd: RawFd, memfd: Option<&str>, expected: Option<orphanage_scenario::ErrnoName>) -> Reply {
+    let argv = exec_argv(name, fd);
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    fds::clear_cloexec(fd);
+    let (what, errno) = match memfd {
+        Some(handle) => match handles::fd(handle) {
+            Ok(mfd) => {
+                let empty = CString::new("").unwrap();
+                // SAFETY: execveat with valid, NUL-terminated argv and the current environment.
+                unsafe {
+                    libc::syscall(libc::SYS_execveat, mfd, empty.as_ptr(), ptrs.as_ptr(), environ_ptr(), libc::AT_EMPTY_PATH);
+                }
+                (format!("execveat({handle}, \"\", AT_EMPTY_PATH)"), Errno::last())
+            }
+            Err(v) => return Reply::Verdict(v),
+        },
+        None => {
+            let path = CString::new("/proc/self/exe").unwrap();
+            // SAFETY: as above.
+            unsafe { libc::execv(path.as_ptr(), ptrs.as_ptr()) };
+            ("execve(/proc/self/exe)".to_string(), Errno::last())
+        }
+    };
+    // Still here: the exec failed. Put the socket back the way it was.
+    // SAFETY: plain fcntl on our own fd.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    match steps::expect_errno(name, &what, Err::<(), _>(errno), expected) {
+        Ok(_) => Reply::Done { notes: vec![] },
+        Err(v) => Reply::Verdict(v),
+    }
+}
+
+fn environ_ptr() -> *const *const libc::c_char {
+    extern "C" {
+        static environ: *const *const libc::c_char;
+    }
+    // SAFETY: reading the libc global.
+    unsafe { environ }
+}
