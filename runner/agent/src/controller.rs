@@ -45,14 +45,26 @@ pub fn main() -> ! {
     // SAFETY: as above; the File owns fd 3 from here.
     let events = unsafe { std::fs::File::from_raw_fd(EVENTS_FD) };
     let mut input = String::new();
-    let scenario: Result<Scenario, String> = std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)
-        .map_err(|e| e.to_string())
-        .and_then(|_| serde_json::from_str(&input).map_err(|e| e.to_string()));
-    let mut controller = Controller { root: "init", scenario: placeholder(), actors: BTreeMap::new(), events, started: Instant::now() };
-    controller.emit(&Event::Started { pid: nix::unistd::getpid().as_raw() });
+    let scenario: Result<Scenario, String> =
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)
+            .map_err(|e| e.to_string())
+            .and_then(|_| serde_json::from_str(&input).map_err(|e| e.to_string()));
+    let mut controller = Controller {
+        root: "init",
+        scenario: placeholder(),
+        actors: BTreeMap::new(),
+        events,
+        started: Instant::now(),
+    };
+    controller.emit(&Event::Started {
+        pid: nix::unistd::getpid().as_raw(),
+    });
     let scenario = match scenario {
         Ok(s) => s,
-        Err(e) => controller.finish(Verdict::broken(format!("agent could not read its scenario: {e}")), 0.0),
+        Err(e) => controller.finish(
+            Verdict::broken(format!("agent could not read its scenario: {e}")),
+            0.0,
+        ),
     };
     controller.root = scenario.root_name();
     controller.scenario = scenario;
@@ -62,7 +74,14 @@ pub fn main() -> ! {
 }
 
 fn placeholder() -> Scenario {
-    Scenario { checks: String::new(), requires: vec![], refs: vec![], deadline: None, namespace: Namespace::Caller, steps: vec![] }
+    Scenario {
+        checks: String::new(),
+        requires: vec![],
+        refs: vec![],
+        deadline: None,
+        namespace: Namespace::Caller,
+        steps: vec![],
+    }
 }
 
 impl Controller {
@@ -92,12 +111,24 @@ impl Controller {
         let root_nspid = vec![nix::unistd::getpid().as_raw()];
         self.actors.insert(
             self.root.to_string(),
-            Actor { sock: None, nspid: root_nspid.clone(), nstid: root_nspid, ns_path: vec![], process: self.root.to_string(), is_thread: false, pidfd: None, alive: true },
+            Actor {
+                sock: None,
+                nspid: root_nspid.clone(),
+                nstid: root_nspid,
+                ns_path: vec![],
+                process: self.root.to_string(),
+                is_thread: false,
+                pidfd: None,
+                alive: true,
+            },
         );
         self.started = Instant::now();
         let steps = self.scenario.steps.clone();
         for (index, step) in steps.iter().enumerate() {
-            self.emit(&Event::StepStarted { index, summary: summary(step) });
+            self.emit(&Event::StepStarted {
+                index,
+                summary: summary(step),
+            });
             match self.step(step) {
                 Ok(notes) => {
                     for text in notes {
@@ -105,7 +136,12 @@ impl Controller {
                     }
                 }
                 Err(mut verdict) => {
-                    verdict.reason = format!("step {} ({}): {}", index + 1, step.keyword(), verdict.reason);
+                    verdict.reason = format!(
+                        "step {} ({}): {}",
+                        index + 1,
+                        step.keyword(),
+                        verdict.reason
+                    );
                     return verdict;
                 }
             }
@@ -123,16 +159,35 @@ impl Controller {
             return Ok(false);
         }
         if nix::unistd::getpid().as_raw() != 1 {
-            return Err(Verdict::broken("the agent was to be the init of a fresh pid namespace but is not pid 1"));
+            return Err(Verdict::broken(
+                "the agent was to be the init of a fresh pid namespace but is not pid 1",
+            ));
         }
         use nix::mount::{mount, MsFlags};
         let none: Option<&str> = None;
         // Without this, our mounts would propagate to the host's mount table.
-        mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).map_err(|e| Verdict::broken(format!("mount --make-rprivate /: {e}")))?;
-        if let Err(e) = mount(Some("proc"), "/proc", Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, none) {
-            return Err(Verdict::unsupported(format!("mount(proc) in a new pid namespace: {e}")));
+        mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+            .map_err(|e| Verdict::broken(format!("mount --make-rprivate /: {e}")))?;
+        if let Err(e) = mount(
+            Some("proc"),
+            "/proc",
+            Some("proc"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            none,
+        ) {
+            return Err(Verdict::unsupported(format!(
+                "mount(proc) in a new pid namespace: {e}"
+            )));
         }
-        let private_tmp = mount(Some("tmpfs"), "/tmp", Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("size=64m")).is_ok() && std::env::set_current_dir("/tmp").is_ok();
+        let private_tmp = mount(
+            Some("tmpfs"),
+            "/tmp",
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("size=64m"),
+        )
+        .is_ok()
+            && std::env::set_current_dir("/tmp").is_ok();
         Ok(private_tmp)
     }
 
@@ -141,11 +196,21 @@ impl Controller {
             return; // our exit as init kills and reaps the whole namespace
         }
         // In the caller's namespace nothing does that for us: kill what we made.
-        for actor in self.actors.values().filter(|a| a.alive && !a.is_thread && a.sock.is_some()) {
+        for actor in self
+            .actors
+            .values()
+            .filter(|a| a.alive && !a.is_thread && a.sock.is_some())
+        {
             match &actor.pidfd {
                 // SAFETY: pidfd_send_signal on a pidfd we hold: immune to pid reuse.
                 Some(fd) => unsafe {
-                    libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), libc::SIGKILL, 0usize, 0u32);
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        fd.as_raw_fd(),
+                        libc::SIGKILL,
+                        0usize,
+                        0u32,
+                    );
                 },
                 // SAFETY: plain kill; without pidfds, the start time guards against reuse below.
                 None => unsafe {
@@ -159,14 +224,22 @@ impl Controller {
     }
 
     fn step(&mut self, step: &Step) -> Result<Vec<String>, Verdict> {
-        let performer = step.performer().map_or(self.root.to_string(), |a| a.to_string());
+        let performer = step
+            .performer()
+            .map_or(self.root.to_string(), |a| a.to_string());
         self.require_alive(&performer, step)?;
         match step {
-            Step::Spawn { name, how, errno, .. } => self.spawn(&performer, name.as_str(), *how, errno.is_some(), step),
+            Step::Spawn {
+                name, how, errno, ..
+            } => self.spawn(&performer, name.as_str(), *how, errno.is_some(), step),
             Step::Exit { .. } => self.exit(&performer, step),
             Step::Exec { errno, .. } => self.exec(&performer, step, errno.is_some()),
-            Step::ExpectParent { is, within, .. } => self.expect_parent(&performer, is.as_str(), within.map(|d| d.0)),
-            Step::ExpectState { is, within, .. } => self.expect_state(&performer, *is, within.map(|d| d.0)),
+            Step::ExpectParent { is, within, .. } => {
+                self.expect_parent(&performer, is.as_str(), within.map(|d| d.0))
+            }
+            Step::ExpectState { is, within, .. } => {
+                self.expect_state(&performer, *is, within.map(|d| d.0))
+            }
             _ => self.perform(&performer, step, None),
         }
     }
@@ -175,7 +248,10 @@ impl Controller {
         let observing = matches!(step, Step::ExpectState { .. } | Step::ExpectParent { .. });
         match self.actors.get(name) {
             Some(a) if a.alive || observing => Ok(()),
-            Some(_) => Err(Verdict::broken(format!("`{name}` has exited and cannot {}", step.keyword()))),
+            Some(_) => Err(Verdict::broken(format!(
+                "`{name}` has exited and cannot {}",
+                step.keyword()
+            ))),
             None => Err(Verdict::broken(format!("`{name}` was never created"))),
         }
     }
@@ -189,19 +265,35 @@ impl Controller {
             .iter()
             .map(|(name, a)| {
                 let visible = a.ns_path.starts_with(&v.ns_path);
-                (name.clone(), if visible { a.nspid.get(level).copied().unwrap_or(0) } else { 0 })
+                (
+                    name.clone(),
+                    if visible {
+                        a.nspid.get(level).copied().unwrap_or(0)
+                    } else {
+                        0
+                    },
+                )
             })
             .collect()
     }
 
     /// Sends `step` to `performer` (or runs it here for the root) and collects its reply.
-    fn perform(&mut self, performer: &str, step: &Step, fd: Option<OwnedFd>) -> Result<Vec<String>, Verdict> {
+    fn perform(
+        &mut self,
+        performer: &str,
+        step: &Step,
+        fd: Option<OwnedFd>,
+    ) -> Result<Vec<String>, Verdict> {
         let pids = self.pids_for(performer);
         let Some(sock) = self.actors[performer].sock.as_ref().map(|s| s.as_raw_fd()) else {
             return steps::perform(performer, step, &pids, fd);
         };
-        let request = Request::Perform { step: step.clone(), pids };
-        protocol::send(sock, &request, fd.as_ref().map(|f| f.as_raw_fd())).map_err(|e| self.died(performer, step, &format!("send: {e}")))?;
+        let request = Request::Perform {
+            step: step.clone(),
+            pids,
+        };
+        protocol::send(sock, &request, fd.as_ref().map(|f| f.as_raw_fd()))
+            .map_err(|e| self.died(performer, step, &format!("send: {e}")))?;
         drop(fd);
         match protocol::recv::<Reply>(sock) {
             Ok(Some((Reply::Done { notes }, _))) => Ok(notes),
@@ -217,7 +309,9 @@ impl Controller {
         let pid = self.actors[name].nspid[0];
         let how = match procfs::stat(pid) {
             Ok(s) if s.state == 'Z' => match s.exit_code {
-                Some(code) if code & 0x7f != 0 => format!("killed by {}", steps::signal_name(code & 0x7f)),
+                Some(code) if code & 0x7f != 0 => {
+                    format!("killed by {}", steps::signal_name(code & 0x7f))
+                }
                 Some(code) => format!("exited {}", code >> 8),
                 None => "exited".into(),
             },
@@ -225,7 +319,10 @@ impl Controller {
             Err(_) => "gone".into(),
         };
         self.mark_dead(name);
-        Verdict::fail(format!("{name} died while performing {}: {how}", step.keyword()))
+        Verdict::fail(format!(
+            "{name} died while performing {}: {how}",
+            step.keyword()
+        ))
     }
 
     fn mark_dead(&mut self, name: &str) {
@@ -238,19 +335,35 @@ impl Controller {
         }
     }
 
-    fn spawn(&mut self, performer: &str, name: &str, how: orphanage_scenario::SpawnHow, expect_failure: bool, step: &Step) -> Result<Vec<String>, Verdict> {
-        let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(|e| Verdict::broken(format!("socketpair: {e}")))?;
+    fn spawn(
+        &mut self,
+        performer: &str,
+        name: &str,
+        how: orphanage_scenario::SpawnHow,
+        expect_failure: bool,
+        step: &Step,
+    ) -> Result<Vec<String>, Verdict> {
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| Verdict::broken(format!("socketpair: {e}")))?;
         let notes = self.perform(performer, step, Some(theirs))?;
         if expect_failure {
             return Ok(notes); // the spawn failed with the expected errno
         }
         let hello = protocol::recv::<Reply>(ours.as_raw_fd());
         let Ok(Some((Reply::Hello { nspid, nstid, .. }, _))) = hello else {
-            return Err(Verdict::fail(format!("{name} never started ({})", match hello {
-                Ok(None) => "it exited first".to_string(),
-                Ok(Some((other, _))) => format!("it said {other:?}"),
-                Err(e) => e,
-            })));
+            return Err(Verdict::fail(format!(
+                "{name} never started ({})",
+                match hello {
+                    Ok(None) => "it exited first".to_string(),
+                    Ok(Some((other, _))) => format!("it said {other:?}"),
+                    Err(e) => e,
+                }
+            )));
         };
         let parent = &self.actors[performer];
         let is_thread = how == orphanage_scenario::SpawnHow::Thread;
@@ -258,22 +371,57 @@ impl Controller {
         if how == orphanage_scenario::SpawnHow::PidNamespace {
             ns_path.push(name.to_string());
         }
-        let process = if is_thread { parent.process.clone() } else { name.to_string() };
+        let process = if is_thread {
+            parent.process.clone()
+        } else {
+            name.to_string()
+        };
         // SAFETY: pidfd_open on a live process that nobody can reap before it exits.
-        let pidfd = (!is_thread).then(|| unsafe { libc::syscall(libc::SYS_pidfd_open, nspid[0], 0) }).filter(|&fd| fd >= 0).map(|fd| {
-            // SAFETY: the kernel just gave us this fd.
-            unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
-        });
+        let pidfd = (!is_thread)
+            .then(|| unsafe { libc::syscall(libc::SYS_pidfd_open, nspid[0], 0) })
+            .filter(|&fd| fd >= 0)
+            .map(|fd| {
+                // SAFETY: the kernel just gave us this fd.
+                unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+            });
         let start_time = procfs::stat(nspid[0]).map(|s| s.start_time).unwrap_or(0);
-        self.emit(&Event::Spawned { name: name.to_string(), pid: nspid[0], start_time });
-        self.actors.insert(name.to_string(), Actor { sock: Some(ours), nspid, nstid, ns_path, process, is_thread, pidfd, alive: true });
+        self.emit(&Event::Spawned {
+            name: name.to_string(),
+            pid: nspid[0],
+            start_time,
+        });
+        self.actors.insert(
+            name.to_string(),
+            Actor {
+                sock: Some(ours),
+                nspid,
+                nstid,
+                ns_path,
+                process,
+                is_thread,
+                pidfd,
+                alive: true,
+            },
+        );
         Ok(notes)
     }
 
     fn exit(&mut self, name: &str, step: &Step) -> Result<Vec<String>, Verdict> {
         let a = &self.actors[name];
-        let sock = a.sock.as_ref().expect("validation keeps the root from exiting").as_raw_fd();
-        protocol::send(sock, &Request::Perform { step: step.clone(), pids: Pids::new() }, None).map_err(|e| Verdict::broken(format!("send to {name}: {e}")))?;
+        let sock = a
+            .sock
+            .as_ref()
+            .expect("validation keeps the root from exiting")
+            .as_raw_fd();
+        protocol::send(
+            sock,
+            &Request::Perform {
+                step: step.clone(),
+                pids: Pids::new(),
+            },
+            None,
+        )
+        .map_err(|e| Verdict::broken(format!("send to {name}: {e}")))?;
         // The exit is complete (children reparented) once the task is a zombie
         // or gone: a pidfd turns readable exactly then.
         let (pid, tid, is_thread) = (a.nspid[0], a.nstid[0], a.is_thread);
@@ -283,15 +431,35 @@ impl Controller {
             _ => poll::until(deadline, || exited(pid, tid, is_thread).then_some(())).is_ok(),
         };
         if !done {
-            return Err(Verdict::fail(format!("{name} did not finish exiting within {}", poll::micros(deadline))));
+            return Err(Verdict::fail(format!(
+                "{name} did not finish exiting within {}",
+                poll::micros(deadline)
+            )));
         }
         self.mark_dead(name);
         Ok(vec![])
     }
 
-    fn exec(&mut self, name: &str, step: &Step, expect_failure: bool) -> Result<Vec<String>, Verdict> {
-        let sock = self.actors[name].sock.as_ref().expect("validation keeps the root from exec").as_raw_fd();
-        protocol::send(sock, &Request::Perform { step: step.clone(), pids: Pids::new() }, None).map_err(|e| Verdict::broken(format!("send to {name}: {e}")))?;
+    fn exec(
+        &mut self,
+        name: &str,
+        step: &Step,
+        expect_failure: bool,
+    ) -> Result<Vec<String>, Verdict> {
+        let sock = self.actors[name]
+            .sock
+            .as_ref()
+            .expect("validation keeps the root from exec")
+            .as_raw_fd();
+        protocol::send(
+            sock,
+            &Request::Perform {
+                step: step.clone(),
+                pids: Pids::new(),
+            },
+            None,
+        )
+        .map_err(|e| Verdict::broken(format!("send to {name}: {e}")))?;
         match protocol::recv::<Reply>(sock) {
             Ok(Some((Reply::Hello { .. }, _))) if !expect_failure => {
                 // exec(2) ends every other thread of the process.
@@ -303,7 +471,9 @@ impl Controller {
                 }
                 Ok(vec![])
             }
-            Ok(Some((Reply::Hello { .. }, _))) => Err(Verdict::fail(format!("{name}: exec: expected failure, observed success"))),
+            Ok(Some((Reply::Hello { .. }, _))) => Err(Verdict::fail(format!(
+                "{name}: exec: expected failure, observed success"
+            ))),
             Ok(Some((Reply::Done { notes }, _))) => Ok(notes),
             Ok(Some((Reply::Verdict(v), _))) => Err(v),
             Ok(Some((other, _))) => Err(Verdict::broken(format!("{name} answered {other:?}"))),
@@ -316,16 +486,24 @@ impl Controller {
         let Some(sock) = self.actors[name].sock.as_ref().map(|s| s.as_raw_fd()) else {
             return Ok(nix::unistd::getppid().as_raw());
         };
-        protocol::send(sock, &Request::Getppid, None).map_err(|e| Verdict::broken(format!("send to {name}: {e}")))?;
+        protocol::send(sock, &Request::Getppid, None)
+            .map_err(|e| Verdict::broken(format!("send to {name}: {e}")))?;
         match protocol::recv::<Reply>(sock) {
             Ok(Some((Reply::Ppid(p), _))) => Ok(p),
-            other => Err(Verdict::broken(format!("{name}: no answer to getppid ({other:?})"))),
+            other => Err(Verdict::broken(format!(
+                "{name}: no answer to getppid ({other:?})"
+            ))),
         }
     }
 
     /// A reparent is proven two ways at once: getppid() inside the process and
     /// PPid in /proc/PID/status from outside.
-    fn expect_parent(&mut self, name: &str, expected: &str, within: Option<Duration>) -> Result<Vec<String>, Verdict> {
+    fn expect_parent(
+        &mut self,
+        name: &str,
+        expected: &str,
+        within: Option<Duration>,
+    ) -> Result<Vec<String>, Verdict> {
         let own_view = self.pids_for(name);
         let root_view = self.pids_for(self.root);
         let want_own = own_view.get(expected).copied().unwrap_or(0);
@@ -336,8 +514,17 @@ impl Controller {
             let by_getppid = c.getppid_of(name)?;
             let by_proc = match procfs::status_field(&status_path, "PPid") {
                 Ok(v) if !v.is_empty() => v[0],
-                Ok(_) | Err(Errno::ENODATA) => return Err(Verdict::unsupported(format!("{status_path} has no PPid line"))),
-                Err(e) => return Err(Verdict::unsupported(format!("reading {status_path}: {}", orphanage_scenario::ErrnoName(e)))),
+                Ok(_) | Err(Errno::ENODATA) => {
+                    return Err(Verdict::unsupported(format!(
+                        "{status_path} has no PPid line"
+                    )))
+                }
+                Err(e) => {
+                    return Err(Verdict::unsupported(format!(
+                        "reading {status_path}: {}",
+                        orphanage_scenario::ErrnoName(e)
+                    )))
+                }
             };
             last = (by_getppid, by_proc);
             Ok(by_getppid == want_own && by_proc == want_root)
@@ -348,41 +535,66 @@ impl Controller {
             if observe(self)? {
                 let took = start.elapsed();
                 return Ok(match within {
-                    Some(w) => vec![format!("{name}'s parent became {expected} after {} (deadline {})", poll::micros(took), poll::micros(w))],
+                    Some(w) => vec![format!(
+                        "{name}'s parent became {expected} after {} (deadline {})",
+                        poll::micros(took),
+                        poll::micros(w)
+                    )],
                     None => vec![],
                 });
             }
             if start.elapsed() >= limit {
                 break;
             }
-            std::thread::sleep(Duration::from_micros(200).min(limit.saturating_sub(start.elapsed())));
+            std::thread::sleep(
+                Duration::from_micros(200).min(limit.saturating_sub(start.elapsed())),
+            );
         }
         let (by_getppid, by_proc) = last;
         let root_pid = |p: i32| steps::describe_pid(&root_view, p);
         let own_pid = |p: i32| steps::describe_pid(&own_view, p);
         let expected_text = format!("{expected} (pid {want_root})");
-        Err(Verdict::fail(if by_proc != want_root && (by_getppid == want_own) == (by_proc == want_root) {
-            format!("{name}'s parent: expected {expected_text}, observed {}", root_pid(by_proc))
-        } else if by_proc != want_root {
-            format!("{name}'s parent: getppid() says {} but {status_path} PPid says {}; expected {expected_text}", own_pid(by_getppid), root_pid(by_proc))
-        } else {
-            format!("{name}'s parent: {status_path} PPid says {expected_text} but getppid() says {}", own_pid(by_getppid))
-        }))
+        Err(Verdict::fail(
+            if by_proc != want_root && (by_getppid == want_own) == (by_proc == want_root) {
+                format!(
+                    "{name}'s parent: expected {expected_text}, observed {}",
+                    root_pid(by_proc)
+                )
+            } else if by_proc != want_root {
+                format!("{name}'s parent: getppid() says {} but {status_path} PPid says {}; expected {expected_text}", own_pid(by_getppid), root_pid(by_proc))
+            } else {
+                format!("{name}'s parent: {status_path} PPid says {expected_text} but getppid() says {}", own_pid(by_getppid))
+            },
+        ))
     }
 
-    fn expect_state(&mut self, name: &str, expected: ProcState, within: Option<Duration>) -> Result<Vec<String>, Verdict> {
+    fn expect_state(
+        &mut self,
+        name: &str,
+        expected: ProcState,
+        within: Option<Duration>,
+    ) -> Result<Vec<String>, Verdict> {
         let a = &self.actors[name];
         let (pid, tid, is_thread) = (a.nspid[0], a.nstid[0], a.is_thread);
         let observe = || -> Result<ProcState, Verdict> {
-            let path_pid = if is_thread { format!("{pid}/task/{tid}") } else { pid.to_string() };
+            let path_pid = if is_thread {
+                format!("{pid}/task/{tid}")
+            } else {
+                pid.to_string()
+            };
             match std::fs::read_to_string(format!("/proc/{path_pid}/stat")) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ProcState::Gone),
-                Err(e) => Err(Verdict::unsupported(format!("reading /proc/{path_pid}/stat: {e}"))),
+                Err(e) => Err(Verdict::unsupported(format!(
+                    "reading /proc/{path_pid}/stat: {e}"
+                ))),
                 Ok(_) => match procfs::stat(pid).map(|s| s.state) {
                     Ok('Z') | Ok('X') => Ok(ProcState::Zombie),
                     Ok(_) => Ok(ProcState::Alive),
                     Err(Errno::ENOENT) => Ok(ProcState::Gone),
-                    Err(e) => Err(Verdict::unsupported(format!("parsing /proc/{pid}/stat: {}", orphanage_scenario::ErrnoName(e)))),
+                    Err(e) => Err(Verdict::unsupported(format!(
+                        "parsing /proc/{pid}/stat: {}",
+                        orphanage_scenario::ErrnoName(e)
+                    ))),
                 },
             }
         };
@@ -394,11 +606,22 @@ impl Controller {
             seen = observe()?;
         }
         if seen != expected {
-            let waited = within.map(|w| format!(" after {}", poll::micros(w))).unwrap_or_default();
-            return Err(Verdict::fail(format!("{name}'s state: expected {}, observed {}{waited}", state_name(expected), state_name(seen))));
+            let waited = within
+                .map(|w| format!(" after {}", poll::micros(w)))
+                .unwrap_or_default();
+            return Err(Verdict::fail(format!(
+                "{name}'s state: expected {}, observed {}{waited}",
+                state_name(expected),
+                state_name(seen)
+            )));
         }
         Ok(match within {
-            Some(w) => vec![format!("{name} {} after {} (deadline {})", state_name(expected), poll::micros(start.elapsed()), poll::micros(w))],
+            Some(w) => vec![format!(
+                "{name} {} after {} (deadline {})",
+                state_name(expected),
+                poll::micros(start.elapsed()),
+                poll::micros(w)
+            )],
             None => vec![],
         })
     }
@@ -408,7 +631,10 @@ fn exited(pid: i32, tid: i32, is_thread: bool) -> bool {
     if is_thread {
         return !std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists();
     }
-    matches!(procfs::stat(pid).map(|s| s.state), Ok('Z') | Ok('X') | Err(_))
+    matches!(
+        procfs::stat(pid).map(|s| s.state),
+        Ok('Z') | Ok('X') | Err(_)
+    )
 }
 
 fn state_name(s: ProcState) -> &'static str {
@@ -426,7 +652,11 @@ fn summary(step: &Step) -> String {
         return step.keyword().to_string();
     };
     let parts: Vec<String> = match fields.as_object() {
-        Some(f) => f.iter().filter(|(_, v)| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty())).map(|(k, v)| format!("{k}: {}", v.to_string().trim_matches('"'))).collect(),
+        Some(f) => f
+            .iter()
+            .filter(|(_, v)| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()))
+            .map(|(k, v)| format!("{k}: {}", v.to_string().trim_matches('"')))
+            .collect(),
         None => vec![],
     };
     format!("{keyword} {{{}}}", parts.join(", "))

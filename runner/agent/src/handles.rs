@@ -24,23 +24,28 @@ pub fn insert(name: &str, handle: Handle) {
 }
 
 pub fn get(name: &str) -> Result<Handle, Verdict> {
-    table()
-        .get(name)
-        .copied()
-        .ok_or_else(|| Verdict::broken(format!("this process holds no handle `{name}` (created by another process?)")))
+    table().get(name).copied().ok_or_else(|| {
+        Verdict::broken(format!(
+            "this process holds no handle `{name}` (created by another process?)"
+        ))
+    })
 }
 
 pub fn fd(name: &str) -> Result<RawFd, Verdict> {
     match get(name)? {
         Handle::Fd(fd) => Ok(fd),
-        Handle::Map { .. } => Err(Verdict::broken(format!("`{name}` is a mapping, not a file"))),
+        Handle::Map { .. } => Err(Verdict::broken(format!(
+            "`{name}` is a mapping, not a file"
+        ))),
     }
 }
 
 pub fn map(name: &str) -> Result<(usize, usize), Verdict> {
     match get(name)? {
         Handle::Map { addr, len } => Ok((addr, len)),
-        Handle::Fd(_) => Err(Verdict::broken(format!("`{name}` is a file, not a mapping"))),
+        Handle::Fd(_) => Err(Verdict::broken(format!(
+            "`{name}` is a file, not a mapping"
+        ))),
     }
 }
 

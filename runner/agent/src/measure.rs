@@ -12,7 +12,10 @@ use std::time::Duration;
 const GIVE_UP: Duration = Duration::from_secs(1);
 
 fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime fills ts.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -21,7 +24,16 @@ fn now_ns() -> u64 {
 pub fn exit_detection(method: MeasureMethod, samples: u32) -> Result<String, Verdict> {
     let broken = |what: &str| Verdict::broken(format!("measure: {what}: {}", Errno::last()));
     // SAFETY: an anonymous shared page both processes can write.
-    let page = unsafe { libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0) };
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
     if page == libc::MAP_FAILED {
         return Err(broken("mmap"));
     }
@@ -57,9 +69,16 @@ pub fn exit_detection(method: MeasureMethod, samples: u32) -> Result<String, Ver
                 return Err(broken("fork"));
             }
             // SAFETY: pidfd_open on our own child, before it can exit.
-            let pidfd = if method == MeasureMethod::Pidfd { (unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }) as i32 } else { -1 };
+            let pidfd = if method == MeasureMethod::Pidfd {
+                (unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }) as i32
+            } else {
+                -1
+            };
             if method == MeasureMethod::Pidfd && pidfd < 0 {
-                return Err(Verdict::unsupported(format!("pidfd_open: {}", Errno::last())));
+                return Err(Verdict::unsupported(format!(
+                    "pidfd_open: {}",
+                    Errno::last()
+                )));
             }
             // SAFETY: release the child.
             unsafe {
@@ -83,7 +102,12 @@ pub fn exit_detection(method: MeasureMethod, samples: u32) -> Result<String, Ver
             let died = unsafe { std::ptr::read_volatile(stamp) };
             match detected {
                 Some(t) if died > 0 => latencies.push(t.saturating_sub(died)),
-                _ => return Err(Verdict::fail(format!("{method:?}: a child's exit went unnoticed for {} s", GIVE_UP.as_secs()))),
+                _ => {
+                    return Err(Verdict::fail(format!(
+                        "{method:?}: a child's exit went unnoticed for {} s",
+                        GIVE_UP.as_secs()
+                    )))
+                }
             }
         }
         Ok(())

@@ -12,7 +12,11 @@ use std::ffi::CString;
 const PAGE: u64 = 4096;
 
 fn ret(r: libc::c_long) -> Result<libc::c_long, Errno> {
-    if r < 0 { Err(Errno::last()) } else { Ok(r) }
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(r)
+    }
 }
 
 pub fn create(name: &str, flags: libc::c_uint) -> Result<i32, Errno> {
@@ -33,7 +37,11 @@ fn names(flags: &[impl std::fmt::Display]) -> String {
     if flags.is_empty() {
         "0".to_string()
     } else {
-        flags.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("|")
+        flags
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join("|")
     }
 }
 
@@ -54,80 +62,158 @@ fn fill(fd: i32, content: Content) -> Result<(), Errno> {
 
 pub fn perform(who: &str, step: &Step) -> StepResult {
     match step {
-        Step::MemfdCreate { handle, flags, content, errno, .. } => {
+        Step::MemfdCreate {
+            handle,
+            flags,
+            content,
+            errno,
+            ..
+        } => {
             let what = format!("memfd_create(\"{handle}\", {})", names(flags));
-            if let Some(fd) = expect_errno(who, &what, create(handle.as_str(), flag_bits(flags)), *errno)? {
+            if let Some(fd) = expect_errno(
+                who,
+                &what,
+                create(handle.as_str(), flag_bits(flags)),
+                *errno,
+            )? {
                 handles::insert(handle.as_str(), Handle::Fd(fd));
-                fill(fd, *content).map_err(|e| Verdict::fail(format!("{who}: filling {handle}: {e}")))?;
+                fill(fd, *content)
+                    .map_err(|e| Verdict::fail(format!("{who}: filling {handle}: {e}")))?;
             }
         }
-        Step::Write { handle, offset, len, errno, .. } => {
+        Step::Write {
+            handle,
+            offset,
+            len,
+            errno,
+            ..
+        } => {
             let fd = handles::fd(handle.as_str())?;
             let buf = vec![b'w'; *len as usize];
             // SAFETY: writing from a live buffer.
-            let r = ret(unsafe { libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), *offset as libc::off_t) } as libc::c_long);
+            let r = ret(unsafe {
+                libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), *offset as libc::off_t)
+            } as libc::c_long);
             let what = format!("pwrite({handle}, {len} bytes at {offset})");
             if let Some(n) = expect_errno(who, &what, r, *errno)? {
                 if n as u64 != *len {
-                    return Err(Verdict::fail(format!("{who}: {what}: wrote only {n} bytes")));
+                    return Err(Verdict::fail(format!(
+                        "{who}: {what}: wrote only {n} bytes"
+                    )));
                 }
             }
         }
-        Step::Truncate { handle, len, errno, .. } => {
+        Step::Truncate {
+            handle, len, errno, ..
+        } => {
             let fd = handles::fd(handle.as_str())?;
             // SAFETY: plain ftruncate.
             let r = ret(unsafe { libc::ftruncate(fd, *len as libc::off_t) } as libc::c_long);
             expect_errno(who, &format!("ftruncate({handle}, {len})"), r, *errno)?;
         }
-        Step::AddSeals { handle, seals, errno, .. } => {
+        Step::AddSeals {
+            handle,
+            seals,
+            errno,
+            ..
+        } => {
             let fd = handles::fd(handle.as_str())?;
             // SAFETY: plain fcntl.
-            let r = ret(unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seal_bits(seals)) } as libc::c_long);
-            expect_errno(who, &format!("fcntl({handle}, F_ADD_SEALS, {})", names(seals)), r, *errno)?;
+            let r = ret(
+                unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seal_bits(seals)) } as libc::c_long,
+            );
+            expect_errno(
+                who,
+                &format!("fcntl({handle}, F_ADD_SEALS, {})", names(seals)),
+                r,
+                *errno,
+            )?;
         }
         Step::ExpectSeals { handle, is, .. } => {
             let fd = handles::fd(handle.as_str())?;
             // SAFETY: plain fcntl.
             let r = ret(unsafe { libc::fcntl(fd, libc::F_GET_SEALS) } as libc::c_long);
-            let got = expect_errno(who, &format!("fcntl({handle}, F_GET_SEALS)"), r, None)?.unwrap_or(0) as libc::c_int;
+            let got = expect_errno(who, &format!("fcntl({handle}, F_GET_SEALS)"), r, None)?
+                .unwrap_or(0) as libc::c_int;
             let want = seal_bits(is);
             if got != want {
-                let observed: Vec<Seal> = Seal::ALL.iter().copied().filter(|s| got & s.raw() as libc::c_int != 0).collect();
-                return Err(Verdict::fail(format!("{who}: F_GET_SEALS on {handle}: expected {}, observed {}", names(is), names(&observed))));
+                let observed: Vec<Seal> = Seal::ALL
+                    .iter()
+                    .copied()
+                    .filter(|s| got & s.raw() as libc::c_int != 0)
+                    .collect();
+                return Err(Verdict::fail(format!(
+                    "{who}: F_GET_SEALS on {handle}: expected {}, observed {}",
+                    names(is),
+                    names(&observed)
+                )));
             }
         }
-        Step::Mmap { handle, map, shared, writable, len, errno, .. } => {
+        Step::Mmap {
+            handle,
+            map,
+            shared,
+            writable,
+            len,
+            errno,
+            ..
+        } => {
             let fd = handles::fd(handle.as_str())?;
             let len = len.unwrap_or(PAGE) as usize;
             let prot = libc::PROT_READ | if *writable { libc::PROT_WRITE } else { 0 };
-            let kind = if *shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
+            let kind = if *shared {
+                libc::MAP_SHARED
+            } else {
+                libc::MAP_PRIVATE
+            };
             // SAFETY: a fresh mapping at a kernel-chosen address.
             let addr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, kind, fd, 0) };
-            let r = if addr == libc::MAP_FAILED { Err(Errno::last()) } else { Ok(addr as usize) };
+            let r = if addr == libc::MAP_FAILED {
+                Err(Errno::last())
+            } else {
+                Ok(addr as usize)
+            };
             let what = format!(
                 "mmap({handle}, {}, {})",
-                if *writable { "PROT_READ|PROT_WRITE" } else { "PROT_READ" },
+                if *writable {
+                    "PROT_READ|PROT_WRITE"
+                } else {
+                    "PROT_READ"
+                },
                 if *shared { "MAP_SHARED" } else { "MAP_PRIVATE" }
             );
             if let Some(addr) = expect_errno(who, &what, r, *errno)? {
                 handles::insert(map.as_str(), Handle::Map { addr, len });
             }
         }
-        Step::Store { map, offset, byte, .. } => {
+        Step::Store {
+            map, offset, byte, ..
+        } => {
             let (addr, len) = handles::map(map.as_str())?;
             if *offset as usize >= len {
-                return Err(Verdict::broken(format!("offset {offset} is past the end of {map}")));
+                return Err(Verdict::broken(format!(
+                    "offset {offset} is past the end of {map}"
+                )));
             }
             // SAFETY: inside a live mapping; a refused store faults, which is the observation.
             unsafe { std::ptr::write_volatile((addr + *offset as usize) as *mut u8, *byte) };
         }
-        Step::ExpectByte { handle, offset, is, .. } => {
+        Step::ExpectByte {
+            handle, offset, is, ..
+        } => {
             let observed = match handles::get(handle.as_str())? {
                 Handle::Fd(fd) => {
                     let mut b = [0u8; 1];
                     // SAFETY: reading into a local buffer.
-                    let n = unsafe { libc::pread(fd, b.as_mut_ptr().cast(), 1, *offset as libc::off_t) };
-                    expect_errno(who, &format!("pread({handle}, at {offset})"), ret(n as libc::c_long), None)?;
+                    let n = unsafe {
+                        libc::pread(fd, b.as_mut_ptr().cast(), 1, *offset as libc::off_t)
+                    };
+                    expect_errno(
+                        who,
+                        &format!("pread({handle}, at {offset})"),
+                        ret(n as libc::c_long),
+                        None,
+                    )?;
                     if n == 0 {
                         return Err(Verdict::fail(format!("{who}: byte {offset} of {handle}: expected {is:#04x}, observed end of file")));
                     }
@@ -135,7 +221,9 @@ pub fn perform(who: &str, step: &Step) -> StepResult {
                 }
                 Handle::Map { addr, len } => {
                     if *offset as usize >= len {
-                        return Err(Verdict::broken(format!("offset {offset} is past the end of {handle}")));
+                        return Err(Verdict::broken(format!(
+                            "offset {offset} is past the end of {handle}"
+                        )));
                     }
                     // SAFETY: inside a live mapping.
                     unsafe { std::ptr::read_volatile((addr + *offset as usize) as *const u8) }
@@ -153,9 +241,18 @@ pub fn perform(who: &str, step: &Step) -> StepResult {
             Some(Handle::Map { addr, len }) => unsafe {
                 libc::munmap(addr as *mut libc::c_void, len);
             },
-            None => return Err(Verdict::broken(format!("this process holds no handle `{handle}`"))),
+            None => {
+                return Err(Verdict::broken(format!(
+                    "this process holds no handle `{handle}`"
+                )))
+            }
         },
-        _ => return Err(Verdict::broken(format!("{} is not a memfd step", step.keyword()))),
+        _ => {
+            return Err(Verdict::broken(format!(
+                "{} is not a memfd step",
+                step.keyword()
+            )))
+        }
     }
     Ok(vec![])
 }

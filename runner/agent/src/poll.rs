@@ -5,7 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-pub fn until<T>(deadline: Duration, mut check: impl FnMut() -> Option<T>) -> Result<(T, Duration), Duration> {
+pub fn until<T>(
+    deadline: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Result<(T, Duration), Duration> {
     let start = Instant::now();
     let mut interval = Duration::from_micros(5);
     loop {

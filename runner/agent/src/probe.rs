@@ -15,18 +15,37 @@ pub fn probe(feature: Feature, in_private_tmp: bool) -> Result<(), String> {
     match feature {
         Feature::ChildSubreaper => {
             // SAFETY: the kernel writes one int.
-            let r = unsafe { libc::prctl(libc::PR_GET_CHILD_SUBREAPER, &mut int as *mut libc::c_int, 0, 0, 0) };
+            let r = unsafe {
+                libc::prctl(
+                    libc::PR_GET_CHILD_SUBREAPER,
+                    &mut int as *mut libc::c_int,
+                    0,
+                    0,
+                    0,
+                )
+            };
             check("prctl(PR_GET_CHILD_SUBREAPER)", ok_if(r == 0))
         }
         Feature::Pdeathsig => {
             // SAFETY: the kernel writes one int.
-            let r = unsafe { libc::prctl(libc::PR_GET_PDEATHSIG, &mut int as *mut libc::c_int, 0, 0, 0) };
+            let r = unsafe {
+                libc::prctl(
+                    libc::PR_GET_PDEATHSIG,
+                    &mut int as *mut libc::c_int,
+                    0,
+                    0,
+                    0,
+                )
+            };
             check("prctl(PR_GET_PDEATHSIG)", ok_if(r == 0))
         }
-        Feature::PidNamespace => check("unshare(CLONE_NEWPID) in a child", in_child(|| {
-            // SAFETY: unshare in a throwaway child.
-            unsafe { libc::unshare(libc::CLONE_NEWPID) }
-        })),
+        Feature::PidNamespace => check(
+            "unshare(CLONE_NEWPID) in a child",
+            in_child(|| {
+                // SAFETY: unshare in a throwaway child.
+                unsafe { libc::unshare(libc::CLONE_NEWPID) }
+            }),
+        ),
         Feature::Clone3 => check("clone3(NULL, 0)", spawn::probe_clone3()),
         Feature::Pidfd => {
             // SAFETY: pidfd_open on ourselves.
@@ -42,7 +61,14 @@ pub fn probe(feature: Feature, in_private_tmp: bool) -> Result<(), String> {
             }
             // SAFETY: zeroed siginfo is valid; we are not our own child, so ECHILD means P_PIDFD is known.
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            let r = unsafe { libc::waitid(libc::P_PIDFD, fd as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG) };
+            let r = unsafe {
+                libc::waitid(
+                    libc::P_PIDFD,
+                    fd as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOHANG,
+                )
+            };
             let e = Errno::last();
             close_if(fd);
             match (r, e) {
@@ -55,12 +81,26 @@ pub fn probe(feature: Feature, in_private_tmp: bool) -> Result<(), String> {
         Feature::MemfdHugetlb => memfd_probe(&[MfdFlag::Cloexec, MfdFlag::Hugetlb]),
         Feature::MemfdNoexecSeal => memfd_probe(&[MfdFlag::Cloexec, MfdFlag::NoexecSeal]),
         Feature::SealFutureWrite => {
-            let fd = memfd::create("probe", memfd::flag_bits(&[MfdFlag::Cloexec, MfdFlag::AllowSealing])).or_else(|e| fail("memfd_create(MFD_ALLOW_SEALING)", e))?;
+            let fd = memfd::create(
+                "probe",
+                memfd::flag_bits(&[MfdFlag::Cloexec, MfdFlag::AllowSealing]),
+            )
+            .or_else(|e| fail("memfd_create(MFD_ALLOW_SEALING)", e))?;
             // SAFETY: plain fcntl on our memfd.
-            let r = unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, Seal::FutureWrite.raw() as libc::c_int) };
+            let r = unsafe {
+                libc::fcntl(
+                    fd,
+                    libc::F_ADD_SEALS,
+                    Seal::FutureWrite.raw() as libc::c_int,
+                )
+            };
             let e = Errno::last();
             close_if(fd as i64);
-            if r == 0 { Ok(()) } else { fail("fcntl(F_ADD_SEALS, F_SEAL_FUTURE_WRITE)", e) }
+            if r == 0 {
+                Ok(())
+            } else {
+                fail("fcntl(F_ADD_SEALS, F_SEAL_FUTURE_WRITE)", e)
+            }
         }
         Feature::MemfdNoexecSysctl => std::fs::read_to_string("/proc/sys/vm/memfd_noexec")
             .map(|_| ())
@@ -68,32 +108,60 @@ pub fn probe(feature: Feature, in_private_tmp: bool) -> Result<(), String> {
         Feature::Execveat => {
             let empty = c"";
             // SAFETY: fd -1 makes the kernel fail before executing anything.
-            let r = unsafe { libc::syscall(libc::SYS_execveat, -1, empty.as_ptr(), std::ptr::null::<*const libc::c_char>(), std::ptr::null::<*const libc::c_char>(), libc::AT_EMPTY_PATH) };
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_execveat,
+                    -1,
+                    empty.as_ptr(),
+                    std::ptr::null::<*const libc::c_char>(),
+                    std::ptr::null::<*const libc::c_char>(),
+                    libc::AT_EMPTY_PATH,
+                )
+            };
             match (r, Errno::last()) {
                 (-1, Errno::ENOSYS) => fail("execveat(-1, \"\", AT_EMPTY_PATH)", Errno::ENOSYS),
                 _ => Ok(()),
             }
         }
         Feature::CoreDumps => {
-            let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").or_else(|e| fail("open(/proc/sys/kernel/core_pattern)", procfs::io_errno(e)))?;
+            let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern")
+                .or_else(|e| fail("open(/proc/sys/kernel/core_pattern)", procfs::io_errno(e)))?;
             if pattern.starts_with('|') {
-                return Err(format!("core_pattern pipes to a program ({}): whether a core is written is up to it", pattern.trim()));
+                return Err(format!(
+                    "core_pattern pipes to a program ({}): whether a core is written is up to it",
+                    pattern.trim()
+                ));
             }
             if !in_private_tmp {
-                return Err("core files need the private tmpfs of a fresh namespace (namespace: fresh)".into());
+                return Err(
+                    "core files need the private tmpfs of a fresh namespace (namespace: fresh)"
+                        .into(),
+                );
             }
-            let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_CORE).or_else(|e| fail("getrlimit(RLIMIT_CORE)", e))?;
+            let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_CORE)
+                .or_else(|e| fail("getrlimit(RLIMIT_CORE)", e))?;
             if limit.1 == 0 {
                 return Err("RLIMIT_CORE hard limit is 0".into());
             }
-            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, limit.1, limit.1).or_else(|e| fail("setrlimit(RLIMIT_CORE)", e))
+            nix::sys::resource::setrlimit(
+                nix::sys::resource::Resource::RLIMIT_CORE,
+                limit.1,
+                limit.1,
+            )
+            .or_else(|e| fail("setrlimit(RLIMIT_CORE)", e))
         }
-        Feature::ProcNspid => procfs::status_field("/proc/self/status", "NSpid").map(|_| ()).or_else(|e| fail("NSpid in /proc/self/status", e)),
+        Feature::ProcNspid => procfs::status_field("/proc/self/status", "NSpid")
+            .map(|_| ())
+            .or_else(|e| fail("NSpid in /proc/self/status", e)),
     }
 }
 
 fn ok_if(ok: bool) -> Result<(), Errno> {
-    if ok { Ok(()) } else { Err(Errno::last()) }
+    if ok {
+        Ok(())
+    } else {
+        Err(Errno::last())
+    }
 }
 
 fn close_if(fd: i64) {
@@ -110,7 +178,11 @@ fn memfd_probe(flags: &[MfdFlag]) -> Result<(), String> {
             close_if(fd as i64);
             Ok(())
         }
-        Err(e) => Err(format!("memfd_create({}): {}", names.join("|"), ErrnoName(e))),
+        Err(e) => Err(format!(
+            "memfd_create({}): {}",
+            names.join("|"),
+            ErrnoName(e)
+        )),
     }
 }
 

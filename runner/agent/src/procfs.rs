@@ -33,7 +33,10 @@ fn parse_stat(text: &str) -> Option<Stat> {
 pub fn status_field(path: &str, key: &str) -> Result<Vec<i32>, Errno> {
     let text = fs::read_to_string(path).map_err(io_errno)?;
     let prefix = format!("{key}:");
-    let line = text.lines().find(|l| l.starts_with(&prefix)).ok_or(Errno::ENODATA)?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .ok_or(Errno::ENODATA)?;
     line[prefix.len()..]
         .split_whitespace()
         .map(|n| n.parse().map_err(|_| Errno::EINVAL))

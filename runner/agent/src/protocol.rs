@@ -24,9 +24,15 @@ pub enum Request {
 pub enum Reply {
     /// A worker is up. `nspid`/`nstid` are its ids from the root's pid
     /// namespace down to its own (NSpid in /proc/self/status).
-    Hello { name: String, nspid: Vec<i32>, nstid: Vec<i32> },
+    Hello {
+        name: String,
+        nspid: Vec<i32>,
+        nstid: Vec<i32>,
+    },
     /// The step held; notes are figures worth reporting.
-    Done { notes: Vec<String> },
+    Done {
+        notes: Vec<String>,
+    },
     /// The step did not hold (fail, unsupported or broken).
     Verdict(Verdict),
     Ppid(i32),
@@ -54,7 +60,9 @@ pub fn send<T: Serialize>(sock: RawFd, message: &T, fd: Option<RawFd>) -> nix::R
 }
 
 /// Receives one message and the fd riding with it. `Ok(None)` means the peer is gone.
-pub fn recv<T: for<'de> Deserialize<'de>>(sock: RawFd) -> Result<Option<(T, Option<OwnedFd>)>, String> {
+pub fn recv<T: for<'de> Deserialize<'de>>(
+    sock: RawFd,
+) -> Result<Option<(T, Option<OwnedFd>)>, String> {
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
     let (len, fd) = loop {

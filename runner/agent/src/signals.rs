@@ -37,7 +37,10 @@ extern "C" fn record(signo: libc::c_int, info: *mut libc::siginfo_t, _: *mut lib
     let pid = unsafe { (*info).si_pid() };
     let slot = RECORDED.fetch_add(1, Ordering::SeqCst);
     if slot < SLOTS {
-        RECORD[slot].store(((signo as u64) << 32) | (pid as u32 as u64), Ordering::SeqCst);
+        RECORD[slot].store(
+            ((signo as u64) << 32) | (pid as u32 as u64),
+            Ordering::SeqCst,
+        );
     }
     wake();
 }
@@ -93,7 +96,11 @@ pub fn restore_default(signal: Signal) -> nix::Result<()> {
 }
 
 pub fn auto_reap() -> nix::Result<()> {
-    let action = SigAction::new(SigHandler::Handler(reap), SaFlags::SA_RESTART, SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(reap),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
     // SAFETY: the handler is async-signal-safe.
     unsafe { sigaction(Signal::SIGCHLD, &action) }?;
     // Children that exited before the handler existed are waiting too.
@@ -112,5 +119,9 @@ pub fn reset_all() {
         // SAFETY: restoring defaults.
         let _ = unsafe { sigaction(signal, &action) };
     }
-    let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::empty()),
+        None,
+    );
 }

@@ -12,7 +12,12 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 /// Creates `name` serving `sock`. Returns a note when something worth reporting happened.
-pub fn spawn(name: &str, how: SpawnHow, exit_signal: Option<Signal>, sock: OwnedFd) -> Result<Option<String>, Errno> {
+pub fn spawn(
+    name: &str,
+    how: SpawnHow,
+    exit_signal: Option<Signal>,
+    sock: OwnedFd,
+) -> Result<Option<String>, Errno> {
     let signal = exit_signal.unwrap_or(Signal::SIGCHLD) as libc::c_ulong;
     match how {
         SpawnHow::Fork => {
@@ -31,13 +36,22 @@ pub fn spawn(name: &str, how: SpawnHow, exit_signal: Option<Signal>, sock: Owned
             Ok(None)
         }
         SpawnHow::Clone => raw_clone(name, signal, &sock).map(|_| None),
-        SpawnHow::CloneParent => raw_clone(name, libc::CLONE_PARENT as libc::c_ulong | signal, &sock).map(|_| None),
-        SpawnHow::PidNamespace => raw_clone(name, libc::CLONE_NEWPID as libc::c_ulong | signal, &sock).map(|_| None),
-        SpawnHow::Clone3Parent => match clone3(name, libc::CLONE_PARENT as u64, signal as u64, &sock) {
-            Err(Errno::ENOSYS) => raw_clone(name, libc::CLONE_PARENT as libc::c_ulong | signal, &sock)
-                .map(|_| Some("clone3: ENOSYS, fell back to clone(CLONE_PARENT)".to_string())),
-            other => other.map(|_| None),
-        },
+        SpawnHow::CloneParent => {
+            raw_clone(name, libc::CLONE_PARENT as libc::c_ulong | signal, &sock).map(|_| None)
+        }
+        SpawnHow::PidNamespace => {
+            raw_clone(name, libc::CLONE_NEWPID as libc::c_ulong | signal, &sock).map(|_| None)
+        }
+        SpawnHow::Clone3Parent => {
+            match clone3(name, libc::CLONE_PARENT as u64, signal as u64, &sock) {
+                Err(Errno::ENOSYS) => {
+                    raw_clone(name, libc::CLONE_PARENT as libc::c_ulong | signal, &sock).map(|_| {
+                        Some("clone3: ENOSYS, fell back to clone(CLONE_PARENT)".to_string())
+                    })
+                }
+                other => other.map(|_| None),
+            }
+        }
     }
 }
 
@@ -51,7 +65,10 @@ struct ExecPlan {
 impl ExecPlan {
     fn new(name: &str, fd: i32) -> Self {
         let argv = worker::exec_argv(name, fd);
-        ExecPlan { path: CString::new("/proc/self/exe").unwrap(), argv }
+        ExecPlan {
+            path: CString::new("/proc/self/exe").unwrap(),
+            argv,
+        }
     }
 
     /// In the child: make the socket survive exec and become the agent again.
@@ -97,9 +114,19 @@ struct CloneArgs {
 fn clone3(name: &str, flags: u64, exit_signal: u64, sock: &OwnedFd) -> Result<i32, Errno> {
     let fd = sock.as_raw_fd();
     let plan = ExecPlan::new(name, fd);
-    let mut args = CloneArgs { flags, exit_signal, ..Default::default() };
+    let mut args = CloneArgs {
+        flags,
+        exit_signal,
+        ..Default::default()
+    };
     // SAFETY: as for raw_clone; clone3 reads `args` only.
-    let ret = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
     match ret {
         0 => plan.exec_in_child(fd),
         -1 => Err(Errno::last()),

@@ -7,7 +7,9 @@ use crate::handles::{self, Handle};
 use crate::protocol::Pids;
 use crate::{measure, poll, procfs, signals, spawn};
 use nix::errno::Errno;
-use orphanage_scenario::{ErrnoName, ExpectedStatus, SignalName, Step, Verdict, WaitApi, WaitFlag, WaitTarget};
+use orphanage_scenario::{
+    ErrnoName, ExpectedStatus, SignalName, Step, Verdict, WaitApi, WaitFlag, WaitTarget,
+};
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -20,20 +22,35 @@ static GLOBAL: AtomicU64 = AtomicU64::new(0);
 const DEFAULT_WITHIN: Duration = Duration::from_secs(2);
 
 /// Compares a call's result with the errno the step expects (none: success).
-pub fn expect_errno<T>(who: &str, what: &str, result: Result<T, Errno>, expected: Option<ErrnoName>) -> Result<Option<T>, Verdict> {
+pub fn expect_errno<T>(
+    who: &str,
+    what: &str,
+    result: Result<T, Errno>,
+    expected: Option<ErrnoName>,
+) -> Result<Option<T>, Verdict> {
     match (result, expected) {
         (Ok(v), None) => Ok(Some(v)),
         (Err(e), Some(x)) if e == x.0 => Ok(None),
-        (Ok(_), Some(x)) => Err(Verdict::fail(format!("{who}: {what}: expected {x}, observed success"))),
-        (Err(e), Some(x)) => Err(Verdict::fail(format!("{who}: {what}: expected {x}, observed {}", ErrnoName(e)))),
-        (Err(e), None) => Err(Verdict::fail(format!("{who}: {what}: expected success, observed {}", ErrnoName(e)))),
+        (Ok(_), Some(x)) => Err(Verdict::fail(format!(
+            "{who}: {what}: expected {x}, observed success"
+        ))),
+        (Err(e), Some(x)) => Err(Verdict::fail(format!(
+            "{who}: {what}: expected {x}, observed {}",
+            ErrnoName(e)
+        ))),
+        (Err(e), None) => Err(Verdict::fail(format!(
+            "{who}: {what}: expected success, observed {}",
+            ErrnoName(e)
+        ))),
     }
 }
 
 fn pid_of(pids: &Pids, name: &str) -> Result<i32, Verdict> {
     match pids.get(name) {
         Some(&pid) if pid > 0 => Ok(pid),
-        Some(_) => Err(Verdict::broken(format!("`{name}` is not visible from this pid namespace"))),
+        Some(_) => Err(Verdict::broken(format!(
+            "`{name}` is not visible from this pid namespace"
+        ))),
         None => Err(Verdict::broken(format!("`{name}` is not running"))),
     }
 }
@@ -48,20 +65,40 @@ pub fn describe_pid(pids: &Pids, pid: i32) -> String {
 }
 
 fn check(cond: bool, message: impl FnOnce() -> String) -> Result<(), Verdict> {
-    if cond { Ok(()) } else { Err(Verdict::fail(message())) }
+    if cond {
+        Ok(())
+    } else {
+        Err(Verdict::fail(message()))
+    }
 }
 
 fn last<T>(ret: T, ok: bool) -> Result<T, Errno> {
-    if ok { Ok(ret) } else { Err(Errno::last()) }
+    if ok {
+        Ok(ret)
+    } else {
+        Err(Errno::last())
+    }
 }
 
 pub fn perform(who: &str, step: &Step, pids: &Pids, passed_fd: Option<OwnedFd>) -> StepResult {
     let mut notes = Vec::new();
     match step {
-        Step::Spawn { name, how, exit_signal, errno, .. } => {
-            let sock = passed_fd.ok_or_else(|| Verdict::broken("spawn request came without a socket"))?;
+        Step::Spawn {
+            name,
+            how,
+            exit_signal,
+            errno,
+            ..
+        } => {
+            let sock =
+                passed_fd.ok_or_else(|| Verdict::broken("spawn request came without a socket"))?;
             let what = format!("spawn {name} ({how:?})");
-            if let Some(Some(note)) = expect_errno(who, &what, spawn::spawn(name.as_str(), *how, exit_signal.map(|s| s.0), sock), *errno)? {
+            if let Some(Some(note)) = expect_errno(
+                who,
+                &what,
+                spawn::spawn(name.as_str(), *how, exit_signal.map(|s| s.0), sock),
+                *errno,
+            )? {
                 notes.push(note);
             }
         }
@@ -70,97 +107,238 @@ pub fn perform(who: &str, step: &Step, pids: &Pids, passed_fd: Option<OwnedFd>) 
         }
         Step::SetSubreaper { value, errno, .. } => {
             // SAFETY: prctl with integer arguments.
-            let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, *value as libc::c_ulong, 0, 0, 0) };
-            expect_errno(who, &format!("prctl(PR_SET_CHILD_SUBREAPER, {value})"), last(r, r == 0), *errno)?;
+            let r = unsafe {
+                libc::prctl(
+                    libc::PR_SET_CHILD_SUBREAPER,
+                    *value as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                )
+            };
+            expect_errno(
+                who,
+                &format!("prctl(PR_SET_CHILD_SUBREAPER, {value})"),
+                last(r, r == 0),
+                *errno,
+            )?;
         }
-        Step::ExpectSubreaper { is, bad_pointer, errno, .. } => {
+        Step::ExpectSubreaper {
+            is,
+            bad_pointer,
+            errno,
+            ..
+        } => {
             if *bad_pointer {
                 // An address in the never-mapped first page: put_user must fault.
                 // SAFETY: the kernel validates the pointer; we never dereference it.
                 let r = unsafe { libc::prctl(libc::PR_GET_CHILD_SUBREAPER, 8usize, 0, 0, 0) };
-                expect_errno(who, "prctl(PR_GET_CHILD_SUBREAPER, bad pointer)", last(r, r == 0), *errno)?;
+                expect_errno(
+                    who,
+                    "prctl(PR_GET_CHILD_SUBREAPER, bad pointer)",
+                    last(r, r == 0),
+                    *errno,
+                )?;
             } else {
                 let mut value: libc::c_int = -1;
                 // SAFETY: the kernel writes one int to a valid pointer.
-                let r = unsafe { libc::prctl(libc::PR_GET_CHILD_SUBREAPER, &mut value as *mut libc::c_int, 0, 0, 0) };
+                let r = unsafe {
+                    libc::prctl(
+                        libc::PR_GET_CHILD_SUBREAPER,
+                        &mut value as *mut libc::c_int,
+                        0,
+                        0,
+                        0,
+                    )
+                };
                 expect_errno(who, "prctl(PR_GET_CHILD_SUBREAPER)", last(r, r == 0), None)?;
                 let want = is.unwrap_or(0);
-                check(value as u64 == want, || format!("{who}: PR_GET_CHILD_SUBREAPER: expected {want}, observed {value}"))?;
+                check(value as u64 == want, || {
+                    format!("{who}: PR_GET_CHILD_SUBREAPER: expected {want}, observed {value}")
+                })?;
             }
         }
         Step::SetPdeathsig { signal, .. } => {
             // SAFETY: prctl with integer arguments.
-            let r = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal.0 as libc::c_ulong, 0, 0, 0) };
-            expect_errno(who, &format!("prctl(PR_SET_PDEATHSIG, {signal})"), last(r, r == 0), None)?;
+            let r =
+                unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal.0 as libc::c_ulong, 0, 0, 0) };
+            expect_errno(
+                who,
+                &format!("prctl(PR_SET_PDEATHSIG, {signal})"),
+                last(r, r == 0),
+                None,
+            )?;
         }
         Step::ExpectPdeathsig { is, .. } => {
             let mut value: libc::c_int = -1;
             // SAFETY: the kernel writes one int.
-            let r = unsafe { libc::prctl(libc::PR_GET_PDEATHSIG, &mut value as *mut libc::c_int, 0, 0, 0) };
+            let r = unsafe {
+                libc::prctl(
+                    libc::PR_GET_PDEATHSIG,
+                    &mut value as *mut libc::c_int,
+                    0,
+                    0,
+                    0,
+                )
+            };
             expect_errno(who, "prctl(PR_GET_PDEATHSIG)", last(r, r == 0), None)?;
             let want = is.0.map_or(0, |s| s.0 as i32);
-            let name = |v: i32| if v == 0 { "none".to_string() } else { signal_name(v) };
-            check(value == want, || format!("{who}: PR_GET_PDEATHSIG: expected {}, observed {}", name(want), name(value)))?;
+            let name = |v: i32| {
+                if v == 0 {
+                    "none".to_string()
+                } else {
+                    signal_name(v)
+                }
+            };
+            check(value == want, || {
+                format!(
+                    "{who}: PR_GET_PDEATHSIG: expected {}, observed {}",
+                    name(want),
+                    name(value)
+                )
+            })?;
         }
-        Step::Catch { signals: list, nocldwait, .. } => {
+        Step::Catch {
+            signals: list,
+            nocldwait,
+            ..
+        } => {
             for s in list {
-                expect_errno(who, &format!("sigaction({s})"), signals::catch(s.0, *nocldwait), None)?;
+                expect_errno(
+                    who,
+                    &format!("sigaction({s})"),
+                    signals::catch(s.0, *nocldwait),
+                    None,
+                )?;
             }
         }
         Step::Ignore { signal, .. } => {
-            expect_errno(who, &format!("sigaction({signal}, SIG_IGN)"), signals::ignore(signal.0), None)?;
+            expect_errno(
+                who,
+                &format!("sigaction({signal}, SIG_IGN)"),
+                signals::ignore(signal.0),
+                None,
+            )?;
         }
         Step::AutoReap { .. } => {
-            expect_errno(who, "sigaction(SIGCHLD, reaper)", signals::auto_reap(), None)?;
+            expect_errno(
+                who,
+                "sigaction(SIGCHLD, reaper)",
+                signals::auto_reap(),
+                None,
+            )?;
         }
-        Step::Kill { target, signal, group, errno, .. } => {
+        Step::Kill {
+            target,
+            signal,
+            group,
+            errno,
+            ..
+        } => {
             let pid = pid_of(pids, target.as_str())?;
             let (what, dest) = if *group {
-                let pgid = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid))).map_err(|e| Verdict::fail(format!("{who}: getpgid({pid}): {e}")))?;
-                (format!("kill(-{pgid} ({target}'s group), {signal})"), -pgid.as_raw())
+                let pgid = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid)))
+                    .map_err(|e| Verdict::fail(format!("{who}: getpgid({pid}): {e}")))?;
+                (
+                    format!("kill(-{pgid} ({target}'s group), {signal})"),
+                    -pgid.as_raw(),
+                )
             } else {
-                (format!("kill({} , {signal})", describe_pid(pids, pid)).replace(" ,", ","), pid)
+                (
+                    format!("kill({} , {signal})", describe_pid(pids, pid)).replace(" ,", ","),
+                    pid,
+                )
             };
             // SAFETY: kill(2) with plain integers.
             let r = unsafe { libc::kill(dest, signal.0 as i32) };
             expect_errno(who, &what, last(r, r == 0), *errno)?;
         }
-        Step::ExpectSignal { signal, from, count, within, .. } => {
-            notes.extend(expect_signal(who, pids, *signal, from.as_ref().map(|f| f.as_str()), *count, within.map(|d| d.0))?);
+        Step::ExpectSignal {
+            signal,
+            from,
+            count,
+            within,
+            ..
+        } => {
+            notes.extend(expect_signal(
+                who,
+                pids,
+                *signal,
+                from.as_ref().map(|f| f.as_str()),
+                *count,
+                within.map(|d| d.0),
+            )?);
         }
-        Step::Wait { target, api, flags, status, errno, .. } => {
+        Step::Wait {
+            target,
+            api,
+            flags,
+            status,
+            errno,
+            ..
+        } => {
             notes.extend(wait(who, pids, target, *api, flags, *status, *errno)?);
         }
-        Step::PidfdOpen { target, handle, errno, .. } => {
+        Step::PidfdOpen {
+            target,
+            handle,
+            errno,
+            ..
+        } => {
             let pid = pid_of(pids, target.as_str())?;
             // SAFETY: pidfd_open with plain integers.
             let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-            if let Some(fd) = expect_errno(who, &format!("pidfd_open({target})"), last(r, r >= 0), *errno)? {
+            if let Some(fd) = expect_errno(
+                who,
+                &format!("pidfd_open({target})"),
+                last(r, r >= 0),
+                *errno,
+            )? {
                 handles::insert(handle.as_str(), Handle::Fd(fd as RawFd));
             }
         }
-        Step::ExpectPidfd { handle, readable, .. } => {
+        Step::ExpectPidfd {
+            handle, readable, ..
+        } => {
             let fd = handles::fd(handle.as_str())?;
             let observed = poll_readable(fd, 0);
-            check(observed == *readable, || format!("{who}: poll({handle}) readable: expected {readable}, observed {observed}"))?;
+            check(observed == *readable, || {
+                format!("{who}: poll({handle}) readable: expected {readable}, observed {observed}")
+            })?;
         }
         Step::ExpectExe { memfd, .. } => {
-            let exe = std::fs::read_link("/proc/self/exe").map_err(|e| Verdict::unsupported(format!("readlink(/proc/self/exe): {}", ErrnoName(procfs::io_errno(e)))))?;
+            let exe = std::fs::read_link("/proc/self/exe").map_err(|e| {
+                Verdict::unsupported(format!(
+                    "readlink(/proc/self/exe): {}",
+                    ErrnoName(procfs::io_errno(e))
+                ))
+            })?;
             let exe = exe.to_string_lossy();
             let is_memfd = exe.starts_with("/memfd:");
-            check(is_memfd == *memfd, || format!("{who}: /proc/self/exe: expected {}, observed {exe}", if *memfd { "a memfd" } else { "a file" }))?;
+            check(is_memfd == *memfd, || {
+                format!(
+                    "{who}: /proc/self/exe: expected {}, observed {exe}",
+                    if *memfd { "a memfd" } else { "a file" }
+                )
+            })?;
         }
         Step::SetGlobal { value, .. } => GLOBAL.store(*value, Ordering::SeqCst),
         Step::ExpectGlobal { is, .. } => {
             let value = GLOBAL.load(Ordering::SeqCst);
-            check(value == *is, || format!("{who}: global variable: expected {is}, observed {value}"))?;
+            check(value == *is, || {
+                format!("{who}: global variable: expected {is}, observed {value}")
+            })?;
         }
-        Step::Sysctl { name, value, errno, .. } => {
+        Step::Sysctl {
+            name, value, errno, ..
+        } => {
             let path = format!("/proc/sys/{}", name.replace('.', "/"));
             let r = std::fs::write(&path, value).map_err(procfs::io_errno);
             expect_errno(who, &format!("write {value} to {path}"), r, *errno)?;
         }
-        Step::MeasureExitDetection { method, samples, .. } => {
+        Step::MeasureExitDetection {
+            method, samples, ..
+        } => {
             notes.push(measure::exit_detection(*method, *samples)?);
         }
         Step::MemfdCreate { .. }
@@ -172,25 +350,43 @@ pub fn perform(who: &str, step: &Step, pids: &Pids, passed_fd: Option<OwnedFd>) 
         | Step::Store { .. }
         | Step::ExpectByte { .. }
         | Step::Close { .. } => notes.extend(crate::memfd::perform(who, step)?),
-        Step::Exit { .. } | Step::Exec { .. } | Step::ExpectParent { .. } | Step::ExpectState { .. } => {
-            return Err(Verdict::broken(format!("step {} is the root's to perform", step.keyword())));
+        Step::Exit { .. }
+        | Step::Exec { .. }
+        | Step::ExpectParent { .. }
+        | Step::ExpectState { .. } => {
+            return Err(Verdict::broken(format!(
+                "step {} is the root's to perform",
+                step.keyword()
+            )));
         }
     }
     Ok(notes)
 }
 
 pub fn signal_name(signo: i32) -> String {
-    nix::sys::signal::Signal::try_from(signo).map_or(format!("signal {signo}"), |s| s.as_str().to_string())
+    nix::sys::signal::Signal::try_from(signo)
+        .map_or(format!("signal {signo}"), |s| s.as_str().to_string())
 }
 
 pub fn poll_readable(fd: RawFd, timeout_ms: i32) -> bool {
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd.
     let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
     r > 0 && pfd.revents & libc::POLLIN != 0
 }
 
-fn expect_signal(who: &str, pids: &Pids, signal: SignalName, from: Option<&str>, count: Option<u32>, within: Option<Duration>) -> StepResult {
+fn expect_signal(
+    who: &str,
+    pids: &Pids,
+    signal: SignalName,
+    from: Option<&str>,
+    count: Option<u32>,
+    within: Option<Duration>,
+) -> StepResult {
     let sender = from.map(|f| pid_of(pids, f)).transpose()?;
     let matching = || {
         signals::received()
@@ -203,8 +399,17 @@ fn expect_signal(who: &str, pids: &Pids, signal: SignalName, from: Option<&str>,
         // Signals queued before this request are handled before it is read,
         // so "none so far" is a fact, not a race.
         let n = matching();
-        let all: Vec<String> = signals::received().iter().map(|&(s, p)| format!("{} from {}", signal_name(s), describe_pid(pids, p))).collect();
-        return check(n == 0, || format!("{who}: expected no {signal}{from_text}, observed {n} (received: {})", all.join(", "))).map(|_| vec![]);
+        let all: Vec<String> = signals::received()
+            .iter()
+            .map(|&(s, p)| format!("{} from {}", signal_name(s), describe_pid(pids, p)))
+            .collect();
+        return check(n == 0, || {
+            format!(
+                "{who}: expected no {signal}{from_text}, observed {n} (received: {})",
+                all.join(", ")
+            )
+        })
+        .map(|_| vec![]);
     }
     let want = count.unwrap_or(1);
     let deadline = within.unwrap_or(DEFAULT_WITHIN);
@@ -215,15 +420,25 @@ fn expect_signal(who: &str, pids: &Pids, signal: SignalName, from: Option<&str>,
         if n >= want {
             let took = start.elapsed();
             return Ok(if took > Duration::from_micros(100) {
-                vec![format!("{who} caught {signal}{from_text} {} after asking", poll::micros(took))]
+                vec![format!(
+                    "{who} caught {signal}{from_text} {} after asking",
+                    poll::micros(took)
+                )]
             } else {
                 vec![]
             });
         }
         let left = deadline.saturating_sub(start.elapsed());
         if left.is_zero() {
-            let all: Vec<String> = signals::received().iter().map(|&(s, p)| format!("{} from {}", signal_name(s), describe_pid(pids, p))).collect();
-            let seen = if all.is_empty() { "nothing".to_string() } else { all.join(", ") };
+            let all: Vec<String> = signals::received()
+                .iter()
+                .map(|&(s, p)| format!("{} from {}", signal_name(s), describe_pid(pids, p)))
+                .collect();
+            let seen = if all.is_empty() {
+                "nothing".to_string()
+            } else {
+                all.join(", ")
+            };
             return Err(Verdict::fail(format!(
                 "{who}: expected {signal}{from_text} within {}, observed {seen}",
                 poll::micros(deadline)
@@ -276,13 +491,32 @@ fn describe_expected(e: ExpectedStatus) -> String {
     }
 }
 
-fn wait(who: &str, pids: &Pids, target: &WaitTarget, api: WaitApi, flags: &[WaitFlag], status: Option<ExpectedStatus>, errno: Option<ErrnoName>) -> StepResult {
+fn wait(
+    who: &str,
+    pids: &Pids,
+    target: &WaitTarget,
+    api: WaitApi,
+    flags: &[WaitFlag],
+    status: Option<ExpectedStatus>,
+    errno: Option<ErrnoName>,
+) -> StepResult {
     let bits = flags.iter().fold(0i64, |acc, f| acc | f.raw()) as libc::c_int;
     let (pid, target_text) = match target {
         WaitTarget::Any => (-1, "any".to_string()),
         WaitTarget::Actor(a) => (pid_of(pids, a.as_str())?, a.to_string()),
     };
-    let flag_text = if flags.is_empty() { String::new() } else { format!(", {}", flags.iter().map(|f| f.as_str()).collect::<Vec<_>>().join("|")) };
+    let flag_text = if flags.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", {}",
+            flags
+                .iter()
+                .map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join("|")
+        )
+    };
     let (what, result): (String, Result<(i32, Observed), Errno>) = match api {
         WaitApi::Waitpid => {
             let mut raw = 0;
@@ -297,7 +531,10 @@ fn wait(who: &str, pids: &Pids, target: &WaitTarget, api: WaitApi, flags: &[Wait
             } else {
                 Observed::Other(format!("raw status {raw:#x}"))
             };
-            (format!("waitpid({target_text}{flag_text})"), last((r, decoded), r >= 0))
+            (
+                format!("waitpid({target_text}{flag_text})"),
+                last((r, decoded), r >= 0),
+            )
         }
         WaitApi::Waitid | WaitApi::Pidfd => {
             let (idtype, id, what) = match (api, pid) {
@@ -305,14 +542,32 @@ fn wait(who: &str, pids: &Pids, target: &WaitTarget, api: WaitApi, flags: &[Wait
                     // SAFETY: pidfd_open with plain integers.
                     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
                     if fd < 0 {
-                        return expect_errno(who, &format!("pidfd_open({target_text})"), Err::<(), _>(Errno::last()), errno).map(|_| vec![]);
+                        return expect_errno(
+                            who,
+                            &format!("pidfd_open({target_text})"),
+                            Err::<(), _>(Errno::last()),
+                            errno,
+                        )
+                        .map(|_| vec![]);
                     }
-                    (libc::P_PIDFD, fd as libc::id_t, format!("waitid(P_PIDFD, pidfd({target_text}){flag_text})"))
+                    (
+                        libc::P_PIDFD,
+                        fd as libc::id_t,
+                        format!("waitid(P_PIDFD, pidfd({target_text}){flag_text})"),
+                    )
                 }
                 (_, -1) => (libc::P_ALL, 0, format!("waitid(P_ALL{flag_text})")),
-                (_, p) => (libc::P_PID, p as libc::id_t, format!("waitid(P_PID, {target_text}{flag_text})")),
+                (_, p) => (
+                    libc::P_PID,
+                    p as libc::id_t,
+                    format!("waitid(P_PID, {target_text}{flag_text})"),
+                ),
             };
-            let bits = if bits & (libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED) == 0 { bits | libc::WEXITED } else { bits };
+            let bits = if bits & (libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED) == 0 {
+                bits | libc::WEXITED
+            } else {
+                bits
+            };
             // SAFETY: a zeroed siginfo_t is valid; waitid fills it.
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
             // SAFETY: valid pointer to info.
@@ -337,11 +592,18 @@ fn wait(who: &str, pids: &Pids, target: &WaitTarget, api: WaitApi, flags: &[Wait
         return Ok(vec![]);
     };
     if observed != Observed::Running && pid > 0 && got != pid {
-        return Err(Verdict::fail(format!("{who}: {what}: reaped {} instead", describe_pid(pids, got))));
+        return Err(Verdict::fail(format!(
+            "{who}: {what}: reaped {} instead",
+            describe_pid(pids, got)
+        )));
     }
     if let Some(expected) = status {
         check(observed.matches(expected), || {
-            format!("{who}: {what}: expected {}, observed {}", describe_expected(expected), observed.describe())
+            format!(
+                "{who}: {what}: expected {}, observed {}",
+                describe_expected(expected),
+                observed.describe()
+            )
         })?;
     }
     Ok(vec![])

@@ -42,9 +42,15 @@ pub fn serve_thread(name: &str, sock: OwnedFd) {
 
 fn hello(name: &str) -> Reply {
     // NSpid lists our ids from the /proc mount's namespace (the root's) down.
-    let nspid = procfs::status_field("/proc/self/status", "NSpid").unwrap_or_else(|_| vec![nix::unistd::getpid().as_raw()]);
-    let nstid = procfs::status_field("/proc/thread-self/status", "NSpid").unwrap_or_else(|_| vec![nix::unistd::gettid().as_raw()]);
-    Reply::Hello { name: name.to_string(), nspid, nstid }
+    let nspid = procfs::status_field("/proc/self/status", "NSpid")
+        .unwrap_or_else(|_| vec![nix::unistd::getpid().as_raw()]);
+    let nstid = procfs::status_field("/proc/thread-self/status", "NSpid")
+        .unwrap_or_else(|_| vec![nix::unistd::gettid().as_raw()]);
+    Reply::Hello {
+        name: name.to_string(),
+        nspid,
+        nstid,
+    }
 }
 
 fn serve(name: &str, sock: &OwnedFd, is_thread: bool) {
@@ -60,18 +66,26 @@ fn serve(name: &str, sock: &OwnedFd, is_thread: bool) {
         };
         let reply = match request {
             Request::Getppid => Reply::Ppid(nix::unistd::getppid().as_raw()),
-            Request::Perform { step: Step::Exit { code, .. }, .. } => {
+            Request::Perform {
+                step: Step::Exit { code, .. },
+                ..
+            } => {
                 if is_thread {
                     return; // only this thread ends; the socket closes with it
                 }
                 // SAFETY: exit_group without unwinding, as a process exit should be.
                 unsafe { libc::_exit(i32::from(code)) }
             }
-            Request::Perform { step: Step::Exec { memfd, errno, .. }, .. } => exec(name, fd, memfd.as_ref().map(|h| h.as_str()), errno),
-            Request::Perform { step, pids } => match steps::perform(name, &step, &pids, passed_fd) {
-                Ok(notes) => Reply::Done { notes },
-                Err(verdict) => Reply::Verdict(verdict),
-            },
+            Request::Perform {
+                step: Step::Exec { memfd, errno, .. },
+                ..
+            } => exec(name, fd, memfd.as_ref().map(|h| h.as_str()), errno),
+            Request::Perform { step, pids } => {
+                match steps::perform(name, &step, &pids, passed_fd) {
+                    Ok(notes) => Reply::Done { notes },
+                    Err(verdict) => Reply::Verdict(verdict),
+                }
+            }
         };
         if protocol::send(fd, &reply, None).is_err() {
             return;
@@ -81,7 +95,12 @@ fn serve(name: &str, sock: &OwnedFd, is_thread: bool) {
 
 /// Re-executes the agent in place. On success the new image says hello; this
 /// function only returns (a reply) when the exec failed.
-fn exec(name: &str, fd: RawFd, memfd: Option<&str>, expected: Option<orphanage_scenario::ErrnoName>) -> Reply {
+fn exec(
+    name: &str,
+    fd: RawFd,
+    memfd: Option<&str>,
+    expected: Option<orphanage_scenario::ErrnoName>,
+) -> Reply {
     let argv = exec_argv(name, fd);
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
@@ -92,9 +111,19 @@ fn exec(name: &str, fd: RawFd, memfd: Option<&str>, expected: Option<orphanage_s
                 let empty = CString::new("").unwrap();
                 // SAFETY: execveat with valid, NUL-terminated argv and the current environment.
                 unsafe {
-                    libc::syscall(libc::SYS_execveat, mfd, empty.as_ptr(), ptrs.as_ptr(), environ_ptr(), libc::AT_EMPTY_PATH);
+                    libc::syscall(
+                        libc::SYS_execveat,
+                        mfd,
+                        empty.as_ptr(),
+                        ptrs.as_ptr(),
+                        environ_ptr(),
+                        libc::AT_EMPTY_PATH,
+                    );
                 }
-                (format!("execveat({handle}, \"\", AT_EMPTY_PATH)"), Errno::last())
+                (
+                    format!("execveat({handle}, \"\", AT_EMPTY_PATH)"),
+                    Errno::last(),
+                )
             }
             Err(v) => return Reply::Verdict(v),
         },

@@ -56,7 +56,8 @@ impl<'de> Deserialize<'de> for Deadline {
         // A bare number is ambiguous (seconds? milliseconds?), so only strings.
         let text = String::deserialize(d)?;
         // Named, because yaml_serde cannot place errors in top-level values.
-        text.parse().map_err(|e| de::Error::custom(format!("deadline: {e}")))
+        text.parse()
+            .map_err(|e| de::Error::custom(format!("deadline: {e}")))
     }
 }
 
@@ -77,7 +78,10 @@ mod tests {
     #[case("1.5s", 1_500)]
     #[case("300s", 300_000)]
     fn accepts(#[case] text: &str, #[case] ms: u64) {
-        assert_eq!(text.parse::<Deadline>().unwrap().0, Duration::from_millis(ms));
+        assert_eq!(
+            text.parse::<Deadline>().unwrap().0,
+            Duration::from_millis(ms)
+        );
     }
 
     #[rstest]

@@ -13,7 +13,11 @@ pub enum Event {
     /// A scenario process exists. `pid` and `start_time` (field 22 of
     /// /proc/PID/stat) are as the agent's root sees them; in the caller's
     /// namespace they let the harness kill it safely against pid reuse.
-    Spawned { name: String, pid: i32, start_time: u64 },
+    Spawned {
+        name: String,
+        pid: i32,
+        start_time: u64,
+    },
     /// Step `index` (0-based) is starting.
     StepStarted { index: usize, summary: String },
     /// A measured figure or an observation worth keeping in the report.
@@ -61,15 +65,27 @@ pub struct Verdict {
 
 impl Verdict {
     pub fn pass() -> Self {
-        Verdict { outcome: Outcome::Pass, reason: String::new() }
+        Verdict {
+            outcome: Outcome::Pass,
+            reason: String::new(),
+        }
     }
     pub fn fail(reason: impl Into<String>) -> Self {
-        Verdict { outcome: Outcome::Fail, reason: reason.into() }
+        Verdict {
+            outcome: Outcome::Fail,
+            reason: reason.into(),
+        }
     }
     pub fn unsupported(reason: impl Into<String>) -> Self {
-        Verdict { outcome: Outcome::Unsupported, reason: reason.into() }
+        Verdict {
+            outcome: Outcome::Unsupported,
+            reason: reason.into(),
+        }
     }
     pub fn broken(reason: impl Into<String>) -> Self {
-        Verdict { outcome: Outcome::Broken, reason: reason.into() }
+        Verdict {
+            outcome: Outcome::Broken,
+            reason: reason.into(),
+        }
     }
 }

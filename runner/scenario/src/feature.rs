@@ -40,7 +40,9 @@ impl Feature {
             Feature::SealFutureWrite => "F_SEAL_FUTURE_WRITE (Linux 5.1)",
             Feature::MemfdNoexecSysctl => "the vm.memfd_noexec sysctl (Linux 6.3)",
             Feature::Execveat => "execveat(2) with AT_EMPTY_PATH (Linux 3.19)",
-            Feature::CoreDumps => "core dumps to a file (core_pattern not a pipe, RLIMIT_CORE raisable)",
+            Feature::CoreDumps => {
+                "core dumps to a file (core_pattern not a pipe, RLIMIT_CORE raisable)"
+            }
             Feature::ProcNspid => "NSpid in /proc/PID/status (Linux 4.1)",
         }
     }

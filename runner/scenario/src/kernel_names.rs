@@ -186,8 +186,17 @@ mod tests {
     #[test]
     fn flag_values_match_nix_where_nix_has_them() {
         use nix::sys::memfd::MFdFlags;
-        assert_eq!(MfdFlag::Cloexec.raw(), i64::from(MFdFlags::MFD_CLOEXEC.bits()));
-        assert_eq!(MfdFlag::AllowSealing.raw(), i64::from(MFdFlags::MFD_ALLOW_SEALING.bits()));
-        assert_eq!(MfdFlag::Hugetlb.raw(), i64::from(MFdFlags::MFD_HUGETLB.bits()));
+        assert_eq!(
+            MfdFlag::Cloexec.raw(),
+            i64::from(MFdFlags::MFD_CLOEXEC.bits())
+        );
+        assert_eq!(
+            MfdFlag::AllowSealing.raw(),
+            i64::from(MFdFlags::MFD_ALLOW_SEALING.bits())
+        );
+        assert_eq!(
+            MfdFlag::Hugetlb.raw(),
+            i64::from(MFdFlags::MFD_HUGETLB.bits())
+        );
     }
 }

@@ -103,7 +103,9 @@ impl<'de> Deserialize<'de> for NewName {
                     )));
                 }
                 if scope.actors.contains(&name) {
-                    return Err(de::Error::custom(format!("process `{name}` is spawned twice")));
+                    return Err(de::Error::custom(format!(
+                        "process `{name}` is spawned twice"
+                    )));
                 }
                 scope.actors.push(name.clone());
                 Ok(NewName(name))
@@ -149,7 +151,9 @@ impl<'de> Deserialize<'de> for NewHandle {
             Some(scope) => {
                 check_identifier(&name, "handle").map_err(de::Error::custom)?;
                 if scope.handles.contains(&name) {
-                    return Err(de::Error::custom(format!("handle `{name}` is declared twice")));
+                    return Err(de::Error::custom(format!(
+                        "handle `{name}` is declared twice"
+                    )));
                 }
                 scope.handles.push(name.clone());
                 Ok(NewHandle(name))

@@ -39,7 +39,11 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, ParseError> {
                 position = top_level_key_position(text, key).or(position);
             }
         }
-        ParseError { path: path.to_string(), position, message }
+        ParseError {
+            path: path.to_string(),
+            position,
+            message,
+        }
     })?;
     validate(&scenario).map_err(|(step, message)| ParseError {
         path: path.to_string(),
@@ -55,13 +59,22 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, ParseError> {
 /// Checks what the types cannot express. Returns the offending step's index, if any.
 fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
     if s.checks.trim().is_empty() || s.checks.contains('\n') {
-        return Err((None, "`checks` must say what the scenario checks in one line".into()));
+        return Err((
+            None,
+            "`checks` must say what the scenario checks in one line".into(),
+        ));
     }
     if s.refs.is_empty() {
-        return Err((None, "`refs` must name at least one man page, commit or issue".into()));
+        return Err((
+            None,
+            "`refs` must name at least one man page, commit or issue".into(),
+        ));
     }
     if s.steps.is_empty() {
-        return Err((None, "`steps` is empty: a scenario must do something".into()));
+        return Err((
+            None,
+            "`steps` is empty: a scenario must do something".into(),
+        ));
     }
     let (root, other) = match s.namespace {
         Namespace::Fresh => (ROOT_IN_FRESH_NAMESPACE, ROOT_IN_CALLER_NAMESPACE),
@@ -73,17 +86,30 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
             if name.as_str() == other {
                 return fail(format!(
                     "`{field}: {other}`: with `namespace: {}` the agent's own process is `{root}`",
-                    if s.namespace == Namespace::Fresh { "fresh" } else { "caller" },
+                    if s.namespace == Namespace::Fresh {
+                        "fresh"
+                    } else {
+                        "caller"
+                    },
                 ));
             }
         }
         match step {
-            Step::Spawn { name, by, how, exit_signal, .. } => {
+            Step::Spawn {
+                name,
+                by,
+                how,
+                exit_signal,
+                ..
+            } => {
                 if by.as_ref().is_some_and(|b| b.as_str() == name.as_str()) {
                     return fail(format!("`{name}` cannot spawn itself"));
                 }
                 if exit_signal.is_some() && !how.takes_exit_signal() {
-                    return fail("`exit_signal` needs `how: clone`, `clone_parent` or `clone3_parent`".into());
+                    return fail(
+                        "`exit_signal` needs `how: clone`, `clone_parent` or `clone3_parent`"
+                            .into(),
+                    );
                 }
             }
             Step::Exit { by, .. } | Step::Exec { by, .. } if by.as_str() == root => {
@@ -92,18 +118,36 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
                     step.keyword()
                 ));
             }
-            Step::ExpectSubreaper { is, bad_pointer, errno, .. } => {
+            Step::ExpectSubreaper {
+                is,
+                bad_pointer,
+                errno,
+                ..
+            } => {
                 let reads = is.is_some() && !*bad_pointer && errno.is_none();
                 let faults = is.is_none() && *bad_pointer && errno.is_some();
                 if !reads && !faults {
-                    return fail("expect_subreaper takes either `is`, or `bad_pointer: true` with `errno`".into());
+                    return fail(
+                        "expect_subreaper takes either `is`, or `bad_pointer: true` with `errno`"
+                            .into(),
+                    );
                 }
             }
-            Step::Wait { status: Some(_), errno: Some(_), .. } => {
+            Step::Wait {
+                status: Some(_),
+                errno: Some(_),
+                ..
+            } => {
                 return fail("a wait expects a `status` or an `errno`, not both".into());
             }
-            Step::ExpectSignal { count: Some(0), within: Some(_), .. } => {
-                return fail("`count: 0` is checked at once; `within` makes no sense with it".into());
+            Step::ExpectSignal {
+                count: Some(0),
+                within: Some(_),
+                ..
+            } => {
+                return fail(
+                    "`count: 0` is checked at once; `within` makes no sense with it".into(),
+                );
             }
             Step::Sysctl { name, .. } => {
                 if name != "vm.memfd_noexec" {
@@ -112,7 +156,9 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
                     ));
                 }
                 if s.namespace != Namespace::Fresh {
-                    return fail("sysctl needs `namespace: fresh`, or it would change the caller's".into());
+                    return fail(
+                        "sysctl needs `namespace: fresh`, or it would change the caller's".into(),
+                    );
                 }
             }
             _ => {}
@@ -123,7 +169,9 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
 
 fn top_level_key_position(text: &str, key: &str) -> Option<(usize, usize)> {
     let prefix = format!("{key}:");
-    text.lines().position(|l| l.starts_with(&prefix)).map(|n| (n + 1, 1))
+    text.lines()
+        .position(|l| l.starts_with(&prefix))
+        .map(|n| (n + 1, 1))
 }
 
 /// The 1-based (line, column) of the dash that starts step `index`, for block-style
@@ -173,32 +221,67 @@ mod tests {
         let s = parse("x.yaml", &text).unwrap();
         assert_eq!(s.steps.len(), 4);
         assert_eq!(s.root_name(), "init");
-        assert!(s.required_features().contains(&crate::Feature::ChildSubreaper));
+        assert!(s
+            .required_features()
+            .contains(&crate::Feature::ChildSubreaper));
     }
 
     #[rstest]
     #[case::unknown_top_level_key("bogus: 1\n", 3, 1, "unknown field `bogus`")]
     #[case::unknown_step("  - frobnicate: {by: init}\n", 4, 5, "unknown variant `frobnicate`")]
-    #[case::unknown_step_key("  - spawn: {name: a, parrent: init}\n", 4, 22, "unknown field `parrent`")]
-    #[case::undefined_process("  - spawn: {name: a}\n  - exit: {by: b}\n", 5, 11, "undefined process `b`")]
-    #[case::used_before_spawn("  - exit: {by: a}\n  - spawn: {name: a}\n", 4, 11, "undefined process `a`")]
+    #[case::unknown_step_key(
+        "  - spawn: {name: a, parrent: init}\n",
+        4,
+        22,
+        "unknown field `parrent`"
+    )]
+    #[case::undefined_process(
+        "  - spawn: {name: a}\n  - exit: {by: b}\n",
+        5,
+        11,
+        "undefined process `b`"
+    )]
+    #[case::used_before_spawn(
+        "  - exit: {by: a}\n  - spawn: {name: a}\n",
+        4,
+        11,
+        "undefined process `a`"
+    )]
     #[case::spawned_twice("  - spawn: {name: a}\n  - spawn: {name: a}\n", 5, 12, "spawned twice")]
     #[case::reserved_name("  - spawn: {name: init}\n", 4, 12, "reserved")]
-    #[case::bad_signal("  - spawn: {name: a}\n  - kill: {target: a, signal: SIGFOO}\n", 5, 11, "unknown signal")]
+    #[case::bad_signal(
+        "  - spawn: {name: a}\n  - kill: {target: a, signal: SIGFOO}\n",
+        5,
+        11,
+        "unknown signal"
+    )]
     #[case::bad_errno("  - set_subreaper: {errno: EWHAT}\n", 4, 20, "unknown errno")]
     #[case::undefined_handle("  - write: {handle: m, len: 1}\n", 4, 12, "undefined handle `m`")]
-    #[case::bad_wait_status("  - spawn: {name: a}\n  - wait: {for: a, status: {exitted: 1}}\n", 5, 29, "unknown variant `exitted`")]
+    #[case::bad_wait_status(
+        "  - spawn: {name: a}\n  - wait: {for: a, status: {exitted: 1}}\n",
+        5,
+        29,
+        "unknown variant `exitted`"
+    )]
     fn malformed_files_are_blamed_at_their_position(
         #[case] body: &str,
         #[case] line: usize,
         #[case] column: usize,
         #[case] message: &str,
     ) {
-        let text = if body.starts_with("  ") { with_steps(body) } else { format!("{HEAD}{body}steps: []\n") };
+        let text = if body.starts_with("  ") {
+            with_steps(body)
+        } else {
+            format!("{HEAD}{body}steps: []\n")
+        };
         let err = parse("f.yaml", &text).unwrap_err();
         assert!(err.message.contains(message), "{err}");
         assert_eq!(err.position, Some((line, column)), "{err}");
-        assert!(err.to_string().starts_with(&format!("f.yaml:{line}:{column}: ")), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("f.yaml:{line}:{column}: ")),
+            "{err}"
+        );
     }
 
     #[rstest]
@@ -217,12 +300,32 @@ mod tests {
     #[rstest]
     #[case::exit_of_root("  - exit: {by: init}\n", 4, "cannot exit")]
     #[case::self_spawn("  - spawn: {name: a, by: a}\n", 4, "cannot spawn itself")]
-    #[case::exit_signal_with_fork("  - spawn: {name: a}\n  - spawn: {name: b, by: a, exit_signal: SIGUSR1}\n", 5, "exit_signal")]
-    #[case::wrong_root_name("  - spawn: {name: a, by: agent}\n", 4, "the agent's own process is `init`")]
-    #[case::global_sysctl("  - sysctl: {name: kernel.pid_max, value: '1'}\n", 4, "not pid-namespaced")]
+    #[case::exit_signal_with_fork(
+        "  - spawn: {name: a}\n  - spawn: {name: b, by: a, exit_signal: SIGUSR1}\n",
+        5,
+        "exit_signal"
+    )]
+    #[case::wrong_root_name(
+        "  - spawn: {name: a, by: agent}\n",
+        4,
+        "the agent's own process is `init`"
+    )]
+    #[case::global_sysctl(
+        "  - sysctl: {name: kernel.pid_max, value: '1'}\n",
+        4,
+        "not pid-namespaced"
+    )]
     #[case::subreaper_neither("  - expect_subreaper: {}\n", 4, "either `is`")]
-    #[case::wait_both("  - spawn: {name: a}\n  - wait: {for: a, status: running, errno: ECHILD}\n", 5, "not both")]
-    fn semantic_errors_name_the_step(#[case] body: &str, #[case] line: usize, #[case] message: &str) {
+    #[case::wait_both(
+        "  - spawn: {name: a}\n  - wait: {for: a, status: running, errno: ECHILD}\n",
+        5,
+        "not both"
+    )]
+    fn semantic_errors_name_the_step(
+        #[case] body: &str,
+        #[case] line: usize,
+        #[case] message: &str,
+    ) {
         let err = parse("f.yaml", &with_steps(body)).unwrap_err();
         assert!(err.message.contains(message), "{err}");
         assert_eq!(err.position.map(|p| p.0), Some(line), "{err}");

@@ -61,21 +61,35 @@ impl Scenario {
         };
         for step in &self.steps {
             match step {
-                Step::Spawn { how: SpawnHow::PidNamespace, .. } => {
+                Step::Spawn {
+                    how: SpawnHow::PidNamespace,
+                    ..
+                } => {
                     need(Feature::PidNamespace);
                     need(Feature::ProcNspid);
                 }
-                Step::Spawn { how: SpawnHow::Clone3Parent, .. } => need(Feature::Clone3),
-                Step::SetSubreaper { .. } | Step::ExpectSubreaper { .. } => need(Feature::ChildSubreaper),
-                Step::SetPdeathsig { .. } | Step::ExpectPdeathsig { .. } => need(Feature::Pdeathsig),
-                Step::Wait { api: WaitApi::Pidfd, .. } => {
+                Step::Spawn {
+                    how: SpawnHow::Clone3Parent,
+                    ..
+                } => need(Feature::Clone3),
+                Step::SetSubreaper { .. } | Step::ExpectSubreaper { .. } => {
+                    need(Feature::ChildSubreaper)
+                }
+                Step::SetPdeathsig { .. } | Step::ExpectPdeathsig { .. } => {
+                    need(Feature::Pdeathsig)
+                }
+                Step::Wait {
+                    api: WaitApi::Pidfd,
+                    ..
+                } => {
                     need(Feature::Pidfd);
                     need(Feature::PidfdWait);
                 }
                 Step::PidfdOpen { .. } | Step::ExpectPidfd { .. } => need(Feature::Pidfd),
-                Step::MeasureExitDetection { method: crate::step::MeasureMethod::Pidfd, .. } => {
-                    need(Feature::Pidfd)
-                }
+                Step::MeasureExitDetection {
+                    method: crate::step::MeasureMethod::Pidfd,
+                    ..
+                } => need(Feature::Pidfd),
                 Step::MemfdCreate { .. } => need(Feature::Memfd),
                 Step::Exec { memfd: Some(_), .. } => need(Feature::Execveat),
                 Step::Sysctl { .. } => need(Feature::MemfdNoexecSysctl),

@@ -316,7 +316,10 @@ pub enum SpawnHow {
 impl SpawnHow {
     /// Whether this way of spawning takes an exit signal in its flags.
     pub fn takes_exit_signal(self) -> bool {
-        matches!(self, SpawnHow::Clone | SpawnHow::CloneParent | SpawnHow::Clone3Parent)
+        matches!(
+            self,
+            SpawnHow::Clone | SpawnHow::CloneParent | SpawnHow::Clone3Parent
+        )
     }
 }
 
@@ -411,7 +414,9 @@ impl<'de> Deserialize<'de> for MaybeSignal {
         if text == "none" {
             return Ok(MaybeSignal(None));
         }
-        text.parse().map(|s| MaybeSignal(Some(s))).map_err(de::Error::custom)
+        text.parse()
+            .map(|s| MaybeSignal(Some(s)))
+            .map_err(de::Error::custom)
     }
 }
 
@@ -450,12 +455,19 @@ impl Step {
 
     /// The process that performs (`by`) or is observed (`of`); `None` means the agent's root.
     pub fn performer(&self) -> Option<&ActorRef> {
-        self.actor_refs().into_iter().find(|(field, _)| *field == "by" || *field == "of").map(|(_, a)| a)
+        self.actor_refs()
+            .into_iter()
+            .find(|(field, _)| *field == "by" || *field == "of")
+            .map(|(_, a)| a)
     }
 
     /// Every process this step names, as (field, name), for checks that need them all.
     pub fn actor_refs(&self) -> Vec<(&'static str, &ActorRef)> {
-        fn add<'a>(refs: &mut Vec<(&'static str, &'a ActorRef)>, field: &'static str, r: &'a Option<ActorRef>) {
+        fn add<'a>(
+            refs: &mut Vec<(&'static str, &'a ActorRef)>,
+            field: &'static str,
+            r: &'a Option<ActorRef>,
+        ) {
             if let Some(r) = r {
                 refs.push((field, r));
             }
@@ -499,18 +511,24 @@ impl Step {
             | Step::ExpectGlobal { .. } => {}
         }
         match self {
-            Step::Exit { by, .. } | Step::Exec { by, .. } | Step::Setsid { by } | Step::SetGlobal { by, .. } => {
-                refs.push(("by", by))
-            }
+            Step::Exit { by, .. }
+            | Step::Exec { by, .. }
+            | Step::Setsid { by }
+            | Step::SetGlobal { by, .. } => refs.push(("by", by)),
             Step::ExpectParent { of, is, .. } => {
                 refs.push(("of", of));
                 refs.push(("is", is));
             }
-            Step::ExpectState { of, .. } | Step::ExpectExe { of, .. } | Step::ExpectGlobal { of, .. } => {
-                refs.push(("of", of))
+            Step::ExpectState { of, .. }
+            | Step::ExpectExe { of, .. }
+            | Step::ExpectGlobal { of, .. } => refs.push(("of", of)),
+            Step::Kill { target, .. } | Step::PidfdOpen { target, .. } => {
+                refs.push(("target", target))
             }
-            Step::Kill { target, .. } | Step::PidfdOpen { target, .. } => refs.push(("target", target)),
-            Step::Wait { target: WaitTarget::Actor(a), .. } => refs.push(("for", a)),
+            Step::Wait {
+                target: WaitTarget::Actor(a),
+                ..
+            } => refs.push(("for", a)),
             _ => {}
         }
         refs

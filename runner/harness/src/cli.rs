@@ -1,0 +1,39 @@
+//! Command-line flags. libtest-mimic's own (filters, --list, --exact, --skip,
+//! --test-threads...) are flattened in, so they work as in `cargo test`.
+
+use clap::Parser;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "orphanage",
+    version,
+    about = "Checks that a kernel manages processes the way Linux promises: subreapers, zombies, kill races, memfd seals, sibling inits and PID 1.",
+    long_about = "Checks that a kernel manages processes the way Linux promises.\n\n\
+        Runs every scenario in the suites directory (suites/<area>/<name>.yaml) against the running kernel. \
+        Each runs in a fresh pid namespace with orphanage's static agent as its init, unless it asks for the caller's namespace.\n\n\
+        Outcomes: ok (pass), FAILED (fail, or broken when the harness or agent itself failed), \
+        ignored (unsupported: a probed feature is missing; the reason names the probe and its errno).\n\n\
+        Exit code: 0 when nothing failed or broke, 101 when something did, 2 for bad input (nothing runs).",
+    after_help = "Examples:\n  orphanage                          run the whole suite\n  orphanage subreaper::              run one area\n  orphanage --check                  validate every scenario file, run nothing\n  orphanage --report out.json        also write a JSON report\n  orphanage --list                   list scenario names"
+)]
+pub struct Cli {
+    /// Validate every scenario file and exit, running nothing.
+    #[arg(long)]
+    pub check: bool,
+
+    /// The directory of scenarios (<area>/<name>.yaml). Defaults to ./suites, else the one in the source tree.
+    #[arg(long, value_name = "DIR")]
+    pub suites: Option<PathBuf>,
+
+    /// Write a JSON report: kernel, target, results and summary.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Use this agent binary instead of the one built into orphanage.
+    #[arg(long, value_name = "PATH")]
+    pub agent: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub test: libtest_mimic::Arguments,
+}

@@ -1,0 +1,91 @@
+//! orphanage: does this kernel manage processes the way Linux promises?
+//! The CLI edge: parse flags, load and validate every scenario, hand them to
+//! libtest-mimic, write the report. Bad input exits 2 before anything runs.
+
+mod agent_binary;
+mod cli;
+mod discover;
+mod live;
+mod report;
+mod target;
+mod trials;
+
+use agent_binary::AgentBinary;
+use anyhow::Context;
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("orphanage: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// ./suites when run from the repository (or anywhere with one), else the source tree's.
+fn default_suites() -> PathBuf {
+    let here = PathBuf::from("suites");
+    if here.is_dir() {
+        return here;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../suites")
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let cli = cli::Cli::parse();
+    let suites = cli.suites.clone().unwrap_or_else(default_suites);
+    let loaded = match discover::load_all(&suites) {
+        Ok(l) => l,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if cli.check {
+        println!(
+            "{} scenarios in {} are valid",
+            loaded.len(),
+            suites.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Open the report now: a bad path is bad input, found before anything runs.
+    let report_file = match &cli.report {
+        Some(p) => Some(
+            std::fs::File::create(p)
+                .with_context(|| format!("cannot write report {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let mut agent = match &cli.agent {
+        Some(p) if p.is_file() => AgentBinary::given(p),
+        Some(p) => anyhow::bail!("{}: no such agent binary", p.display()),
+        None => {
+            AgentBinary::materialize().context("cannot write the agent to a temporary directory")?
+        }
+    };
+    let temp_dir = cli
+        .agent
+        .is_none()
+        .then(|| agent.path().parent().unwrap().to_path_buf());
+    live::install_interrupt_handler(temp_dir).context("cannot set up the interrupt handler")?;
+
+    let records: trials::Records = Arc::new(Mutex::new(Vec::new()));
+    let trials = trials::build(&loaded, agent.path().to_path_buf(), records.clone());
+    let conclusion = libtest_mimic::run(&cli.test, trials);
+
+    if let Some(file) = report_file {
+        let results = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
+        let report = report::Report::new("host", results);
+        serde_json::to_writer_pretty(file, &report).context("cannot write the report")?;
+    }
+    agent.remove();
+    Ok(conclusion.exit_code())
+}

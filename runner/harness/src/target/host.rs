@@ -1,0 +1,440 @@
+//! The host target: the agent runs on the running kernel, as the init of a
+//! fresh pid namespace (with a user namespace when we are not root) or as a
+//! plain process in ours. The harness is multi-threaded, so the agent starts
+//! by clone(2) + execve(2) with nothing but async-signal-safe calls between.
+
+use crate::live::{self, Registration, Tree};
+use nix::errno::Errno;
+use orphanage_scenario::{Event, Namespace, Scenario, Verdict};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long an agent that closed its event pipe may take to exit before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// clone(2) flags for the agent, and whether a user namespace needs id maps.
+pub fn clone_flags(namespace: Namespace, euid: u32) -> (libc::c_ulong, bool) {
+    let base = libc::SIGCHLD as libc::c_ulong;
+    match namespace {
+        Namespace::Caller => (base, false),
+        Namespace::Fresh if euid == 0 => (
+            base | (libc::CLONE_NEWPID | libc::CLONE_NEWNS) as libc::c_ulong,
+            false,
+        ),
+        Namespace::Fresh => (
+            base | (libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS) as libc::c_ulong,
+            true,
+        ),
+    }
+}
+
+/// What to write to /proc/PID/{setgroups,uid_map,gid_map}: our ids become root inside.
+pub fn id_maps(uid: u32, gid: u32) -> [(&'static str, String); 3] {
+    [
+        ("setgroups", "deny".into()),
+        ("uid_map", format!("0 {uid} 1")),
+        ("gid_map", format!("0 {gid} 1")),
+    ]
+}
+
+pub fn agent_argv(agent: &Path) -> Vec<CString> {
+    vec![
+        CString::new(agent.as_os_str().as_bytes()).unwrap(),
+        CString::new("run").unwrap(),
+    ]
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), Verdict> {
+    let mut fds = [-1; 2];
+    // SAFETY: pipe2 fills two fds.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(Verdict::broken(format!("pipe2: {}", Errno::last())));
+    }
+    // SAFETY: fresh fds we own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Moves an fd to 10 or above, so the child's dup2 onto 0..3 never clobbers a source.
+fn high(fd: OwnedFd) -> Result<OwnedFd, Verdict> {
+    // SAFETY: F_DUPFD_CLOEXEC on an fd we own.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
+    if new < 0 {
+        return Err(Verdict::broken(format!(
+            "fcntl(F_DUPFD_CLOEXEC): {}",
+            Errno::last()
+        )));
+    }
+    // SAFETY: the kernel just gave us `new`.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+struct Started {
+    pid: i32,
+    events: OwnedFd,
+    stderr: OwnedFd,
+    registration: Registration,
+}
+
+fn start(agent: &Path, scenario: &Scenario) -> Result<Started, Verdict> {
+    let (stdin_r, stdin_w) = pipe()?;
+    let (events_r, events_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (sync_r, sync_w) = pipe()?;
+    let (stdin_r, events_w, err_w, sync_r) =
+        (high(stdin_r)?, high(events_w)?, high(err_w)?, high(sync_r)?);
+    let euid = nix::unistd::geteuid().as_raw();
+    let (flags, user_namespace) = clone_flags(scenario.namespace, euid);
+
+    let argv = agent_argv(agent);
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let env: Vec<CString> = std::env::vars_os()
+        .map(|(k, v)| CString::new([k.as_bytes(), b"=", v.as_bytes()].concat()).unwrap_or_default())
+        .collect();
+    let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    env_ptrs.push(std::ptr::null());
+    let (fd_in, fd_ev, fd_err, fd_sync) = (
+        stdin_r.as_raw_fd(),
+        events_w.as_raw_fd(),
+        err_w.as_raw_fd(),
+        sync_r.as_raw_fd(),
+    );
+
+    // SAFETY: no CLONE_VM, so the child has its own copy of memory; between
+    // here and execve it only makes async-signal-safe calls on data prepared above.
+    let pid =
+        unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) } as i32;
+    if pid == 0 {
+        unsafe {
+            libc::dup2(fd_in, 0);
+            libc::dup2(fd_err, 1);
+            libc::dup2(fd_err, 2);
+            libc::dup2(fd_ev, 3);
+            // Wait until the parent has written our id maps. (Not for EOF: this
+            // child holds a copy of the write end until it execs.)
+            let mut b = 0u8;
+            libc::read(fd_sync, (&mut b as *mut u8).cast(), 1);
+            // Our own session: the terminal's Ctrl-C reaches only the harness,
+            // which then tears every tree down in order.
+            libc::setsid();
+            libc::execve(argv_ptrs[0], argv_ptrs.as_ptr(), env_ptrs.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    if pid < 0 {
+        let e = Errno::last();
+        let what = format!("clone({}): {e}", flag_names(flags));
+        return Err(match e {
+            Errno::EINVAL | Errno::EPERM | Errno::ENOSPC | Errno::EUSERS => {
+                Verdict::unsupported(format!(
+                    "{what} (needs pid namespaces{})",
+                    if user_namespace {
+                        " and unprivileged user namespaces"
+                    } else {
+                        ""
+                    }
+                ))
+            }
+            _ => Verdict::broken(what),
+        });
+    }
+    let registration = live::register(Tree {
+        agent: pid,
+        caller_namespace: scenario.namespace == Namespace::Caller,
+        spawned: vec![],
+    });
+    drop((stdin_r, events_w, err_w, sync_r));
+    if user_namespace {
+        for (file, content) in id_maps(euid, nix::unistd::getegid().as_raw()) {
+            if let Err(e) = std::fs::write(format!("/proc/{pid}/{file}"), content) {
+                registration.kill();
+                reap(pid);
+                return Err(Verdict::unsupported(format!(
+                    "writing /proc/{pid}/{file} for a user namespace: {e}"
+                )));
+            }
+        }
+    }
+    // Releases the child.
+    // SAFETY: one byte to a pipe we own.
+    unsafe { libc::write(sync_w.as_raw_fd(), b"g".as_ptr().cast(), 1) };
+    drop(sync_w);
+    let json = serde_json::to_vec(scenario).expect("scenarios serialize");
+    let mut stdin = std::fs::File::from(stdin_w);
+    // An agent that died before reading shows up below as a missing verdict.
+    let _ = std::io::Write::write_all(&mut stdin, &json);
+    drop(stdin);
+    Ok(Started {
+        pid,
+        events: events_r,
+        stderr: err_r,
+        registration,
+    })
+}
+
+fn flag_names(flags: libc::c_ulong) -> String {
+    let mut names = vec![];
+    for (bit, name) in [
+        (libc::CLONE_NEWUSER, "CLONE_NEWUSER"),
+        (libc::CLONE_NEWPID, "CLONE_NEWPID"),
+        (libc::CLONE_NEWNS, "CLONE_NEWNS"),
+    ] {
+        if flags & bit as libc::c_ulong != 0 {
+            names.push(name);
+        }
+    }
+    if names.is_empty() {
+        "SIGCHLD".into()
+    } else {
+        names.join("|")
+    }
+}
+
+fn reap(pid: i32) -> Option<i32> {
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+    (r == pid).then_some(status)
+}
+
+/// Reaps the agent, killing it if it lingers past `grace`.
+fn reap_within(pid: i32, grace: Duration, registration: &Registration) -> Option<i32> {
+    let start = Instant::now();
+    let mut interval = Duration::from_micros(50);
+    loop {
+        let mut status = 0;
+        // SAFETY: polling our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::__WALL) };
+        if r == pid {
+            return Some(status);
+        }
+        if r < 0 {
+            return None; // reaped by the interrupt handler
+        }
+        if start.elapsed() > grace {
+            registration.kill();
+            return reap(pid);
+        }
+        // A poll interval within the grace period, not a synchronisation point.
+        std::thread::sleep(interval);
+        interval = (interval * 2).min(Duration::from_millis(5));
+    }
+}
+
+fn read_some(fd: RawFd, into: &mut Vec<u8>) -> usize {
+    let mut buf = [0u8; 8192];
+    // SAFETY: reading into a local buffer.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n > 0 {
+        into.extend_from_slice(&buf[..n as usize]);
+        n as usize
+    } else {
+        0
+    }
+}
+
+fn tail(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.lines().rev().take(5).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+}
+
+fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map_or(format!("signal {sig}"), |s| s.as_str().to_string())
+}
+
+/// Runs one scenario on the running kernel. Every event goes to `on_event`,
+/// and the last one is always `Finished`, whether from the agent or made here.
+pub fn run_on_host(agent: &Path, scenario: &Scenario, on_event: &mut dyn FnMut(&Event)) {
+    let started_at = Instant::now();
+    let finish = |on_event: &mut dyn FnMut(&Event), verdict: Verdict| {
+        on_event(&Event::Finished {
+            verdict,
+            steps_ms: 0.0,
+        })
+    };
+    let Started {
+        pid,
+        events,
+        stderr,
+        registration,
+    } = match start(agent, scenario) {
+        Ok(s) => s,
+        Err(v) => return finish(on_event, v),
+    };
+    let deadline = scenario.deadline();
+    let mut pending = Vec::new();
+    let mut errors = Vec::new();
+    let mut finished = false;
+    let mut last_step: Option<String> = None;
+    let mut timed_out = false;
+    let mut garbage = None;
+    let mut stderr_open = true;
+    loop {
+        let left = deadline.saturating_sub(started_at.elapsed());
+        if left.is_zero() {
+            timed_out = true;
+            break;
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: events.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if stderr_open { stderr.as_raw_fd() } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds.
+        let r = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                2,
+                left.as_millis().clamp(1, i32::MAX as u128) as i32,
+            )
+        };
+        if r < 0 && Errno::last() != Errno::EINTR {
+            break;
+        }
+        if fds[1].revents != 0 && read_some(stderr.as_raw_fd(), &mut errors) == 0 {
+            stderr_open = false;
+        }
+        if fds[0].revents != 0 {
+            if read_some(events.as_raw_fd(), &mut pending) == 0 {
+                break; // EOF: the agent (and every worker) closed the pipe
+            }
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                match serde_json::from_slice::<Event>(&line) {
+                    Ok(event) => {
+                        match &event {
+                            Event::StepStarted { index, summary } => {
+                                last_step = Some(format!("step {} {summary}", index + 1))
+                            }
+                            Event::Spawned {
+                                pid, start_time, ..
+                            } => registration.add_spawned(*pid, *start_time),
+                            Event::Finished { .. } => finished = true,
+                            _ => {}
+                        }
+                        on_event(&event);
+                    }
+                    Err(e) => {
+                        garbage = Some(format!(
+                            "agent wrote a bad event ({e}): {}",
+                            String::from_utf8_lossy(&line).trim()
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    let reached = last_step
+        .clone()
+        .unwrap_or_else(|| "before the first step".into());
+    if timed_out {
+        registration.kill();
+    }
+    let status = reap_within(
+        pid,
+        if timed_out {
+            Duration::ZERO
+        } else {
+            EXIT_GRACE
+        },
+        &registration,
+    );
+    while stderr_open && read_some(stderr.as_raw_fd(), &mut errors) > 0 {}
+    if scenario.namespace == Namespace::Caller {
+        // The agent kills what it made; this catches anything it could not.
+        registration.kill();
+    }
+    drop(registration);
+    if finished {
+        return;
+    }
+    let stderr_tail = if errors.is_empty() {
+        String::new()
+    } else {
+        format!("; agent stderr: {}", tail(&errors))
+    };
+    let verdict = if timed_out {
+        Verdict::fail(format!(
+            "timeout after {} s (last step reached: {reached})",
+            deadline.as_secs_f64()
+        ))
+    } else if let Some(g) = garbage {
+        Verdict::broken(g)
+    } else {
+        match status {
+            Some(s) if libc::WIFSIGNALED(s) => Verdict::broken(format!(
+                "agent killed by {} (last step reached: {reached}){stderr_tail}",
+                signal_name(libc::WTERMSIG(s))
+            )),
+            Some(s) if libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == 127 => {
+                Verdict::broken(format!(
+                    "could not execute the agent {}{stderr_tail}",
+                    agent.display()
+                ))
+            }
+            Some(s) => Verdict::broken(format!(
+                "agent exited {} without a verdict (last step reached: {reached}){stderr_tail}",
+                libc::WEXITSTATUS(s)
+            )),
+            None => Verdict::broken("interrupted".to_string()),
+        }
+    };
+    finish(on_event, verdict);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case(Namespace::Caller, 0, 0, false)]
+    #[case(Namespace::Caller, 1000, 0, false)]
+    #[case(Namespace::Fresh, 0, libc::CLONE_NEWPID | libc::CLONE_NEWNS, false)]
+    #[case(Namespace::Fresh, 1000, libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS, true)]
+    fn clone_flags_follow_namespace_and_privilege(
+        #[case] ns: Namespace,
+        #[case] euid: u32,
+        #[case] extra: libc::c_int,
+        #[case] maps: bool,
+    ) {
+        let (flags, needs_maps) = clone_flags(ns, euid);
+        assert_eq!(
+            flags,
+            libc::SIGCHLD as libc::c_ulong | extra as libc::c_ulong
+        );
+        assert_eq!(needs_maps, maps);
+    }
+
+    #[test]
+    fn id_maps_make_us_root_inside() {
+        let maps = id_maps(1000, 100);
+        assert_eq!(maps[0], ("setgroups", "deny".to_string()));
+        assert_eq!(maps[1], ("uid_map", "0 1000 1".to_string()));
+        assert_eq!(maps[2], ("gid_map", "0 100 1".to_string()));
+    }
+
+    #[test]
+    fn argv_runs_the_agent() {
+        let argv = agent_argv(Path::new("/tmp/x/orphanage-agent"));
+        assert_eq!(
+            argv,
+            vec![
+                CString::new("/tmp/x/orphanage-agent").unwrap(),
+                CString::new("run").unwrap()
+            ]
+        );
+    }
+}

@@ -1,0 +1,5 @@
+//! Where scenarios run. Each target turns a scenario into a stream of events.
+
+mod host;
+
+pub use host::run_on_host;
