@@ -76,10 +76,14 @@ fn run() -> anyhow::Result<ExitCode> {
         .is_none()
         .then(|| agent.path().parent().unwrap().to_path_buf());
     live::install_interrupt_handler(temp_dir).context("cannot set up the interrupt handler")?;
+    live::become_subreaper().context("cannot become a child subreaper")?;
 
     let records: trials::Records = Arc::new(Mutex::new(Vec::new()));
     let trials = trials::build(&loaded, agent.path().to_path_buf(), records.clone());
     let conclusion = libtest_mimic::run(&cli.test, trials);
+    if live::interrupted() {
+        live::stand_down();
+    }
 
     if let Some(file) = report_file {
         let results = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));

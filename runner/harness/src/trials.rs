@@ -34,6 +34,9 @@ pub fn build(loaded: &[Loaded], agent: PathBuf, records: Records) -> Vec<Trial> 
                 let start = Instant::now();
                 let mut events: Vec<Event> = Vec::new();
                 run_on_host(&agent, &loaded.scenario, &mut |e| events.push(e.clone()));
+                if crate::live::interrupted() {
+                    crate::live::stand_down(); // the interrupt thread reports and exits
+                }
                 let record =
                     TrialRecord::from_events(&loaded.name, &loaded.area, &events, start.elapsed());
                 let result = completion(&record);

@@ -353,8 +353,10 @@ pub fn run_on_host(agent: &Path, scenario: &Scenario, on_event: &mut dyn FnMut(&
     );
     while stderr_open && read_some(stderr.as_raw_fd(), &mut errors) > 0 {}
     if scenario.namespace == Namespace::Caller {
-        // The agent kills what it made; this catches anything it could not.
+        // The agent kills what it made; this catches anything it could not,
+        // and reaps what was orphaned to us.
         registration.kill();
+        registration.reap_adopted();
     }
     drop(registration);
     if finished {
