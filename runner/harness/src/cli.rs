@@ -8,6 +8,8 @@ use std::path::PathBuf;
 #[command(
     name = "orphanage",
     version,
+    // libtest-mimic's flattened arguments bring a template without the description.
+    help_template = "{before-help}{name} {version}\n{about-with-newline}\n{usage-heading} {usage}\n\n{all-args}{after-help}",
     about = "Checks that a kernel manages processes the way Linux promises: subreapers, zombies, kill races, memfd seals, sibling inits and PID 1.",
     long_about = "Checks that a kernel manages processes the way Linux promises.\n\n\
         Runs every scenario in the suites directory (suites/<area>/<name>.yaml) against the running kernel. \

@@ -1,0 +1,187 @@
+//! Proves the harness can fail: the host suite passes, deliberately wrong
+//! scenarios fail (not pass, not broken), a crashing agent is broken, and bad
+//! input is refused with exit code 2 before anything runs.
+
+mod common;
+
+use common::{orphanage, repo, run_with_report, suite_of};
+use rstest::rstest;
+
+#[test]
+fn the_host_suite_has_no_fail_and_no_broken() {
+    let run = run_with_report(&repo().join("suites"), &[], &[]);
+    let summary = &run.report["summary"];
+    let problems: Vec<String> = run.report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "fail" || r["outcome"] == "broken")
+        .map(|r| format!("{}: {} {}", r["name"], r["outcome"], r["reason"]))
+        .collect();
+    assert!(problems.is_empty(), "{problems:#?}\n{}", run.stdout());
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let total = run.report["results"].as_array().unwrap().len();
+    assert!(total >= 45, "the host suite must cover CHECKS.md with at least 45 scenarios, has {total}");
+    assert!(summary["pass"].as_u64().unwrap() > 0);
+    assert_eq!(run.report["target"], "host");
+    assert!(!run.report["kernel"].as_str().unwrap().is_empty());
+}
+
+#[test]
+fn every_wrong_scenario_fails_rather_than_passing_or_breaking() {
+    let run = run_with_report(&repo().join("fixtures/wrong"), &[], &[]);
+    let results = run.report["results"].as_array().unwrap();
+    assert!(results.len() >= 6);
+    for r in results {
+        assert_eq!(r["outcome"], "fail", "{}: {}", r["name"], r["reason"]);
+        assert!(r["reason"].as_str().unwrap().contains("expected"), "{r}");
+    }
+    assert_eq!(run.code(), Some(101));
+}
+
+#[test]
+fn a_failure_names_expected_and_observed() {
+    let run = run_with_report(&repo().join("fixtures/wrong"), &[], &[]);
+    let reason = run.result("subreaper::reparent_to_wrong_process")["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("leaf's parent: expected init (pid 1), observed sub (pid 2)"), "{reason}");
+    let reason = run.result("memfd::write_succeeds_on_sealed_memfd")["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("expected success, observed EPERM"), "{reason}");
+    let reason = run.result("zombie::zombie_expected_where_none")["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("expected a zombie, observed gone"), "{reason}");
+}
+
+#[test]
+fn an_agent_crash_is_broken_with_its_signal_and_the_rest_still_run() {
+    let run = run_with_report(&repo().join("fixtures/crash"), &[], &[]);
+    let crashed = run.result("agent::store_to_readonly_mapping");
+    assert_eq!(crashed["outcome"], "broken");
+    assert!(crashed["reason"].as_str().unwrap().contains("SIGSEGV"), "{crashed}");
+    assert_eq!(run.result("agent::still_runs")["outcome"], "pass");
+    assert_eq!(run.code(), Some(101));
+    assert!(run.stdout().contains("broken: agent killed by SIGSEGV"), "{}", run.stdout());
+}
+
+#[test]
+fn a_timeout_fails_with_the_deadline_and_the_last_step() {
+    let forever = repo().join("fixtures/hang/agent/forever.yaml");
+    let suite = suite_of(&[(&forever, Some(("deadline: 60s", "deadline: 1s")))]);
+    let started = std::time::Instant::now();
+    let run = run_with_report(suite.path(), &[], &[]);
+    let r = run.result("fixture::forever");
+    assert_eq!(r["outcome"], "fail");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(reason.starts_with("timeout after 1 s"), "{reason}");
+    assert!(reason.contains("last step reached: step 6 wait"), "{reason}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn unsupported_features_are_ignored_with_the_probe_and_errno() {
+    // memfd_create rejects an unknown flag bit the same way it rejects a flag
+    // the kernel lacks; an impossible flag combination stands in for one.
+    let suite = tempfile::tempdir().unwrap();
+    std::fs::create_dir(suite.path().join("fixture")).unwrap();
+    std::fs::write(
+        suite.path().join("fixture/needs_missing_feature.yaml"),
+        "checks: Needs a feature this kernel lacks.\nrefs: [x]\nrequires: [memfd_hugetlb, memfd_noexec_seal]\nnamespace: caller\nsteps:\n  - memfd_create: {handle: m, flags: [MFD_HUGETLB, MFD_NOEXEC_SEAL, MFD_EXEC], errno: EINVAL}\n",
+    )
+    .unwrap();
+    let run = run_with_report(suite.path(), &[], &[]);
+    let r = run.result("fixture::needs_missing_feature");
+    // Either outcome is honest here; what matters is the shape of each.
+    match r["outcome"].as_str().unwrap() {
+        "pass" => {}
+        "unsupported" => {
+            let reason = r["reason"].as_str().unwrap();
+            assert!(reason.contains("memfd_create(") && reason.contains("(needs "), "{reason}");
+            assert!(run.stdout().contains("ignored, unsupported: "), "{}", run.stdout());
+        }
+        other => panic!("{other}: {r}"),
+    }
+    assert_eq!(run.code(), Some(0));
+}
+
+#[test]
+fn malformed_files_are_rejected_with_their_position_before_anything_runs() {
+    let dir = repo().join("fixtures/malformed");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expect = text.lines().next().unwrap().strip_prefix("# expect: ").unwrap_or_else(|| panic!("{} lacks # expect:", path.display()));
+        let (position, message) = expect.split_once(' ').unwrap();
+        let suite = suite_of(&[(&path, None)]);
+        for check in [true, false] {
+            let mut cmd = orphanage();
+            cmd.arg("--suites").arg(suite.path());
+            if check {
+                cmd.arg("--check");
+            }
+            let out = cmd.output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{}: {stderr}", path.display());
+            assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+            let file = suite.path().join("fixture").join(path.file_name().unwrap());
+            assert!(stderr.starts_with(&format!("{}:{position}: ", file.display())), "{}: {stderr}", path.display());
+            assert!(stderr.contains(message), "{}: {stderr}", path.display());
+            assert!(out.stdout.is_empty(), "nothing may run: {}", String::from_utf8_lossy(&out.stdout));
+        }
+        seen += 1;
+    }
+    assert!(seen >= 8);
+}
+
+#[rstest]
+#[case::unknown_flag(&["--frobnicate"], "--frobnicate")]
+#[case::missing_suites_dir(&["--suites", "/no/such/suites"], "/no/such/suites: no such suites directory")]
+#[case::unwritable_report(&["--suites", "fixtures/crash", "--report", "/no/such/dir/report.json"], "cannot write report /no/such/dir/report.json")]
+#[case::missing_agent(&["--suites", "fixtures/crash", "--agent", "/no/such/agent"], "/no/such/agent: no such agent binary")]
+fn bad_input_exits_2_with_one_clear_line(#[case] args: &[&str], #[case] message: &str) {
+    // From the repository, so cases can name a valid suite and test only their own bad argument.
+    let out = orphanage().current_dir(repo()).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.lines().next().unwrap().contains(message) || stderr.contains(message), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing may run");
+}
+
+#[test]
+fn an_empty_suites_directory_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = orphanage().arg("--suites").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no scenarios"));
+}
+
+#[test]
+fn check_validates_without_running() {
+    let out = orphanage().arg("--check").arg("--suites").arg(repo().join("suites")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("scenarios in"));
+}
+
+#[test]
+fn libtest_filters_list_exact_and_skip_work_as_in_cargo_test() {
+    let wrong = repo().join("fixtures/wrong");
+    let list = orphanage().arg("--suites").arg(&wrong).arg("--list").output().unwrap();
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(listed.contains("subreaper::reparent_to_wrong_process: test"), "{listed}");
+
+    let exact = run_with_report(&wrong, &["--exact", "zombie::wrong_exit_status"], &[]);
+    assert_eq!(exact.report["results"].as_array().unwrap().len(), 1);
+
+    let skip = run_with_report(&wrong, &["--skip", "zombie::"], &[]);
+    assert!(skip.report["results"].as_array().unwrap().iter().all(|r| r["area"] != "zombie"));
+
+    let filter = run_with_report(&wrong, &["memfd::"], &[]);
+    assert_eq!(filter.report["results"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn help_explains_outcomes_and_exit_codes() {
+    let out = orphanage().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in ["--check", "--suites", "--report", "unsupported", "broken", "Exit code", "--exact", "--skip"] {
+        assert!(help.contains(word), "--help lacks {word}");
+    }
+}
