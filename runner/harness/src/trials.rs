@@ -98,7 +98,8 @@ mod tests {
                     verdict.outcome == Outcome::Broken
                 );
             }
-            (other, e) => panic!("{verdict:?} gave {other:?}, expected {e:?}"),
+            (Ok(_), e) => panic!("{verdict:?} completed, expected {e:?}"),
+            (Err(f), e) => panic!("{verdict:?} failed with {:?}, expected {e:?}", f.message()),
         }
     }
 }
