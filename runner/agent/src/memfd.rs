@@ -233,6 +233,16 @@ pub fn perform(who: &str, step: &Step) -> StepResult {
                 return Err(Verdict::fail(format!("{who}: byte {offset} of {handle}: expected {is:#04x}, observed {observed:#04x}")));
             }
         }
+        Step::ExpectCloexec { handle, is, .. } => {
+            let fd = handles::fd(handle.as_str())?;
+            // SAFETY: plain fcntl.
+            let flags = ret(unsafe { libc::fcntl(fd, libc::F_GETFD) } as libc::c_long);
+            let flags = expect_errno(who, &format!("fcntl({handle}, F_GETFD)"), flags, None)?.unwrap_or(0);
+            let observed = flags & libc::FD_CLOEXEC as libc::c_long != 0;
+            if observed != *is {
+                return Err(Verdict::fail(format!("{who}: FD_CLOEXEC on {handle}: expected {is}, observed {observed}")));
+            }
+        }
         Step::Close { handle, .. } => match handles::remove(handle.as_str()) {
             // SAFETY: releasing what this process created.
             Some(Handle::Fd(fd)) => unsafe {

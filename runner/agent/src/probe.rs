@@ -102,6 +102,22 @@ pub fn probe(feature: Feature, in_private_tmp: bool) -> Result<(), String> {
                 fail("fcntl(F_ADD_SEALS, F_SEAL_FUTURE_WRITE)", e)
             }
         }
+        Feature::MemfdExecutable => {
+            let fd = memfd::create("probe", memfd::flag_bits(&[MfdFlag::Cloexec])).or_else(|e| fail("memfd_create(MFD_CLOEXEC)", e))?;
+            // SAFETY: a zeroed stat is valid; fstat fills it.
+            let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+            let r = unsafe { libc::fstat(fd, &mut stat) };
+            let e = Errno::last();
+            close_if(fd as i64);
+            if r != 0 {
+                return fail("fstat(memfd)", e);
+            }
+            let mode = stat.st_mode;
+            if mode & 0o111 == 0 {
+                return Err(format!("a memfd created without flags has mode {:o}: vm.memfd_noexec makes memfds non-executable here", mode & 0o7777));
+            }
+            Ok(())
+        }
         Feature::MemfdNoexecSysctl => std::fs::read_to_string("/proc/sys/vm/memfd_noexec")
             .map(|_| ())
             .or_else(|e| fail("open(/proc/sys/vm/memfd_noexec)", procfs::io_errno(e))),

@@ -1,27 +1,26 @@
-//! Making new scenario processes. fork(2) and threads continue as workers in
-//! place. Raw clone(2)/clone3(2) children bypass libc's fork bookkeeping, so
-//! they exec the agent straight away and do nothing else first: only
-//! async-signal-safe calls between the clone and the exec.
+//! Making new scenario processes. Every kind of child continues in place as a
+//! worker; none execs, because exec(2) resets the exit signal to SIGCHLD
+//! (fs/exec.c de_thread()) and would hide what clone's flags asked for.
+//!
+//! Raw clone(2)/clone3(2) children skip glibc's fork handlers (which take
+//! libc's locks around fork). That is safe as long as the calling process has
+//! no other threads that might hold them; scenario processes are
+//! single-threaded unless a scenario spawns threads in them.
 
 use crate::worker;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::unistd::{fork, ForkResult};
 use orphanage_scenario::SpawnHow;
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 /// Creates `name` serving `sock`. Returns a note when something worth reporting happened.
-pub fn spawn(
-    name: &str,
-    how: SpawnHow,
-    exit_signal: Option<Signal>,
-    sock: OwnedFd,
-) -> Result<Option<String>, Errno> {
-    let signal = exit_signal.unwrap_or(Signal::SIGCHLD) as libc::c_ulong;
+pub fn spawn(name: &str, how: SpawnHow, exit_signal: Option<Signal>, sock: OwnedFd) -> Result<Option<String>, Errno> {
+    let signal = exit_signal.map_or(libc::SIGCHLD, |s| s as libc::c_int) as libc::c_ulong;
+    let parent = libc::CLONE_PARENT as libc::c_ulong;
     match how {
         SpawnHow::Fork => {
-            // SAFETY: the child only runs the worker loop, which is fork-safe under glibc's fork.
+            // SAFETY: the child only runs the worker loop; glibc's fork keeps libc consistent.
             match unsafe { fork() }? {
                 ForkResult::Child => worker::serve_forked(name, sock),
                 ForkResult::Parent { .. } => Ok(None),
@@ -35,65 +34,44 @@ pub fn spawn(
                 .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN)))?;
             Ok(None)
         }
-        SpawnHow::Clone => raw_clone(name, signal, &sock).map(|_| None),
-        SpawnHow::CloneParent => {
-            raw_clone(name, libc::CLONE_PARENT as libc::c_ulong | signal, &sock).map(|_| None)
-        }
-        SpawnHow::PidNamespace => {
-            raw_clone(name, libc::CLONE_NEWPID as libc::c_ulong | signal, &sock).map(|_| None)
-        }
+        SpawnHow::Clone => continue_in(name, sock, raw_clone(signal)),
+        // With CLONE_PARENT the kernel ignores the exit signal in the flags and
+        // uses the caller's own (kernel/fork.c copy_process()).
+        SpawnHow::CloneParent => continue_in(name, sock, raw_clone(parent | signal)),
+        SpawnHow::PidNamespace => continue_in(name, sock, raw_clone(libc::CLONE_NEWPID as libc::c_ulong | signal)),
         SpawnHow::Clone3Parent => {
-            match clone3(name, libc::CLONE_PARENT as u64, signal as u64, &sock) {
-                Err(Errno::ENOSYS) => {
-                    raw_clone(name, libc::CLONE_PARENT as libc::c_ulong | signal, &sock).map(|_| {
-                        Some("clone3: ENOSYS, fell back to clone(CLONE_PARENT)".to_string())
-                    })
-                }
-                other => other.map(|_| None),
+            // clone3 refuses CLONE_PARENT with a nonzero exit_signal
+            // (clone3_args_valid()), so none is passed unless the scenario asks.
+            match clone3(parent as u64, exit_signal.map_or(0, |s| s as u64)) {
+                Err(Errno::ENOSYS) => continue_in(name, sock, raw_clone(parent | signal))
+                    .map(|_| Some("clone3: ENOSYS, fell back to clone(CLONE_PARENT)".to_string())),
+                other => continue_in(name, sock, other),
             }
         }
     }
 }
 
-/// What the child of a raw clone executes: prepared before the clone, because
-/// the child may not allocate.
-struct ExecPlan {
-    path: CString,
-    argv: Vec<CString>,
+/// Which side of a clone we are on.
+enum Side {
+    Parent,
+    Child,
 }
 
-impl ExecPlan {
-    fn new(name: &str, fd: i32) -> Self {
-        let argv = worker::exec_argv(name, fd);
-        ExecPlan {
-            path: CString::new("/proc/self/exe").unwrap(),
-            argv,
-        }
-    }
-
-    /// In the child: make the socket survive exec and become the agent again.
-    fn exec_in_child(&self, fd: i32) -> ! {
-        let mut ptrs: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
-        ptrs.push(std::ptr::null());
-        // SAFETY: async-signal-safe calls only, on memory prepared before the clone.
-        unsafe {
-            libc::fcntl(fd, libc::F_SETFD, 0);
-            libc::execv(self.path.as_ptr(), ptrs.as_ptr());
-            libc::_exit(127)
-        }
+/// The child becomes worker `name`; the parent reports success.
+fn continue_in(name: &str, sock: OwnedFd, side: Result<Side, Errno>) -> Result<Option<String>, Errno> {
+    match side? {
+        Side::Child => worker::serve_forked(name, sock),
+        Side::Parent => Ok(None),
     }
 }
 
-fn raw_clone(name: &str, flags: libc::c_ulong, sock: &OwnedFd) -> Result<i32, Errno> {
-    let fd = sock.as_raw_fd();
-    let plan = ExecPlan::new(name, fd);
+fn raw_clone(flags: libc::c_ulong) -> Result<Side, Errno> {
     // SAFETY: no CLONE_VM and no new stack: the child gets a copy of this
-    // address space, like fork, and execs at once.
-    let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
-    match ret {
-        0 => plan.exec_in_child(fd),
+    // address space and continues here, like fork.
+    match unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) } {
+        0 => Ok(Side::Child),
         -1 => Err(Errno::last()),
-        pid => Ok(pid as i32),
+        _ => Ok(Side::Parent),
     }
 }
 
@@ -111,26 +89,13 @@ struct CloneArgs {
     tls: u64,
 }
 
-fn clone3(name: &str, flags: u64, exit_signal: u64, sock: &OwnedFd) -> Result<i32, Errno> {
-    let fd = sock.as_raw_fd();
-    let plan = ExecPlan::new(name, fd);
-    let mut args = CloneArgs {
-        flags,
-        exit_signal,
-        ..Default::default()
-    };
-    // SAFETY: as for raw_clone; clone3 reads `args` only.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &mut args as *mut CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    match ret {
-        0 => plan.exec_in_child(fd),
+fn clone3(flags: u64, exit_signal: u64) -> Result<Side, Errno> {
+    let mut args = CloneArgs { flags, exit_signal, ..Default::default() };
+    // SAFETY: as for raw_clone; clone3 only reads `args`.
+    match unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) } {
+        0 => Ok(Side::Child),
         -1 => Err(Errno::last()),
-        pid => Ok(pid as i32),
+        _ => Ok(Side::Parent),
     }
 }
 

@@ -16,8 +16,13 @@ use std::time::Duration;
 
 pub type StepResult = Result<Vec<String>, Verdict>;
 
-/// A global that the clone-isolation checks write in one process and read in another.
-static GLOBAL: AtomicU64 = AtomicU64::new(0);
+/// A global that the clone-isolation checks write in one process and read in
+/// another. Its nonzero initial value puts it in .data, a file-backed private
+/// page of the executable, like runc's `current_stage`: such pages are what
+/// the pre-5.5 F_SEAL_FUTURE_WRITE bug shared between parent and child
+/// (seed 004). In .bss (anonymous memory) the check could pass on a buggy kernel.
+pub const GLOBAL_INITIAL: u64 = 0x6f72_7068_616e_6167;
+static GLOBAL: AtomicU64 = AtomicU64::new(GLOBAL_INITIAL);
 
 const DEFAULT_WITHIN: Duration = Duration::from_secs(2);
 
@@ -349,6 +354,7 @@ pub fn perform(who: &str, step: &Step, pids: &Pids, passed_fd: Option<OwnedFd>) 
         | Step::Mmap { .. }
         | Step::Store { .. }
         | Step::ExpectByte { .. }
+        | Step::ExpectCloexec { .. }
         | Step::Close { .. } => notes.extend(crate::memfd::perform(who, step)?),
         Step::Exit { .. }
         | Step::Exec { .. }

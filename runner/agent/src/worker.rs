@@ -9,7 +9,7 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Argument vector that turns an exec'd agent back into worker `name` on `fd`.
-pub fn exec_argv(name: &str, fd: RawFd) -> Vec<CString> {
+fn exec_argv(name: &str, fd: RawFd) -> Vec<CString> {
     ["orphanage-agent", "worker", name, &fd.to_string()]
         .iter()
         .map(|s| CString::new(*s).unwrap())

@@ -185,3 +185,24 @@ fn help_explains_outcomes_and_exit_codes() {
         assert!(help.contains(word), "--help lacks {word}");
     }
 }
+
+#[test]
+fn without_root_scenarios_run_in_a_user_namespace() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        // Every other test here already runs unprivileged, through this path.
+        return;
+    }
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_orphanage"))
+        .arg("--suites")
+        .arg(repo().join("fixtures/crash"))
+        .args(["--exact", "agent::still_runs"])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("setpriv (util-linux) runs the harness as nobody");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("test agent::still_runs ... ok"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0));
+}

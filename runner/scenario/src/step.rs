@@ -267,6 +267,13 @@ pub enum Step {
         offset: u64,
         is: u8,
     },
+    /// fcntl(F_GETFD) on a file handle says FD_CLOEXEC is set (`is: true`) or not.
+    ExpectCloexec {
+        #[serde(default)]
+        of: Option<ActorRef>,
+        handle: HandleRef,
+        is: bool,
+    },
     /// close(2) a file handle or munmap(2) a mapping.
     Close {
         #[serde(default)]
@@ -301,7 +308,8 @@ pub enum SpawnHow {
     /// fork(2).
     #[default]
     Fork,
-    /// clone(2) without CLONE_VM: a fork by another road.
+    /// clone(2) without CLONE_VM, the child going on in the same image (no
+    /// exec), as runc's nsexec does: a fork by another road.
     Clone,
     /// clone(2) with CLONE_PARENT: the new process is the caller's sibling.
     CloneParent,
@@ -448,7 +456,7 @@ impl Step {
             ExpectGlobal => "expect_global", Sysctl => "sysctl", MemfdCreate => "memfd_create",
             Write => "write", Truncate => "truncate", AddSeals => "add_seals",
             ExpectSeals => "expect_seals", Mmap => "mmap", Store => "store",
-            ExpectByte => "expect_byte", Close => "close",
+            ExpectByte => "expect_byte", ExpectCloexec => "expect_cloexec", Close => "close",
             MeasureExitDetection => "measure_exit_detection",
         )
     }
@@ -496,7 +504,8 @@ impl Step {
             | Step::ExpectPdeathsig { of, .. }
             | Step::ExpectPidfd { of, .. }
             | Step::ExpectSeals { of, .. }
-            | Step::ExpectByte { of, .. } => add(&mut refs, "of", of),
+            | Step::ExpectByte { of, .. }
+            | Step::ExpectCloexec { of, .. } => add(&mut refs, "of", of),
             Step::ExpectSignal { of, from, .. } => {
                 add(&mut refs, "of", of);
                 add(&mut refs, "from", from);
