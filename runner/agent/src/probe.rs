@@ -102,6 +102,7 @@ pub fn probe(feature: Feature, in_private_tmp: bool) -> Result<(), String> {
                 fail("fcntl(F_ADD_SEALS, F_SEAL_FUTURE_WRITE)", e)
             }
         }
+        Feature::MemfdExecAllowed => memfd_probe(&[MfdFlag::Cloexec, MfdFlag::Exec]),
         Feature::MemfdExecutable => {
             let fd = memfd::create("probe", memfd::flag_bits(&[MfdFlag::Cloexec])).or_else(|e| fail("memfd_create(MFD_CLOEXEC)", e))?;
             // SAFETY: a zeroed stat is valid; fstat fills it.
