@@ -307,6 +307,15 @@ impl Controller {
     /// A worker vanished mid-step: say how it died, as far as /proc can tell.
     fn died(&mut self, name: &str, step: &Step, detail: &str) -> Verdict {
         let pid = self.actors[name].nspid[0];
+        // The socket closes (exit_files) before the task is a zombie: wait for the exit to finish.
+        match &self.actors[name].pidfd {
+            Some(fd) => {
+                steps::poll_readable(fd.as_raw_fd(), 1000);
+            }
+            None => {
+                let _ = poll::until(Duration::from_secs(1), || exited(pid, pid, false).then_some(()));
+            }
+        }
         let how = match procfs::stat(pid) {
             Ok(s) if s.state == 'Z' => match s.exit_code {
                 Some(code) if code & 0x7f != 0 => {

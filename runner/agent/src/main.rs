@@ -2,8 +2,8 @@
 //! same file runs on the host, inside a container and as a VM's /init.
 //!
 //! `orphanage-agent run` reads a scenario (JSON) on stdin and reports events
-//! on fd 3; `orphanage-agent worker NAME FD` is how a re-executed scenario
-//! process becomes a worker again.
+//! on fd 3; `orphanage-agent worker NAME FD SIGPIPE` is how a scenario process
+//! that ran an `exec` step becomes a worker again.
 
 mod controller;
 mod fds;
@@ -23,8 +23,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("run") => controller::main(),
-        Some("worker") if args.len() == 4 => match args[3].parse() {
-            Ok(fd) => worker::serve_execed(&args[2], fd),
+        Some("worker") if args.len() == 5 => match args[3].parse() {
+            Ok(fd) => worker::serve_execed(&args[2], fd, args[4] == "sigpipe-ignored"),
             Err(_) => usage(),
         },
         _ => usage(),
@@ -32,6 +32,6 @@ fn main() {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: orphanage-agent run   (scenario JSON on stdin, events on fd 3)\n       orphanage-agent worker NAME FD");
+    eprintln!("usage: orphanage-agent run   (scenario JSON on stdin, events on fd 3)\n       orphanage-agent worker NAME FD sigpipe-ignored|sigpipe-default");
     std::process::exit(2)
 }

@@ -108,6 +108,29 @@ pub fn auto_reap() -> nix::Result<()> {
     Ok(())
 }
 
+pub fn is_ignored(signal: Signal) -> bool {
+    // SAFETY: querying the current action with a null new action.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    unsafe { libc::sigaction(signal as libc::c_int, std::ptr::null(), &mut old) };
+    old.sa_sigaction == libc::SIG_IGN
+}
+
+/// After exec: Rust's runtime ignored SIGPIPE and put stack-overflow handlers
+/// on SIGSEGV and SIGBUS (only where they were SIG_DFL, as exec left them).
+pub fn undo_runtime_startup(sigpipe_was_ignored: bool) {
+    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for signal in [Signal::SIGSEGV, Signal::SIGBUS] {
+        if !is_ignored(signal) {
+            // SAFETY: restoring the default.
+            let _ = unsafe { sigaction(signal, &dfl) };
+        }
+    }
+    if !sigpipe_was_ignored {
+        // SAFETY: restoring the default.
+        let _ = unsafe { sigaction(Signal::SIGPIPE, &dfl) };
+    }
+}
+
 /// Default dispositions and an empty mask: the harness's own (SIGPIPE ignored,
 /// SIGINT blocked for its signal thread) must not leak into the target.
 pub fn reset_all() {

@@ -10,16 +10,20 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Argument vector that turns an exec'd agent back into worker `name` on `fd`.
 fn exec_argv(name: &str, fd: RawFd) -> Vec<CString> {
-    ["orphanage-agent", "worker", name, &fd.to_string()]
+    let sigpipe = if signals::is_ignored(nix::sys::signal::Signal::SIGPIPE) { "sigpipe-ignored" } else { "sigpipe-default" };
+    ["orphanage-agent", "worker", name, &fd.to_string(), sigpipe]
         .iter()
         .map(|s| CString::new(*s).unwrap())
         .collect()
 }
 
-/// Entry point after exec: `orphanage-agent worker NAME FD`.
-pub fn serve_execed(name: &str, fd: RawFd) -> ! {
+/// Entry point after exec: `orphanage-agent worker NAME FD SIGPIPE`.
+pub fn serve_execed(name: &str, fd: RawFd, sigpipe_ignored: bool) -> ! {
     // SAFETY: the fd was passed to us on purpose; we own it from here.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // exec(2) resets handlers and keeps ignored signals; Rust's startup then
+    // ignores SIGPIPE and catches SIGSEGV/SIGBUS. Put back what exec left.
+    signals::undo_runtime_startup(sigpipe_ignored);
     signals::reset_record();
     serve(name, &sock, false);
     std::process::exit(0)
