@@ -416,21 +416,8 @@ impl Controller {
     }
 
     fn exit(&mut self, name: &str, step: &Step) -> Result<Vec<String>, Verdict> {
+        self.send_step(name, step)?;
         let a = &self.actors[name];
-        let sock = a
-            .sock
-            .as_ref()
-            .expect("validation keeps the root from exiting")
-            .as_raw_fd();
-        protocol::send(
-            sock,
-            &Request::Perform {
-                step: step.clone(),
-                pids: Pids::new(),
-            },
-            None,
-        )
-        .map_err(|e| Verdict::broken(format!("send to {name}: {e}")))?;
         // The exit is complete (children reparented) once the task is a zombie
         // or gone: a pidfd turns readable exactly then.
         let (pid, tid, is_thread) = (a.nspid[0], a.nstid[0], a.is_thread);
@@ -449,26 +436,8 @@ impl Controller {
         Ok(vec![])
     }
 
-    fn exec(
-        &mut self,
-        name: &str,
-        step: &Step,
-        expect_failure: bool,
-    ) -> Result<Vec<String>, Verdict> {
-        let sock = self.actors[name]
-            .sock
-            .as_ref()
-            .expect("validation keeps the root from exec")
-            .as_raw_fd();
-        protocol::send(
-            sock,
-            &Request::Perform {
-                step: step.clone(),
-                pids: Pids::new(),
-            },
-            None,
-        )
-        .map_err(|e| Verdict::broken(format!("send to {name}: {e}")))?;
+    fn exec(&mut self, name: &str, step: &Step, expect_failure: bool) -> Result<Vec<String>, Verdict> {
+        let sock = self.send_step(name, step)?;
         match protocol::recv::<Reply>(sock) {
             Ok(Some((Reply::Hello { .. }, _))) if !expect_failure => {
                 // exec(2) ends every other thread of the process.
@@ -489,6 +458,14 @@ impl Controller {
             Ok(None) => Err(self.died(name, step, "its socket closed")),
             Err(e) => Err(Verdict::broken(e)),
         }
+    }
+
+    /// Sends `step` to a worker without waiting for a reply (exit and exec answer differently).
+    fn send_step(&self, name: &str, step: &Step) -> Result<RawFd, Verdict> {
+        let sock = self.actors[name].sock.as_ref().ok_or_else(|| Verdict::broken(format!("`{name}` is the agent's root and cannot {}", step.keyword())))?.as_raw_fd();
+        let request = Request::Perform { step: step.clone(), pids: Pids::new() };
+        protocol::send(sock, &request, None).map_err(|e| Verdict::broken(format!("send to {name}: {e}")))?;
+        Ok(sock)
     }
 
     fn getppid_of(&mut self, name: &str) -> Result<i32, Verdict> {

@@ -374,15 +374,21 @@ pub fn signal_name(signo: i32) -> String {
         .map_or(format!("signal {signo}"), |s| s.as_str().to_string())
 }
 
+/// poll(2) for readability within `timeout_ms`. poll is never restarted after
+/// a signal handler (SA_RESTART notwithstanding), and scenarios install handlers,
+/// so EINTR means "poll again for the time left".
 pub fn poll_readable(fd: RawFd, timeout_ms: i32) -> bool {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-    r > 0 && pfd.revents & libc::POLLIN != 0
+    let deadline = std::time::Instant::now() + Duration::from_millis(timeout_ms.max(0) as u64);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis() as i32;
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut pfd, 1, left) };
+        if r == -1 && Errno::last() == Errno::EINTR {
+            continue;
+        }
+        return r > 0 && pfd.revents & libc::POLLIN != 0;
+    }
 }
 
 fn expect_signal(
