@@ -313,7 +313,9 @@ impl Controller {
                 steps::poll_readable(fd.as_raw_fd(), 1000);
             }
             None => {
-                let _ = poll::until(Duration::from_secs(1), || exited(pid, pid, false).then_some(()));
+                let _ = poll::until(Duration::from_secs(1), || {
+                    exited(pid, pid, false).then_some(())
+                });
             }
         }
         let how = match procfs::stat(pid) {
@@ -436,7 +438,12 @@ impl Controller {
         Ok(vec![])
     }
 
-    fn exec(&mut self, name: &str, step: &Step, expect_failure: bool) -> Result<Vec<String>, Verdict> {
+    fn exec(
+        &mut self,
+        name: &str,
+        step: &Step,
+        expect_failure: bool,
+    ) -> Result<Vec<String>, Verdict> {
         let sock = self.send_step(name, step)?;
         match protocol::recv::<Reply>(sock) {
             Ok(Some((Reply::Hello { .. }, _))) if !expect_failure => {
@@ -462,9 +469,22 @@ impl Controller {
 
     /// Sends `step` to a worker without waiting for a reply (exit and exec answer differently).
     fn send_step(&self, name: &str, step: &Step) -> Result<RawFd, Verdict> {
-        let sock = self.actors[name].sock.as_ref().ok_or_else(|| Verdict::broken(format!("`{name}` is the agent's root and cannot {}", step.keyword())))?.as_raw_fd();
-        let request = Request::Perform { step: step.clone(), pids: Pids::new() };
-        protocol::send(sock, &request, None).map_err(|e| Verdict::broken(format!("send to {name}: {e}")))?;
+        let sock = self.actors[name]
+            .sock
+            .as_ref()
+            .ok_or_else(|| {
+                Verdict::broken(format!(
+                    "`{name}` is the agent's root and cannot {}",
+                    step.keyword()
+                ))
+            })?
+            .as_raw_fd();
+        let request = Request::Perform {
+            step: step.clone(),
+            pids: Pids::new(),
+        };
+        protocol::send(sock, &request, None)
+            .map_err(|e| Verdict::broken(format!("send to {name}: {e}")))?;
         Ok(sock)
     }
 

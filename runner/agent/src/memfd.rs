@@ -1,6 +1,7 @@
-//! memfd_create(2) and file seals (fcntl(2) F_ADD_SEALS). A seal is proven by
-//! the operation it refuses, so these steps are the plain syscalls with the
-//! errno the scenario expects; nothing here trusts F_GET_SEALS alone.
+//! memfd_create(2) and file seals (fcntl(2) F_ADD_SEALS), plus the pipes that
+//! clone-isolation checks pass bytes through. A seal is proven by the
+//! operation it refuses, so these steps are the plain syscalls with the errno
+//! the scenario expects; nothing here trusts F_GET_SEALS alone.
 
 use crate::handles::{self, Handle};
 use crate::procfs::io_errno;
@@ -60,8 +61,22 @@ fn fill(fd: i32, content: Content) -> Result<(), Errno> {
     Ok(())
 }
 
+fn is_pipe(fd: i32) -> bool {
+    // SAFETY: a zeroed stat is valid; fstat fills it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstat(fd, &mut st) }) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO
+}
+
 pub fn perform(who: &str, step: &Step) -> StepResult {
     match step {
+        Step::Pipe { read, write, .. } => {
+            let mut fds = [-1; 2];
+            // SAFETY: pipe2 fills two fds.
+            let r = ret(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } as libc::c_long);
+            expect_errno(who, "pipe2(O_CLOEXEC)", r, None)?;
+            handles::insert(read.as_str(), Handle::Fd(fds[0]));
+            handles::insert(write.as_str(), Handle::Fd(fds[1]));
+        }
         Step::MemfdCreate {
             handle,
             flags,
@@ -90,11 +105,23 @@ pub fn perform(who: &str, step: &Step) -> StepResult {
         } => {
             let fd = handles::fd(handle.as_str())?;
             let buf = vec![b'w'; *len as usize];
-            // SAFETY: writing from a live buffer.
-            let r = ret(unsafe {
-                libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), *offset as libc::off_t)
-            } as libc::c_long);
-            let what = format!("pwrite({handle}, {len} bytes at {offset})");
+            let (r, what) = if is_pipe(fd) {
+                // SAFETY: writing from a live buffer.
+                let r = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+                (
+                    ret(r as libc::c_long),
+                    format!("write({handle}, {len} bytes)"),
+                )
+            } else {
+                // SAFETY: writing from a live buffer.
+                let r = unsafe {
+                    libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), *offset as libc::off_t)
+                };
+                (
+                    ret(r as libc::c_long),
+                    format!("pwrite({handle}, {len} bytes at {offset})"),
+                )
+            };
             if let Some(n) = expect_errno(who, &what, r, *errno)? {
                 if n as u64 != *len {
                     return Err(Verdict::fail(format!(
@@ -202,6 +229,24 @@ pub fn perform(who: &str, step: &Step) -> StepResult {
             handle, offset, is, ..
         } => {
             let observed = match handles::get(handle.as_str())? {
+                Handle::Fd(fd) if is_pipe(fd) => {
+                    if !crate::steps::poll_readable(fd, 2000) {
+                        return Err(Verdict::fail(format!("{who}: byte from pipe {handle}: expected {is:#04x}, observed nothing within 2 s")));
+                    }
+                    let mut b = [0u8; 1];
+                    // SAFETY: reading into a local buffer.
+                    let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) };
+                    expect_errno(
+                        who,
+                        &format!("read({handle})"),
+                        ret(n as libc::c_long),
+                        None,
+                    )?;
+                    if n == 0 {
+                        return Err(Verdict::fail(format!("{who}: byte from pipe {handle}: expected {is:#04x}, observed end of file")));
+                    }
+                    b[0]
+                }
                 Handle::Fd(fd) => {
                     let mut b = [0u8; 1];
                     // SAFETY: reading into a local buffer.
@@ -237,10 +282,13 @@ pub fn perform(who: &str, step: &Step) -> StepResult {
             let fd = handles::fd(handle.as_str())?;
             // SAFETY: plain fcntl.
             let flags = ret(unsafe { libc::fcntl(fd, libc::F_GETFD) } as libc::c_long);
-            let flags = expect_errno(who, &format!("fcntl({handle}, F_GETFD)"), flags, None)?.unwrap_or(0);
+            let flags =
+                expect_errno(who, &format!("fcntl({handle}, F_GETFD)"), flags, None)?.unwrap_or(0);
             let observed = flags & libc::FD_CLOEXEC as libc::c_long != 0;
             if observed != *is {
-                return Err(Verdict::fail(format!("{who}: FD_CLOEXEC on {handle}: expected {is}, observed {observed}")));
+                return Err(Verdict::fail(format!(
+                    "{who}: FD_CLOEXEC on {handle}: expected {is}, observed {observed}"
+                )));
             }
         }
         Step::Close { handle, .. } => match handles::remove(handle.as_str()) {

@@ -104,7 +104,8 @@ pub fn probe(feature: Feature, in_private_tmp: bool) -> Result<(), String> {
         }
         Feature::MemfdExecAllowed => memfd_probe(&[MfdFlag::Cloexec, MfdFlag::Exec]),
         Feature::MemfdExecutable => {
-            let fd = memfd::create("probe", memfd::flag_bits(&[MfdFlag::Cloexec])).or_else(|e| fail("memfd_create(MFD_CLOEXEC)", e))?;
+            let fd = memfd::create("probe", memfd::flag_bits(&[MfdFlag::Cloexec]))
+                .or_else(|e| fail("memfd_create(MFD_CLOEXEC)", e))?;
             // SAFETY: a zeroed stat is valid; fstat fills it.
             let mut stat: libc::stat = unsafe { std::mem::zeroed() };
             let r = unsafe { libc::fstat(fd, &mut stat) };

@@ -15,7 +15,12 @@ use orphanage_scenario::SpawnHow;
 use std::os::fd::OwnedFd;
 
 /// Creates `name` serving `sock`. Returns a note when something worth reporting happened.
-pub fn spawn(name: &str, how: SpawnHow, exit_signal: Option<Signal>, sock: OwnedFd) -> Result<Option<String>, Errno> {
+pub fn spawn(
+    name: &str,
+    how: SpawnHow,
+    exit_signal: Option<Signal>,
+    sock: OwnedFd,
+) -> Result<Option<String>, Errno> {
     let signal = exit_signal.map_or(libc::SIGCHLD, |s| s as libc::c_int) as libc::c_ulong;
     let parent = libc::CLONE_PARENT as libc::c_ulong;
     match how {
@@ -38,7 +43,11 @@ pub fn spawn(name: &str, how: SpawnHow, exit_signal: Option<Signal>, sock: Owned
         // With CLONE_PARENT the kernel ignores the exit signal in the flags and
         // uses the caller's own (kernel/fork.c copy_process()).
         SpawnHow::CloneParent => continue_in(name, sock, raw_clone(parent | signal)),
-        SpawnHow::PidNamespace => continue_in(name, sock, raw_clone(libc::CLONE_NEWPID as libc::c_ulong | signal)),
+        SpawnHow::PidNamespace => continue_in(
+            name,
+            sock,
+            raw_clone(libc::CLONE_NEWPID as libc::c_ulong | signal),
+        ),
         SpawnHow::Clone3Parent => {
             // clone3 refuses CLONE_PARENT with a nonzero exit_signal
             // (clone3_args_valid()), so none is passed unless the scenario asks.
@@ -58,7 +67,11 @@ enum Side {
 }
 
 /// The child becomes worker `name`; the parent reports success.
-fn continue_in(name: &str, sock: OwnedFd, side: Result<Side, Errno>) -> Result<Option<String>, Errno> {
+fn continue_in(
+    name: &str,
+    sock: OwnedFd,
+    side: Result<Side, Errno>,
+) -> Result<Option<String>, Errno> {
     match side? {
         Side::Child => worker::serve_forked(name, sock),
         Side::Parent => Ok(None),
@@ -90,9 +103,19 @@ struct CloneArgs {
 }
 
 fn clone3(flags: u64, exit_signal: u64) -> Result<Side, Errno> {
-    let mut args = CloneArgs { flags, exit_signal, ..Default::default() };
+    let mut args = CloneArgs {
+        flags,
+        exit_signal,
+        ..Default::default()
+    };
     // SAFETY: as for raw_clone; clone3 only reads `args`.
-    match unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) } {
+    match unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    } {
         0 => Ok(Side::Child),
         -1 => Err(Errno::last()),
         _ => Ok(Side::Parent),

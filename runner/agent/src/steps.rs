@@ -347,6 +347,7 @@ pub fn perform(who: &str, step: &Step, pids: &Pids, passed_fd: Option<OwnedFd>) 
             notes.push(measure::exit_detection(*method, *samples)?);
         }
         Step::MemfdCreate { .. }
+        | Step::Pipe { .. }
         | Step::Write { .. }
         | Step::Truncate { .. }
         | Step::AddSeals { .. }
@@ -380,8 +381,14 @@ pub fn signal_name(signo: i32) -> String {
 pub fn poll_readable(fd: RawFd, timeout_ms: i32) -> bool {
     let deadline = std::time::Instant::now() + Duration::from_millis(timeout_ms.max(0) as u64);
     loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis() as i32;
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let left = deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .as_millis() as i32;
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         let r = unsafe { libc::poll(&mut pfd, 1, left) };
         if r == -1 && Errno::last() == Errno::EINTR {

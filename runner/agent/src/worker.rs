@@ -10,7 +10,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Argument vector that turns an exec'd agent back into worker `name` on `fd`.
 fn exec_argv(name: &str, fd: RawFd) -> Vec<CString> {
-    let sigpipe = if signals::is_ignored(nix::sys::signal::Signal::SIGPIPE) { "sigpipe-ignored" } else { "sigpipe-default" };
+    let sigpipe = if signals::is_ignored(nix::sys::signal::Signal::SIGPIPE) {
+        "sigpipe-ignored"
+    } else {
+        "sigpipe-default"
+    };
     ["orphanage-agent", "worker", name, &fd.to_string(), sigpipe]
         .iter()
         .map(|s| CString::new(*s).unwrap())

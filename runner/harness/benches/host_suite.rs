@@ -35,15 +35,31 @@ fn main() {
             .output()
             .expect("run orphanage");
         walls.push(start.elapsed().as_secs_f64());
-        assert!(out.status.success(), "the host suite failed:\n{}", String::from_utf8_lossy(&out.stdout));
-        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert!(
+            out.status.success(),
+            "the host suite failed:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
         let results = json["results"].as_array().unwrap();
         scenarios = results.len();
         for r in results {
             overheads.push(r["duration_ms"].as_f64().unwrap() - r["steps_ms"].as_f64().unwrap());
         }
     }
-    println!("host suite: {scenarios} scenarios, {RUNS} runs, {} cores", std::thread::available_parallelism().map_or(1, |n| n.get()));
-    println!("whole suite wall time: median {:.3} s (min {:.3} s, max {:.3} s)", median(walls.clone()), walls.iter().cloned().fold(f64::MAX, f64::min), walls.iter().cloned().fold(0.0, f64::max));
-    println!("per-scenario overhead (harness time minus the scenario's own steps): median {:.2} ms", median(overheads));
+    println!(
+        "host suite: {scenarios} scenarios, {RUNS} runs, {} cores",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "whole suite wall time: median {:.3} s (min {:.3} s, max {:.3} s)",
+        median(walls.clone()),
+        walls.iter().cloned().fold(f64::MAX, f64::min),
+        walls.iter().cloned().fold(0.0, f64::max)
+    );
+    println!(
+        "per-scenario overhead (harness time minus the scenario's own steps): median {:.2} ms",
+        median(overheads)
+    );
 }

@@ -109,7 +109,10 @@ fn reap_adopted(t: &Tree) {
         loop {
             match parent_and_start(pid) {
                 Some((parent, start)) if start == started && parent == me => {
-                    let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), Some(nix::sys::wait::WaitPidFlag::__WALL));
+                    let _ = nix::sys::wait::waitpid(
+                        Pid::from_raw(pid),
+                        Some(nix::sys::wait::WaitPidFlag::__WALL),
+                    );
                     break;
                 }
                 // Another process's now, or gone (or its pid reused): not ours to reap.

@@ -13,11 +13,18 @@ use std::time::{Duration, Instant};
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn marker() -> String {
-    format!("{}-{}", std::process::id(), Instant::now().elapsed().as_nanos() ^ rand_bits())
+    format!(
+        "{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos() ^ rand_bits()
+    )
 }
 
 fn rand_bits() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 /// Our processes still alive (by marker) or still zombies (by name), excluding `except`.
@@ -29,7 +36,14 @@ fn leftovers(marker: &str, except: Option<i32>) -> Vec<String> {
             continue;
         }
         let Ok(stat) = p.stat() else { continue };
-        let marked = p.environ().map(|env| env.iter().any(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()) == needle)).unwrap_or(false);
+        let marked = p
+            .environ()
+            .map(|env| {
+                env.iter().any(|(k, v)| {
+                    format!("{}={}", k.to_string_lossy(), v.to_string_lossy()) == needle
+                })
+            })
+            .unwrap_or(false);
         let zombie_agent = stat.state == 'Z' && stat.comm == "orphanage-agent";
         if marked || zombie_agent {
             found.push(format!("pid {} {} state {}", p.pid, stat.comm, stat.state));
@@ -43,7 +57,11 @@ fn mounts() -> String {
 }
 
 fn temp_dirs() -> usize {
-    std::fs::read_dir(std::env::temp_dir()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("orphanage-")).count()
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("orphanage-"))
+        .count()
 }
 
 fn assert_clean(marker: &str, mounts_before: &str, temps_before: usize) {
@@ -82,12 +100,24 @@ fn a_crash_leaves_nothing_behind() {
 fn timeouts_leave_nothing_behind_in_either_namespace() {
     let hang = repo().join("fixtures/hang/agent");
     let suite = suite_of(&[
-        (&hang.join("forever.yaml"), Some(("deadline: 60s", "deadline: 1s"))),
-        (&hang.join("forever_in_caller_namespace.yaml"), Some(("deadline: 60s", "deadline: 1s"))),
+        (
+            &hang.join("forever.yaml"),
+            Some(("deadline: 60s", "deadline: 1s")),
+        ),
+        (
+            &hang.join("forever_in_caller_namespace.yaml"),
+            Some(("deadline: 60s", "deadline: 1s")),
+        ),
     ]);
     let run = check_run_leaves_nothing(suite.path(), &[]);
     for r in run.report["results"].as_array().unwrap() {
-        assert!(r["reason"].as_str().unwrap().starts_with("timeout after 1 s"), "{r}");
+        assert!(
+            r["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("timeout after 1 s"),
+            "{r}"
+        );
     }
 }
 
@@ -106,7 +136,11 @@ fn interrupt_leaves_nothing(signal: libc::c_int) {
     // Both trees fully built: 5 processes in the fresh namespace, 4 in ours.
     let start = Instant::now();
     while leftovers(&m, Some(harness)).len() < 9 {
-        assert!(start.elapsed() < Duration::from_secs(20), "trees never appeared: {:?}", leftovers(&m, Some(harness)));
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "trees never appeared: {:?}",
+            leftovers(&m, Some(harness))
+        );
         std::thread::sleep(Duration::from_millis(10)); // polling for an external process, within a deadline
     }
     // SAFETY: signalling our own child.
@@ -115,7 +149,10 @@ fn interrupt_leaves_nothing(signal: libc::c_int) {
     assert_eq!(status.code(), Some(128 + signal), "exit status {status:?}");
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(stderr.contains("killed 2 running scenario tree(s)"), "{stderr}");
+    assert!(
+        stderr.contains("killed 2 running scenario tree(s)"),
+        "{stderr}"
+    );
     assert_clean(&m, &before, temps);
 }
 

@@ -21,7 +21,10 @@ fn the_host_suite_has_no_fail_and_no_broken() {
     assert!(problems.is_empty(), "{problems:#?}\n{}", run.stdout());
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
     let total = run.report["results"].as_array().unwrap().len();
-    assert!(total >= 45, "the host suite must cover CHECKS.md with at least 45 scenarios, has {total}");
+    assert!(
+        total >= 45,
+        "the host suite must cover CHECKS.md with at least 45 scenarios, has {total}"
+    );
     assert!(summary["pass"].as_u64().unwrap() > 0);
     assert_eq!(run.report["target"], "host");
     assert!(!run.report["kernel"].as_str().unwrap().is_empty());
@@ -42,12 +45,30 @@ fn every_wrong_scenario_fails_rather_than_passing_or_breaking() {
 #[test]
 fn a_failure_names_expected_and_observed() {
     let run = run_with_report(&repo().join("fixtures/wrong"), &[], &[]);
-    let reason = run.result("subreaper::reparent_to_wrong_process")["reason"].as_str().unwrap().to_string();
-    assert!(reason.contains("leaf's parent: expected init (pid 1), observed sub (pid 2)"), "{reason}");
-    let reason = run.result("memfd::write_succeeds_on_sealed_memfd")["reason"].as_str().unwrap().to_string();
-    assert!(reason.contains("expected success, observed EPERM"), "{reason}");
-    let reason = run.result("zombie::zombie_expected_where_none")["reason"].as_str().unwrap().to_string();
-    assert!(reason.contains("expected a zombie, observed gone"), "{reason}");
+    let reason = run.result("subreaper::reparent_to_wrong_process")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains("leaf's parent: expected init (pid 1), observed sub (pid 2)"),
+        "{reason}"
+    );
+    let reason = run.result("memfd::write_succeeds_on_sealed_memfd")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains("expected success, observed EPERM"),
+        "{reason}"
+    );
+    let reason = run.result("zombie::zombie_expected_where_none")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains("expected a zombie, observed gone"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -55,10 +76,17 @@ fn an_agent_crash_is_broken_with_its_signal_and_the_rest_still_run() {
     let run = run_with_report(&repo().join("fixtures/crash"), &[], &[]);
     let crashed = run.result("agent::store_to_readonly_mapping");
     assert_eq!(crashed["outcome"], "broken");
-    assert!(crashed["reason"].as_str().unwrap().contains("SIGSEGV"), "{crashed}");
+    assert!(
+        crashed["reason"].as_str().unwrap().contains("SIGSEGV"),
+        "{crashed}"
+    );
     assert_eq!(run.result("agent::still_runs")["outcome"], "pass");
     assert_eq!(run.code(), Some(101));
-    assert!(run.stdout().contains("broken: agent killed by SIGSEGV"), "{}", run.stdout());
+    assert!(
+        run.stdout().contains("broken: agent killed by SIGSEGV"),
+        "{}",
+        run.stdout()
+    );
 }
 
 #[test]
@@ -71,7 +99,10 @@ fn a_timeout_fails_with_the_deadline_and_the_last_step() {
     assert_eq!(r["outcome"], "fail");
     let reason = r["reason"].as_str().unwrap();
     assert!(reason.starts_with("timeout after 1 s"), "{reason}");
-    assert!(reason.contains("last step reached: step 6 wait"), "{reason}");
+    assert!(
+        reason.contains("last step reached: step 6 wait"),
+        "{reason}"
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
@@ -93,8 +124,15 @@ fn unsupported_features_are_ignored_with_the_probe_and_errno() {
         "pass" => {}
         "unsupported" => {
             let reason = r["reason"].as_str().unwrap();
-            assert!(reason.contains("memfd_create(") && reason.contains("(needs "), "{reason}");
-            assert!(run.stdout().contains("ignored, unsupported: "), "{}", run.stdout());
+            assert!(
+                reason.contains("memfd_create(") && reason.contains("(needs "),
+                "{reason}"
+            );
+            assert!(
+                run.stdout().contains("ignored, unsupported: "),
+                "{}",
+                run.stdout()
+            );
         }
         other => panic!("{other}: {r}"),
     }
@@ -108,7 +146,12 @@ fn malformed_files_are_rejected_with_their_position_before_anything_runs() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
-        let expect = text.lines().next().unwrap().strip_prefix("# expect: ").unwrap_or_else(|| panic!("{} lacks # expect:", path.display()));
+        let expect = text
+            .lines()
+            .next()
+            .unwrap()
+            .strip_prefix("# expect: ")
+            .unwrap_or_else(|| panic!("{} lacks # expect:", path.display()));
         let (position, message) = expect.split_once(' ').unwrap();
         let suite = suite_of(&[(&path, None)]);
         for check in [true, false] {
@@ -122,9 +165,17 @@ fn malformed_files_are_rejected_with_their_position_before_anything_runs() {
             assert_eq!(out.status.code(), Some(2), "{}: {stderr}", path.display());
             assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
             let file = suite.path().join("fixture").join(path.file_name().unwrap());
-            assert!(stderr.starts_with(&format!("{}:{position}: ", file.display())), "{}: {stderr}", path.display());
+            assert!(
+                stderr.starts_with(&format!("{}:{position}: ", file.display())),
+                "{}: {stderr}",
+                path.display()
+            );
             assert!(stderr.contains(message), "{}: {stderr}", path.display());
-            assert!(out.stdout.is_empty(), "nothing may run: {}", String::from_utf8_lossy(&out.stdout));
+            assert!(
+                out.stdout.is_empty(),
+                "nothing may run: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
         }
         seen += 1;
     }
@@ -141,21 +192,33 @@ fn bad_input_exits_2_with_one_clear_line(#[case] args: &[&str], #[case] message:
     let out = orphanage().current_dir(repo()).args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.lines().next().unwrap().contains(message) || stderr.contains(message), "{stderr}");
+    assert!(
+        stderr.lines().next().unwrap().contains(message) || stderr.contains(message),
+        "{stderr}"
+    );
     assert!(out.stdout.is_empty(), "nothing may run");
 }
 
 #[test]
 fn an_empty_suites_directory_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = orphanage().arg("--suites").arg(dir.path()).output().unwrap();
+    let out = orphanage()
+        .arg("--suites")
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no scenarios"));
 }
 
 #[test]
 fn check_validates_without_running() {
-    let out = orphanage().arg("--check").arg("--suites").arg(repo().join("suites")).output().unwrap();
+    let out = orphanage()
+        .arg("--check")
+        .arg("--suites")
+        .arg(repo().join("suites"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("scenarios in"));
 }
@@ -163,15 +226,27 @@ fn check_validates_without_running() {
 #[test]
 fn libtest_filters_list_exact_and_skip_work_as_in_cargo_test() {
     let wrong = repo().join("fixtures/wrong");
-    let list = orphanage().arg("--suites").arg(&wrong).arg("--list").output().unwrap();
+    let list = orphanage()
+        .arg("--suites")
+        .arg(&wrong)
+        .arg("--list")
+        .output()
+        .unwrap();
     let listed = String::from_utf8_lossy(&list.stdout);
-    assert!(listed.contains("subreaper::reparent_to_wrong_process: test"), "{listed}");
+    assert!(
+        listed.contains("subreaper::reparent_to_wrong_process: test"),
+        "{listed}"
+    );
 
     let exact = run_with_report(&wrong, &["--exact", "zombie::wrong_exit_status"], &[]);
     assert_eq!(exact.report["results"].as_array().unwrap().len(), 1);
 
     let skip = run_with_report(&wrong, &["--skip", "zombie::"], &[]);
-    assert!(skip.report["results"].as_array().unwrap().iter().all(|r| r["area"] != "zombie"));
+    assert!(skip.report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["area"] != "zombie"));
 
     let filter = run_with_report(&wrong, &["memfd::"], &[]);
     assert_eq!(filter.report["results"].as_array().unwrap().len(), 1);
@@ -181,7 +256,16 @@ fn libtest_filters_list_exact_and_skip_work_as_in_cargo_test() {
 fn help_explains_outcomes_and_exit_codes() {
     let out = orphanage().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for word in ["--check", "--suites", "--report", "unsupported", "broken", "Exit code", "--exact", "--skip"] {
+    for word in [
+        "--check",
+        "--suites",
+        "--report",
+        "unsupported",
+        "broken",
+        "Exit code",
+        "--exact",
+        "--skip",
+    ] {
         assert!(help.contains(word), "--help lacks {word}");
     }
 }
@@ -203,6 +287,10 @@ fn without_root_scenarios_run_in_a_user_namespace() {
         .output()
         .expect("setpriv (util-linux) runs the harness as nobody");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("test agent::still_runs ... ok"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("test agent::still_runs ... ok"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(out.status.code(), Some(0));
 }

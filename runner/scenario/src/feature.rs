@@ -41,8 +41,12 @@ impl Feature {
             Feature::MemfdNoexecSeal => "MFD_NOEXEC_SEAL and MFD_EXEC (Linux 6.3)",
             Feature::SealFutureWrite => "F_SEAL_FUTURE_WRITE (Linux 5.1)",
             Feature::MemfdNoexecSysctl => "the vm.memfd_noexec sysctl (Linux 6.3)",
-            Feature::MemfdExecAllowed => "memfd_create(MFD_EXEC) to be allowed (Linux 6.3, vm.memfd_noexec below 2)",
-            Feature::MemfdExecutable => "memfds created without flags to be executable (vm.memfd_noexec = 0)",
+            Feature::MemfdExecAllowed => {
+                "memfd_create(MFD_EXEC) to be allowed (Linux 6.3, vm.memfd_noexec below 2)"
+            }
+            Feature::MemfdExecutable => {
+                "memfds created without flags to be executable (vm.memfd_noexec = 0)"
+            }
             Feature::Execveat => "execveat(2) with AT_EMPTY_PATH (Linux 3.19)",
             Feature::CoreDumps => {
                 "core dumps to a file (core_pattern not a pipe, RLIMIT_CORE raisable)"

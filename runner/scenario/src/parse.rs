@@ -30,7 +30,11 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, ParseError> {
         let message = without_location(&e.to_string());
         // A bad value of a top-level key comes back blamed on the document's
         // start; such messages begin with the key, so point at its line instead.
-        if let Some(key) = message.split(':').next().filter(|k| TOP_LEVEL_KEYS.contains(k)) {
+        if let Some(key) = message
+            .split(':')
+            .next()
+            .filter(|k| TOP_LEVEL_KEYS.contains(k))
+        {
             position = top_level_key_position(text, key).or(position);
         }
         ParseError {
@@ -161,7 +165,14 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
     Ok(())
 }
 
-const TOP_LEVEL_KEYS: &[&str] = &["checks", "requires", "refs", "deadline", "namespace", "steps"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "checks",
+    "requires",
+    "refs",
+    "deadline",
+    "namespace",
+    "steps",
+];
 
 /// yaml_serde puts " at line L column C" into its messages; the position is already in front.
 fn without_location(message: &str) -> String {
@@ -169,10 +180,11 @@ fn without_location(message: &str) -> String {
         return message.to_string();
     };
     let rest = &message[start + " at line ".len()..];
-    let after_column = rest
-        .find("column ")
-        .map(|c| c + "column ".len())
-        .map(|c| c + rest[c..].find(|ch: char| !ch.is_ascii_digit()).unwrap_or(rest.len() - c));
+    let after_column = rest.find("column ").map(|c| c + "column ".len()).map(|c| {
+        c + rest[c..]
+            .find(|ch: char| !ch.is_ascii_digit())
+            .unwrap_or(rest.len() - c)
+    });
     match after_column {
         Some(end) => format!("{}{}", &message[..start], &rest[end..]),
         None => message[..start].to_string(),
@@ -355,7 +367,10 @@ mod tests {
 
     #[rstest]
     #[case("unknown field `x` at line 3 column 5", "unknown field `x`")]
-    #[case("did not find expected ',' at line 4 column 6, while parsing", "did not find expected ',', while parsing")]
+    #[case(
+        "did not find expected ',' at line 4 column 6, while parsing",
+        "did not find expected ',', while parsing"
+    )]
     #[case("no location here", "no location here")]
     fn locations_are_cut_from_messages(#[case] message: &str, #[case] cut: &str) {
         assert_eq!(without_location(message), cut);
@@ -363,7 +378,8 @@ mod tests {
 
     #[test]
     fn header_errors_point_at_their_key_even_after_comments() {
-        let text = "# a comment\nchecks: x\nrefs: [y]\ndeadline: 0s\nsteps:\n  - spawn: {name: a}\n";
+        let text =
+            "# a comment\nchecks: x\nrefs: [y]\ndeadline: 0s\nsteps:\n  - spawn: {name: a}\n";
         assert_eq!(parse("f.yaml", text).unwrap_err().position, Some((4, 1)));
     }
 

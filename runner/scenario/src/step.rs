@@ -200,7 +200,14 @@ pub enum Step {
         #[serde(default)]
         errno: Option<ErrnoName>,
     },
-    /// pwrite(2) of `len` bytes at `offset`.
+    /// pipe2(2): two file handles, `read` and `write` (O_CLOEXEC, as runc's sync pipes).
+    Pipe {
+        #[serde(default)]
+        by: Option<ActorRef>,
+        read: NewHandle,
+        write: NewHandle,
+    },
+    /// pwrite(2) of `len` bytes at `offset` (write(2) on a pipe).
     Write {
         #[serde(default)]
         by: Option<ActorRef>,
@@ -258,7 +265,8 @@ pub enum Step {
         offset: u64,
         byte: u8,
     },
-    /// The byte at `offset` is `is`, read with pread(2) for a file and a load for a mapping.
+    /// The byte at `offset` is `is`, read with pread(2) for a file, a load for
+    /// a mapping, and read(2) for a pipe (waiting up to 2s for it to arrive).
     ExpectByte {
         #[serde(default)]
         of: Option<ActorRef>,
@@ -454,7 +462,7 @@ impl Step {
             ExpectPidfd => "expect_pidfd", ExpectParent => "expect_parent",
             ExpectState => "expect_state", ExpectExe => "expect_exe", SetGlobal => "set_global",
             ExpectGlobal => "expect_global", Sysctl => "sysctl", MemfdCreate => "memfd_create",
-            Write => "write", Truncate => "truncate", AddSeals => "add_seals",
+            Pipe => "pipe", Write => "write", Truncate => "truncate", AddSeals => "add_seals",
             ExpectSeals => "expect_seals", Mmap => "mmap", Store => "store",
             ExpectByte => "expect_byte", ExpectCloexec => "expect_cloexec", Close => "close",
             MeasureExitDetection => "measure_exit_detection",
@@ -491,6 +499,7 @@ impl Step {
             | Step::PidfdOpen { by, .. }
             | Step::Sysctl { by, .. }
             | Step::MemfdCreate { by, .. }
+            | Step::Pipe { by, .. }
             | Step::Write { by, .. }
             | Step::Truncate { by, .. }
             | Step::AddSeals { by, .. }

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 pub fn orphanage() -> Command {
@@ -29,7 +32,12 @@ impl Run {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }
     pub fn result(&self, name: &str) -> &serde_json::Value {
-        self.report["results"].as_array().unwrap().iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("no result for {name}: {}", self.report))
+        self.report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no result for {name}: {}", self.report))
     }
 }
 
@@ -46,7 +54,10 @@ pub fn run_with_report(suites: &Path, extra: &[&str], env: &[(&str, &str)]) -> R
         .envs(env.iter().copied())
         .output()
         .unwrap();
-    let report = std::fs::read_to_string(&report_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(serde_json::Value::Null);
+    let report = std::fs::read_to_string(&report_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
     Run { output, report }
 }
 
@@ -60,7 +71,11 @@ pub fn suite_of(files: &[(&Path, Option<(&str, &str)>)]) -> tempfile::TempDir {
             assert!(text.contains(from), "{} has no `{from}`", file.display());
             text = text.replace(from, to);
         }
-        std::fs::write(dir.path().join("fixture").join(file.file_name().unwrap()), text).unwrap();
+        std::fs::write(
+            dir.path().join("fixture").join(file.file_name().unwrap()),
+            text,
+        )
+        .unwrap();
     }
     dir
 }
