@@ -535,26 +535,15 @@ impl Controller {
             last = (by_getppid, by_proc);
             Ok(by_getppid == want_own && by_proc == want_root)
         };
-        let start = Instant::now();
-        let limit = within.unwrap_or(Duration::ZERO);
-        loop {
-            if observe(self)? {
-                let took = start.elapsed();
-                return Ok(match within {
-                    Some(w) => vec![format!(
-                        "{name}'s parent became {expected} after {} (deadline {})",
-                        poll::micros(took),
-                        poll::micros(w)
-                    )],
-                    None => vec![],
-                });
-            }
-            if start.elapsed() >= limit {
-                break;
-            }
-            std::thread::sleep(
-                Duration::from_micros(200).min(limit.saturating_sub(start.elapsed())),
-            );
+        let (held, took) = poll::holds_within(within.unwrap_or(Duration::ZERO), || observe(self))?;
+        if held {
+            return Ok(within.map_or_else(Vec::new, |w| {
+                vec![format!(
+                    "{name}'s parent became {expected} after {} (deadline {})",
+                    poll::micros(took),
+                    poll::micros(w)
+                )]
+            }));
         }
         let (by_getppid, by_proc) = last;
         let root_pid = |p: i32| steps::describe_pid(&root_view, p);
@@ -582,36 +571,28 @@ impl Controller {
     ) -> Result<Vec<String>, Verdict> {
         let a = &self.actors[name];
         let (pid, tid, is_thread) = (a.nspid[0], a.nstid[0], a.is_thread);
-        let observe = || -> Result<ProcState, Verdict> {
-            let path_pid = if is_thread {
-                format!("{pid}/task/{tid}")
-            } else {
-                pid.to_string()
-            };
-            match std::fs::read_to_string(format!("/proc/{path_pid}/stat")) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ProcState::Gone),
-                Err(e) => Err(Verdict::unsupported(format!(
-                    "reading /proc/{path_pid}/stat: {e}"
-                ))),
-                Ok(_) => match procfs::stat(pid).map(|s| s.state) {
-                    Ok('Z') | Ok('X') => Ok(ProcState::Zombie),
-                    Ok(_) => Ok(ProcState::Alive),
-                    Err(Errno::ENOENT) => Ok(ProcState::Gone),
-                    Err(e) => Err(Verdict::unsupported(format!(
-                        "parsing /proc/{pid}/stat: {}",
-                        orphanage_scenario::ErrnoName(e)
-                    ))),
-                },
-            }
+        // A thread's state is its own, under /proc/PID/task/TID.
+        let path = if is_thread {
+            format!("/proc/{pid}/task/{tid}/stat")
+        } else {
+            format!("/proc/{pid}/stat")
         };
-        let limit = within.unwrap_or(Duration::ZERO);
-        let mut seen = observe()?;
-        let start = Instant::now();
-        while seen != expected && start.elapsed() < limit {
-            std::thread::sleep(Duration::from_micros(100).min(limit - start.elapsed()));
-            seen = observe()?;
-        }
-        if seen != expected {
+        let mut seen = ProcState::Gone;
+        let (held, took) = poll::holds_within(within.unwrap_or(Duration::ZERO), || {
+            seen = match procfs::stat_at(&path) {
+                Ok(s) if matches!(s.state, 'Z' | 'X') => ProcState::Zombie,
+                Ok(_) => ProcState::Alive,
+                Err(Errno::ENOENT) | Err(Errno::ESRCH) => ProcState::Gone,
+                Err(e) => {
+                    return Err(Verdict::unsupported(format!(
+                        "reading {path}: {}",
+                        orphanage_scenario::ErrnoName(e)
+                    )))
+                }
+            };
+            Ok(seen == expected)
+        })?;
+        if !held {
             let waited = within
                 .map(|w| format!(" after {}", poll::micros(w)))
                 .unwrap_or_default();
@@ -621,15 +602,14 @@ impl Controller {
                 state_name(seen)
             )));
         }
-        Ok(match within {
-            Some(w) => vec![format!(
+        Ok(within.map_or_else(Vec::new, |w| {
+            vec![format!(
                 "{name} {} after {} (deadline {})",
                 state_name(expected),
-                poll::micros(start.elapsed()),
+                poll::micros(took),
                 poll::micros(w)
-            )],
-            None => vec![],
-        })
+            )]
+        }))
     }
 }
 

@@ -5,22 +5,40 @@
 
 use std::time::{Duration, Instant};
 
+/// Polls `observe` until it says the condition holds or `deadline` passes;
+/// an error ends the poll at once. Returns whether it held and when it was last seen.
+pub fn holds_within<E>(
+    deadline: Duration,
+    mut observe: impl FnMut() -> Result<bool, E>,
+) -> Result<(bool, Duration), E> {
+    let start = Instant::now();
+    let mut interval = Duration::from_micros(5);
+    loop {
+        if observe()? {
+            return Ok((true, start.elapsed()));
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= deadline {
+            return Ok((false, elapsed));
+        }
+        std::thread::sleep(interval.min(deadline - elapsed));
+        interval = (interval * 2).min(Duration::from_millis(2));
+    }
+}
+
+/// Polls `check` until it yields a value or `deadline` passes.
 pub fn until<T>(
     deadline: Duration,
     mut check: impl FnMut() -> Option<T>,
 ) -> Result<(T, Duration), Duration> {
-    let start = Instant::now();
-    let mut interval = Duration::from_micros(5);
-    loop {
-        if let Some(v) = check() {
-            return Ok((v, start.elapsed()));
-        }
-        let elapsed = start.elapsed();
-        if elapsed >= deadline {
-            return Err(elapsed);
-        }
-        std::thread::sleep(interval.min(deadline - elapsed));
-        interval = (interval * 2).min(Duration::from_millis(2));
+    let mut value = None;
+    let never: Result<_, std::convert::Infallible> = holds_within(deadline, || {
+        value = check();
+        Ok(value.is_some())
+    });
+    match (never, value) {
+        (Ok((true, took)), Some(v)) => Ok((v, took)),
+        (Ok((_, elapsed)), _) => Err(elapsed),
     }
 }
 

@@ -14,7 +14,12 @@ pub struct Stat {
 }
 
 pub fn stat(pid: i32) -> Result<Stat, Errno> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).map_err(io_errno)?;
+    stat_at(&format!("/proc/{pid}/stat"))
+}
+
+/// A stat file by path (a thread's is /proc/PID/task/TID/stat).
+pub fn stat_at(path: &str) -> Result<Stat, Errno> {
+    let text = fs::read_to_string(path).map_err(io_errno)?;
     parse_stat(&text).ok_or(Errno::EINVAL)
 }
 
