@@ -50,39 +50,75 @@ fn live() -> std::sync::MutexGuard<'static, BTreeMap<u64, Tree>> {
     LIVE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Removes the tree from the registry when dropped (after the agent is reaped).
-pub struct Registration(u64);
+/// Removes the tree from the registry when dropped. A tree dropped before
+/// `reaped()` (a panic in between, say) is killed and reaped then.
+pub struct Registration {
+    id: u64,
+    reaped: std::cell::Cell<bool>,
+}
 
-pub fn register(tree: Tree) -> Registration {
+/// Registers a tree, unless an interrupt came first: then the caller must kill
+/// its agent itself. The registry lock orders this against the interrupt
+/// thread's snapshot, so no tree can slip in after it.
+pub fn register(tree: Tree) -> Option<Registration> {
+    let mut live = live();
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return None;
+    }
     let id = NEXT.fetch_add(1, Ordering::SeqCst);
-    live().insert(id, tree);
-    Registration(id)
+    live.insert(id, tree);
+    Some(Registration {
+        id,
+        reaped: std::cell::Cell::new(false),
+    })
 }
 
 impl Registration {
     pub fn add_spawned(&self, pid: i32, start_time: u64) {
-        if let Some(t) = live().get_mut(&self.0) {
+        if let Some(t) = live().get_mut(&self.id) {
             t.spawned.push((pid, start_time));
         }
     }
 
     pub fn kill(&self) {
-        if let Some(t) = live().get(&self.0).cloned() {
+        // Once reaped, the entry's agent is 0: its pid may belong to someone else.
+        if let Some(t) = live().get(&self.id).cloned() {
             kill_tree(&t);
         }
     }
 
     /// After the agent is reaped: reap the tree's processes that were orphaned to us.
     pub fn reap_adopted(&self) {
-        if let Some(t) = live().get(&self.0).cloned() {
+        if let Some(t) = live().get(&self.id).cloned() {
             reap_adopted(&t);
+        }
+    }
+}
+
+impl Registration {
+    /// The agent has been reaped: dropping this only unregisters.
+    pub fn reaped(&self) {
+        self.reaped.set(true);
+        // Under the lock, so the interrupt thread never signals or waits for a reaped pid.
+        if let Some(t) = live().get_mut(&self.id) {
+            t.agent = 0;
         }
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        live().remove(&self.0);
+        let tree = live().remove(&self.id);
+        if let (Some(t), false) = (tree, self.reaped.get()) {
+            kill_tree(&t);
+            if t.agent > 0 {
+                let _ = nix::sys::wait::waitpid(
+                    Pid::from_raw(t.agent),
+                    Some(nix::sys::wait::WaitPidFlag::__WALL),
+                );
+            }
+            reap_adopted(&t);
+        }
     }
 }
 
@@ -127,17 +163,60 @@ fn reap_adopted(t: &Tree) {
     }
 }
 
+/// Kills a tree. `agent` 0 means it is already reaped: only the reported
+/// processes, each checked against its start time, are killed then.
 pub fn kill_tree(t: &Tree) {
-    let _ = kill(Pid::from_raw(t.agent), Signal::SIGKILL);
+    if t.agent > 0 {
+        let _ = kill(Pid::from_raw(t.agent), Signal::SIGKILL);
+    }
     if t.caller_namespace {
         // The agent leads its own session; its workers share its process group
         // unless a scenario moved them, and those were reported one by one.
-        let _ = kill(Pid::from_raw(-t.agent), Signal::SIGKILL);
+        if t.agent > 0 {
+            let _ = kill(Pid::from_raw(-t.agent), Signal::SIGKILL);
+        }
         for &(pid, started) in &t.spawned {
             if start_time(pid) == Some(started) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
+    }
+}
+
+/// On the way out: kill and reap every child we still have, until none is
+/// left. As a subreaper we inherit the orphans of dying trees one generation at
+/// a time, including processes whose `Spawned` event was never read, so this
+/// loops until a scan of /proc finds no child of ours.
+pub fn sweep_children(deadline: std::time::Duration) {
+    let me = std::process::id() as i32;
+    let until = std::time::Instant::now() + deadline;
+    let mut interval = std::time::Duration::from_micros(50);
+    loop {
+        let children: Vec<i32> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| parent_and_start(pid).is_some_and(|(parent, _)| parent == me))
+            .collect();
+        if children.is_empty() || std::time::Instant::now() > until {
+            return;
+        }
+        for &pid in &children {
+            // Our children: their pids cannot be reused until we reap them.
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        while let Ok(status) = nix::sys::wait::waitpid(
+            None,
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG | nix::sys::wait::WaitPidFlag::__WALL),
+        ) {
+            if status == nix::sys::wait::WaitStatus::StillAlive {
+                break;
+            }
+        }
+        // A poll interval inside the deadline while the killed children die.
+        std::thread::sleep(interval);
+        interval = (interval * 2).min(std::time::Duration::from_millis(5));
     }
 }
 
@@ -154,18 +233,24 @@ pub fn install_interrupt_handler(remove_on_exit: Option<PathBuf>) -> nix::Result
         .name("interrupt".into())
         .spawn(move || {
             let Ok(signal) = set.wait() else { return };
-            INTERRUPTED.store(true, Ordering::SeqCst);
-            let trees: Vec<Tree> = live().values().cloned().collect();
+            let trees: Vec<Tree> = {
+                let live = live();
+                INTERRUPTED.store(true, Ordering::SeqCst);
+                live.values().cloned().collect()
+            };
             for t in &trees {
                 kill_tree(t);
             }
             for t in &trees {
                 // The trial thread may reap it first; ECHILD then is fine.
-                let _ = nix::sys::wait::waitpid(
-                    Pid::from_raw(t.agent),
-                    Some(nix::sys::wait::WaitPidFlag::__WALL),
-                );
+                if t.agent > 0 {
+                    let _ = nix::sys::wait::waitpid(
+                        Pid::from_raw(t.agent),
+                        Some(nix::sys::wait::WaitPidFlag::__WALL),
+                    );
+                }
             }
+            sweep_children(std::time::Duration::from_secs(5));
             if let Some(dir) = &remove_on_exit {
                 let _ = std::fs::remove_dir_all(dir);
             }

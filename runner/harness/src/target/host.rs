@@ -96,6 +96,7 @@ fn start(agent: &Path, scenario: &Scenario) -> Result<Started, Verdict> {
         .collect();
     let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
     env_ptrs.push(std::ptr::null());
+    let fd_sync_w = sync_w.as_raw_fd();
     let (fd_in, fd_ev, fd_err, fd_sync) = (
         stdin_r.as_raw_fd(),
         events_w.as_raw_fd(),
@@ -113,10 +114,23 @@ fn start(agent: &Path, scenario: &Scenario) -> Result<Started, Verdict> {
             libc::dup2(fd_err, 1);
             libc::dup2(fd_err, 2);
             libc::dup2(fd_ev, 3);
-            // Wait until the parent has written our id maps. (Not for EOF: this
-            // child holds a copy of the write end until it execs.)
+            // If the harness dies, even by SIGKILL, so does this tree (our
+            // init's death ends the namespace). The creating thread lives until
+            // it has reaped us, so the thread-exit trap of PDEATHSIG cannot fire.
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            // Wait until the parent has written our id maps and registered us.
+            // Our copy of the write end goes first, so a dead parent reads as EOF.
+            libc::close(fd_sync_w);
             let mut b = 0u8;
-            libc::read(fd_sync, (&mut b as *mut u8).cast(), 1);
+            if libc::read(fd_sync, (&mut b as *mut u8).cast(), 1) != 1 {
+                libc::_exit(127);
+            }
             // Our own session: the terminal's Ctrl-C reaches only the harness,
             // which then tears every tree down in order.
             libc::setsid();
@@ -141,11 +155,17 @@ fn start(agent: &Path, scenario: &Scenario) -> Result<Started, Verdict> {
             _ => Verdict::broken(what),
         });
     }
-    let registration = live::register(Tree {
+    let Some(registration) = live::register(Tree {
         agent: pid,
         caller_namespace: scenario.namespace == Namespace::Caller,
         spawned: vec![],
-    });
+    }) else {
+        // Interrupted between clone and registration: the child is ours alone to kill.
+        // SAFETY: our unreaped child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        reap(pid);
+        return Err(Verdict::broken("interrupted"));
+    };
     drop((stdin_r, events_w, err_w, sync_r));
     if user_namespace {
         for (file, content) in id_maps(euid, nix::unistd::getegid().as_raw()) {
@@ -351,6 +371,7 @@ pub fn run_on_host(agent: &Path, scenario: &Scenario, on_event: &mut dyn FnMut(&
         },
         &registration,
     );
+    registration.reaped();
     while stderr_open && read_some(stderr.as_raw_fd(), &mut errors) > 0 {}
     if scenario.namespace == Namespace::Caller {
         // The agent kills what it made; this catches anything it could not,
