@@ -468,23 +468,19 @@ impl Controller {
     }
 
     /// Sends `step` to a worker without waiting for a reply (exit and exec answer differently).
-    fn send_step(&self, name: &str, step: &Step) -> Result<RawFd, Verdict> {
-        let sock = self.actors[name]
-            .sock
-            .as_ref()
-            .ok_or_else(|| {
-                Verdict::broken(format!(
-                    "`{name}` is the agent's root and cannot {}",
-                    step.keyword()
-                ))
-            })?
-            .as_raw_fd();
+    fn send_step(&mut self, name: &str, step: &Step) -> Result<RawFd, Verdict> {
+        let Some(sock) = self.actors[name].sock.as_ref().map(|s| s.as_raw_fd()) else {
+            return Err(Verdict::broken(format!(
+                "`{name}` is the agent's root and cannot {}",
+                step.keyword()
+            )));
+        };
         let request = Request::Perform {
             step: step.clone(),
             pids: Pids::new(),
         };
         protocol::send(sock, &request, None)
-            .map_err(|e| Verdict::broken(format!("send to {name}: {e}")))?;
+            .map_err(|e| self.died(name, step, &format!("send: {e}")))?;
         Ok(sock)
     }
 

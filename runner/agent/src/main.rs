@@ -20,6 +20,7 @@ mod steps;
 mod worker;
 
 fn main() {
+    worker::install_panic_hook();
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("run") => controller::main(),

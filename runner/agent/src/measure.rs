@@ -89,14 +89,24 @@ pub fn exit_detection(method: MeasureMethod, samples: u32) -> Result<String, Ver
                 MeasureMethod::Pidfd => {
                     let seen = poll_readable(pidfd, GIVE_UP.as_millis() as i32);
                     let t = now_ns();
-                    // SAFETY: reap our child and close its pidfd.
+                    // SAFETY: reap our child (killed first if its exit went unnoticed) and close its pidfd.
                     unsafe {
+                        if !seen {
+                            libc::kill(pid, libc::SIGKILL);
+                        }
                         libc::waitpid(pid, std::ptr::null_mut(), 0);
                         libc::close(pidfd);
                     }
                     seen.then_some(t)
                 }
-                MeasureMethod::Kill0 => kill0_until_gone(pid),
+                MeasureMethod::Kill0 => {
+                    let t = kill0_until_gone(pid);
+                    if t.is_none() {
+                        // SAFETY: our unreaped child (auto-reaped once it dies).
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                    t
+                }
             };
             // SAFETY: the child stamped before exiting.
             let died = unsafe { std::ptr::read_volatile(stamp) };

@@ -120,9 +120,18 @@ pub fn probe(feature: Feature, in_private_tmp: bool) -> Result<(), String> {
             }
             Ok(())
         }
-        Feature::MemfdNoexecSysctl => std::fs::read_to_string("/proc/sys/vm/memfd_noexec")
+        // Writable, not just present: without privilege over the namespace the
+        // scenario could set nothing (EACCES in an unprivileged user namespace).
+        Feature::MemfdNoexecSysctl => std::fs::OpenOptions::new()
+            .write(true)
+            .open("/proc/sys/vm/memfd_noexec")
             .map(|_| ())
-            .or_else(|e| fail("open(/proc/sys/vm/memfd_noexec)", procfs::io_errno(e))),
+            .or_else(|e| {
+                fail(
+                    "open(/proc/sys/vm/memfd_noexec, O_WRONLY)",
+                    procfs::io_errno(e),
+                )
+            }),
         Feature::Execveat => {
             let empty = c"";
             // SAFETY: fd -1 makes the kernel fail before executing anything.
@@ -147,6 +156,12 @@ pub fn probe(feature: Feature, in_private_tmp: bool) -> Result<(), String> {
             if pattern.starts_with('|') {
                 return Err(format!(
                     "core_pattern pipes to a program ({}): whether a core is written is up to it",
+                    pattern.trim()
+                ));
+            }
+            if pattern.contains('/') {
+                return Err(format!(
+                    "core_pattern writes to a path ({}), outside the scenario's private /tmp",
                     pattern.trim()
                 ));
             }

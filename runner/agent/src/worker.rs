@@ -61,8 +61,32 @@ fn hello(name: &str) -> Reply {
     }
 }
 
+thread_local! {
+    /// This thread's socket and name, for the panic hook.
+    static SERVING: std::cell::RefCell<Option<(RawFd, String)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A panic in agent code is the agent's failure, not the kernel's: tell the
+/// root so before the thread unwinds and the socket closes.
+pub fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let serving = SERVING.with(|s| s.borrow().clone());
+        if let Some((fd, name)) = serving {
+            let reason = format!("agent worker {name} panicked: {info}");
+            let _ = protocol::send(
+                fd,
+                &Reply::Verdict(orphanage_scenario::Verdict::broken(reason)),
+                None,
+            );
+        }
+        default(info);
+    }));
+}
+
 fn serve(name: &str, sock: &OwnedFd, is_thread: bool) {
     let fd = sock.as_raw_fd();
+    SERVING.with(|s| *s.borrow_mut() = Some((fd, name.to_string())));
     if protocol::send(fd, &hello(name), None).is_err() {
         return;
     }

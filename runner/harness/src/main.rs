@@ -56,6 +56,15 @@ fn run() -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    // A filter that selects nothing is a typo, not a green run.
+    let filtered = cli.test.filter.is_some() || !cli.test.skip.is_empty();
+    let selects_nothing = loaded.iter().all(|l| {
+        cli.test
+            .is_filtered_out(&libtest_mimic::Trial::test(&l.name, || Ok(())))
+    });
+    if filtered && !cli.test.list && selects_nothing {
+        anyhow::bail!("no scenario in {} matches the filters", suites.display());
+    }
     // Open the report now: a bad path is bad input, found before anything runs.
     let report_file = match &cli.report {
         Some(p) => Some(
@@ -80,6 +89,7 @@ fn run() -> anyhow::Result<ExitCode> {
 
     let records: trials::Records = Arc::new(Mutex::new(Vec::new()));
     let trials = trials::build(&loaded, agent.path().to_path_buf(), records.clone());
+
     let conclusion = libtest_mimic::run(&cli.test, trials);
     if live::interrupted() {
         live::stand_down();

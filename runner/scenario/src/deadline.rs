@@ -29,14 +29,15 @@ impl FromStr for Deadline {
         if !value.is_finite() || value <= 0.0 {
             return Err(format!("duration `{text}` must be positive"));
         }
-        let duration = Duration::from_secs_f64(value * unit_ms / 1000.0);
-        if duration > MAX_DEADLINE {
+        // Compare before converting: from_secs_f64 panics past u64 seconds.
+        let seconds = value * unit_ms / 1000.0;
+        if seconds > MAX_DEADLINE.as_secs_f64() {
             return Err(format!(
                 "duration `{text}` is absurd: the limit is {} s",
                 MAX_DEADLINE.as_secs()
             ));
         }
-        Ok(Deadline(duration))
+        Ok(Deadline(Duration::from_secs_f64(seconds)))
     }
 }
 
@@ -89,6 +90,8 @@ mod tests {
     #[case("0s", "positive")]
     #[case("301s", "absurd")]
     #[case("100000000s", "absurd")]
+    #[case("1e20s", "absurd")]
+    #[case("1e300ms", "absurd")]
     #[case("10", "write it like")]
     #[case("tens", "write it like")]
     #[case("NaNs", "positive")]

@@ -40,7 +40,9 @@ impl Feature {
             Feature::MemfdHugetlb => "MFD_HUGETLB (Linux 4.14, CONFIG_HUGETLBFS)",
             Feature::MemfdNoexecSeal => "MFD_NOEXEC_SEAL and MFD_EXEC (Linux 6.3)",
             Feature::SealFutureWrite => "F_SEAL_FUTURE_WRITE (Linux 5.1)",
-            Feature::MemfdNoexecSysctl => "the vm.memfd_noexec sysctl (Linux 6.3)",
+            Feature::MemfdNoexecSysctl => {
+                "the vm.memfd_noexec sysctl (Linux 6.3), writable in the scenario's pid namespace"
+            }
             Feature::MemfdExecAllowed => {
                 "memfd_create(MFD_EXEC) to be allowed (Linux 6.3, vm.memfd_noexec below 2)"
             }

@@ -2,7 +2,7 @@
 
 use crate::names::{with_scope, ROOT_IN_CALLER_NAMESPACE, ROOT_IN_FRESH_NAMESPACE};
 use crate::scenario::{Namespace, Scenario};
-use crate::step::Step;
+use crate::step::{SpawnHow, Step};
 use std::fmt;
 
 /// A scenario file that cannot be run, with the position to blame where there is one.
@@ -78,6 +78,9 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
         Namespace::Fresh => (ROOT_IN_FRESH_NAMESPACE, ROOT_IN_CALLER_NAMESPACE),
         Namespace::Caller => (ROOT_IN_CALLER_NAMESPACE, ROOT_IN_FRESH_NAMESPACE),
     };
+    // The process each thread belongs to, and the processes that have threads.
+    let mut process_of: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    let mut threaded: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for (i, step) in s.steps.iter().enumerate() {
         let fail = |m: String| Err((Some(i), m));
         for (field, name) in step.actor_refs() {
@@ -108,6 +111,18 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
                         "`exit_signal` needs `how: clone`, `clone_parent` or `clone3_parent`"
                             .into(),
                     );
+                }
+                let parent = by.as_ref().map_or(root, |b| b.as_str());
+                let process = *process_of.get(parent).unwrap_or(&parent);
+                if *how == SpawnHow::Thread {
+                    process_of.insert(name.as_str(), process);
+                    threaded.insert(process);
+                } else if *how != SpawnHow::Fork && threaded.contains(process) {
+                    // A raw clone skips libc's fork handlers; with other threads
+                    // holding libc locks, the child could deadlock.
+                    return fail(format!(
+                        "`{process}` has threads: spawn from it with `how: fork`, not {how:?}"
+                    ));
                 }
             }
             Step::Exit { by, .. } | Step::Exec { by, .. } if by.as_str() == root => {
@@ -340,6 +355,7 @@ mod tests {
         "not pid-namespaced"
     )]
     #[case::subreaper_neither("  - expect_subreaper: {}\n", 4, "either `is`")]
+    #[case::clone_from_threaded_process("  - spawn: {name: p}\n  - spawn: {name: t, by: p, how: thread}\n  - spawn: {name: c, by: t, how: clone}\n", 6, "has threads")]
     #[case::wait_both(
         "  - spawn: {name: a}\n  - wait: {for: a, status: running, errno: ECHILD}\n",
         5,
