@@ -370,10 +370,7 @@ pub fn perform(who: &str, step: &Step, pids: &Pids, passed_fd: Option<OwnedFd>) 
     Ok(notes)
 }
 
-pub fn signal_name(signo: i32) -> String {
-    nix::sys::signal::Signal::try_from(signo)
-        .map_or(format!("signal {signo}"), |s| s.as_str().to_string())
-}
+pub use orphanage_scenario::signal_name;
 
 /// poll(2) for readability within `timeout_ms`. poll is never restarted after
 /// a signal handler (SA_RESTART notwithstanding), and scenarios install handlers,

@@ -125,8 +125,7 @@ impl Drop for Registration {
 /// (parent pid, start time) from /proc/PID/stat.
 fn parent_and_start(pid: i32) -> Option<(i32, u64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = text[text.rfind(')')? + 2..].split_whitespace().collect();
-    Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+    orphanage_scenario::ProcStat::parse(&text).map(|s| (s.ppid, s.start_time))
 }
 
 fn start_time(pid: i32) -> Option<u64> {

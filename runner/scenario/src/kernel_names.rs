@@ -26,6 +26,11 @@ impl fmt::Display for SignalName {
     }
 }
 
+/// A raw signal number's name, for messages: "SIGSEGV", or "signal 64".
+pub fn signal_name(signo: i32) -> String {
+    Signal::try_from(signo).map_or(format!("signal {signo}"), |s| s.as_str().to_string())
+}
+
 /// An errno value, by its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ErrnoName(pub Errno);

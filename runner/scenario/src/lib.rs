@@ -7,15 +7,17 @@ mod feature;
 mod kernel_names;
 mod names;
 mod parse;
+mod proc_stat;
 mod scenario;
 mod step;
 
 pub use deadline::{Deadline, DEFAULT_DEADLINE, MAX_DEADLINE};
 pub use event::{Event, Outcome, Verdict};
 pub use feature::Feature;
-pub use kernel_names::{ErrnoName, MfdFlag, Seal, SignalName, WaitFlag};
+pub use kernel_names::{signal_name, ErrnoName, MfdFlag, Seal, SignalName, WaitFlag};
 pub use names::{ActorRef, HandleRef, NewHandle, NewName};
 pub use parse::{parse, ParseError};
+pub use proc_stat::ProcStat;
 pub use scenario::{Namespace, Scenario};
 pub use step::{
     Content, ExpectedStatus, MeasureMethod, ProcState, SpawnHow, Step, WaitApi, WaitTarget,

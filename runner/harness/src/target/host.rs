@@ -5,7 +5,7 @@
 
 use crate::live::{self, Registration, Tree};
 use nix::errno::Errno;
-use orphanage_scenario::{Event, Namespace, Scenario, Verdict};
+use orphanage_scenario::{signal_name, Event, Namespace, Scenario, Verdict};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -260,11 +260,6 @@ fn tail(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let lines: Vec<&str> = text.lines().rev().take(5).collect();
     lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
-}
-
-fn signal_name(sig: i32) -> String {
-    nix::sys::signal::Signal::try_from(sig)
-        .map_or(format!("signal {sig}"), |s| s.as_str().to_string())
 }
 
 /// Runs one scenario on the running kernel. Every event goes to `on_event`,
