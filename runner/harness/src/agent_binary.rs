@@ -13,8 +13,11 @@ pub struct AgentBinary {
 }
 
 impl AgentBinary {
-    pub fn materialize() -> std::io::Result<Self> {
+    /// Writes the agent to a new private directory; `created` learns the
+    /// directory before anything is written into it (to clean it up on Ctrl-C).
+    pub fn materialize(created: impl FnOnce(&Path)) -> std::io::Result<Self> {
         let dir = tempfile::Builder::new().prefix("orphanage-").tempdir()?;
+        created(dir.path());
         // The file name is the agent's comm, so `ps` shows what it is.
         let path = dir.path().join("orphanage-agent");
         std::fs::write(&path, AGENT)?;

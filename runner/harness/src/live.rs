@@ -219,11 +219,19 @@ pub fn sweep_children(deadline: std::time::Duration) {
     }
 }
 
+/// A directory the interrupt handler removes on its way out (the agent's copy).
+static REMOVE_ON_EXIT: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+pub fn remove_on_interrupt(dir: PathBuf) {
+    *REMOVE_ON_EXIT.lock().unwrap_or_else(|p| p.into_inner()) = Some(dir);
+}
+
 /// Blocks SIGINT and SIGTERM in this thread (and so in every thread started
 /// after it) and starts the one thread that waits for them. On either, it
-/// kills and reaps every live tree, removes `remove_on_exit`, and exits with
-/// 128 + the signal number.
-pub fn install_interrupt_handler(remove_on_exit: Option<PathBuf>) -> nix::Result<()> {
+/// kills and reaps every live tree, removes the directory named by
+/// `remove_on_interrupt`, and exits with 128 + the signal number. Installed
+/// before anything is created, so no moment of a run is left unguarded.
+pub fn install_interrupt_handler() -> nix::Result<()> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
@@ -250,7 +258,11 @@ pub fn install_interrupt_handler(remove_on_exit: Option<PathBuf>) -> nix::Result
                 }
             }
             sweep_children(std::time::Duration::from_secs(5));
-            if let Some(dir) = &remove_on_exit {
+            if let Some(dir) = REMOVE_ON_EXIT
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+            {
                 let _ = std::fs::remove_dir_all(dir);
             }
             eprintln!(

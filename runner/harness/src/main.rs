@@ -18,7 +18,13 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 fn main() -> ExitCode {
-    match run() {
+    let result = run();
+    if live::interrupted() {
+        // The interrupt thread reports, cleans up and exits; whatever failed
+        // here failed because of it.
+        live::stand_down();
+    }
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("orphanage: {e:#}");
@@ -56,6 +62,8 @@ fn run() -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    // From here on things are created: guard them against Ctrl-C first.
+    live::install_interrupt_handler().context("cannot set up the interrupt handler")?;
     // A filter that selects nothing is a typo, not a green run.
     let filtered = cli.test.filter.is_some() || !cli.test.skip.is_empty();
     let selects_nothing = loaded.iter().all(|l| {
@@ -76,15 +84,9 @@ fn run() -> anyhow::Result<ExitCode> {
     let mut agent = match &cli.agent {
         Some(p) if p.is_file() => AgentBinary::given(p),
         Some(p) => anyhow::bail!("{}: no such agent binary", p.display()),
-        None => {
-            AgentBinary::materialize().context("cannot write the agent to a temporary directory")?
-        }
+        None => AgentBinary::materialize(|dir| live::remove_on_interrupt(dir.to_path_buf()))
+            .context("cannot write the agent to a temporary directory")?,
     };
-    let temp_dir = cli
-        .agent
-        .is_none()
-        .then(|| agent.path().parent().unwrap().to_path_buf());
-    live::install_interrupt_handler(temp_dir).context("cannot set up the interrupt handler")?;
     live::become_subreaper().context("cannot become a child subreaper")?;
 
     let records: trials::Records = Arc::new(Mutex::new(Vec::new()));
