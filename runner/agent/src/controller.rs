@@ -35,6 +35,8 @@ struct Controller {
     root: &'static str,
     actors: BTreeMap<String, Actor>,
     events: std::fs::File,
+    /// Where the harness hands steps back (runtime target).
+    stdin: std::io::BufReader<std::io::Stdin>,
     started: Instant,
 }
 
@@ -44,16 +46,19 @@ pub fn main() -> ! {
     unsafe { libc::fcntl(EVENTS_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
     // SAFETY: as above; the File owns fd 3 from here.
     let events = unsafe { std::fs::File::from_raw_fd(EVENTS_FD) };
+    // The scenario is the first line of stdin. On the runtime target stdin
+    // stays open: the harness writes a line each time it hands a step back.
     let mut input = String::new();
-    let scenario: Result<Scenario, String> =
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)
-            .map_err(|e| e.to_string())
-            .and_then(|_| serde_json::from_str(&input).map_err(|e| e.to_string()));
+    let mut stdin = std::io::BufReader::new(std::io::stdin());
+    let scenario: Result<Scenario, String> = std::io::BufRead::read_line(&mut stdin, &mut input)
+        .map_err(|e| e.to_string())
+        .and_then(|_| serde_json::from_str(&input).map_err(|e| e.to_string()));
     let mut controller = Controller {
         root: "init",
         scenario: placeholder(),
         actors: BTreeMap::new(),
         events,
+        stdin,
         started: Instant::now(),
     };
     controller.emit(&Event::Started {
@@ -80,6 +85,7 @@ fn placeholder() -> Scenario {
         refs: vec![],
         deadline: None,
         namespace: Namespace::Caller,
+        init_mode: None,
         steps: vec![],
     }
 }
@@ -122,9 +128,40 @@ impl Controller {
                 alive: true,
             },
         );
+        if self.scenario.namespace == Namespace::UnderInit {
+            // The init program under test is our parent: observed, never driven.
+            let init = nix::unistd::getppid().as_raw();
+            self.actors.insert(
+                "init".to_string(),
+                Actor {
+                    sock: None,
+                    nspid: vec![init],
+                    nstid: vec![init],
+                    ns_path: vec![],
+                    process: "init".to_string(),
+                    is_thread: false,
+                    pidfd: None,
+                    alive: true,
+                },
+            );
+        }
         self.started = Instant::now();
         let steps = self.scenario.steps.clone();
         for (index, step) in steps.iter().enumerate() {
+            if step.runs_in_harness() {
+                // The harness performs it; wait until it hands back.
+                self.emit(&Event::Handoff { index });
+                let mut line = String::new();
+                match std::io::BufRead::read_line(&mut self.stdin, &mut line) {
+                    Ok(n) if n > 0 => continue,
+                    _ => {
+                        return Verdict::broken(format!(
+                            "step {}: the harness never handed back",
+                            index + 1
+                        ))
+                    }
+                }
+            }
             self.emit(&Event::StepStarted {
                 index,
                 summary: summary(step),
@@ -155,7 +192,7 @@ impl Controller {
     fn setup(&mut self) -> Result<bool, Verdict> {
         let _ = raise_nofile_limit();
         signals::reset_record();
-        if self.scenario.namespace == Namespace::Caller {
+        if self.scenario.namespace != Namespace::Fresh {
             return Ok(false);
         }
         if nix::unistd::getpid().as_raw() != 1 {

@@ -366,6 +366,15 @@ pub fn perform(who: &str, step: &Step, pids: &Pids, passed_fd: Option<OwnedFd>) 
                 step.keyword()
             )));
         }
+        Step::RuntimeKill { .. }
+        | Step::RuntimeDelete { .. }
+        | Step::ExpectGone { .. }
+        | Step::ExpectContainerExit { .. } => {
+            return Err(Verdict::broken(format!(
+                "step {} is the harness's to perform",
+                step.keyword()
+            )));
+        }
     }
     Ok(notes)
 }

@@ -13,11 +13,13 @@ use std::path::PathBuf;
     about = "Checks that a kernel manages processes the way Linux promises: subreapers, zombies, kill races, memfd seals, sibling inits and PID 1.",
     long_about = "Checks that a kernel manages processes the way Linux promises.\n\n\
         Runs every scenario in the suites directory (suites/<area>/<name>.yaml) against the running kernel. \
-        Each runs in a fresh pid namespace with orphanage's static agent as its init, unless it asks for the caller's namespace.\n\n\
+        Each runs in a fresh pid namespace with orphanage's static agent as its init, unless it asks for the caller's namespace. \
+        With --runtime, each runs in a container made by that OCI runtime instead, the agent as the container's init.\n\n\
         Outcomes: ok (pass), FAILED (fail, or broken when the harness or agent itself failed), \
         ignored (unsupported: a probed feature is missing; the reason names the probe and its errno).\n\n\
-        Exit code: 0 when nothing failed or broke, 101 when something did, 2 for bad input (nothing runs).",
-    after_help = "Examples:\n  orphanage                          run the whole suite\n  orphanage subreaper::              run one area\n  orphanage --check                  validate every scenario file, run nothing\n  orphanage --report out.json        also write a JSON report\n  orphanage --list                   list scenario names"
+        Exit code: 0 when nothing failed or broke, 101 when something did, 2 for bad input (nothing runs), \
+        3 when the runtime cannot run a container on this machine (one line says why).",
+    after_help = "Examples:\n  orphanage                          run the whole suite\n  orphanage subreaper::              run one area\n  orphanage --check                  validate every scenario file, run nothing\n  orphanage --report out.json        also write a JSON report\n  orphanage --list                   list scenario names\n  orphanage --runtime runc           run the suite in runc containers\n  orphanage --runtime runc --runtime ./youki --init tini\n                                     two runtimes side by side, tini under test"
 )]
 pub struct Cli {
     /// Validate every scenario file and exit, running nothing.
@@ -31,6 +33,17 @@ pub struct Cli {
     /// Write a JSON report: kernel, target, results and summary.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+
+    /// Run the suite in containers made by this OCI runtime (a path, or a name
+    /// on PATH). Repeat it to compare runtimes side by side. Without it, the
+    /// RUNTIME environment variable is used if set; otherwise the host kernel.
+    #[arg(long = "runtime", value_name = "RUNTIME")]
+    pub runtimes: Vec<String>,
+
+    /// Put this init program (tini, dumb-init, catatonit...) under test as the
+    /// container's PID 1, for the `namespace: under_init` scenarios. Needs --runtime.
+    #[arg(long, value_name = "PATH")]
+    pub init: Option<String>,
 
     /// Use this agent binary instead of the one built into orphanage.
     #[arg(long, value_name = "PATH")]

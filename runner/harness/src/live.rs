@@ -18,6 +18,28 @@ pub struct Tree {
     pub caller_namespace: bool,
     /// (pid, start time) of every process the agent reported, for the caller's namespace.
     pub spawned: Vec<(i32, u64)>,
+    /// On the runtime target, the container to delete (its init is `agent`).
+    pub container: Option<Container>,
+}
+
+/// A container orphanage created, and the runtime command that deletes it.
+#[derive(Debug, Clone)]
+pub struct Container {
+    /// `RUNTIME --root STATE delete --force ID`, ready to run.
+    pub delete: (std::path::PathBuf, Vec<std::ffi::OsString>),
+}
+
+impl Container {
+    /// Runs the runtime's forced delete: the container's processes, state and cgroups go.
+    pub fn delete(&self) -> bool {
+        std::process::Command::new(&self.delete.0)
+            .args(&self.delete.1)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
 }
 
 static LIVE: Mutex<BTreeMap<u64, Tree>> = Mutex::new(BTreeMap::new());
@@ -87,10 +109,28 @@ impl Registration {
         }
     }
 
+    /// The container's init is known (and is our child): from now on it is
+    /// what a kill hits.
+    pub fn set_agent(&self, pid: i32) {
+        if let Some(t) = live().get_mut(&self.id) {
+            t.agent = pid;
+        }
+    }
+
+    /// The container has been deleted: nothing is left for the interrupt handler to delete.
+    pub fn deleted(&self) {
+        if let Some(t) = live().get_mut(&self.id) {
+            t.container = None;
+        }
+    }
+
     /// After the agent is reaped: reap the tree's processes that were orphaned to us.
     pub fn reap_adopted(&self) {
         if let Some(t) = live().get(&self.id).cloned() {
             reap_adopted(&t);
+            if let Some(c) = &t.container {
+                c.delete();
+            }
         }
     }
 }
@@ -118,6 +158,9 @@ impl Drop for Registration {
                 );
             }
             reap_adopted(&t);
+            if let Some(c) = &t.container {
+                c.delete();
+            }
         }
     }
 }
@@ -220,10 +263,13 @@ pub fn sweep_children(deadline: std::time::Duration) {
 }
 
 /// A directory the interrupt handler removes on its way out (the agent's copy).
-static REMOVE_ON_EXIT: Mutex<Option<PathBuf>> = Mutex::new(None);
+static REMOVE_ON_EXIT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 pub fn remove_on_interrupt(dir: PathBuf) {
-    *REMOVE_ON_EXIT.lock().unwrap_or_else(|p| p.into_inner()) = Some(dir);
+    REMOVE_ON_EXIT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(dir);
 }
 
 /// Blocks SIGINT and SIGTERM in this thread (and so in every thread started
@@ -257,11 +303,15 @@ pub fn install_interrupt_handler() -> nix::Result<()> {
                     );
                 }
             }
+            // Containers after their processes: delete removes state and cgroups.
+            for c in trees.iter().filter_map(|t| t.container.as_ref()) {
+                c.delete();
+            }
             sweep_children(std::time::Duration::from_secs(5));
-            if let Some(dir) = REMOVE_ON_EXIT
+            for dir in REMOVE_ON_EXIT
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .as_ref()
+                .iter()
             {
                 let _ = std::fs::remove_dir_all(dir);
             }

@@ -64,11 +64,74 @@ fn run() -> anyhow::Result<ExitCode> {
     }
     // From here on things are created: guard them against Ctrl-C first.
     live::install_interrupt_handler().context("cannot set up the interrupt handler")?;
+    let runtime_args: Vec<String> = if cli.runtimes.is_empty() {
+        // runtime-tools' and runc's tests name the runtime in $RUNTIME.
+        std::env::var("RUNTIME")
+            .ok()
+            .filter(|r| !r.is_empty())
+            .into_iter()
+            .collect()
+    } else {
+        cli.runtimes.clone()
+    };
+    if cli.init.is_some() && runtime_args.is_empty() {
+        anyhow::bail!("--init puts an init program in a container: it needs --runtime");
+    }
+    let init = cli.init.as_deref().map(target::resolve_init).transpose()?;
+    let runtimes: Vec<(String, std::path::PathBuf)> = runtime_args
+        .iter()
+        .map(|a| Ok((a.clone(), target::resolve_runtime(a)?)))
+        .collect::<anyhow::Result<_>>()?;
+    // Bundles and the runtimes' state live here, removed at the end or on Ctrl-C.
+    let work_dir = if runtimes.is_empty() {
+        None
+    } else {
+        let dir = tempfile::Builder::new()
+            .prefix("orphanage-runtime-")
+            .tempdir()
+            .context("cannot create a temporary directory for bundles")?;
+        live::remove_on_interrupt(dir.path().to_path_buf());
+        Some(dir)
+    };
+    let mut targets = Vec::new();
+    let mut versions = Vec::new();
+    for (i, (arg, program)) in runtimes.iter().enumerate() {
+        let dir = work_dir.as_ref().expect("made above").path();
+        let root = dir.join(format!("state-{i}"));
+        std::fs::create_dir_all(&root).context("cannot create the runtime state directory")?;
+        let cli_ = target::RuntimeCli {
+            program: program.clone(),
+            root,
+        };
+        versions.push(target::check_runtime(&cli_, arg)?);
+        let mut label = program
+            .file_name()
+            .map_or("runtime".into(), |n| n.to_string_lossy().into_owned());
+        if runtimes[..i].iter().any(|(_, p)| p.file_name() == program.file_name()) {
+            label = format!("{label}{}", i + 1);
+        }
+        if let Some(init) = &init {
+            label = format!("{label}+{}", init.name());
+        }
+        targets.push(target::Target::Runtime(target::RuntimeTarget {
+            label,
+            cli: cli_,
+            work_dir: dir.to_path_buf(),
+            init: init.clone(),
+        }));
+    }
+    if targets.is_empty() {
+        targets.push(target::Target::Host);
+    }
     // A filter that selects nothing is a typo, not a green run.
     let filtered = cli.test.filter.is_some() || !cli.test.skip.is_empty();
-    let selects_nothing = loaded.iter().all(|l| {
-        cli.test
-            .is_filtered_out(&libtest_mimic::Trial::test(&l.name, || Ok(())))
+    let selects_nothing = targets.iter().all(|t| {
+        loaded.iter().all(|l| {
+            cli.test.is_filtered_out(&libtest_mimic::Trial::test(
+                format!("{}{}", t.prefix(), l.name),
+                || Ok(()),
+            ))
+        })
     });
     if filtered && !cli.test.list && selects_nothing {
         anyhow::bail!("no scenario in {} matches the filters", suites.display());
@@ -88,20 +151,49 @@ fn run() -> anyhow::Result<ExitCode> {
             .context("cannot write the agent to a temporary directory")?,
     };
     live::become_subreaper().context("cannot become a child subreaper")?;
+    if !cli.test.list {
+        for t in &targets {
+            if let target::Target::Runtime(r) = t {
+                // One line for a runtime that cannot work here, not a wall of failures.
+                if let Err(why) = target::smoke_test(r, agent.path()) {
+                    eprintln!(
+                        "orphanage: {} cannot run a container on this machine: {why}",
+                        r.label
+                    );
+                    agent.remove();
+                    return Ok(ExitCode::from(3));
+                }
+            }
+        }
+    }
 
     let records: trials::Records = Arc::new(Mutex::new(Vec::new()));
-    let trials = trials::build(&loaded, agent.path().to_path_buf(), records.clone());
+    let trials = trials::build(&loaded, &targets, agent.path().to_path_buf(), records.clone());
 
     let conclusion = libtest_mimic::run(&cli.test, trials);
     if live::interrupted() {
         live::stand_down();
     }
-
+    let results = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
+    if targets.len() > 1 && !results.is_empty() {
+        let labels: Vec<&str> = targets.iter().map(|t| t.label()).collect();
+        println!("{}", report::side_by_side(&results, &labels));
+    }
     if let Some(file) = report_file {
-        let results = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
-        let report = report::Report::new("host", results);
+        let target = if versions.is_empty() {
+            "host".to_string()
+        } else {
+            targets
+                .iter()
+                .zip(&versions)
+                .map(|(t, v)| format!("{} ({v})", t.label()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let report = report::Report::new(&target, results);
         serde_json::to_writer_pretty(file, &report).context("cannot write the report")?;
     }
     agent.remove();
+    drop(work_dir);
     Ok(conclusion.exit_code())
 }

@@ -96,6 +96,40 @@ impl Report {
     }
 }
 
+/// Runtimes side by side: one row per scenario, one column per target
+/// label, each cell the outcome. Trial names are `<label>:<area>::<name>`.
+pub fn side_by_side(records: &[TrialRecord], labels: &[&str]) -> String {
+    let mut scenarios: Vec<&str> = Vec::new();
+    let mut cell = std::collections::HashMap::new();
+    for r in records {
+        let Some((label, scenario)) = r.name.split_once(':').filter(|(l, _)| labels.contains(l))
+        else {
+            continue;
+        };
+        if !scenarios.contains(&scenario) {
+            scenarios.push(scenario);
+        }
+        cell.insert((label, scenario), r.outcome.as_str());
+    }
+    scenarios.sort();
+    let width = scenarios.iter().map(|s| s.len()).max().unwrap_or(8).max(8);
+    let col = |l: &str| l.len().max(11);
+    let mut out = format!("{:width$}", "scenario");
+    for l in labels {
+        out.push_str(&format!("  {:w$}", l, w = col(l)));
+    }
+    out.push('\n');
+    for s in scenarios {
+        out.push_str(&format!("{s:width$}"));
+        for l in labels {
+            let c = cell.get(&(*l, s)).copied().unwrap_or("-");
+            out.push_str(&format!("  {:w$}", c, w = col(l)));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +182,26 @@ mod tests {
                 broken: 1
             }
         );
+    }
+
+    #[test]
+    fn runtimes_sit_side_by_side() {
+        let rec = |name: &str, v: Verdict| {
+            TrialRecord::from_events(name, "kill", &[finished(v)], Duration::ZERO)
+        };
+        let table = side_by_side(
+            &[
+                rec("runc:kill::all_gone", Verdict::pass()),
+                rec("crun:kill::all_gone", Verdict::fail("x")),
+                rec("runc:pid1::term", Verdict::unsupported("y")),
+            ],
+            &["runc", "crun"],
+        );
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        assert!(lines[0].starts_with("scenario") && lines[0].contains("runc") && lines[0].contains("crun"));
+        assert!(lines[1].starts_with("kill::all_gone") && lines[1].contains("pass") && lines[1].contains("fail"));
+        assert!(lines[2].starts_with("pid1::term") && lines[2].contains("unsupported") && lines[2].ends_with('-'));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::discover::Loaded;
 use crate::report::TrialRecord;
-use crate::target::run_on_host;
+use crate::target::Target;
 use libtest_mimic::{Completion, Failed, Trial};
 use orphanage_scenario::{Event, Outcome};
 use std::path::PathBuf;
@@ -25,29 +25,41 @@ pub fn completion(record: &TrialRecord) -> Result<Completion, Failed> {
     }
 }
 
-pub fn build(loaded: &[Loaded], agent: PathBuf, records: Records) -> Vec<Trial> {
-    loaded
-        .iter()
-        .map(|l| {
-            let (loaded, agent, records) = (l.clone(), agent.clone(), records.clone());
-            Trial::ignorable_test(l.name.clone(), move || {
+/// One trial per scenario and target, named `<target>:<area>::<name>` for a
+/// runtime and `<area>::<name>` on the host.
+pub fn build(loaded: &[Loaded], targets: &[Target], agent: PathBuf, records: Records) -> Vec<Trial> {
+    let mut trials = Vec::new();
+    for target in targets {
+        for l in loaded {
+            let name = format!("{}{}", target.prefix(), l.name);
+            let (loaded, target, agent, records) =
+                (l.clone(), target.clone(), agent.clone(), records.clone());
+            let trial_name = name.clone();
+            trials.push(Trial::ignorable_test(name, move || {
                 let start = Instant::now();
                 let mut events: Vec<Event> = Vec::new();
-                run_on_host(&agent, &loaded.scenario, &mut |e| events.push(e.clone()));
+                match target.cannot_run(&loaded.scenario) {
+                    Some(why) => events.push(Event::Finished {
+                        verdict: orphanage_scenario::Verdict::unsupported(why),
+                        steps_ms: 0.0,
+                    }),
+                    None => target.run(&agent, &loaded.scenario, &mut |e| events.push(e.clone())),
+                }
                 if crate::live::interrupted() {
                     crate::live::stand_down(); // the interrupt thread reports and exits
                 }
                 let record =
-                    TrialRecord::from_events(&loaded.name, &loaded.area, &events, start.elapsed());
+                    TrialRecord::from_events(&trial_name, &loaded.area, &events, start.elapsed());
                 let result = completion(&record);
                 records
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .push(record);
                 result
-            })
-        })
-        .collect()
+            }));
+        }
+    }
+    trials
 }
 
 #[cfg(test)]

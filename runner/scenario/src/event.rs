@@ -20,6 +20,9 @@ pub enum Event {
     },
     /// Step `index` (0-based) is starting.
     StepStarted { index: usize, summary: String },
+    /// Step `index` is the harness's (runtime target): the agent waits until
+    /// the harness writes a line to its stdin, then goes on.
+    Handoff { index: usize },
     /// A measured figure or an observation worth keeping in the report.
     Note { text: String },
     /// The scenario is over. `steps_ms` is the time the steps themselves took.

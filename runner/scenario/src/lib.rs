@@ -18,7 +18,7 @@ pub use kernel_names::{signal_name, ErrnoName, MfdFlag, Seal, SignalName, WaitFl
 pub use names::{ActorRef, HandleRef, NewHandle, NewName};
 pub use parse::{parse, ParseError};
 pub use proc_stat::ProcStat;
-pub use scenario::{Namespace, Scenario};
+pub use scenario::{InitMode, Namespace, Scenario};
 pub use step::{
-    Content, ExpectedStatus, MeasureMethod, ProcState, SpawnHow, Step, WaitApi, WaitTarget,
+    Content, ExpectedStatus, GoneProbe, MeasureMethod, ProcState, SpawnHow, Step, WaitApi, WaitTarget,
 };

@@ -74,9 +74,18 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
             "`steps` is empty: a scenario must do something".into(),
         ));
     }
+    if s.init_mode.is_some() && s.namespace != Namespace::UnderInit {
+        return Err((
+            None,
+            "`init_mode` needs `namespace: under_init` (an init program under test)".into(),
+        ));
+    }
     let (root, other) = match s.namespace {
         Namespace::Fresh => (ROOT_IN_FRESH_NAMESPACE, ROOT_IN_CALLER_NAMESPACE),
         Namespace::Caller => (ROOT_IN_CALLER_NAMESPACE, ROOT_IN_FRESH_NAMESPACE),
+        // `init` is the init program under test: the agent cannot act for it,
+        // only observe it (checked below).
+        Namespace::UnderInit => (ROOT_IN_CALLER_NAMESPACE, ""),
     };
     // The process each thread belongs to, and the processes that have threads.
     let mut process_of: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
@@ -84,13 +93,25 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
     for (i, step) in s.steps.iter().enumerate() {
         let fail = |m: String| Err((Some(i), m));
         for (field, name) in step.actor_refs() {
+            if s.namespace == Namespace::UnderInit
+                && name.as_str() == ROOT_IN_FRESH_NAMESPACE
+                && !matches!(
+                    (step.keyword(), field),
+                    ("expect_parent", "is") | ("kill", "target") | ("expect_gone", "of")
+                )
+            {
+                return fail(format!(
+                    "`{field}: init`: the init under test is not the agent's; it can only be \
+                     the `is` of expect_parent, the `target` of kill or in expect_gone's `of`"
+                ));
+            }
             if name.as_str() == other {
                 return fail(format!(
                     "`{field}: {other}`: with `namespace: {}` the agent's own process is `{root}`",
-                    if s.namespace == Namespace::Fresh {
-                        "fresh"
-                    } else {
-                        "caller"
+                    match s.namespace {
+                        Namespace::Fresh => "fresh",
+                        Namespace::Caller => "caller",
+                        Namespace::UnderInit => "under_init",
                     },
                 ));
             }
@@ -186,6 +207,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "refs",
     "deadline",
     "namespace",
+    "init_mode",
     "steps",
 ];
 

@@ -23,6 +23,9 @@ pub struct Scenario {
     /// Where it runs: a fresh pid namespace with the agent as init, or the caller's.
     #[serde(default)]
     pub namespace: Namespace,
+    /// With `namespace: under_init`: how the init under test is asked to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_mode: Option<InitMode>,
     #[serde(with = "yaml_serde::with::singleton_map_recursive")]
     pub steps: Vec<Step>,
 }
@@ -34,7 +37,26 @@ pub enum Namespace {
     #[default]
     Fresh,
     /// The pid namespace the harness runs in; the agent is an ordinary process there.
+    /// On the runtime target: a container that shares the host's pid namespace.
     Caller,
+    /// Runtime target only: a container whose PID 1 is the init program under
+    /// test (`--init`), with the agent as its child. The agent is `agent`;
+    /// `init` names the init program.
+    UnderInit,
+}
+
+/// How an init program under test is run (CHECKS 4.3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitMode {
+    /// PID 1 of the container, forwarding signals to its child.
+    #[default]
+    Child,
+    /// PID 1, forwarding signals to its child's process group (tini -g).
+    Group,
+    /// Not PID 1 (the container shares the host's pid namespace), registered
+    /// as a child subreaper (tini -s).
+    Subreaper,
 }
 
 impl Scenario {
@@ -46,8 +68,14 @@ impl Scenario {
     pub fn root_name(&self) -> &'static str {
         match self.namespace {
             Namespace::Fresh => ROOT_IN_FRESH_NAMESPACE,
-            Namespace::Caller => ROOT_IN_CALLER_NAMESPACE,
+            Namespace::Caller | Namespace::UnderInit => ROOT_IN_CALLER_NAMESPACE,
         }
+    }
+
+    /// Whether only the runtime target can run this scenario: it drives the
+    /// runtime, or needs an init program under test.
+    pub fn needs_runtime(&self) -> bool {
+        self.namespace == Namespace::UnderInit || self.steps.iter().any(Step::runs_in_harness)
     }
 
     /// The declared features plus those the steps imply, in a stable order,

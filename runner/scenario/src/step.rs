@@ -299,6 +299,41 @@ pub enum Step {
         #[serde(default = "default_samples")]
         samples: u32,
     },
+
+    // ---- the container runtime (runtime target only; the harness performs these) ----
+    /// The harness runs `RUNTIME kill [--all] ID SIGNAL`. A note records how
+    /// many of the container's processes `kill(pid, 0)` still saw the moment it
+    /// returned: the race of CHECKS 5.4, reported as a figure.
+    RuntimeKill {
+        signal: SignalName,
+        #[serde(default)]
+        all: bool,
+    },
+    /// The harness runs `RUNTIME delete [--force] ID`.
+    RuntimeDelete {
+        #[serde(default)]
+        force: bool,
+    },
+    /// Every process in `of` (all the container's processes, its init
+    /// included, when empty) is gone, as the host sees it: a pidfd polls
+    /// readable, or `kill(pid, 0)` fails with ESRCH and no pid reuse can fool
+    /// it. Checked at once, or polled until `within`; the time is noted.
+    ExpectGone {
+        #[serde(default)]
+        of: Vec<ActorRef>,
+        #[serde(default)]
+        via: GoneProbe,
+        #[serde(default)]
+        within: Option<Deadline>,
+    },
+    /// The container's init, adopted by the harness (a subreaper, like a
+    /// shim) once the runtime's create process exited, is reaped by the
+    /// harness with this status.
+    ExpectContainerExit {
+        status: ExpectedStatus,
+        #[serde(default)]
+        within: Option<Deadline>,
+    },
 }
 
 fn one() -> u64 {
@@ -391,6 +426,18 @@ pub enum ExpectedStatus {
     Running,
 }
 
+/// How the harness sees, from the host, that a process is gone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GoneProbe {
+    /// poll(2) on a pidfd taken while the process was known alive (Linux 5.3).
+    #[default]
+    Pidfd,
+    /// kill(pid, 0) until ESRCH, with the start time in /proc/PID/stat
+    /// compared whenever it succeeds, so a recycled pid is not mistaken for it.
+    Kill0,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProcState {
@@ -465,7 +512,21 @@ impl Step {
             Pipe => "pipe", Write => "write", Truncate => "truncate", AddSeals => "add_seals",
             ExpectSeals => "expect_seals", Mmap => "mmap", Store => "store",
             ExpectByte => "expect_byte", ExpectCloexec => "expect_cloexec", Close => "close",
-            MeasureExitDetection => "measure_exit_detection",
+            MeasureExitDetection => "measure_exit_detection", RuntimeKill => "runtime_kill",
+            RuntimeDelete => "runtime_delete", ExpectGone => "expect_gone",
+            ExpectContainerExit => "expect_container_exit",
+        )
+    }
+
+    /// Whether the harness performs this step (it drives the runtime or looks
+    /// from the host) rather than the agent.
+    pub fn runs_in_harness(&self) -> bool {
+        matches!(
+            self,
+            Step::RuntimeKill { .. }
+                | Step::RuntimeDelete { .. }
+                | Step::ExpectGone { .. }
+                | Step::ExpectContainerExit { .. }
         )
     }
 
@@ -519,6 +580,14 @@ impl Step {
                 add(&mut refs, "of", of);
                 add(&mut refs, "from", from);
             }
+            Step::ExpectGone { of, .. } => {
+                for a in of {
+                    refs.push(("of", a));
+                }
+            }
+            Step::RuntimeKill { .. }
+            | Step::RuntimeDelete { .. }
+            | Step::ExpectContainerExit { .. } => {}
             Step::Exit { .. }
             | Step::Exec { .. }
             | Step::Setsid { .. }

@@ -19,7 +19,7 @@ const EXIT_GRACE: Duration = Duration::from_secs(2);
 pub fn clone_flags(namespace: Namespace, euid: u32) -> (libc::c_ulong, bool) {
     let base = libc::SIGCHLD as libc::c_ulong;
     match namespace {
-        Namespace::Caller => (base, false),
+        Namespace::Caller | Namespace::UnderInit => (base, false),
         Namespace::Fresh if euid == 0 => (
             base | (libc::CLONE_NEWPID | libc::CLONE_NEWNS) as libc::c_ulong,
             false,
@@ -159,6 +159,7 @@ fn start(agent: &Path, scenario: &Scenario) -> Result<Started, Verdict> {
         agent: pid,
         caller_namespace: scenario.namespace == Namespace::Caller,
         spawned: vec![],
+        container: None,
     }) else {
         // Interrupted between clone and registration: the child is ours alone to kill.
         // SAFETY: our unreaped child.

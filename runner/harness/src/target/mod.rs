@@ -1,5 +1,10 @@
 //! Where scenarios run. Each target turns a scenario into a stream of events.
 
 mod host;
+mod kind;
+mod runtime;
 
-pub use host::run_on_host;
+pub use kind::Target;
+pub use runtime::{
+    check_runtime, resolve_init, resolve_runtime, smoke_test, RuntimeCli, RuntimeTarget,
+};

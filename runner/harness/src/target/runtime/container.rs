@@ -1,0 +1,637 @@
+//! Runs one scenario in a container: bundle, create, start, the agent's
+//! events, the harness's own steps (runtime verbs, checks from the host), and
+//! a forced delete whatever happened.
+
+use super::argv::RuntimeCli;
+use super::bundle::{self, InitUnderTest};
+use super::cgroup;
+use super::command::{bounded, Ran};
+use super::watch::{self, Watched};
+use crate::live::{self, Container, Registration, Tree};
+use nix::errno::Errno;
+use orphanage_scenario::{
+    signal_name, Event, ExpectedStatus, GoneProbe, Namespace, Scenario, Step, Verdict,
+};
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A runtime to run scenarios in, with orphanage's private state directory.
+#[derive(Debug, Clone)]
+pub struct RuntimeTarget {
+    /// Short name for trial names and reports: `runc`, or `runc+tini` with an init.
+    pub label: String,
+    pub cli: RuntimeCli,
+    /// Where bundles are made (a private temporary directory of the run).
+    pub work_dir: PathBuf,
+    pub init: Option<InitUnderTest>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// How long the runtime's own commands may take before the scenario is broken.
+const COMMAND_DEADLINE: Duration = Duration::from_secs(30);
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), Verdict> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Verdict::broken(format!("pipe2: {e}")))
+}
+
+/// Runs a runtime verb to completion (bounded), capturing what it said.
+fn run(cli: &RuntimeCli, argv: Vec<std::ffi::OsString>) -> Result<Ran, String> {
+    bounded(&cli.program, &argv, COMMAND_DEADLINE)
+        .map_err(|e| format!("{} {}: {e}", cli.program.display(), words(&argv)))
+}
+
+fn words(argv: &[std::ffi::OsString]) -> String {
+    argv.iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The pid of the container's init, from `state`.
+pub fn state_pid(state_json: &str) -> Option<i32> {
+    // Only the JSON object: a runtime may print warnings around it.
+    let json = &state_json[state_json.find('{')?..=state_json.rfind('}')?];
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v["pid"].as_i64().map(|p| p as i32).filter(|&p| p > 0)
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+/// Everything one container run holds; dropping it deletes the container,
+/// reaps its init and removes the bundle.
+struct Run<'a> {
+    target: &'a RuntimeTarget,
+    id: String,
+    bundle: PathBuf,
+    host_pid_namespace: bool,
+    registration: Option<Registration>,
+    init: Option<Watched>,
+    init_status: Option<i32>,
+    watched: Vec<Watched>,
+    cgroup_procs: Vec<PathBuf>,
+    /// Everything the runtime printed, for failure reports.
+    runtime_said: String,
+    agent_stdin: Option<std::fs::File>,
+}
+
+impl Run<'_> {
+    fn log_path(&self) -> PathBuf {
+        self.bundle.join("runtime.log")
+    }
+
+    fn note_output(&mut self, verb: &str, ran: &Ran) {
+        if !ran.output.is_empty() {
+            self.runtime_said
+                .push_str(&format!("[{verb}: {}] ", last_lines(&ran.output, 3)));
+        }
+    }
+
+    fn verb(&mut self, name: &str, argv: Vec<std::ffi::OsString>) -> Result<Ran, Verdict> {
+        let line = words(&argv);
+        let ran = run(&self.target.cli, argv).map_err(Verdict::broken)?;
+        self.note_output(name, &ran);
+        if !ran.ok {
+            return Err(Verdict::fail(format!(
+                "`{} {line}` failed ({}): {}",
+                self.target.label,
+                ran.status,
+                last_lines(&ran.output, 3)
+            )));
+        }
+        Ok(ran)
+    }
+
+    /// Reaps the init if it has exited (it is our child: the harness adopted it).
+    fn try_reap_init(&mut self, block: Option<Duration>) -> Option<i32> {
+        if self.init_status.is_some() {
+            return self.init_status;
+        }
+        let init = self.init.as_ref()?;
+        if let (Some(limit), Some(fd)) = (block, init.pidfd()) {
+            let mut p = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut p, 1, limit.as_millis().clamp(1, i32::MAX as u128) as i32) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for a child of ours, by pid.
+        let r = unsafe { libc::waitpid(init.pid, &mut status, libc::WNOHANG | libc::__WALL) };
+        if r == init.pid {
+            self.init_status = Some(status);
+            if let Some(reg) = &self.registration {
+                reg.reaped();
+            }
+        }
+        self.init_status
+    }
+
+    fn everyone(&self) -> Vec<&Watched> {
+        self.init.iter().chain(self.watched.iter()).collect()
+    }
+
+    /// Processes still in the container's cgroup that the agent never reported.
+    fn cgroup_members(&self) -> Vec<String> {
+        let known: Vec<i32> = self.everyone().iter().map(|w| w.pid).collect();
+        self.cgroup_procs
+            .iter()
+            .find_map(|f| std::fs::read_to_string(f).ok())
+            .map(|text| {
+                cgroup::parse_procs(&text)
+                    .into_iter()
+                    .filter(|p| !known.contains(p))
+                    .map(|p| format!("unreported pid {p} in the container's cgroup"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn named(&self, names: &[orphanage_scenario::ActorRef]) -> Result<Vec<&Watched>, Verdict> {
+        names
+            .iter()
+            .map(|n| {
+                self.everyone()
+                    .into_iter()
+                    .find(|w| w.name == n.as_str())
+                    .ok_or_else(|| Verdict::broken(format!("the harness never saw `{n}` start")))
+            })
+            .collect()
+    }
+
+    /// A step the harness performs; returns its notes.
+    fn harness_step(&mut self, step: &Step) -> Result<Vec<String>, Verdict> {
+        match step {
+            Step::RuntimeKill { signal, all } => {
+                let argv = self.target.cli.kill(&self.id, signal.0.as_str(), *all);
+                self.verb("kill", argv)?;
+                // The race of CHECKS 5.4: what a check made at once still sees.
+                let alive = self
+                    .everyone()
+                    .iter()
+                    .filter(|w| w.alive(GoneProbe::Kill0))
+                    .count();
+                Ok(vec![format!(
+                    "kill race: {alive} of {} processes still alive to kill -0 when `kill{}` returned",
+                    self.everyone().len(),
+                    if *all { " --all" } else { "" }
+                )])
+            }
+            Step::RuntimeDelete { force } => {
+                let argv = self.target.cli.delete(&self.id, *force);
+                let started = Instant::now();
+                self.verb("delete", argv)?;
+                if let Some(r) = &self.registration {
+                    r.deleted();
+                }
+                let alive = self
+                    .everyone()
+                    .iter()
+                    .filter(|w| w.alive(GoneProbe::Kill0))
+                    .count();
+                Ok(vec![format!(
+                    "`delete{}` took {:.1} ms; {alive} of {} processes still alive when it returned",
+                    if *force { " --force" } else { "" },
+                    started.elapsed().as_secs_f64() * 1000.0,
+                    self.everyone().len()
+                )])
+            }
+            Step::ExpectGone { of, via, within } => {
+                let all = of.is_empty();
+                let targets: Vec<&Watched> = if all {
+                    self.everyone()
+                } else {
+                    self.named(of)?
+                };
+                if *via == GoneProbe::Pidfd && targets.iter().any(|w| !w.has_pidfd()) {
+                    return Err(Verdict::unsupported(
+                        "pidfd_open failed on the host (needs pidfds, Linux 5.3)",
+                    ));
+                }
+                let within = within.map_or(Duration::ZERO, |d| d.0);
+                let cgroup = |run: &Run| if all { run.cgroup_members() } else { vec![] };
+                let count = targets.len();
+                let result = watch::until_gone(&targets, *via, within, &mut || cgroup(self));
+                match result {
+                    Ok(took) => Ok(vec![format!(
+                        "all {count} gone via {} after {:.3} ms",
+                        match via {
+                            GoneProbe::Pidfd => "pidfd",
+                            GoneProbe::Kill0 => "kill -0",
+                        },
+                        took.as_secs_f64() * 1000.0
+                    )]),
+                    Err(alive) => Err(Verdict::fail(format!(
+                        "expected every process gone{}, observed still alive: {}",
+                        if within.is_zero() {
+                            " at once".to_string()
+                        } else {
+                            format!(" within {:?}", within)
+                        },
+                        alive.join(", ")
+                    ))),
+                }
+            }
+            Step::ExpectContainerExit { status, within } => {
+                let within = within.map_or(Duration::from_secs(2), |d| d.0);
+                let Some(init) = &self.init else {
+                    return Err(Verdict::broken("the container's init is unknown"));
+                };
+                let (pid, started) = (init.pid, init.start_time);
+                let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|t| orphanage_scenario::ProcStat::parse(&t))
+                    .filter(|s| s.start_time == started)
+                    .map(|s| s.ppid);
+                let me = std::process::id() as i32;
+                if self.init_status.is_none() && parent.is_some_and(|p| p != me) {
+                    return Err(Verdict::fail(format!(
+                        "the container's init (pid {pid}) has parent {}, not the harness ({me}): \
+                         a subreaper should adopt it once the runtime's create process exits",
+                        parent.unwrap_or(0)
+                    )));
+                }
+                let Some(s) = self.try_reap_init(Some(within)) else {
+                    return Err(Verdict::fail(format!(
+                        "expected the container's init to exit within {within:?}; it is still running"
+                    )));
+                };
+                let observed = describe_status(s);
+                let matches = match status {
+                    ExpectedStatus::Exited(code) => {
+                        libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == *code
+                    }
+                    ExpectedStatus::Signaled(sig) => {
+                        libc::WIFSIGNALED(s) && libc::WTERMSIG(s) == sig.0 as i32
+                    }
+                    ExpectedStatus::Dumped(sig) => {
+                        libc::WIFSIGNALED(s) && libc::WTERMSIG(s) == sig.0 as i32 && libc::WCOREDUMP(s)
+                    }
+                    ExpectedStatus::Running => false,
+                };
+                if matches {
+                    Ok(vec![format!("the harness reaped the container's init: {observed}")])
+                } else {
+                    Err(Verdict::fail(format!(
+                        "container's init: expected {status:?}, observed {observed}"
+                    )))
+                }
+            }
+            other => Err(Verdict::broken(format!(
+                "{} is the agent's step, not the harness's",
+                other.keyword()
+            ))),
+        }
+    }
+
+    fn hand_back(&mut self) {
+        if let Some(stdin) = self.agent_stdin.as_mut() {
+            // The agent may be gone (killed by the step); then the next event is EOF.
+            let _ = stdin.write_all(b"go\n");
+        }
+    }
+}
+
+fn describe_status(s: i32) -> String {
+    if libc::WIFEXITED(s) {
+        format!("exited {}", libc::WEXITSTATUS(s))
+    } else if libc::WIFSIGNALED(s) {
+        format!(
+            "killed by {}{}",
+            signal_name(libc::WTERMSIG(s)),
+            if libc::WCOREDUMP(s) { " (core dumped)" } else { "" }
+        )
+    } else {
+        format!("status {s:#x}")
+    }
+}
+
+impl Drop for Run<'_> {
+    fn drop(&mut self) {
+        // Whatever happened: the container goes, its init is reaped, and the
+        // processes of a host-pid-namespace container that outlived it are
+        // killed (by pidfd: immune to pid reuse) and reaped if they came to us.
+        let delete = self.target.cli.delete(&self.id, true);
+        let _ = run(&self.target.cli, delete);
+        self.try_reap_init(Some(Duration::from_secs(2)));
+        if self.host_pid_namespace {
+            for w in &self.watched {
+                if let Some(fd) = w.pidfd() {
+                    // SAFETY: pidfd_send_signal on a pidfd we hold.
+                    unsafe {
+                        libc::syscall(libc::SYS_pidfd_send_signal, fd, libc::SIGKILL, 0usize, 0u32)
+                    };
+                }
+            }
+        }
+        if let Some(reg) = self.registration.take() {
+            reg.kill();
+            reg.reap_adopted();
+            reg.deleted();
+            if self.init_status.is_some() {
+                reg.reaped();
+            }
+            drop(reg);
+        }
+        let _ = std::fs::remove_dir_all(&self.bundle);
+    }
+}
+
+/// Runs one scenario in a container of `target`. Every event goes to
+/// `on_event`, and the last one is always `Finished`.
+pub fn run_in_runtime(
+    target: &RuntimeTarget,
+    agent: &Path,
+    scenario: &Scenario,
+    on_event: &mut dyn FnMut(&Event),
+) {
+    let verdict = match run_scenario(target, agent, scenario, on_event) {
+        Ok(()) => return,
+        Err(v) => v,
+    };
+    on_event(&Event::Finished {
+        verdict,
+        steps_ms: 0.0,
+    });
+}
+
+fn run_scenario(
+    target: &RuntimeTarget,
+    agent: &Path,
+    scenario: &Scenario,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<(), Verdict> {
+    let started_at = Instant::now();
+    let deadline = scenario.deadline();
+    let spec = bundle::spec_for(scenario.namespace, scenario.init_mode, target.init.as_ref())
+        .map_err(Verdict::unsupported)?;
+    let id = format!(
+        "orphanage-{}-{}",
+        std::process::id(),
+        NEXT_ID.fetch_add(1, Ordering::SeqCst)
+    );
+    let template: serde_json::Value =
+        serde_json::from_str(bundle::TEMPLATE).expect("the template is JSON");
+    let config = bundle::config(&template, &spec);
+    let bundle_dir = target.work_dir.join(&id);
+    let mut run = Run {
+        target,
+        id: id.clone(),
+        bundle: bundle_dir.clone(),
+        host_pid_namespace: spec.host_pid_namespace,
+        registration: None,
+        init: None,
+        init_status: None,
+        watched: vec![],
+        cgroup_procs: vec![],
+        runtime_said: String::new(),
+        agent_stdin: None,
+    };
+    bundle::write(&bundle_dir, &config, &spec, agent, target.init.as_ref())
+        .map_err(|e| Verdict::broken(format!("cannot write the bundle {}: {e}", bundle_dir.display())))?;
+    let with_runtime_output = |run: &Run, mut v: Verdict| {
+        let log = std::fs::read_to_string(run.log_path()).unwrap_or_default();
+        let said = format!("{}{}", run.runtime_said, last_lines(&log, 5));
+        if v.outcome != orphanage_scenario::Outcome::Pass && !said.trim().is_empty() {
+            v.reason = format!("{}; runtime output: {}", v.reason, said.trim());
+        }
+        v
+    };
+
+    let (stdin_r, stdin_w) = pipe()?;
+    let (events_r, events_w) = pipe()?;
+    let log = std::fs::File::create(run.log_path())
+        .map_err(|e| Verdict::broken(format!("cannot create the runtime log: {e}")))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| Verdict::broken(format!("dup: {e}")))?;
+    // Registered before create, so an interrupt from here on deletes the container.
+    let Some(registration) = live::register(Tree {
+        agent: 0,
+        caller_namespace: spec.host_pid_namespace,
+        spawned: vec![],
+        container: Some(Container {
+            delete: (target.cli.program.clone(), target.cli.delete(&id, true)),
+        }),
+    }) else {
+        return Err(Verdict::broken("interrupted"));
+    };
+    run.registration = Some(registration);
+    let create = target.cli.create(&id, &bundle_dir);
+    let events_fd = events_w.as_raw_fd();
+    let mut command = Command::new(&target.cli.program);
+    command
+        .args(&create)
+        .stdin(Stdio::from(stdin_r))
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log2));
+    // SAFETY: between fork and exec only dup2 and setsid, both async-signal-safe.
+    // fd 3 becomes the agent's event pipe (passed on by --preserve-fds 1); its
+    // own session keeps the terminal's Ctrl-C away from the container.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::dup2(events_fd, 3) < 0 || libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let created = command
+        .status()
+        .map_err(|e| Verdict::broken(format!("cannot run {}: {e}", target.cli.program.display())))?;
+    drop(events_w);
+    if !created.success() {
+        return Err(with_runtime_output(
+            &run,
+            Verdict::fail(format!("`{} {}` failed ({created})", target.label, words(&create))),
+        ));
+    }
+    let state = run.verb("state", target.cli.state(&id)).map_err(|v| with_runtime_output(&run, v))?;
+    let Some(init_pid) = state_pid(&state.output) else {
+        return Err(with_runtime_output(
+            &run,
+            Verdict::fail(format!("`state` gave no init pid: {}", state.output)),
+        ));
+    };
+    // The init is our child now (we are a subreaper and create has exited).
+    if let Some(r) = &run.registration {
+        r.set_agent(init_pid);
+    }
+    let init_start = std::fs::read_to_string(format!("/proc/{init_pid}/stat"))
+        .ok()
+        .and_then(|t| orphanage_scenario::ProcStat::parse(&t))
+        .map(|s| s.start_time)
+        .unwrap_or(0);
+    run.init = Watched::pin(
+        if scenario.namespace == Namespace::UnderInit {
+            "init"
+        } else {
+            scenario.root_name()
+        },
+        init_pid,
+        init_start,
+    )
+    .ok();
+    run.cgroup_procs = cgroup::procs_files(
+        &std::fs::read_to_string(format!("/proc/{init_pid}/cgroup")).unwrap_or_default(),
+        &std::fs::read_to_string("/proc/self/mounts").unwrap_or_default(),
+    );
+    let mut stdin = std::fs::File::from(stdin_w);
+    let mut json = serde_json::to_vec(scenario).expect("scenarios serialize");
+    json.push(b'\n');
+    let _ = stdin.write_all(&json);
+    run.agent_stdin = Some(stdin);
+    run.verb("start", target.cli.start(&id))
+        .map_err(|v| with_runtime_output(&run, v))?;
+
+    // The agent's events, with the harness's steps woven in at each handoff.
+    let mut pending = Vec::new();
+    let mut harness_took_over = false;
+    let mut last_step = String::from("before the first step");
+    let mut after_harness_step: Option<usize> = None;
+    loop {
+        let left = deadline.saturating_sub(started_at.elapsed());
+        if left.is_zero() {
+            return Err(with_runtime_output(
+                &run,
+                Verdict::fail(format!(
+                    "timeout after {} s (last step reached: {last_step})",
+                    deadline.as_secs_f64()
+                )),
+            ));
+        }
+        let mut p = libc::pollfd {
+            fd: events_r.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, left.as_millis().clamp(1, i32::MAX as u128) as i32) };
+        if r < 0 && Errno::last() != Errno::EINTR {
+            return Err(Verdict::broken(format!("poll: {}", Errno::last())));
+        }
+        if r <= 0 {
+            continue;
+        }
+        let mut buf = [0u8; 8192];
+        // SAFETY: reading into a local buffer.
+        let n = unsafe { libc::read(events_r.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            // EOF: the agent and its workers are gone without a verdict.
+            let status = run.try_reap_init(Some(Duration::from_secs(2)));
+            let how = status.map_or("is gone".to_string(), describe_status);
+            let verdict = match after_harness_step {
+                Some(i) => Verdict::fail(format!(
+                    "the agent died after step {} ({}): the container's init {how}",
+                    i + 1,
+                    scenario.steps[i].keyword()
+                )),
+                None => Verdict::broken(format!(
+                    "the agent ended without a verdict (last step reached: {last_step}): the container's init {how}"
+                )),
+            };
+            return Err(with_runtime_output(&run, verdict));
+        }
+        pending.extend_from_slice(&buf[..n as usize]);
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let event: Event = serde_json::from_slice(&line).map_err(|e| {
+                Verdict::broken(format!(
+                    "agent wrote a bad event ({e}): {}",
+                    String::from_utf8_lossy(&line).trim()
+                ))
+            })?;
+            match &event {
+                Event::Spawned {
+                    name,
+                    pid,
+                    start_time,
+                } => {
+                    let host_pid = if spec.host_pid_namespace {
+                        Some(*pid)
+                    } else {
+                        watch::host_pid(*pid, init_pid)
+                    };
+                    if let Some(hp) = host_pid {
+                        if let Ok(w) = Watched::pin(name, hp, *start_time) {
+                            if let Some(r) = &run.registration {
+                                r.add_spawned(hp, *start_time);
+                            }
+                            run.watched.push(w);
+                        }
+                    }
+                    on_event(&event);
+                }
+                Event::StepStarted { index, summary } => {
+                    last_step = format!("step {} {summary}", index + 1);
+                    after_harness_step = None;
+                    on_event(&event);
+                }
+                Event::Handoff { index } => {
+                    let step = &scenario.steps[*index];
+                    last_step = format!("step {} {}", index + 1, step.keyword());
+                    on_event(&Event::StepStarted {
+                        index: *index,
+                        summary: step.keyword().to_string(),
+                    });
+                    match run.harness_step(step) {
+                        Ok(notes) => {
+                            for text in notes {
+                                on_event(&Event::Note { text });
+                            }
+                        }
+                        Err(mut v) => {
+                            v.reason =
+                                format!("step {} ({}): {}", index + 1, step.keyword(), v.reason);
+                            return Err(with_runtime_output(&run, v));
+                        }
+                    }
+                    after_harness_step = Some(*index);
+                    // Consecutive harness steps run here; the agent waits at each.
+                    run.hand_back();
+                    harness_took_over = true;
+                }
+                Event::Finished { verdict, steps_ms } => {
+                    let verdict = with_runtime_output(&run, verdict.clone());
+                    on_event(&Event::Finished {
+                        verdict,
+                        steps_ms: *steps_ms,
+                    });
+                    let _ = harness_took_over;
+                    return Ok(());
+                }
+                _ => on_event(&event),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_pid_reads_the_oci_state() {
+        let state = r#"{"ociVersion":"1.0.2-dev","id":"c","pid":6141,"status":"created","bundle":"/b"}"#;
+        assert_eq!(state_pid(state), Some(6141));
+        assert_eq!(state_pid(r#"{"id":"c","pid":0,"status":"stopped"}"#), None);
+        assert_eq!(state_pid("not json"), None);
+    }
+
+    #[test]
+    fn statuses_read_as_words() {
+        assert_eq!(describe_status(3 << 8), "exited 3");
+        assert_eq!(describe_status(libc::SIGTERM), "killed by SIGTERM");
+    }
+}

@@ -1,0 +1,14 @@
+//! The OCI runtime target: each scenario runs in a container made by a
+//! runtime's CLI (runc, crun, youki), with the agent as its init.
+
+mod argv;
+mod bundle;
+mod cgroup;
+mod command;
+mod container;
+mod validate;
+mod watch;
+
+pub use argv::RuntimeCli;
+pub use container::{run_in_runtime, RuntimeTarget};
+pub use validate::{check_runtime, resolve_init, resolve_runtime, smoke_test};

@@ -1,0 +1,210 @@
+//! The container's processes as the host sees them. Each is pinned when it is
+//! reported, by a pidfd and its start time, so that no later check can be
+//! fooled by a recycled pid.
+
+use nix::errno::Errno;
+use orphanage_scenario::{GoneProbe, ProcStat};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// A container process, pinned.
+pub struct Watched {
+    pub name: String,
+    /// Its pid in the host's pid namespace.
+    pub pid: i32,
+    pub start_time: u64,
+    pidfd: Option<OwnedFd>,
+}
+
+/// NSpid from /proc/PID/status: the pid in each namespace, outermost first.
+pub fn nspid(status: &str) -> Vec<i32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|rest| rest.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+fn stat(pid: i32) -> Option<ProcStat> {
+    ProcStat::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn pid_namespace(pid: i32) -> Option<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()
+}
+
+/// The host pid of the process that has `inner` as its pid in the pid
+/// namespace of `init` (a host pid).
+pub fn host_pid(inner: i32, init: i32) -> Option<i32> {
+    let ns = pid_namespace(init)?;
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|&pid| {
+            pid_namespace(pid).as_ref() == Some(&ns)
+                && std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .is_ok_and(|s| nspid(&s).last() == Some(&inner))
+        })
+}
+
+impl Watched {
+    /// Pins `pid` if it is still the process that started at `start_time`.
+    pub fn pin(name: &str, pid: i32, start_time: u64) -> Result<Watched, String> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        let pidfd = (fd >= 0).then(|| {
+            // SAFETY: the kernel just gave us this fd.
+            unsafe { OwnedFd::from_raw_fd(fd as i32) }
+        });
+        // Checked after the pidfd is taken: if the start time still matches,
+        // the pidfd refers to the reported process.
+        match stat(pid) {
+            Some(s) if s.start_time == start_time => Ok(Watched {
+                name: name.to_string(),
+                pid,
+                start_time,
+                pidfd,
+            }),
+            _ => Err(format!(
+                "{name} (host pid {pid}) was gone before the harness could watch it"
+            )),
+        }
+    }
+
+    pub fn has_pidfd(&self) -> bool {
+        self.pidfd.is_some()
+    }
+
+    /// Still running, as the given probe sees it. A zombie has finished:
+    /// it is dead, only not yet reaped.
+    pub fn alive(&self, via: GoneProbe) -> bool {
+        match (via, &self.pidfd) {
+            (GoneProbe::Pidfd, Some(fd)) => {
+                let mut p = libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd, no wait.
+                unsafe { libc::poll(&mut p, 1, 0) == 0 }
+            }
+            _ => {
+                // SAFETY: signal 0 only checks existence.
+                if unsafe { libc::kill(self.pid, 0) } != 0 && Errno::last() == Errno::ESRCH {
+                    return false;
+                }
+                // kill -0 succeeds on a zombie and on whoever took the pid since.
+                stat(self.pid).is_some_and(|s| {
+                    s.start_time == self.start_time && s.state != 'Z' && s.state != 'X'
+                })
+            }
+        }
+    }
+
+    pub fn pidfd(&self) -> Option<i32> {
+        self.pidfd.as_ref().map(|f| f.as_raw_fd())
+    }
+}
+
+/// Waits until every watched process is gone, via `via`, or `within` passes.
+/// With pidfds it blocks in poll(2) on them; with kill -0 it polls at an
+/// interval that starts at 20 µs and doubles to 1 ms. Returns how long it
+/// took, or the names still alive at the deadline.
+pub fn until_gone(
+    watched: &[&Watched],
+    via: GoneProbe,
+    within: Duration,
+    extra_alive: &mut dyn FnMut() -> Vec<String>,
+) -> Result<Duration, Vec<String>> {
+    let start = Instant::now();
+    let mut interval = Duration::from_micros(20);
+    loop {
+        let mut alive: Vec<String> = watched
+            .iter()
+            .filter(|w| w.alive(via))
+            .map(|w| w.name.clone())
+            .collect();
+        if alive.is_empty() {
+            alive = extra_alive();
+        }
+        if alive.is_empty() {
+            return Ok(start.elapsed());
+        }
+        let left = within.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Err(alive);
+        }
+        let fds: Vec<libc::pollfd> = watched
+            .iter()
+            .filter(|w| via == GoneProbe::Pidfd && w.alive(via))
+            .filter_map(|w| w.pidfd())
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        if !fds.is_empty() && fds.len() == watched.iter().filter(|w| w.alive(via)).count() {
+            let mut fds = fds;
+            // SAFETY: valid pollfds; woken by the first exit, or at the deadline.
+            unsafe {
+                libc::poll(
+                    fds.as_mut_ptr(),
+                    fds.len() as libc::nfds_t,
+                    left.as_millis().clamp(1, i32::MAX as u128) as i32,
+                )
+            };
+        } else {
+            // A poll interval against the deadline, not a synchronisation point.
+            std::thread::sleep(interval.min(left));
+            interval = (interval * 2).min(Duration::from_millis(1));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nspid_reads_every_level() {
+        let status = "Name:\tx\nNSpid:\t4242\t7\t1\nPPid:\t1\n";
+        assert_eq!(nspid(status), [4242, 7, 1]);
+        assert!(nspid("Name:\tx\n").is_empty());
+    }
+
+    #[test]
+    fn a_child_is_alive_then_gone_by_both_probes() {
+        let mut child = std::process::Command::new("cat")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let start = stat(pid).unwrap().start_time;
+        let w = Watched::pin("cat", pid, start).unwrap();
+        assert!(w.alive(GoneProbe::Pidfd) && w.alive(GoneProbe::Kill0));
+        drop(child.stdin.take()); // EOF: cat exits
+        let took = until_gone(&[&w], GoneProbe::Pidfd, Duration::from_secs(5), &mut Vec::new);
+        assert!(took.is_ok());
+        // A zombie now: gone by both.
+        assert!(!w.alive(GoneProbe::Kill0));
+        child.wait().unwrap();
+        assert!(!w.alive(GoneProbe::Kill0) && !w.alive(GoneProbe::Pidfd));
+    }
+
+    #[test]
+    fn a_recycled_pid_cannot_be_pinned() {
+        let me = std::process::id() as i32;
+        let start = stat(me).unwrap().start_time;
+        assert!(Watched::pin("me", me, start + 1).is_err());
+    }
+
+    #[test]
+    fn deadline_reports_the_living() {
+        let me = std::process::id() as i32;
+        let w = Watched::pin("me", me, stat(me).unwrap().start_time).unwrap();
+        let r = until_gone(&[&w], GoneProbe::Kill0, Duration::from_millis(5), &mut Vec::new);
+        assert_eq!(r, Err(vec!["me".to_string()]));
+    }
+}
