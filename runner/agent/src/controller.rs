@@ -147,13 +147,23 @@ impl Controller {
         }
         self.started = Instant::now();
         let steps = self.scenario.steps.clone();
-        for (index, step) in steps.iter().enumerate() {
+        let mut next = 0;
+        while next < steps.len() {
+            let (index, step) = (next, &steps[next]);
+            next += 1;
             if step.runs_in_harness() {
-                // The harness performs it; wait until it hands back.
+                // The harness performs this step and any that follow it; it
+                // answers with the index of the step we go on from.
                 self.emit(&Event::Handoff { index });
                 let mut line = String::new();
-                match std::io::BufRead::read_line(&mut self.stdin, &mut line) {
-                    Ok(n) if n > 0 => continue,
+                let resume = std::io::BufRead::read_line(&mut self.stdin, &mut line)
+                    .ok()
+                    .and_then(|_| line.trim().parse::<usize>().ok());
+                match resume {
+                    Some(at) if at > index => {
+                        next = at;
+                        continue;
+                    }
                     _ => {
                         return Verdict::broken(format!(
                             "step {}: the harness never handed back",

@@ -110,6 +110,7 @@ pub fn perform(who: &str, step: &Step, pids: &Pids, passed_fd: Option<OwnedFd>) 
         Step::Setsid { .. } => {
             expect_errno(who, "setsid()", nix::unistd::setsid().map(|_| ()), None)?;
         }
+        Step::Detach { .. } => crate::worker::detach(),
         Step::SetSubreaper { value, errno, .. } => {
             // SAFETY: prctl with integer arguments.
             let r = unsafe {

@@ -1,6 +1,7 @@
 //! A worker: one scenario process or thread, serving requests from the root
 //! over its socket until told to exit or until the root goes away.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use crate::protocol::{self, Reply, Request};
 use crate::{fds, handles, procfs, signals, steps};
 use nix::errno::Errno;
@@ -35,6 +36,8 @@ pub fn serve_execed(name: &str, fd: RawFd, sigpipe_ignored: bool) -> ! {
 
 /// Entry point in a fork child: shed the parent's agent fds, keep scenario handles.
 pub fn serve_forked(name: &str, sock: OwnedFd) -> ! {
+    // A child of a detached worker is not detached itself.
+    DETACHED.store(false, Ordering::SeqCst);
     let mut keep = handles::fds();
     keep.push(sock.as_raw_fd());
     fds::close_all_except(&keep);
@@ -59,6 +62,13 @@ fn hello(name: &str) -> Reply {
         nspid,
         nstid,
     }
+}
+
+/// Set by the `detach` step: this process outlives the agent.
+static DETACHED: AtomicBool = AtomicBool::new(false);
+
+pub fn detach() {
+    DETACHED.store(true, Ordering::SeqCst);
 }
 
 thread_local! {
@@ -93,7 +103,11 @@ fn serve(name: &str, sock: &OwnedFd, is_thread: bool) {
     loop {
         let (request, passed_fd) = match protocol::recv::<Request>(fd) {
             Ok(Some(m)) => m,
-            // The root is gone: the scenario is over.
+            // The root is gone: the scenario is over, unless we are detached.
+            Ok(None) | Err(_) if DETACHED.load(Ordering::SeqCst) => loop {
+                // Like a daemon, we live on until killed.
+                nix::unistd::pause();
+            },
             Ok(None) | Err(_) => return,
         };
         let reply = match request {

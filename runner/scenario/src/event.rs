@@ -21,7 +21,8 @@ pub enum Event {
     /// Step `index` (0-based) is starting.
     StepStarted { index: usize, summary: String },
     /// Step `index` is the harness's (runtime target): the agent waits until
-    /// the harness writes a line to its stdin, then goes on.
+    /// the harness, having performed it and the harness steps right after it,
+    /// writes the index of the step to go on from to the agent's stdin.
     Handoff { index: usize },
     /// A measured figure or an observation worth keeping in the report.
     Note { text: String },

@@ -41,6 +41,10 @@ pub enum Step {
     },
     /// `by` calls setsid(): it leaves its session and process group, like a daemon.
     Setsid { by: ActorRef },
+    /// `by` stops depending on the agent: when the agent dies, it lives on
+    /// until something kills it, as a real daemon would. (Otherwise a worker
+    /// ends when the agent does, so nothing outlives a scenario.)
+    Detach { by: ActorRef },
 
     // ---- prctl ----
     /// prctl(PR_SET_CHILD_SUBREAPER, value). Any nonzero value sets the flag; 0 clears it.
@@ -501,7 +505,7 @@ impl Step {
             };
         }
         kw!(
-            Spawn => "spawn", Exit => "exit", Exec => "exec", Setsid => "setsid",
+            Spawn => "spawn", Exit => "exit", Exec => "exec", Setsid => "setsid", Detach => "detach",
             SetSubreaper => "set_subreaper", ExpectSubreaper => "expect_subreaper",
             SetPdeathsig => "set_pdeathsig", ExpectPdeathsig => "expect_pdeathsig",
             Catch => "catch", Ignore => "ignore", AutoReap => "auto_reap", Kill => "kill",
@@ -591,6 +595,7 @@ impl Step {
             Step::Exit { .. }
             | Step::Exec { .. }
             | Step::Setsid { .. }
+            | Step::Detach { .. }
             | Step::ExpectParent { .. }
             | Step::ExpectState { .. }
             | Step::ExpectExe { .. }
@@ -601,6 +606,7 @@ impl Step {
             Step::Exit { by, .. }
             | Step::Exec { by, .. }
             | Step::Setsid { by }
+            | Step::Detach { by }
             | Step::SetGlobal { by, .. } => refs.push(("by", by)),
             Step::ExpectParent { of, is, .. } => {
                 refs.push(("of", of));

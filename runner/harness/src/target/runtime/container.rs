@@ -89,6 +89,16 @@ impl Run<'_> {
         self.bundle.join("runtime.log")
     }
 
+    /// A verdict other than pass carries what the runtime printed.
+    fn with_output(&self, mut v: Verdict) -> Verdict {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let said = format!("{}{}", self.runtime_said, last_lines(&log, 5));
+        if v.outcome != orphanage_scenario::Outcome::Pass && !said.trim().is_empty() {
+            v.reason = format!("{}; runtime output: {}", v.reason, said.trim());
+        }
+        v
+    }
+
     fn note_output(&mut self, verb: &str, ran: &Ran) {
         if !ran.output.is_empty() {
             self.runtime_said
@@ -99,8 +109,8 @@ impl Run<'_> {
     fn verb(&mut self, name: &str, argv: Vec<std::ffi::OsString>) -> Result<Ran, Verdict> {
         let line = words(&argv);
         let ran = run(&self.target.cli, argv).map_err(Verdict::broken)?;
-        self.note_output(name, &ran);
         if !ran.ok {
+            self.note_output(name, &ran);
             return Err(Verdict::fail(format!(
                 "`{} {line}` failed ({}): {}",
                 self.target.label,
@@ -295,10 +305,11 @@ impl Run<'_> {
         }
     }
 
-    fn hand_back(&mut self) {
+    /// Tells the waiting agent to go on from step `at`.
+    fn hand_back(&mut self, at: usize) {
         if let Some(stdin) = self.agent_stdin.as_mut() {
-            // The agent may be gone (killed by the step); then the next event is EOF.
-            let _ = stdin.write_all(b"go\n");
+            // The agent may have died since; then the next event is EOF.
+            let _ = stdin.write_all(format!("{at}\n").as_bytes());
         }
     }
 }
@@ -345,6 +356,32 @@ impl Drop for Run<'_> {
             drop(reg);
         }
         let _ = std::fs::remove_dir_all(&self.bundle);
+    }
+}
+
+/// Performs harness step `index`, reporting it like the agent reports its own.
+fn run_harness_step(
+    run: &mut Run,
+    scenario: &Scenario,
+    index: usize,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<(), Verdict> {
+    let step = &scenario.steps[index];
+    on_event(&Event::StepStarted {
+        index,
+        summary: step.keyword().to_string(),
+    });
+    match run.harness_step(step) {
+        Ok(notes) => {
+            for text in notes {
+                on_event(&Event::Note { text });
+            }
+            Ok(())
+        }
+        Err(mut v) => {
+            v.reason = format!("step {} ({}): {}", index + 1, step.keyword(), v.reason);
+            Err(run.with_output(v))
+        }
     }
 }
 
@@ -400,15 +437,6 @@ fn run_scenario(
     };
     bundle::write(&bundle_dir, &config, &spec, agent, target.init.as_ref())
         .map_err(|e| Verdict::broken(format!("cannot write the bundle {}: {e}", bundle_dir.display())))?;
-    let with_runtime_output = |run: &Run, mut v: Verdict| {
-        let log = std::fs::read_to_string(run.log_path()).unwrap_or_default();
-        let said = format!("{}{}", run.runtime_said, last_lines(&log, 5));
-        if v.outcome != orphanage_scenario::Outcome::Pass && !said.trim().is_empty() {
-            v.reason = format!("{}; runtime output: {}", v.reason, said.trim());
-        }
-        v
-    };
-
     let (stdin_r, stdin_w) = pipe()?;
     let (events_r, events_w) = pipe()?;
     let log = std::fs::File::create(run.log_path())
@@ -452,16 +480,12 @@ fn run_scenario(
         .map_err(|e| Verdict::broken(format!("cannot run {}: {e}", target.cli.program.display())))?;
     drop(events_w);
     if !created.success() {
-        return Err(with_runtime_output(
-            &run,
-            Verdict::fail(format!("`{} {}` failed ({created})", target.label, words(&create))),
+        return Err(run.with_output(Verdict::fail(format!("`{} {}` failed ({created})", target.label, words(&create))),
         ));
     }
-    let state = run.verb("state", target.cli.state(&id)).map_err(|v| with_runtime_output(&run, v))?;
+    let state = run.verb("state", target.cli.state(&id)).map_err(|v| run.with_output(v))?;
     let Some(init_pid) = state_pid(&state.output) else {
-        return Err(with_runtime_output(
-            &run,
-            Verdict::fail(format!("`state` gave no init pid: {}", state.output)),
+        return Err(run.with_output(Verdict::fail(format!("`state` gave no init pid: {}", state.output)),
         ));
     };
     // The init is our child now (we are a subreaper and create has exited).
@@ -493,19 +517,16 @@ fn run_scenario(
     let _ = stdin.write_all(&json);
     run.agent_stdin = Some(stdin);
     run.verb("start", target.cli.start(&id))
-        .map_err(|v| with_runtime_output(&run, v))?;
+        .map_err(|v| run.with_output(v))?;
 
     // The agent's events, with the harness's steps woven in at each handoff.
     let mut pending = Vec::new();
-    let mut harness_took_over = false;
     let mut last_step = String::from("before the first step");
     let mut after_harness_step: Option<usize> = None;
     loop {
         let left = deadline.saturating_sub(started_at.elapsed());
         if left.is_zero() {
-            return Err(with_runtime_output(
-                &run,
-                Verdict::fail(format!(
+            return Err(run.with_output(Verdict::fail(format!(
                     "timeout after {} s (last step reached: {last_step})",
                     deadline.as_secs_f64()
                 )),
@@ -541,7 +562,7 @@ fn run_scenario(
                     "the agent ended without a verdict (last step reached: {last_step}): the container's init {how}"
                 )),
             };
-            return Err(with_runtime_output(&run, verdict));
+            return Err(run.with_output(verdict));
         }
         pending.extend_from_slice(&buf[..n as usize]);
         while let Some(end) = pending.iter().position(|&b| b == b'\n') {
@@ -579,36 +600,43 @@ fn run_scenario(
                     on_event(&event);
                 }
                 Event::Handoff { index } => {
-                    let step = &scenario.steps[*index];
-                    last_step = format!("step {} {}", index + 1, step.keyword());
-                    on_event(&Event::StepStarted {
-                        index: *index,
-                        summary: step.keyword().to_string(),
-                    });
-                    match run.harness_step(step) {
-                        Ok(notes) => {
-                            for text in notes {
-                                on_event(&Event::Note { text });
-                            }
-                        }
-                        Err(mut v) => {
-                            v.reason =
-                                format!("step {} ({}): {}", index + 1, step.keyword(), v.reason);
-                            return Err(with_runtime_output(&run, v));
+                    // This step and every harness step after it run here; the
+                    // agent may not survive them (a kill), so it is not asked.
+                    let mut at = *index;
+                    while at < scenario.steps.len() && scenario.steps[at].runs_in_harness() {
+                        run_harness_step(&mut run, scenario, at, on_event)?;
+                        at += 1;
+                    }
+                    if at == scenario.steps.len() {
+                        on_event(&Event::Finished {
+                            verdict: Verdict::pass(),
+                            steps_ms: started_at.elapsed().as_secs_f64() * 1000.0,
+                        });
+                        return Ok(());
+                    }
+                    if let Some(init) = &run.init {
+                        if !init.alive(GoneProbe::Pidfd) {
+                            let how = run
+                                .try_reap_init(Some(Duration::from_secs(1)))
+                                .map_or("is gone".into(), describe_status);
+                            return Err(run.with_output(Verdict::fail(format!(
+                                    "step {} ({}) needs the agent, but the container's init {how} after step {}",
+                                    at + 1,
+                                    scenario.steps[at].keyword(),
+                                    at
+                                )),
+                            ));
                         }
                     }
-                    after_harness_step = Some(*index);
-                    // Consecutive harness steps run here; the agent waits at each.
-                    run.hand_back();
-                    harness_took_over = true;
+                    after_harness_step = Some(at - 1);
+                    run.hand_back(at);
                 }
                 Event::Finished { verdict, steps_ms } => {
-                    let verdict = with_runtime_output(&run, verdict.clone());
+                    let verdict = run.with_output(verdict.clone());
                     on_event(&Event::Finished {
                         verdict,
                         steps_ms: *steps_ms,
                     });
-                    let _ = harness_took_over;
                     return Ok(());
                 }
                 _ => on_event(&event),
