@@ -1,13 +1,13 @@
 //! A worker: one scenario process or thread, serving requests from the root
 //! over its socket until told to exit or until the root goes away.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use crate::protocol::{self, Reply, Request};
 use crate::{fds, handles, procfs, signals, steps};
 use nix::errno::Errno;
 use orphanage_scenario::Step;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Argument vector that turns an exec'd agent back into worker `name` on `fd`.
 fn exec_argv(name: &str, fd: RawFd) -> Vec<CString> {

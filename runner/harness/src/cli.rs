@@ -45,6 +45,11 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub init: Option<String>,
 
+    /// Keep the runtimes' state (their --root) under this directory instead of
+    /// a private temporary one, to inspect it with `RUNTIME --root DIR/state-N list`.
+    #[arg(long, value_name = "DIR")]
+    pub runtime_root: Option<PathBuf>,
+
     /// Use this agent binary instead of the one built into orphanage.
     #[arg(long, value_name = "PATH")]
     pub agent: Option<PathBuf>,

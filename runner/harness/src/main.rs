@@ -97,7 +97,11 @@ fn run() -> anyhow::Result<ExitCode> {
     let mut versions = Vec::new();
     for (i, (arg, program)) in runtimes.iter().enumerate() {
         let dir = work_dir.as_ref().expect("made above").path();
-        let root = dir.join(format!("state-{i}"));
+        let root = cli
+            .runtime_root
+            .as_deref()
+            .unwrap_or(dir)
+            .join(format!("state-{i}"));
         std::fs::create_dir_all(&root).context("cannot create the runtime state directory")?;
         let cli_ = target::RuntimeCli {
             program: program.clone(),
@@ -107,7 +111,10 @@ fn run() -> anyhow::Result<ExitCode> {
         let mut label = program
             .file_name()
             .map_or("runtime".into(), |n| n.to_string_lossy().into_owned());
-        if runtimes[..i].iter().any(|(_, p)| p.file_name() == program.file_name()) {
+        if runtimes[..i]
+            .iter()
+            .any(|(_, p)| p.file_name() == program.file_name())
+        {
             label = format!("{label}{}", i + 1);
         }
         if let Some(init) = &init {
@@ -168,7 +175,12 @@ fn run() -> anyhow::Result<ExitCode> {
     }
 
     let records: trials::Records = Arc::new(Mutex::new(Vec::new()));
-    let trials = trials::build(&loaded, &targets, agent.path().to_path_buf(), records.clone());
+    let trials = trials::build(
+        &loaded,
+        &targets,
+        agent.path().to_path_buf(),
+        records.clone(),
+    );
 
     let conclusion = libtest_mimic::run(&cli.test, trials);
     if live::interrupted() {
@@ -195,5 +207,9 @@ fn run() -> anyhow::Result<ExitCode> {
     }
     agent.remove();
     drop(work_dir);
+    // As a subreaper we may hold orphans that died in the last moments (a
+    // container's processes are ours once its init is gone): reap them all,
+    // or they would outlive us as zombies.
+    live::sweep_children(std::time::Duration::from_secs(5));
     Ok(conclusion.exit_code())
 }

@@ -199,9 +199,21 @@ mod tests {
         );
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 3, "{table}");
-        assert!(lines[0].starts_with("scenario") && lines[0].contains("runc") && lines[0].contains("crun"));
-        assert!(lines[1].starts_with("kill::all_gone") && lines[1].contains("pass") && lines[1].contains("fail"));
-        assert!(lines[2].starts_with("pid1::term") && lines[2].contains("unsupported") && lines[2].ends_with('-'));
+        assert!(
+            lines[0].starts_with("scenario")
+                && lines[0].contains("runc")
+                && lines[0].contains("crun")
+        );
+        assert!(
+            lines[1].starts_with("kill::all_gone")
+                && lines[1].contains("pass")
+                && lines[1].contains("fail")
+        );
+        assert!(
+            lines[2].starts_with("pid1::term")
+                && lines[2].contains("unsupported")
+                && lines[2].ends_with('-')
+        );
     }
 
     #[test]

@@ -27,7 +27,12 @@ pub fn completion(record: &TrialRecord) -> Result<Completion, Failed> {
 
 /// One trial per scenario and target, named `<target>:<area>::<name>` for a
 /// runtime and `<area>::<name>` on the host.
-pub fn build(loaded: &[Loaded], targets: &[Target], agent: PathBuf, records: Records) -> Vec<Trial> {
+pub fn build(
+    loaded: &[Loaded],
+    targets: &[Target],
+    agent: PathBuf,
+    records: Records,
+) -> Vec<Trial> {
     let mut trials = Vec::new();
     for target in targets {
         for l in loaded {

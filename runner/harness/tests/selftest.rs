@@ -154,6 +154,13 @@ fn malformed_files_are_rejected_with_their_position_before_anything_runs() {
 #[case::missing_suites_dir(&["--suites", "/no/such/suites"], "/no/such/suites: no such suites directory")]
 #[case::unwritable_report(&["--suites", "fixtures/crash", "--report", "/no/such/dir/report.json"], "cannot write report /no/such/dir/report.json")]
 #[case::missing_agent(&["--suites", "fixtures/crash", "--agent", "/no/such/agent"], "/no/such/agent: no such agent binary")]
+#[case::missing_runtime(&["--suites", "fixtures/crash", "--runtime", "./no/such/runc"], "runtime `./no/such/runc`: no such file")]
+#[case::runtime_not_on_path(&["--suites", "fixtures/crash", "--runtime", "no-such-runtime-xyz"], "runtime `no-such-runtime-xyz`: not found on PATH")]
+#[case::runtime_not_executable(&["--suites", "fixtures/crash", "--runtime", "./README.md"], "runtime `./README.md` is not an executable file")]
+#[case::runtime_without_state(&["--suites", "fixtures/crash", "--runtime", "echo"], "runtime `echo` does not answer `state` of an unknown container as an OCI runtime does")]
+#[case::runtime_without_version(&["--suites", "fixtures/crash", "--runtime", "false"], "runtime `false` does not answer `--version` as an OCI runtime does")]
+#[case::missing_init(&["--suites", "fixtures/crash", "--runtime", "echo", "--init", "/no/such/init"], "init `/no/such/init`: no such executable file")]
+#[case::init_without_runtime(&["--suites", "fixtures/crash", "--init", "/bin/sh"], "--init puts an init program in a container: it needs --runtime")]
 fn bad_input_exits_2_with_one_clear_line(#[case] args: &[&str], #[case] message: &str) {
     // From the repository, so cases can name a valid suite and test only their own bad argument.
     let out = orphanage().current_dir(repo()).args(args).output().unwrap();

@@ -20,5 +20,6 @@ pub use parse::{parse, ParseError};
 pub use proc_stat::ProcStat;
 pub use scenario::{InitMode, Namespace, Scenario};
 pub use step::{
-    Content, ExpectedStatus, GoneProbe, MeasureMethod, ProcState, SpawnHow, Step, WaitApi, WaitTarget,
+    Content, ExpectedStatus, GoneProbe, MeasureMethod, ProcState, SpawnHow, Step, WaitApi,
+    WaitTarget,
 };

@@ -13,7 +13,10 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn orphanage() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_orphanage"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_orphanage"));
+    // runc's and runtime-tools' convention would silently switch targets.
+    c.env_remove("RUNTIME");
+    c
 }
 
 pub struct Run {

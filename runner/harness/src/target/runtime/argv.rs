@@ -25,7 +25,14 @@ impl RuntimeCli {
 
     /// `create`, passing fd 3 (the agent's event pipe) through to the container.
     pub fn create(&self, id: &str, bundle: &Path) -> Vec<OsString> {
-        self.verb(&[&"create", &"--preserve-fds", &"1", &"--bundle", &bundle, &id])
+        self.verb(&[
+            &"create",
+            &"--preserve-fds",
+            &"1",
+            &"--bundle",
+            &bundle,
+            &id,
+        ])
     }
 
     pub fn start(&self, id: &str) -> Vec<OsString> {
@@ -128,11 +135,18 @@ mod tests {
             strs(cli().state("c")),
             ["--root", "/tmp/o/state", "state", "c"]
         );
-        assert_eq!(strs(cli().start("c")), ["--root", "/tmp/o/state", "start", "c"]);
+        assert_eq!(
+            strs(cli().start("c")),
+            ["--root", "/tmp/o/state", "start", "c"]
+        );
     }
 
     #[rstest]
-    #[case(false, "time=\"...\" level=error msg=\"container does not exist\"", true)]
+    #[case(
+        false,
+        "time=\"...\" level=error msg=\"container does not exist\"",
+        true
+    )]
     #[case(false, "Error: container `x` not found", true)]
     #[case(false, "cannot open: No such file or directory", true)]
     #[case(true, "container does not exist", false)]

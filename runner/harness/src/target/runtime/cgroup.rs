@@ -63,7 +63,8 @@ pub fn parse_procs(text: &str) -> Vec<i32> {
 mod tests {
     use super::*;
 
-    const HYBRID_CGROUP: &str = "9:name=systemd:/c1\n8:pids:/c1\n6:freezer:/c1\n4:memory:/x/c1\n0::/c1\n";
+    const HYBRID_CGROUP: &str =
+        "9:name=systemd:/c1\n8:pids:/c1\n6:freezer:/c1\n4:memory:/x/c1\n0::/c1\n";
     const HYBRID_MOUNTS: &str = "\
 tmpfs /sys/fs/cgroup tmpfs rw,relatime,mode=755 0 0
 cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0

@@ -14,7 +14,11 @@ pub struct Ran {
 }
 
 /// Runs `program args` to completion, killing it past `limit`.
-pub fn bounded(program: &Path, args: &[std::ffi::OsString], limit: Duration) -> Result<Ran, String> {
+pub fn bounded(
+    program: &Path,
+    args: &[std::ffi::OsString],
+    limit: Duration,
+) -> Result<Ran, String> {
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())

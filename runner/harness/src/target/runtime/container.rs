@@ -134,7 +134,13 @@ impl Run<'_> {
                 revents: 0,
             };
             // SAFETY: one valid pollfd.
-            unsafe { libc::poll(&mut p, 1, limit.as_millis().clamp(1, i32::MAX as u128) as i32) };
+            unsafe {
+                libc::poll(
+                    &mut p,
+                    1,
+                    limit.as_millis().clamp(1, i32::MAX as u128) as i32,
+                )
+            };
         }
         let mut status = 0;
         // SAFETY: waiting for a child of ours, by pid.
@@ -286,12 +292,16 @@ impl Run<'_> {
                         libc::WIFSIGNALED(s) && libc::WTERMSIG(s) == sig.0 as i32
                     }
                     ExpectedStatus::Dumped(sig) => {
-                        libc::WIFSIGNALED(s) && libc::WTERMSIG(s) == sig.0 as i32 && libc::WCOREDUMP(s)
+                        libc::WIFSIGNALED(s)
+                            && libc::WTERMSIG(s) == sig.0 as i32
+                            && libc::WCOREDUMP(s)
                     }
                     ExpectedStatus::Running => false,
                 };
                 if matches {
-                    Ok(vec![format!("the harness reaped the container's init: {observed}")])
+                    Ok(vec![format!(
+                        "the harness reaped the container's init: {observed}"
+                    )])
                 } else {
                     Err(Verdict::fail(format!(
                         "container's init: expected {status:?}, observed {observed}"
@@ -321,7 +331,11 @@ fn describe_status(s: i32) -> String {
         format!(
             "killed by {}{}",
             signal_name(libc::WTERMSIG(s)),
-            if libc::WCOREDUMP(s) { " (core dumped)" } else { "" }
+            if libc::WCOREDUMP(s) {
+                " (core dumped)"
+            } else {
+                ""
+            }
         )
     } else {
         format!("status {s:#x}")
@@ -435,8 +449,12 @@ fn run_scenario(
         runtime_said: String::new(),
         agent_stdin: None,
     };
-    bundle::write(&bundle_dir, &config, &spec, agent, target.init.as_ref())
-        .map_err(|e| Verdict::broken(format!("cannot write the bundle {}: {e}", bundle_dir.display())))?;
+    bundle::write(&bundle_dir, &config, &spec, agent, target.init.as_ref()).map_err(|e| {
+        Verdict::broken(format!(
+            "cannot write the bundle {}: {e}",
+            bundle_dir.display()
+        ))
+    })?;
     let (stdin_r, stdin_w) = pipe()?;
     let (events_r, events_w) = pipe()?;
     let log = std::fs::File::create(run.log_path())
@@ -475,18 +493,24 @@ fn run_scenario(
             Ok(())
         });
     }
-    let created = command
-        .status()
-        .map_err(|e| Verdict::broken(format!("cannot run {}: {e}", target.cli.program.display())))?;
+    let created = command.status().map_err(|e| {
+        Verdict::broken(format!("cannot run {}: {e}", target.cli.program.display()))
+    })?;
     drop(events_w);
     if !created.success() {
-        return Err(run.with_output(Verdict::fail(format!("`{} {}` failed ({created})", target.label, words(&create))),
-        ));
+        return Err(run.with_output(Verdict::fail(format!(
+            "`{} create` failed ({created})",
+            target.label
+        ))));
     }
-    let state = run.verb("state", target.cli.state(&id)).map_err(|v| run.with_output(v))?;
+    let state = run
+        .verb("state", target.cli.state(&id))
+        .map_err(|v| run.with_output(v))?;
     let Some(init_pid) = state_pid(&state.output) else {
-        return Err(run.with_output(Verdict::fail(format!("`state` gave no init pid: {}", state.output)),
-        ));
+        return Err(run.with_output(Verdict::fail(format!(
+            "`state` gave no init pid: {}",
+            state.output
+        ))));
     };
     // The init is our child now (we are a subreaper and create has exited).
     if let Some(r) = &run.registration {
@@ -527,10 +551,9 @@ fn run_scenario(
         let left = deadline.saturating_sub(started_at.elapsed());
         if left.is_zero() {
             return Err(run.with_output(Verdict::fail(format!(
-                    "timeout after {} s (last step reached: {last_step})",
-                    deadline.as_secs_f64()
-                )),
-            ));
+                "timeout after {} s (last step reached: {last_step})",
+                deadline.as_secs_f64()
+            ))));
         }
         let mut p = libc::pollfd {
             fd: events_r.as_raw_fd(),
@@ -538,7 +561,13 @@ fn run_scenario(
             revents: 0,
         };
         // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut p, 1, left.as_millis().clamp(1, i32::MAX as u128) as i32) };
+        let r = unsafe {
+            libc::poll(
+                &mut p,
+                1,
+                left.as_millis().clamp(1, i32::MAX as u128) as i32,
+            )
+        };
         if r < 0 && Errno::last() != Errno::EINTR {
             return Err(Verdict::broken(format!("poll: {}", Errno::last())));
         }
@@ -651,7 +680,8 @@ mod tests {
 
     #[test]
     fn state_pid_reads_the_oci_state() {
-        let state = r#"{"ociVersion":"1.0.2-dev","id":"c","pid":6141,"status":"created","bundle":"/b"}"#;
+        let state =
+            r#"{"ociVersion":"1.0.2-dev","id":"c","pid":6141,"status":"created","bundle":"/b"}"#;
         assert_eq!(state_pid(state), Some(6141));
         assert_eq!(state_pid(r#"{"id":"c","pid":0,"status":"stopped"}"#), None);
         assert_eq!(state_pid("not json"), None);

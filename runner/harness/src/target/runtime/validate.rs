@@ -5,11 +5,11 @@
 
 use super::argv::{answers_unknown_state, RuntimeCli};
 use super::bundle::{is_dynamic_elf, InitUnderTest};
+use super::command::bounded;
 use super::container::{run_in_runtime, RuntimeTarget};
 use orphanage_scenario::{Event, Namespace, Outcome, Scenario};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use super::command::bounded;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -22,7 +22,9 @@ pub enum RuntimeError {
     NotExecutable(String),
     #[error("runtime `{0}` does not answer `--version` as an OCI runtime does: {1}")]
     NoVersion(String, String),
-    #[error("runtime `{0}` does not answer `state` of an unknown container as an OCI runtime does: {1}")]
+    #[error(
+        "runtime `{0}` does not answer `state` of an unknown container as an OCI runtime does: {1}"
+    )]
     NoState(String, String),
     #[error("init `{0}`: no such executable file")]
     InitMissing(String),
@@ -61,7 +63,11 @@ pub fn check_runtime(cli: &RuntimeCli, arg: &str) -> Result<String, RuntimeError
         Ok(r) => return Err(RuntimeError::NoVersion(arg.into(), first_line(&r.output))),
         Err(e) => return Err(RuntimeError::NoVersion(arg.into(), e)),
     };
-    match bounded(&cli.program, &cli.state("orphanage-no-such-container"), limit) {
+    match bounded(
+        &cli.program,
+        &cli.state("orphanage-no-such-container"),
+        limit,
+    ) {
         Ok(r) if answers_unknown_state(r.ok, &r.output) => Ok(version),
         Ok(r) => Err(RuntimeError::NoState(arg.into(), first_line(&r.output))),
         Err(e) => Err(RuntimeError::NoState(arg.into(), e)),

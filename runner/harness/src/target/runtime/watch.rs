@@ -21,7 +21,11 @@ pub fn nspid(status: &str) -> Vec<i32> {
     status
         .lines()
         .find_map(|l| l.strip_prefix("NSpid:"))
-        .map(|rest| rest.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -185,7 +189,12 @@ mod tests {
         let w = Watched::pin("cat", pid, start).unwrap();
         assert!(w.alive(GoneProbe::Pidfd) && w.alive(GoneProbe::Kill0));
         drop(child.stdin.take()); // EOF: cat exits
-        let took = until_gone(&[&w], GoneProbe::Pidfd, Duration::from_secs(5), &mut Vec::new);
+        let took = until_gone(
+            &[&w],
+            GoneProbe::Pidfd,
+            Duration::from_secs(5),
+            &mut Vec::new,
+        );
         assert!(took.is_ok());
         // A zombie now: gone by both.
         assert!(!w.alive(GoneProbe::Kill0));
@@ -204,7 +213,12 @@ mod tests {
     fn deadline_reports_the_living() {
         let me = std::process::id() as i32;
         let w = Watched::pin("me", me, stat(me).unwrap().start_time).unwrap();
-        let r = until_gone(&[&w], GoneProbe::Kill0, Duration::from_millis(5), &mut Vec::new);
+        let r = until_gone(
+            &[&w],
+            GoneProbe::Kill0,
+            Duration::from_millis(5),
+            &mut Vec::new,
+        );
         assert_eq!(r, Err(vec!["me".to_string()]));
     }
 }
