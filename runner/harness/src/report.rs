@@ -118,13 +118,15 @@ pub fn side_by_side(records: &[TrialRecord], labels: &[&str]) -> String {
     for l in labels {
         out.push_str(&format!("  {:w$}", l, w = col(l)));
     }
+    out = out.trim_end().to_string();
     out.push('\n');
     for s in scenarios {
-        out.push_str(&format!("{s:width$}"));
+        let mut line = format!("{s:width$}");
         for l in labels {
             let c = cell.get(&(*l, s)).copied().unwrap_or("-");
-            out.push_str(&format!("  {:w$}", c, w = col(l)));
+            line.push_str(&format!("  {:w$}", c, w = col(l)));
         }
+        out.push_str(line.trim_end());
         out.push('\n');
     }
     out

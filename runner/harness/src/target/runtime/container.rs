@@ -5,7 +5,7 @@
 use super::argv::RuntimeCli;
 use super::bundle::{self, InitUnderTest};
 use super::cgroup;
-use super::command::{bounded, Ran};
+use super::command::{bounded, wait_bounded, Ran};
 use super::watch::{self, Watched};
 use crate::live::{self, Container, Registration, Tree};
 use nix::errno::Errno;
@@ -344,12 +344,11 @@ fn describe_status(s: i32) -> String {
 
 impl Drop for Run<'_> {
     fn drop(&mut self) {
-        // Whatever happened: the container goes, its init is reaped, and the
-        // processes of a host-pid-namespace container that outlived it are
-        // killed (by pidfd: immune to pid reuse) and reaped if they came to us.
-        let delete = self.target.cli.delete(&self.id, true);
-        let _ = run(&self.target.cli, delete);
-        self.try_reap_init(Some(Duration::from_secs(2)));
+        // Whatever happened, nothing is left: the processes die first (a
+        // host-pid-namespace container's outlive its init, and are killed by
+        // pidfd, immune to pid reuse), then the ones that came to us are
+        // reaped (a zombie still counts as a member of its cgroup, which could
+        // not be removed), and then the runtime deletes the container.
         if self.host_pid_namespace {
             for w in &self.watched {
                 if let Some(fd) = w.pidfd() {
@@ -360,9 +359,16 @@ impl Drop for Run<'_> {
                 }
             }
         }
-        if let Some(reg) = self.registration.take() {
+        if let Some(reg) = &self.registration {
             reg.kill();
+        }
+        self.try_reap_init(Some(Duration::from_secs(2)));
+        if let Some(reg) = &self.registration {
             reg.reap_adopted();
+        }
+        let delete = self.target.cli.delete(&self.id, true);
+        let _ = run(&self.target.cli, delete);
+        if let Some(reg) = self.registration.take() {
             reg.deleted();
             if self.init_status.is_some() {
                 reg.reaped();
@@ -493,9 +499,12 @@ fn run_scenario(
             Ok(())
         });
     }
-    let created = command.status().map_err(|e| {
+    let mut creating = command.spawn().map_err(|e| {
         Verdict::broken(format!("cannot run {}: {e}", target.cli.program.display()))
     })?;
+    drop(command); // our copies of the container's stdin and log
+    let created = wait_bounded(&mut creating, COMMAND_DEADLINE)
+        .map_err(|e| run.with_output(Verdict::fail(format!("`{} create`: {e}", target.label))))?;
     drop(events_w);
     if !created.success() {
         return Err(run.with_output(Verdict::fail(format!(

@@ -157,13 +157,13 @@ mod tests {
 
     #[test]
     fn a_program_that_is_no_runtime_is_refused() {
-        // `true` answers --version with nothing.
+        // `sh --version` (dash) fails.
         let cli = RuntimeCli {
-            program: resolve_runtime("true").unwrap(),
+            program: "/bin/sh".into(),
             root: "/nonexistent".into(),
         };
         assert!(matches!(
-            check_runtime(&cli, "true"),
+            check_runtime(&cli, "sh"),
             Err(RuntimeError::NoVersion(..))
         ));
         // `echo` answers --version but not `state`.
