@@ -55,10 +55,11 @@ fn durations(report: &serde_json::Value) -> std::collections::HashMap<String, f6
         .filter(|r| r["outcome"] == "pass")
         .map(|r| {
             let name = r["name"].as_str().unwrap();
-            let name = name
-                .split_once(':')
-                .filter(|(p, _)| !p.contains("::"))
-                .map_or(name, |(_, n)| n);
+            // `runc:area::name` -> `area::name`; a host name has no such prefix.
+            let name = match name.find(':') {
+                Some(i) if !name[i + 1..].starts_with(':') => &name[i + 1..],
+                _ => name,
+            };
             (name.to_string(), r["duration_ms"].as_f64().unwrap())
         })
         .collect()
@@ -80,6 +81,7 @@ fn main() {
             &["--runtime", &runtime],
             &dir.path().join(format!("rt{run}.json")),
         ));
+        eprintln!("run {run}: {} host and {} {runtime} scenarios passed", host.len(), rt.len());
         for (name, ms) in &rt {
             if let Some(h) = host.get(name) {
                 differences.push(ms - h);
