@@ -198,8 +198,13 @@ impl Run<'_> {
                     .iter()
                     .filter(|w| w.alive(GoneProbe::Kill0))
                     .count();
+                let listed = self
+                    .cgroup_procs
+                    .iter()
+                    .find_map(|f| std::fs::read_to_string(f).ok())
+                    .map_or(0, |t| cgroup::parse_procs(&t).len());
                 Ok(vec![format!(
-                    "kill race: {alive} of {} processes still alive to kill -0 when `kill{}` returned",
+                    "kill race: {alive} of {} processes still alive to kill -0, {listed} listed in cgroup.procs, when `kill{}` returned",
                     self.everyone().len(),
                     if *all { " --all" } else { "" }
                 )])
