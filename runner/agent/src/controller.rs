@@ -28,6 +28,8 @@ struct Actor {
     is_thread: bool,
     pidfd: Option<OwnedFd>,
     alive: bool,
+    /// Field 22 of /proc/PID/stat when it started, against pid reuse.
+    start_time: u64,
 }
 
 struct Controller {
@@ -120,6 +122,7 @@ impl Controller {
                 is_thread: false,
                 pidfd: None,
                 alive: true,
+                start_time: 0,
             },
         );
         self.started = Instant::now();
@@ -239,6 +242,13 @@ impl Controller {
             }
             Step::ExpectState { is, within, .. } => {
                 self.expect_state(&performer, *is, within.map(|d| d.0))
+            }
+            Step::Observe { of } => {
+                for name in of {
+                    let event = self.observe(name.as_str());
+                    self.emit(&event);
+                }
+                Ok(vec![])
             }
             _ => self.perform(&performer, step, None),
         }
@@ -412,6 +422,7 @@ impl Controller {
                 is_thread,
                 pidfd,
                 alive: true,
+                start_time,
             },
         );
         Ok(notes)
@@ -512,8 +523,14 @@ impl Controller {
         let want_root = root_view[expected];
         let status_path = format!("/proc/{}/status", self.actors[name].nspid[0]);
         let mut last = (0, 0);
+        // A zombie cannot answer; its parent is still in /proc.
+        let can_answer = self.actors[name].alive;
         let mut observe = |c: &mut Self| -> Result<bool, Verdict> {
-            let by_getppid = c.getppid_of(name)?;
+            let by_getppid = if can_answer {
+                c.getppid_of(name)?
+            } else {
+                want_own
+            };
             let by_proc = match procfs::status_field(&status_path, "PPid") {
                 Ok(v) if !v.is_empty() => v[0],
                 Ok(_) | Err(Errno::ENODATA) => {
@@ -557,6 +574,81 @@ impl Controller {
                 format!("{name}'s parent: {status_path} PPid says {expected_text} but getppid() says {}", own_pid(by_getppid))
             },
         ))
+    }
+
+    /// What `name` looks like now, for an `observed` event. Never fails:
+    /// whatever cannot be read is reported as unknown.
+    fn observe(&mut self, name: &str) -> Event {
+        let a = &self.actors[name];
+        let (pid, tid, is_thread, started) = (a.nspid[0], a.nstid[0], a.is_thread, a.start_time);
+        if name == self.root {
+            return Event::Observed {
+                name: name.to_string(),
+                pid,
+                state: ProcState::Alive,
+                parent: None,
+                getppid: None,
+                sigchld: Some(signals::sigchld_count()),
+            };
+        }
+        let path = if is_thread {
+            format!("/proc/{pid}/task/{tid}/stat")
+        } else {
+            format!("/proc/{pid}/stat")
+        };
+        // State X (EXIT_DEAD) is a task being released right after it was
+        // reaped: wait the moment out rather than call it a zombie.
+        let stat = poll::until(Duration::from_secs(1), || match procfs::stat_at(&path) {
+            Ok(s) if s.state == 'X' => None,
+            other => Some(other),
+        });
+        let state = match stat {
+            Ok((Ok(s), _)) if is_thread || s.start_time == started => match s.state {
+                'Z' | 'X' => ProcState::Zombie,
+                _ => ProcState::Alive,
+            },
+            Ok((Ok(_), _)) => ProcState::Gone, // the pid now belongs to another process
+            Ok((Err(_), _)) => ProcState::Gone,
+            Err(_) => ProcState::Zombie, // still X after a second
+        };
+        let parent = (state != ProcState::Gone)
+            .then(|| procfs::status_field(&format!("/proc/{pid}/status"), "PPid").ok())
+            .flatten()
+            .and_then(|v| v.first().copied())
+            .and_then(|ppid| self.process_named(ppid, 0, &[]));
+        let (mut getppid, mut sigchld) = (None, None);
+        if state == ProcState::Alive && self.actors[name].alive {
+            if let Some(sock) = self.actors[name].sock.as_ref().map(|s| s.as_raw_fd()) {
+                let asked = protocol::send(sock, &Request::Observe, None).is_ok();
+                if let (true, Ok(Some((Reply::Observed { ppid, sigchld: n }, _)))) =
+                    (asked, protocol::recv::<Reply>(sock))
+                {
+                    let a = &self.actors[name];
+                    getppid = self.process_named(ppid, a.ns_path.len(), &a.ns_path.clone());
+                    sigchld = Some(n);
+                }
+            }
+        }
+        Event::Observed {
+            name: name.to_string(),
+            pid,
+            state,
+            parent,
+            getppid,
+            sigchld,
+        }
+    }
+
+    /// The process (not thread) whose pid at namespace `level` is `pid`,
+    /// among those visible from a namespace at `ns_path`; `pid N` if none is.
+    fn process_named(&self, pid: i32, level: usize, ns_path: &[String]) -> Option<String> {
+        if pid == 0 {
+            return None; // the parent is outside the caller's pid namespace
+        }
+        let found = self.actors.iter().find(|(_, a)| {
+            !a.is_thread && a.ns_path.starts_with(ns_path) && a.nspid.get(level) == Some(&pid)
+        });
+        Some(found.map_or_else(|| format!("pid {pid}"), |(n, _)| n.clone()))
     }
 
     fn expect_state(

@@ -18,6 +18,8 @@ pub enum Request {
     Perform { step: Step, pids: Pids },
     /// Report getppid().
     Getppid,
+    /// Report getppid() and how many SIGCHLDs the handler caught.
+    Observe,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -36,6 +38,10 @@ pub enum Reply {
     /// The step did not hold (fail, unsupported or broken).
     Verdict(Verdict),
     Ppid(i32),
+    Observed {
+        ppid: i32,
+        sigchld: u32,
+    },
 }
 
 const MAX_MESSAGE: usize = 256 * 1024;
