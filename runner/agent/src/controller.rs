@@ -445,6 +445,9 @@ impl Controller {
                 poll::micros(deadline)
             )));
         }
+        if !is_thread {
+            parent_notified_barrier();
+        }
         self.mark_dead(name);
         Ok(vec![])
     }
@@ -699,6 +702,27 @@ impl Controller {
             )]
         }))
     }
+}
+
+/// A pidfd turns readable once the thread group is empty, but when a
+/// multi-threaded process dies its parent is notified (SIGCHLD, and
+/// auto-reaping) a moment later, by the group's last thread in
+/// release_task() (kernel/exit.c), inside the write-locked tasklist_lock
+/// section that emptied the group. wait(2) takes that lock for reading, so a
+/// non-blocking, non-reaping waitid returns only once that section is over:
+/// then the exit is complete for the parent too.
+fn parent_notified_barrier() {
+    // SAFETY: a zeroed siginfo_t is valid, and WNOWAIT|WNOHANG neither reaps nor blocks.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid siginfo pointer; the result does not matter, only its ordering.
+    unsafe {
+        libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
+        )
+    };
 }
 
 fn exited(pid: i32, tid: i32, is_thread: bool) -> bool {

@@ -39,6 +39,11 @@ pub fn serve_forked(name: &str, sock: OwnedFd) -> ! {
     keep.push(sock.as_raw_fd());
     fds::close_all_except(&keep);
     signals::reset_record();
+    // A child forked by a thread worker inherits that thread's mask, which
+    // blocks SIGCHLD (see serve_thread); a scenario process starts unblocked.
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(nix::sys::signal::Signal::SIGCHLD);
+    let _ = set.thread_unblock();
     serve(name, &sock, false);
     // SAFETY: leave without running the parent's atexit handlers or destructors twice.
     unsafe { libc::_exit(0) }

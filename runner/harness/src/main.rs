@@ -5,6 +5,7 @@
 mod agent_binary;
 mod cli;
 mod discover;
+mod explore;
 mod live;
 mod report;
 mod target;
@@ -44,6 +45,9 @@ fn default_suites() -> PathBuf {
 
 fn run() -> anyhow::Result<ExitCode> {
     let cli = cli::Cli::parse();
+    if let Some(cli::Command::Explore(args)) = &cli.command {
+        return explore_command(&cli, args);
+    }
     let suites = cli.suites.clone().unwrap_or_else(default_suites);
     let loaded = match discover::load_all(&suites) {
         Ok(l) => l,
@@ -104,4 +108,42 @@ fn run() -> anyhow::Result<ExitCode> {
     }
     agent.remove();
     Ok(conclusion.exit_code())
+}
+
+/// `orphanage explore`: every flag is checked before anything runs.
+fn explore_command(cli: &cli::Cli, args: &explore::ExploreArgs) -> anyhow::Result<ExitCode> {
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+    let options = match explore::Options::new(args, random) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("orphanage: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let save_dir = args.save_to.clone().unwrap_or_else(|| {
+        cli.suites
+            .clone()
+            .unwrap_or_else(default_suites)
+            .join("regressions")
+    });
+    if let Err(e) = explore::check_save_dir(&save_dir) {
+        eprintln!("orphanage: {e}");
+        return Ok(ExitCode::from(2));
+    }
+    live::install_interrupt_handler().context("cannot set up the interrupt handler")?;
+    let mut agent = match &cli.agent {
+        Some(p) if p.is_file() => AgentBinary::given(p),
+        Some(p) => anyhow::bail!("{}: no such agent binary", p.display()),
+        None => AgentBinary::materialize(|dir| live::remove_on_interrupt(dir.to_path_buf()))
+            .context("cannot write the agent to a temporary directory")?,
+    };
+    live::become_subreaper().context("cannot become a child subreaper")?;
+    // The only target on this branch; others implement target::Target too.
+    let target = target::Host {
+        agent: agent.path().to_path_buf(),
+    };
+    let code = explore::explore(&target, &options, &save_dir);
+    agent.remove();
+    Ok(ExitCode::from(code))
 }

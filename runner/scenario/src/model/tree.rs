@@ -79,6 +79,19 @@ pub struct Tree {
 pub struct Generated {
     pub scenario: Scenario,
     pub expected: BTreeMap<usize, Vec<(String, Prediction)>>,
+    /// Where the expectation steps start. They repeat, as checks that fail
+    /// a normal run, what the last `observe` step reports.
+    pub expectations_from: usize,
+}
+
+impl Generated {
+    /// The scenario without its closing expectations: the `observe` events
+    /// carry every fact they check, so exploring needs only these steps.
+    pub fn observing_only(&self) -> Scenario {
+        let mut s = self.scenario.clone();
+        s.steps.truncate(self.expectations_from);
+        s
+    }
 }
 
 /// The references every generated scenario rests on.
@@ -264,6 +277,7 @@ impl Tree {
                 },
             );
         }
+        let expectations_from = steps.len();
         for of in everyone {
             let p = world.predict(of.as_str());
             if of.as_str() != "init" {
@@ -312,6 +326,7 @@ impl Tree {
                 steps,
             },
             expected,
+            expectations_from,
         }
     }
 
