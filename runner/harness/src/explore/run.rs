@@ -128,6 +128,8 @@ pub fn explore(target: &dyn Target, o: &Options, save_dir: &Path) -> u8 {
     }
     let stop = AtomicBool::new(false);
     let passed = AtomicU64::new(0);
+    let processes = AtomicU64::new(0);
+    let threads = AtomicU64::new(0);
     let unsupported = Mutex::new((0u64, String::new()));
     let found: Mutex<Vec<(u64, Tree, Checked)>> = Mutex::new(vec![]);
     let started = Instant::now();
@@ -148,6 +150,9 @@ pub fn explore(target: &dyn Target, o: &Options, save_dir: &Path) -> u8 {
                     case
                 };
                 let tree = value_tree(o, case).current();
+                let p = tree.processes();
+                processes.fetch_add(p as u64, Ordering::SeqCst);
+                threads.fetch_add((tree.nodes.len() - p) as u64, Ordering::SeqCst);
                 let (_, checked) = check(target, o, case, &tree);
                 match checked {
                     Checked::Agrees => {
@@ -185,10 +190,13 @@ pub fn explore(target: &dyn Target, o: &Options, save_dir: &Path) -> u8 {
     found.sort_by_key(|(case, _, _)| *case);
     let Some((case, tree, checked)) = found.into_iter().next() else {
         let checked = passed + unsupported;
+        let per_tree = |n: AtomicU64| n.into_inner() as f64 / checked.max(1) as f64;
         println!(
-            "explore: {passed} trees agree with the model in {:.2} s ({:.0} trees/s){}",
+            "explore: {passed} trees agree with the model in {:.2} s ({:.0} trees/s; {:.1} processes and {:.1} threads per tree){}",
             elapsed.as_secs_f64(),
             checked as f64 / elapsed.as_secs_f64().max(1e-9),
+            per_tree(processes),
+            per_tree(threads),
             if unsupported > 0 {
                 format!("; {unsupported} unsupported: {why}")
             } else {
