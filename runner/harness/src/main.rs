@@ -114,7 +114,8 @@ fn run() -> anyhow::Result<ExitCode> {
 fn explore_command(cli: &cli::Cli, args: &explore::ExploreArgs) -> anyhow::Result<ExitCode> {
     use std::hash::BuildHasher;
     let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
-    let options = match explore::Options::new(args, random) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let options = match explore::Options::new(args, random, cpus) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("orphanage: {e}");

@@ -24,9 +24,10 @@ pub struct ExploreArgs {
     #[arg(long, value_name = "N", default_value = "8")]
     pub processes: String,
 
-    /// Trees checked at the same time.
-    #[arg(long, value_name = "N", default_value = "2")]
-    pub jobs: String,
+    /// Trees checked at the same time. Defaults to two per CPU: a job spends
+    /// part of each tree waiting (namespace setup and teardown, round trips).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<String>,
 
     /// The first case to check: resumes an interrupted run with the same seed.
     #[arg(long, value_name = "N", default_value = "0")]
@@ -74,8 +75,8 @@ pub fn parse_seed(text: &str) -> Result<u64, String> {
 }
 
 impl Options {
-    /// `random` supplies the seed when none is given.
-    pub fn new(args: &ExploreArgs, random: u64) -> Result<Options, String> {
+    /// `random` supplies the seed when none is given, `cpus` the default jobs.
+    pub fn new(args: &ExploreArgs, random: u64, cpus: usize) -> Result<Options, String> {
         let cases = count("cases", &args.cases, 1, u64::MAX)?;
         let (seed, seed_given) = match &args.seed {
             Some(s) => (parse_seed(s)?, true),
@@ -86,7 +87,10 @@ impl Options {
             seed,
             seed_given,
             processes: count("processes", &args.processes, 1, MAX_PROCESSES as u64)? as usize,
-            jobs: count("jobs", &args.jobs, 1, 64)? as usize,
+            jobs: match &args.jobs {
+                Some(j) => count("jobs", j, 1, 64)? as usize,
+                None => (2 * cpus).clamp(1, 64),
+            },
             from_case: count("from-case", &args.from_case, 0, u64::MAX)?,
             defect: args.model_defect.parse()?,
         })
@@ -120,7 +124,7 @@ mod tests {
             seed: seed.map(str::to_string),
             save_to: None,
             processes: "8".into(),
-            jobs: "2".into(),
+            jobs: None,
             from_case: "0".into(),
             model_defect: "none".into(),
         }
@@ -131,14 +135,15 @@ mod tests {
     #[case::hex("0x2a", 42)]
     #[case::largest("18446744073709551615", u64::MAX)]
     fn seeds_parse(#[case] text: &str, #[case] seed: u64) {
-        let o = Options::new(&args("1", Some(text)), 7).unwrap();
+        let o = Options::new(&args("1", Some(text)), 7, 2).unwrap();
         assert_eq!((o.seed, o.seed_given), (seed, true));
     }
 
     #[test]
     fn without_a_seed_the_random_one_is_used() {
-        let o = Options::new(&args("1", None), 7).unwrap();
+        let o = Options::new(&args("1", None), 7, 2).unwrap();
         assert_eq!((o.seed, o.seed_given), (7, false));
+        assert_eq!(o.jobs, 4, "two jobs per CPU");
     }
 
     #[rstest]
@@ -152,7 +157,7 @@ mod tests {
         #[case] seed: Option<&str>,
         #[case] message: &str,
     ) {
-        let err = Options::new(&args(cases, seed), 7).unwrap_err();
+        let err = Options::new(&args(cases, seed), 7, 2).unwrap_err();
         assert!(err.contains(message), "{err}");
         assert!(!err.contains('\n'));
     }
