@@ -157,7 +157,8 @@ pub enum Step {
     },
 
     // ---- observations ----
-    /// `of`'s parent is `is`, by `getppid()` in `of` and by PPid in /proc/PID/status.
+    /// `of`'s parent is `is`, by `getppid()` in `of` and by PPid in /proc/PID/status
+    /// (a process that has exited cannot answer: for a zombie, by PPid alone).
     ExpectParent {
         of: ActorRef,
         is: ActorRef,

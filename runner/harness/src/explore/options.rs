@@ -97,18 +97,28 @@ impl Options {
     }
 }
 
-/// A save directory must be writable before anything runs: it is created
-/// if missing, and takes a probe file.
+/// A save directory must be writable before anything runs. A missing one is
+/// created to prove it can be, then removed again (down to the first
+/// directory that was missing), so a run that finds nothing leaves nothing.
 pub fn check_save_dir(dir: &Path) -> Result<(), String> {
     let bad = |why: String| Err(format!("--save-to {}: {why}", dir.display()));
     if dir.exists() && !dir.is_dir() {
         return bad("not a directory".into());
     }
+    let first_missing = dir
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+        .last()
+        .map(Path::to_path_buf);
     if let Err(e) = std::fs::create_dir_all(dir) {
         return bad(format!("cannot create it ({e})"));
     }
-    match tempfile::NamedTempFile::new_in(dir) {
-        Ok(_) => Ok(()),
+    let probe = tempfile::NamedTempFile::new_in(dir).map(drop);
+    if let Some(created) = first_missing {
+        let _ = std::fs::remove_dir_all(created);
+    }
+    match probe {
+        Ok(()) => Ok(()),
         Err(e) => bad(format!("cannot write there ({e})")),
     }
 }
@@ -172,5 +182,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         check_save_dir(dir.path()).unwrap();
         check_save_dir(&dir.path().join("new/deeper")).unwrap();
+        assert!(!dir.path().join("new").exists(), "a probe leaves nothing");
     }
 }
