@@ -28,6 +28,8 @@ struct Actor {
     is_thread: bool,
     pidfd: Option<OwnedFd>,
     alive: bool,
+    /// Field 22 of /proc/PID/stat when it started, against pid reuse.
+    start_time: u64,
 }
 
 struct Controller {
@@ -126,6 +128,7 @@ impl Controller {
                 is_thread: false,
                 pidfd: None,
                 alive: true,
+                start_time: 0,
             },
         );
         if self.scenario.namespace == Namespace::UnderInit {
@@ -142,6 +145,7 @@ impl Controller {
                     is_thread: false,
                     pidfd: None,
                     alive: true,
+                    start_time: procfs::stat(init).map(|s| s.start_time).unwrap_or(0),
                 },
             );
         }
@@ -286,6 +290,13 @@ impl Controller {
             }
             Step::ExpectState { is, within, .. } => {
                 self.expect_state(&performer, *is, within.map(|d| d.0))
+            }
+            Step::Observe { of } => {
+                for name in of {
+                    let event = self.observe(name.as_str());
+                    self.emit(&event);
+                }
+                Ok(vec![])
             }
             _ => self.perform(&performer, step, None),
         }
@@ -459,6 +470,7 @@ impl Controller {
                 is_thread,
                 pidfd,
                 alive: true,
+                start_time,
             },
         );
         Ok(notes)
@@ -480,6 +492,9 @@ impl Controller {
                 "{name} did not finish exiting within {}",
                 poll::micros(deadline)
             )));
+        }
+        if !is_thread {
+            parent_notified_barrier();
         }
         self.mark_dead(name);
         Ok(vec![])
@@ -559,8 +574,14 @@ impl Controller {
         let want_root = root_view[expected];
         let status_path = format!("/proc/{}/status", self.actors[name].nspid[0]);
         let mut last = (0, 0);
+        // A zombie cannot answer; its parent is still in /proc.
+        let can_answer = self.actors[name].alive;
         let mut observe = |c: &mut Self| -> Result<bool, Verdict> {
-            let by_getppid = c.getppid_of(name)?;
+            let by_getppid = if can_answer {
+                c.getppid_of(name)?
+            } else {
+                want_own
+            };
             let by_proc = match procfs::status_field(&status_path, "PPid") {
                 Ok(v) if !v.is_empty() => v[0],
                 Ok(_) | Err(Errno::ENODATA) => {
@@ -604,6 +625,81 @@ impl Controller {
                 format!("{name}'s parent: {status_path} PPid says {expected_text} but getppid() says {}", own_pid(by_getppid))
             },
         ))
+    }
+
+    /// What `name` looks like now, for an `observed` event. Never fails:
+    /// whatever cannot be read is reported as unknown.
+    fn observe(&mut self, name: &str) -> Event {
+        let a = &self.actors[name];
+        let (pid, tid, is_thread, started) = (a.nspid[0], a.nstid[0], a.is_thread, a.start_time);
+        if name == self.root {
+            return Event::Observed {
+                name: name.to_string(),
+                pid,
+                state: ProcState::Alive,
+                parent: None,
+                getppid: None,
+                sigchld: Some(signals::sigchld_count()),
+            };
+        }
+        let path = if is_thread {
+            format!("/proc/{pid}/task/{tid}/stat")
+        } else {
+            format!("/proc/{pid}/stat")
+        };
+        // State X (EXIT_DEAD) is a task being released right after it was
+        // reaped: wait the moment out rather than call it a zombie.
+        let stat = poll::until(Duration::from_secs(1), || match procfs::stat_at(&path) {
+            Ok(s) if s.state == 'X' => None,
+            other => Some(other),
+        });
+        let state = match stat {
+            Ok((Ok(s), _)) if is_thread || s.start_time == started => match s.state {
+                'Z' | 'X' => ProcState::Zombie,
+                _ => ProcState::Alive,
+            },
+            Ok((Ok(_), _)) => ProcState::Gone, // the pid now belongs to another process
+            Ok((Err(_), _)) => ProcState::Gone,
+            Err(_) => ProcState::Zombie, // still X after a second
+        };
+        let parent = (state != ProcState::Gone)
+            .then(|| procfs::status_field(&format!("/proc/{pid}/status"), "PPid").ok())
+            .flatten()
+            .and_then(|v| v.first().copied())
+            .and_then(|ppid| self.process_named(ppid, 0, &[]));
+        let (mut getppid, mut sigchld) = (None, None);
+        if state == ProcState::Alive && self.actors[name].alive {
+            if let Some(sock) = self.actors[name].sock.as_ref().map(|s| s.as_raw_fd()) {
+                let asked = protocol::send(sock, &Request::Observe, None).is_ok();
+                if let (true, Ok(Some((Reply::Observed { ppid, sigchld: n }, _)))) =
+                    (asked, protocol::recv::<Reply>(sock))
+                {
+                    let a = &self.actors[name];
+                    getppid = self.process_named(ppid, a.ns_path.len(), &a.ns_path.clone());
+                    sigchld = Some(n);
+                }
+            }
+        }
+        Event::Observed {
+            name: name.to_string(),
+            pid,
+            state,
+            parent,
+            getppid,
+            sigchld,
+        }
+    }
+
+    /// The process (not thread) whose pid at namespace `level` is `pid`,
+    /// among those visible from a namespace at `ns_path`; `pid N` if none is.
+    fn process_named(&self, pid: i32, level: usize, ns_path: &[String]) -> Option<String> {
+        if pid == 0 {
+            return None; // the parent is outside the caller's pid namespace
+        }
+        let found = self.actors.iter().find(|(_, a)| {
+            !a.is_thread && a.ns_path.starts_with(ns_path) && a.nspid.get(level) == Some(&pid)
+        });
+        Some(found.map_or_else(|| format!("pid {pid}"), |(n, _)| n.clone()))
     }
 
     fn expect_state(
@@ -654,6 +750,27 @@ impl Controller {
             )]
         }))
     }
+}
+
+/// A pidfd turns readable once the thread group is empty, but when a
+/// multi-threaded process dies its parent is notified (SIGCHLD, and
+/// auto-reaping) a moment later, by the group's last thread in
+/// release_task() (kernel/exit.c), inside the write-locked tasklist_lock
+/// section that emptied the group. wait(2) takes that lock for reading, so a
+/// non-blocking, non-reaping waitid returns only once that section is over:
+/// then the exit is complete for the parent too.
+fn parent_notified_barrier() {
+    // SAFETY: a zeroed siginfo_t is valid, and WNOWAIT|WNOHANG neither reaps nor blocks.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid siginfo pointer; the result does not matter, only its ordering.
+    unsafe {
+        libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
+        )
+    };
 }
 
 fn exited(pid: i32, tid: i32, is_thread: bool) -> bool {

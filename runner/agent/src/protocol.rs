@@ -18,6 +18,8 @@ pub enum Request {
     Perform { step: Step, pids: Pids },
     /// Report getppid().
     Getppid,
+    /// Report getppid() and how many SIGCHLDs the handler caught.
+    Observe,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -36,9 +38,20 @@ pub enum Reply {
     /// The step did not hold (fail, unsupported or broken).
     Verdict(Verdict),
     Ppid(i32),
+    Observed {
+        ppid: i32,
+        sigchld: u32,
+    },
 }
 
 const MAX_MESSAGE: usize = 256 * 1024;
+
+thread_local! {
+    /// One receive buffer per thread, reused: a fresh zeroed 256 KiB per
+    /// message cost a memset and, in a forked worker, dozens of
+    /// copy-on-write faults, which dominated large generated trees.
+    static RECEIVE_BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; MAX_MESSAGE]);
+}
 
 pub fn send<T: Serialize>(sock: RawFd, message: &T, fd: Option<RawFd>) -> nix::Result<()> {
     let bytes = serde_json::to_vec(message).expect("protocol messages serialize");
@@ -63,10 +76,16 @@ pub fn send<T: Serialize>(sock: RawFd, message: &T, fd: Option<RawFd>) -> nix::R
 pub fn recv<T: for<'de> Deserialize<'de>>(
     sock: RawFd,
 ) -> Result<Option<(T, Option<OwnedFd>)>, String> {
-    let mut buf = vec![0u8; MAX_MESSAGE];
+    RECEIVE_BUFFER.with(|b| recv_into(sock, &mut b.borrow_mut()))
+}
+
+fn recv_into<T: for<'de> Deserialize<'de>>(
+    sock: RawFd,
+    buf: &mut [u8],
+) -> Result<Option<(T, Option<OwnedFd>)>, String> {
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
     let (len, fd) = loop {
-        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut iov = [IoSliceMut::new(buf)];
         match recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(format!("recvmsg: {e}")),

@@ -73,6 +73,14 @@ pub fn received() -> Vec<(i32, i32)> {
         .collect()
 }
 
+/// How many SIGCHLDs the recording handler has run for.
+pub fn sigchld_count() -> u32 {
+    received()
+        .iter()
+        .filter(|(signo, _)| *signo == libc::SIGCHLD)
+        .count() as u32
+}
+
 pub fn catch(signal: Signal, nocldwait: bool) -> nix::Result<()> {
     let mut flags = SaFlags::SA_SIGINFO | SaFlags::SA_RESTART;
     if nocldwait {

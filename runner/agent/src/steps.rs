@@ -361,7 +361,8 @@ pub fn perform(who: &str, step: &Step, pids: &Pids, passed_fd: Option<OwnedFd>) 
         Step::Exit { .. }
         | Step::Exec { .. }
         | Step::ExpectParent { .. }
-        | Step::ExpectState { .. } => {
+        | Step::ExpectState { .. }
+        | Step::Observe { .. } => {
             return Err(Verdict::broken(format!(
                 "step {} is the root's to perform",
                 step.keyword()

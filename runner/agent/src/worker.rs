@@ -42,12 +42,23 @@ pub fn serve_forked(name: &str, sock: OwnedFd) -> ! {
     keep.push(sock.as_raw_fd());
     fds::close_all_except(&keep);
     signals::reset_record();
+    // A child forked by a thread worker inherits that thread's mask, which
+    // blocks SIGCHLD (see serve_thread); a scenario process starts unblocked.
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(nix::sys::signal::Signal::SIGCHLD);
+    let _ = set.thread_unblock();
     serve(name, &sock, false);
     // SAFETY: leave without running the parent's atexit handlers or destructors twice.
     unsafe { libc::_exit(0) }
 }
 
 pub fn serve_thread(name: &str, sock: OwnedFd) {
+    // SIGCHLD is sent to the process; blocked here, it is always handled by
+    // the main thread, before that thread reads its next request. So an
+    // `observe` of the process counts every SIGCHLD sent before it.
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(nix::sys::signal::Signal::SIGCHLD);
+    let _ = set.thread_block();
     serve(name, &sock, true);
 }
 
@@ -112,6 +123,10 @@ fn serve(name: &str, sock: &OwnedFd, is_thread: bool) {
         };
         let reply = match request {
             Request::Getppid => Reply::Ppid(nix::unistd::getppid().as_raw()),
+            Request::Observe => Reply::Observed {
+                ppid: nix::unistd::getppid().as_raw(),
+                sigchld: signals::sigchld_count(),
+            },
             Request::Perform {
                 step: Step::Exit { code, .. },
                 ..

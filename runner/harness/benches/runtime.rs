@@ -81,7 +81,11 @@ fn main() {
             &["--runtime", &runtime],
             &dir.path().join(format!("rt{run}.json")),
         ));
-        eprintln!("run {run}: {} host and {} {runtime} scenarios passed", host.len(), rt.len());
+        eprintln!(
+            "run {run}: {} host and {} {runtime} scenarios passed",
+            host.len(),
+            rt.len()
+        );
         for (name, ms) in &rt {
             if let Some(h) = host.get(name) {
                 differences.push(ms - h);

@@ -19,7 +19,7 @@ use std::path::PathBuf;
         ignored (unsupported: a probed feature is missing; the reason names the probe and its errno).\n\n\
         Exit code: 0 when nothing failed or broke, 101 when something did, 2 for bad input (nothing runs), \
         3 when the runtime cannot run a container on this machine (one line says why).",
-    after_help = "Examples:\n  orphanage                          run the whole suite\n  orphanage subreaper::              run one area\n  orphanage --check                  validate every scenario file, run nothing\n  orphanage --report out.json        also write a JSON report\n  orphanage --list                   list scenario names\n  orphanage --runtime runc           run the suite in runc containers\n  orphanage --runtime runc --runtime ./youki --init tini\n                                     two runtimes side by side, tini under test"
+    after_help = "Examples:\n  orphanage                          run the whole suite\n  orphanage subreaper::              run one area\n  orphanage --check                  validate every scenario file, run nothing\n  orphanage --report out.json        also write a JSON report\n  orphanage --list                   list scenario names\n  orphanage --runtime runc           run the suite in runc containers\n  orphanage --runtime runc --runtime ./youki --init tini\n                                     two runtimes side by side, tini under test\n  orphanage explore --cases 500      check 500 generated process trees against the reference model\n  orphanage --runtime runc explore   the same, each tree in a runc container"
 )]
 pub struct Cli {
     /// Validate every scenario file and exit, running nothing.
@@ -54,6 +54,17 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub agent: Option<PathBuf>,
 
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     #[command(flatten)]
     pub test: libtest_mimic::Arguments,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Generate random process trees, run each on the target and compare what
+    /// the kernel did with what a reference model of reparenting predicts. On
+    /// a disagreement, shrink it to a minimal tree and save that as a scenario.
+    Explore(crate::explore::ExploreArgs),
 }

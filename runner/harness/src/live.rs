@@ -262,6 +262,16 @@ pub fn sweep_children(deadline: std::time::Duration) {
     }
 }
 
+type Say = Box<dyn Fn() -> String + Send>;
+
+/// What the interrupt handler prints last (explore: the seed to resume from).
+static SAY_ON_INTERRUPT: Mutex<Option<Say>> = Mutex::new(None);
+
+/// Sets a line for the interrupt handler to print on its way out, computed then.
+pub fn say_on_interrupt(say: impl Fn() -> String + Send + 'static) {
+    *SAY_ON_INTERRUPT.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(say));
+}
+
 /// A directory the interrupt handler removes on its way out (the agent's copy).
 static REMOVE_ON_EXIT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
@@ -320,6 +330,13 @@ pub fn install_interrupt_handler() -> nix::Result<()> {
                 signal.as_str(),
                 trees.len()
             );
+            if let Some(say) = SAY_ON_INTERRUPT
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+            {
+                eprintln!("{}", say());
+            }
             std::process::exit(128 + signal as i32);
         })
         .map(|_| ())

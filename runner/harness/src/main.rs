@@ -5,6 +5,7 @@
 mod agent_binary;
 mod cli;
 mod discover;
+mod explore;
 mod live;
 mod report;
 mod target;
@@ -44,6 +45,9 @@ fn default_suites() -> PathBuf {
 
 fn run() -> anyhow::Result<ExitCode> {
     let cli = cli::Cli::parse();
+    if let Some(cli::Command::Explore(args)) = &cli.command {
+        return explore_command(&cli, args);
+    }
     let suites = cli.suites.clone().unwrap_or_else(default_suites);
     let loaded = match discover::load_all(&suites) {
         Ok(l) => l,
@@ -64,6 +68,98 @@ fn run() -> anyhow::Result<ExitCode> {
     }
     // From here on things are created: guard them against Ctrl-C first.
     live::install_interrupt_handler().context("cannot set up the interrupt handler")?;
+    let Chosen {
+        targets,
+        versions,
+        work_dir,
+    } = choose_targets(&cli)?;
+    // A filter that selects nothing is a typo, not a green run.
+    let filtered = cli.test.filter.is_some() || !cli.test.skip.is_empty();
+    let selects_nothing = targets.iter().all(|t| {
+        loaded.iter().all(|l| {
+            cli.test.is_filtered_out(&libtest_mimic::Trial::test(
+                format!("{}{}", t.prefix(), l.name),
+                || Ok(()),
+            ))
+        })
+    });
+    if filtered && !cli.test.list && selects_nothing {
+        anyhow::bail!("no scenario in {} matches the filters", suites.display());
+    }
+    // Open the report now: a bad path is bad input, found before anything runs.
+    let report_file = match &cli.report {
+        Some(p) => Some(
+            std::fs::File::create(p)
+                .with_context(|| format!("cannot write report {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let mut agent = match &cli.agent {
+        Some(p) if p.is_file() => AgentBinary::given(p),
+        Some(p) => anyhow::bail!("{}: no such agent binary", p.display()),
+        None => AgentBinary::materialize(|dir| live::remove_on_interrupt(dir.to_path_buf()))
+            .context("cannot write the agent to a temporary directory")?,
+    };
+    live::become_subreaper().context("cannot become a child subreaper")?;
+    if !cli.test.list {
+        if let Some(why) = smoke_test_all(&targets, agent.path()) {
+            eprintln!("orphanage: {why}");
+            agent.remove();
+            return Ok(ExitCode::from(3));
+        }
+    }
+
+    let records: trials::Records = Arc::new(Mutex::new(Vec::new()));
+    let trials = trials::build(
+        &loaded,
+        &targets,
+        agent.path().to_path_buf(),
+        records.clone(),
+    );
+
+    let conclusion = libtest_mimic::run(&cli.test, trials);
+    if live::interrupted() {
+        live::stand_down();
+    }
+    let results = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
+    if targets.len() > 1 && !results.is_empty() {
+        let labels: Vec<&str> = targets.iter().map(|t| t.label()).collect();
+        println!("{}", report::side_by_side(&results, &labels));
+    }
+    if let Some(file) = report_file {
+        let target = if versions.is_empty() {
+            "host".to_string()
+        } else {
+            targets
+                .iter()
+                .zip(&versions)
+                .map(|(t, v)| format!("{} ({v})", t.label()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let report = report::Report::new(&target, results);
+        serde_json::to_writer_pretty(file, &report).context("cannot write the report")?;
+    }
+    agent.remove();
+    drop(work_dir);
+    // As a subreaper we may hold orphans that died in the last moments (a
+    // container's processes are ours once its init is gone): reap them all,
+    // or they would outlive us as zombies.
+    live::sweep_children(std::time::Duration::from_secs(5));
+    Ok(conclusion.exit_code())
+}
+
+/// The targets the command line asks for, checked before anything runs.
+struct Chosen {
+    targets: Vec<target::Target>,
+    /// Each runtime's `--version`, for the report.
+    versions: Vec<String>,
+    /// Bundles and runtime state; removed when dropped.
+    work_dir: Option<tempfile::TempDir>,
+}
+
+/// `--runtime` (or $RUNTIME) and `--init`, each checked: the host when none is given.
+fn choose_targets(cli: &cli::Cli) -> anyhow::Result<Chosen> {
     let runtime_args: Vec<String> = if cli.runtimes.is_empty() {
         // runtime-tools' and runc's tests name the runtime in $RUNTIME.
         std::env::var("RUNTIME")
@@ -130,27 +226,54 @@ fn run() -> anyhow::Result<ExitCode> {
     if targets.is_empty() {
         targets.push(target::Target::Host);
     }
-    // A filter that selects nothing is a typo, not a green run.
-    let filtered = cli.test.filter.is_some() || !cli.test.skip.is_empty();
-    let selects_nothing = targets.iter().all(|t| {
-        loaded.iter().all(|l| {
-            cli.test.is_filtered_out(&libtest_mimic::Trial::test(
-                format!("{}{}", t.prefix(), l.name),
-                || Ok(()),
-            ))
-        })
-    });
-    if filtered && !cli.test.list && selects_nothing {
-        anyhow::bail!("no scenario in {} matches the filters", suites.display());
-    }
-    // Open the report now: a bad path is bad input, found before anything runs.
-    let report_file = match &cli.report {
-        Some(p) => Some(
-            std::fs::File::create(p)
-                .with_context(|| format!("cannot write report {}", p.display()))?,
-        ),
-        None => None,
+    Ok(Chosen {
+        targets,
+        versions,
+        work_dir,
+    })
+}
+
+/// One trivial container per runtime: the first that cannot run here says why, once.
+fn smoke_test_all(targets: &[target::Target], agent: &std::path::Path) -> Option<String> {
+    targets.iter().find_map(|t| match t {
+        target::Target::Runtime(r) => target::smoke_test(r, agent)
+            .err()
+            .map(|why| format!("{} cannot run a container on this machine: {why}", r.label)),
+        target::Target::Host => None,
+    })
+}
+
+/// `orphanage explore`: every flag is checked before anything runs.
+fn explore_command(cli: &cli::Cli, args: &explore::ExploreArgs) -> anyhow::Result<ExitCode> {
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let options = match explore::Options::new(args, random, cpus) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("orphanage: {e}");
+            return Ok(ExitCode::from(2));
+        }
     };
+    let save_dir = args.save_to.clone().unwrap_or_else(|| {
+        cli.suites
+            .clone()
+            .unwrap_or_else(default_suites)
+            .join("regressions")
+    });
+    if let Err(e) = explore::check_save_dir(&save_dir) {
+        eprintln!("orphanage: {e}");
+        return Ok(ExitCode::from(2));
+    }
+    live::install_interrupt_handler().context("cannot set up the interrupt handler")?;
+    let Chosen {
+        mut targets,
+        work_dir,
+        ..
+    } = choose_targets(cli)?;
+    if targets.len() > 1 {
+        anyhow::bail!("explore runs on one target: give --runtime once");
+    }
     let mut agent = match &cli.agent {
         Some(p) if p.is_file() => AgentBinary::given(p),
         Some(p) => anyhow::bail!("{}: no such agent binary", p.display()),
@@ -158,58 +281,18 @@ fn run() -> anyhow::Result<ExitCode> {
             .context("cannot write the agent to a temporary directory")?,
     };
     live::become_subreaper().context("cannot become a child subreaper")?;
-    if !cli.test.list {
-        for t in &targets {
-            if let target::Target::Runtime(r) = t {
-                // One line for a runtime that cannot work here, not a wall of failures.
-                if let Err(why) = target::smoke_test(r, agent.path()) {
-                    eprintln!(
-                        "orphanage: {} cannot run a container on this machine: {why}",
-                        r.label
-                    );
-                    agent.remove();
-                    return Ok(ExitCode::from(3));
-                }
-            }
-        }
+    if let Some(why) = smoke_test_all(&targets, agent.path()) {
+        eprintln!("orphanage: {why}");
+        agent.remove();
+        return Ok(ExitCode::from(3));
     }
-
-    let records: trials::Records = Arc::new(Mutex::new(Vec::new()));
-    let trials = trials::build(
-        &loaded,
-        &targets,
-        agent.path().to_path_buf(),
-        records.clone(),
-    );
-
-    let conclusion = libtest_mimic::run(&cli.test, trials);
-    if live::interrupted() {
-        live::stand_down();
-    }
-    let results = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
-    if targets.len() > 1 && !results.is_empty() {
-        let labels: Vec<&str> = targets.iter().map(|t| t.label()).collect();
-        println!("{}", report::side_by_side(&results, &labels));
-    }
-    if let Some(file) = report_file {
-        let target = if versions.is_empty() {
-            "host".to_string()
-        } else {
-            targets
-                .iter()
-                .zip(&versions)
-                .map(|(t, v)| format!("{} ({v})", t.label()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let report = report::Report::new(&target, results);
-        serde_json::to_writer_pretty(file, &report).context("cannot write the report")?;
-    }
+    let target = target::Bound {
+        target: targets.remove(0),
+        agent: agent.path().to_path_buf(),
+    };
+    let code = explore::explore(&target, &options, &save_dir);
     agent.remove();
     drop(work_dir);
-    // As a subreaper we may hold orphans that died in the last moments (a
-    // container's processes are ours once its init is gone): reap them all,
-    // or they would outlive us as zombies.
     live::sweep_children(std::time::Duration::from_secs(5));
-    Ok(conclusion.exit_code())
+    Ok(ExitCode::from(code))
 }

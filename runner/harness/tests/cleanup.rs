@@ -190,3 +190,47 @@ fn an_interrupt_while_trees_are_starting_leaves_nothing_behind() {
     }
     interrupt_leaves_nothing(libc::SIGTERM, dir.path(), &["--test-threads", "16"], 1);
 }
+
+/// Ctrl-C in the middle of an exploration: every tree is killed, nothing is
+/// left, and the seed and case to resume from are printed.
+#[test]
+fn ctrl_c_during_explore_leaves_nothing_and_says_how_to_resume() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let (m, before, temps) = (marker(), mounts(), temp_dirs());
+    let save = tempfile::tempdir().unwrap();
+    let mut child = orphanage()
+        .args([
+            "explore",
+            "--cases",
+            "100000000",
+            "--seed",
+            "0x9",
+            "--save-to",
+        ])
+        .arg(save.path())
+        .env("ORPHANAGE_TEST_MARKER", &m)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let harness = child.id() as i32;
+    let start = Instant::now();
+    while leftovers(&m, Some(harness)).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no tree ever appeared"
+        );
+        std::thread::sleep(Duration::from_millis(1)); // polling for an external process, within a deadline
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(harness, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "exit status {status:?}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("resume with: orphanage explore --seed 0x9 --processes 8 --from-case "),
+        "{stderr}"
+    );
+    assert_clean(&m, &before, temps);
+}

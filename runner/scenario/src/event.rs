@@ -2,6 +2,7 @@
 //! these as JSON lines; the harness adds its own (timeouts, crashes) and the
 //! reporters consume them all.
 
+use crate::step::ProcState;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -17,6 +18,19 @@ pub enum Event {
         name: String,
         pid: i32,
         start_time: u64,
+    },
+    /// What an `observe` step saw of one process or thread. `pid` is as the
+    /// agent's root sees it; `parent` is named from PPid in /proc/PID/status,
+    /// `getppid` from getppid() inside it (None when it cannot answer or its
+    /// parent is outside its pid namespace); `sigchld` counts the SIGCHLDs its
+    /// `catch` handler ran for (None when it cannot answer).
+    Observed {
+        name: String,
+        pid: i32,
+        state: ProcState,
+        parent: Option<String>,
+        getppid: Option<String>,
+        sigchld: Option<u32>,
     },
     /// Step `index` (0-based) is starting.
     StepStarted { index: usize, summary: String },

@@ -2,9 +2,11 @@
 //! validated, and the events an agent reports. Nothing here does I/O.
 
 mod deadline;
+mod emit;
 mod event;
 mod feature;
 mod kernel_names;
+pub mod model;
 mod names;
 mod parse;
 mod proc_stat;
@@ -12,6 +14,7 @@ mod scenario;
 mod step;
 
 pub use deadline::{Deadline, DEFAULT_DEADLINE, MAX_DEADLINE};
+pub use emit::to_yaml;
 pub use event::{Event, Outcome, Verdict};
 pub use feature::Feature;
 pub use kernel_names::{signal_name, ErrnoName, MfdFlag, Seal, SignalName, WaitFlag};

@@ -183,6 +183,9 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
                     "`count: 0` is checked at once; `within` makes no sense with it".into(),
                 );
             }
+            Step::Observe { of } if of.is_empty() => {
+                return fail("observe needs at least one process in `of`".into());
+            }
             Step::Sysctl { name, .. } => {
                 if name != "vm.memfd_noexec" {
                     return fail(format!(

@@ -161,7 +161,8 @@ pub enum Step {
     },
 
     // ---- observations ----
-    /// `of`'s parent is `is`, by `getppid()` in `of` and by PPid in /proc/PID/status.
+    /// `of`'s parent is `is`, by `getppid()` in `of` and by PPid in /proc/PID/status
+    /// (a process that has exited cannot answer: for a zombie, by PPid alone).
     ExpectParent {
         of: ActorRef,
         is: ActorRef,
@@ -175,6 +176,11 @@ pub enum Step {
         #[serde(default)]
         within: Option<Deadline>,
     },
+    /// Reports, for each of `of`, its pid, state, parent (by PPid in
+    /// /proc/PID/status and by getppid()) and how many SIGCHLDs its handler
+    /// caught, as `observed` events. Never fails: it records what happened so
+    /// that exploration can compare every process with the reference model.
+    Observe { of: Vec<ActorRef> },
     /// readlink(/proc/self/exe) in `of` names a memfd (`memfd: true`) or a file.
     ExpectExe { of: ActorRef, memfd: bool },
     /// `by` stores `value` in a global variable of its own.
@@ -511,7 +517,7 @@ impl Step {
             Catch => "catch", Ignore => "ignore", AutoReap => "auto_reap", Kill => "kill",
             ExpectSignal => "expect_signal", Wait => "wait", PidfdOpen => "pidfd_open",
             ExpectPidfd => "expect_pidfd", ExpectParent => "expect_parent",
-            ExpectState => "expect_state", ExpectExe => "expect_exe", SetGlobal => "set_global",
+            ExpectState => "expect_state", Observe => "observe", ExpectExe => "expect_exe", SetGlobal => "set_global",
             ExpectGlobal => "expect_global", Sysctl => "sysctl", MemfdCreate => "memfd_create",
             Pipe => "pipe", Write => "write", Truncate => "truncate", AddSeals => "add_seals",
             ExpectSeals => "expect_seals", Mmap => "mmap", Store => "store",
@@ -536,6 +542,9 @@ impl Step {
 
     /// The process that performs (`by`) or is observed (`of`); `None` means the agent's root.
     pub fn performer(&self) -> Option<&ActorRef> {
+        if let Step::Observe { .. } = self {
+            return None; // the root observes from outside
+        }
         self.actor_refs()
             .into_iter()
             .find(|(field, _)| *field == "by" || *field == "of")
@@ -596,6 +605,7 @@ impl Step {
             | Step::Exec { .. }
             | Step::Setsid { .. }
             | Step::Detach { .. }
+            | Step::Observe { .. }
             | Step::ExpectParent { .. }
             | Step::ExpectState { .. }
             | Step::ExpectExe { .. }
@@ -615,6 +625,7 @@ impl Step {
             Step::ExpectState { of, .. }
             | Step::ExpectExe { of, .. }
             | Step::ExpectGlobal { of, .. } => refs.push(("of", of)),
+            Step::Observe { of } => refs.extend(of.iter().map(|a| ("of", a))),
             Step::Kill { target, .. } | Step::PidfdOpen { target, .. } => {
                 refs.push(("target", target))
             }

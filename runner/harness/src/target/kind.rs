@@ -46,3 +46,22 @@ impl Target {
         }
     }
 }
+
+/// A target together with the agent it runs: what `explore` drives, on
+/// whichever target the command line chose.
+pub struct Bound {
+    pub target: Target,
+    pub agent: std::path::PathBuf,
+}
+
+impl Bound {
+    /// The name the report uses (`host`, `runc`, ...).
+    pub fn name(&self) -> &str {
+        self.target.label()
+    }
+
+    /// Runs one scenario; the last event is always `Finished`.
+    pub fn run(&self, scenario: &Scenario, on_event: &mut dyn FnMut(&Event)) {
+        self.target.run(&self.agent, scenario, on_event)
+    }
+}

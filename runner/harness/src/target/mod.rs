@@ -4,7 +4,7 @@ mod host;
 mod kind;
 mod runtime;
 
-pub use kind::Target;
+pub use kind::{Bound, Target};
 pub use runtime::{
     check_runtime, resolve_init, resolve_runtime, smoke_test, RuntimeCli, RuntimeTarget,
 };

@@ -1,0 +1,11 @@
+//! `orphanage explore`: generated process trees, run on a target and
+//! compared with the reference model; a disagreement is shrunk to a minimal
+//! tree and saved as a ready-to-run scenario.
+
+mod compare;
+mod options;
+mod run;
+mod save;
+
+pub use options::{check_save_dir, ExploreArgs, Options};
+pub use run::explore;

@@ -1,0 +1,187 @@
+//! The explore subcommand's flags, and their validation before anything runs.
+//! Values are taken as text and checked here, so bad input gets one line.
+
+use orphanage_scenario::model::Defect;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExploreArgs {
+    /// How many trees to generate and check.
+    #[arg(long, value_name = "N", default_value = "256")]
+    pub cases: String,
+
+    /// The seed (decimal, or hex with 0x). A run with the same seed and flags
+    /// checks the same trees. Random when absent; always printed.
+    #[arg(long, value_name = "SEED")]
+    pub seed: Option<String>,
+
+    /// Where a minimal failing scenario is written. Defaults to the suites
+    /// directory's `regressions/`.
+    #[arg(long, value_name = "DIR")]
+    pub save_to: Option<PathBuf>,
+
+    /// Processes and threads in each generated tree.
+    #[arg(long, value_name = "N", default_value = "8")]
+    pub processes: String,
+
+    /// Trees checked at the same time. Defaults to two per CPU: a job spends
+    /// part of each tree waiting (namespace setup and teardown, round trips).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<String>,
+
+    /// The first case to check: resumes an interrupted run with the same seed.
+    #[arg(long, value_name = "N", default_value = "0")]
+    pub from_case: String,
+
+    /// A deliberately wrong model, to prove that a mismatch is noticed.
+    #[arg(long, value_name = "DEFECT", default_value = "none", hide = true)]
+    pub model_defect: String,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub cases: u64,
+    pub seed: u64,
+    pub seed_given: bool,
+    pub processes: usize,
+    pub jobs: usize,
+    pub from_case: u64,
+    pub defect: Defect,
+}
+
+/// The most processes and threads a tree may have: each is a worker with a
+/// socket and a pidfd in the agent's root.
+pub const MAX_PROCESSES: usize = 5000;
+
+fn count(flag: &str, text: &str, min: u64, max: u64) -> Result<u64, String> {
+    let n: u64 = text
+        .parse()
+        .map_err(|_| format!("--{flag} `{text}`: not a whole number"))?;
+    if n < min || n > max {
+        return Err(format!("--{flag} {n}: must be between {min} and {max}"));
+    }
+    Ok(n)
+}
+
+pub fn parse_seed(text: &str) -> Result<u64, String> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.map_err(|_| {
+        format!("--seed `{text}`: not a seed (a number up to 2^64-1, decimal or 0x-prefixed hex)")
+    })
+}
+
+impl Options {
+    /// `random` supplies the seed when none is given, `cpus` the default jobs.
+    pub fn new(args: &ExploreArgs, random: u64, cpus: usize) -> Result<Options, String> {
+        let cases = count("cases", &args.cases, 1, u64::MAX)?;
+        let (seed, seed_given) = match &args.seed {
+            Some(s) => (parse_seed(s)?, true),
+            None => (random, false),
+        };
+        Ok(Options {
+            cases,
+            seed,
+            seed_given,
+            processes: count("processes", &args.processes, 1, MAX_PROCESSES as u64)? as usize,
+            jobs: match &args.jobs {
+                Some(j) => count("jobs", j, 1, 64)? as usize,
+                None => (2 * cpus).clamp(1, 64),
+            },
+            from_case: count("from-case", &args.from_case, 0, u64::MAX)?,
+            defect: args.model_defect.parse()?,
+        })
+    }
+}
+
+/// A save directory must be writable before anything runs. A missing one is
+/// created to prove it can be, then removed again (down to the first
+/// directory that was missing), so a run that finds nothing leaves nothing.
+pub fn check_save_dir(dir: &Path) -> Result<(), String> {
+    let bad = |why: String| Err(format!("--save-to {}: {why}", dir.display()));
+    if dir.exists() && !dir.is_dir() {
+        return bad("not a directory".into());
+    }
+    let first_missing = dir
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+        .last()
+        .map(Path::to_path_buf);
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return bad(format!("cannot create it ({e})"));
+    }
+    let probe = tempfile::NamedTempFile::new_in(dir).map(drop);
+    if let Some(created) = first_missing {
+        let _ = std::fs::remove_dir_all(created);
+    }
+    match probe {
+        Ok(()) => Ok(()),
+        Err(e) => bad(format!("cannot write there ({e})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn args(cases: &str, seed: Option<&str>) -> ExploreArgs {
+        ExploreArgs {
+            cases: cases.into(),
+            seed: seed.map(str::to_string),
+            save_to: None,
+            processes: "8".into(),
+            jobs: None,
+            from_case: "0".into(),
+            model_defect: "none".into(),
+        }
+    }
+
+    #[rstest]
+    #[case::decimal("42", 42)]
+    #[case::hex("0x2a", 42)]
+    #[case::largest("18446744073709551615", u64::MAX)]
+    fn seeds_parse(#[case] text: &str, #[case] seed: u64) {
+        let o = Options::new(&args("1", Some(text)), 7, 2).unwrap();
+        assert_eq!((o.seed, o.seed_given), (seed, true));
+    }
+
+    #[test]
+    fn without_a_seed_the_random_one_is_used() {
+        let o = Options::new(&args("1", None), 7, 2).unwrap();
+        assert_eq!((o.seed, o.seed_given), (7, false));
+        assert_eq!(o.jobs, 4, "two jobs per CPU");
+    }
+
+    #[rstest]
+    #[case::zero_cases("0", None, "--cases 0: must be between 1")]
+    #[case::words_for_cases("many", None, "--cases `many`: not a whole number")]
+    #[case::malformed_seed("1", Some("0xZZ"), "--seed `0xZZ`: not a seed")]
+    #[case::negative_seed("1", Some("-3"), "--seed `-3`: not a seed")]
+    #[case::too_large_seed("1", Some("18446744073709551616"), "not a seed")]
+    fn bad_values_are_one_clear_line(
+        #[case] cases: &str,
+        #[case] seed: Option<&str>,
+        #[case] message: &str,
+    ) {
+        let err = Options::new(&args(cases, seed), 7, 2).unwrap_err();
+        assert!(err.contains(message), "{err}");
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn an_unwritable_save_dir_is_refused() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let err = check_save_dir(&file.path().join("sub")).unwrap_err();
+        assert!(err.contains("cannot create it"), "{err}");
+        let err = check_save_dir(file.path()).unwrap_err();
+        assert!(err.contains("not a directory"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        check_save_dir(dir.path()).unwrap();
+        check_save_dir(&dir.path().join("new/deeper")).unwrap();
+        assert!(!dir.path().join("new").exists(), "a probe leaves nothing");
+    }
+}

@@ -1,0 +1,336 @@
+//! The exploration loop: generate trees from the seed, check them on the
+//! target in parallel, and on the first disagreement shrink it to a minimal
+//! tree, save that as a scenario and run the saved file once more.
+
+use super::compare::{compare, Checked};
+use super::options::Options;
+use super::save;
+use crate::live;
+use crate::target::Bound;
+use orphanage_scenario::model::{tree_strategy, Defect, Generated, Tree};
+use orphanage_scenario::{parse, Event, Outcome};
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Shrinking stops after this many runs or this long, keeping the smallest so far.
+const MAX_SHRINK_RUNS: usize = 2000;
+const MAX_SHRINK_TIME: Duration = Duration::from_secs(120);
+
+/// Case `case` of `seed` always draws the same tree, whichever job draws it.
+fn runner_for(seed: u64, case: u64) -> TestRunner {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    bytes[8..16].copy_from_slice(&case.to_le_bytes());
+    bytes[16..24].copy_from_slice(b"orphanag");
+    TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &bytes),
+    )
+}
+
+fn value_tree(o: &Options, case: u64) -> impl ValueTree<Value = Tree> {
+    tree_strategy(o.processes)
+        .new_tree(&mut runner_for(o.seed, case))
+        .expect("tree strategies never reject")
+}
+
+fn checks_text(o: &Options, case: u64, tree: &Tree) -> String {
+    format!(
+        "A generated tree (seed {:#x}, case {case}, {} processes and threads): every process ends with the parent, state and SIGCHLDs the reference model predicts.",
+        o.seed,
+        tree.nodes.len()
+    )
+}
+
+fn check(target: &Bound, o: &Options, case: u64, tree: &Tree) -> (Generated, Checked) {
+    let generated = tree.to_scenario(&checks_text(o, case, tree), o.defect);
+    let mut events: Vec<Event> = Vec::new();
+    target.run(&generated.observing_only(), &mut |e| events.push(e.clone()));
+    let checked = compare(&generated.expected, &events);
+    (generated, checked)
+}
+
+/// Which cases are done, for the seed and case to resume from.
+#[derive(Default)]
+struct Progress {
+    next: AtomicU64,
+    running: Mutex<BTreeSet<u64>>,
+    shrinking: Mutex<Option<u64>>,
+}
+
+impl Progress {
+    fn resume_from(&self) -> u64 {
+        if let Some(case) = *self.shrinking.lock().unwrap_or_else(|p| p.into_inner()) {
+            return case;
+        }
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running
+            .first()
+            .copied()
+            .unwrap_or(self.next.load(Ordering::SeqCst))
+    }
+}
+
+fn defect_flag(d: Defect) -> &'static str {
+    match d {
+        Defect::None => "",
+        Defect::NoSubreaper => " --model-defect no-subreaper",
+        Defect::NoThreadGroup => " --model-defect no-thread-group",
+    }
+}
+
+fn print_mismatch(checked: &Checked) {
+    if let Checked::Mismatch {
+        differences,
+        verdict,
+    } = checked
+    {
+        for d in differences {
+            println!("    {d}");
+        }
+        if verdict.outcome != Outcome::Pass {
+            println!("    first failing expectation: {}", verdict.reason);
+        }
+    }
+}
+
+/// Runs the exploration; returns the exit code: 0 when every tree agreed,
+/// 101 on a mismatch or a broken run.
+pub fn explore(target: &Bound, o: &Options, save_dir: &Path) -> u8 {
+    let end = o.from_case.saturating_add(o.cases);
+    println!(
+        "explore: seed {:#x}{}; cases {}..{}, {} processes and threads each, {} jobs, target {}",
+        o.seed,
+        if o.seed_given { "" } else { " (random)" },
+        o.from_case,
+        end,
+        o.processes,
+        o.jobs,
+        target.name()
+    );
+    let progress = Arc::new(Progress::default());
+    progress.next.store(o.from_case, Ordering::SeqCst);
+    {
+        let (progress, seed, processes) = (progress.clone(), o.seed, o.processes);
+        let extra = defect_flag(o.defect);
+        live::say_on_interrupt(move || {
+            let from = progress.resume_from();
+            format!(
+                "explore: interrupted; resume with: orphanage explore --seed {seed:#x} --processes {processes} --from-case {from} --cases {}{extra}",
+                end.saturating_sub(from)
+            )
+        });
+    }
+    let stop = AtomicBool::new(false);
+    let passed = AtomicU64::new(0);
+    let processes = AtomicU64::new(0);
+    let threads = AtomicU64::new(0);
+    let unsupported = Mutex::new((0u64, String::new()));
+    let found: Mutex<Vec<(u64, Tree, Checked)>> = Mutex::new(vec![]);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..o.jobs {
+            scope.spawn(|| loop {
+                if stop.load(Ordering::SeqCst) || live::interrupted() {
+                    return;
+                }
+                let case = {
+                    // Taken and marked running together, so a resume point never skips it.
+                    let mut running = progress.running.lock().unwrap_or_else(|p| p.into_inner());
+                    let case = progress.next.fetch_add(1, Ordering::SeqCst);
+                    if case >= end {
+                        return;
+                    }
+                    running.insert(case);
+                    case
+                };
+                let tree = value_tree(o, case).current();
+                let p = tree.processes();
+                processes.fetch_add(p as u64, Ordering::SeqCst);
+                threads.fetch_add((tree.nodes.len() - p) as u64, Ordering::SeqCst);
+                let (_, checked) = check(target, o, case, &tree);
+                match checked {
+                    Checked::Agrees => {
+                        passed.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Checked::Unsupported(why) => {
+                        let mut u = unsupported.lock().unwrap_or_else(|p| p.into_inner());
+                        u.0 += 1;
+                        u.1 = why;
+                    }
+                    other => {
+                        stop.store(true, Ordering::SeqCst);
+                        found
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((case, tree, other));
+                    }
+                }
+                progress
+                    .running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&case);
+            });
+        }
+    });
+    if live::interrupted() {
+        live::stand_down();
+    }
+    let elapsed = started.elapsed();
+    let passed = passed.into_inner();
+    let (unsupported, why) = unsupported.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
+    // The lowest case first, so that a rerun with the seed finds the same one.
+    found.sort_by_key(|(case, _, _)| *case);
+    let Some((case, tree, checked)) = found.into_iter().next() else {
+        let checked = passed + unsupported;
+        let per_tree = |n: AtomicU64| n.into_inner() as f64 / checked.max(1) as f64;
+        println!(
+            "explore: {passed} trees agree with the model in {:.2} s ({:.0} trees/s; {:.1} processes and {:.1} threads per tree){}",
+            elapsed.as_secs_f64(),
+            checked as f64 / elapsed.as_secs_f64().max(1e-9),
+            per_tree(processes),
+            per_tree(threads),
+            if unsupported > 0 {
+                format!("; {unsupported} unsupported: {why}")
+            } else {
+                String::new()
+            }
+        );
+        println!("explore: rerun with --seed {:#x}", o.seed);
+        return 0;
+    };
+    if let Checked::Broken(why) = &checked {
+        println!("explore: case {case} broke (the harness or agent failed, not the kernel): {why}");
+        println!(
+            "explore: rerun with --seed {:#x} --from-case {case}",
+            o.seed
+        );
+        return 101;
+    }
+    println!(
+        "explore: case {case} ({} processes and threads): the kernel and the model disagree (expected is the model):",
+        tree.nodes.len()
+    );
+    print_mismatch(&checked);
+    *progress.shrinking.lock().unwrap_or_else(|p| p.into_inner()) = Some(case);
+    let (minimal, runs) = shrink(target, o, case, tree, checked);
+    if live::interrupted() {
+        live::stand_down();
+    }
+    let (generated, checked) = minimal;
+    let nodes = generated
+        .scenario
+        .steps
+        .iter()
+        .filter(|s| s.keyword() == "spawn")
+        .count();
+    println!("explore: shrunk in {runs} runs to {nodes} processes and threads:");
+    print_mismatch(&checked);
+    let Checked::Mismatch {
+        differences,
+        verdict,
+    } = &checked
+    else {
+        unreachable!("shrinking keeps a mismatch");
+    };
+    let kernel = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let header = save::header(&save::Found {
+        seed: o.seed,
+        case,
+        processes: o.processes,
+        extra_flags: defect_flag(o.defect),
+        kernel: &kernel,
+        target: target.name(),
+        differences,
+        verdict,
+    });
+    let name = save::file_name(o.seed, case);
+    let path = match save::write(save_dir, &name, &generated.scenario, &header) {
+        Ok(p) => p,
+        Err(e) => {
+            println!(
+                "explore: cannot write {}: {e}",
+                save_dir.join(&name).display()
+            );
+            return 101;
+        }
+    };
+    println!("explore: saved {}", path.display());
+    // The file must be what `--check` accepts, and fail when run normally.
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    match parse(&path.display().to_string(), &text) {
+        Err(e) => println!("explore: the saved file does not parse: {e}"),
+        Ok(saved) => {
+            let mut verdict = None;
+            target.run(&saved, &mut |e| {
+                if let Event::Finished { verdict: v, .. } = e {
+                    verdict = Some(v.clone());
+                }
+            });
+            match verdict {
+                Some(v) if v.outcome == Outcome::Fail => {
+                    println!("explore: run normally, it fails: {}", v.reason)
+                }
+                Some(v) => println!(
+                    "explore: run normally, it is {} ({}): the mismatch shows only in the observations above",
+                    v.outcome, v.reason
+                ),
+                None => println!("explore: run normally, it reported no verdict"),
+            }
+        }
+    }
+    println!(
+        "explore: rerun with --seed {:#x} --from-case {case}{}",
+        o.seed,
+        defect_flag(o.defect)
+    );
+    101
+}
+
+/// proptest's shrinking, run on the target: simplify while the mismatch
+/// stays, complicate when it goes away. Returns the smallest failing case
+/// and how many runs it took.
+fn shrink(
+    target: &Bound,
+    o: &Options,
+    case: u64,
+    tree: Tree,
+    checked: Checked,
+) -> ((Generated, Checked), usize) {
+    let mut vt = value_tree(o, case);
+    debug_assert_eq!(vt.current(), tree);
+    let mut best = (
+        tree.to_scenario(&checks_text(o, case, &tree), o.defect),
+        checked,
+    );
+    let started = Instant::now();
+    let mut runs = 0;
+    if !vt.simplify() {
+        return (best, runs);
+    }
+    while runs < MAX_SHRINK_RUNS && started.elapsed() < MAX_SHRINK_TIME && !live::interrupted() {
+        runs += 1;
+        let current = vt.current();
+        let (generated, checked) = check(target, o, case, &current);
+        if matches!(checked, Checked::Mismatch { .. }) {
+            best = (generated, checked);
+            if !vt.simplify() {
+                break;
+            }
+        } else if !vt.complicate() && !vt.simplify() {
+            // proptest stops here; trying further simplifications costs only
+            // runs, and only a failing run ever replaces the best case.
+            break;
+        }
+    }
+    (best, runs)
+}
