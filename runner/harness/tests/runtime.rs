@@ -363,6 +363,43 @@ fn ctrl_c_deletes_every_container() -> Result<(), Failed> {
     iso.assert_clean(child.id(), &mounts_before)
 }
 
+/// explore works on the runtime target: generated trees, each in a container, agree with the model.
+fn explore_in_runc_agrees() -> Result<(), Failed> {
+    let iso = Isolated::new();
+    let mounts_before = mounts();
+    let save = iso.dir.path().join("found");
+    std::fs::create_dir(&save).unwrap();
+    let child = iso
+        .command(&[
+            "--runtime",
+            "runc",
+            "explore",
+            "--cases",
+            "8",
+            "--seed",
+            "3",
+        ])
+        .arg("--save-to")
+        .arg(&save)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check(out.status.code() == Some(0), || text.clone())?;
+    check(
+        text.contains("target runc") && text.contains("8 trees agree with the model"),
+        || text.clone(),
+    )?;
+    iso.assert_clean(pid, &mounts_before)
+}
+
 fn main() {
     let args = Arguments::from_args();
     let trials = vec![
@@ -419,6 +456,7 @@ fn main() {
             &["runc"],
             ctrl_c_deletes_every_container,
         ),
+        needs("explore_in_runc_agrees", &["runc"], explore_in_runc_agrees),
     ];
     libtest_mimic::run(&args, trials).exit();
 }
