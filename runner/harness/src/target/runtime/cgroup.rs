@@ -5,18 +5,32 @@
 
 use std::path::PathBuf;
 
-/// Candidate `cgroup.procs` files for a process, given its /proc/PID/cgroup
-/// and the host's /proc/self/mounts, best first: the unified hierarchy, then
-/// the v1 pids, freezer and name=systemd hierarchies.
-pub fn procs_files(proc_cgroup: &str, mounts: &str) -> Vec<PathBuf> {
+/// Candidate `cgroup.procs` files for a container, given its init's
+/// /proc/PID/cgroup, the harness's own /proc/self/cgroup and the host's
+/// /proc/self/mounts, best first: the unified hierarchy, then the v1 pids,
+/// freezer and name=systemd hierarchies. A hierarchy where the container sits
+/// in the harness's own cgroup is one the runtime did not use (on a hybrid
+/// host a v1-only runtime leaves the unified one alone): it is skipped, or
+/// every process on the machine would count as the container's.
+pub fn procs_files(proc_cgroup: &str, own_cgroup: &str, mounts: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    let hierarchies: Vec<(&str, &str)> = proc_cgroup
-        .lines()
-        .filter_map(|l| {
-            let mut parts = l.splitn(3, ':');
-            let _id = parts.next()?;
-            Some((parts.next()?, parts.next()?))
-        })
+    let parse = |text: &'_ str| -> Vec<(String, String)> {
+        text.lines()
+            .filter_map(|l| {
+                let mut parts = l.splitn(3, ':');
+                let _id = parts.next()?;
+                Some((parts.next()?.to_string(), parts.next()?.to_string()))
+            })
+            .collect()
+    };
+    let own = parse(own_cgroup);
+    let hierarchies: Vec<(String, String)> = parse(proc_cgroup)
+        .into_iter()
+        .filter(|h| !own.contains(h))
+        .collect();
+    let hierarchies: Vec<(&str, &str)> = hierarchies
+        .iter()
+        .map(|(c, p)| (c.as_str(), p.as_str()))
         .collect();
     let mount_points = |wanted: &dyn Fn(&str, &str) -> bool| -> Vec<String> {
         mounts
@@ -76,7 +90,7 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
 
     #[test]
     fn hybrid_prefers_unified_then_pids() {
-        let files = procs_files(HYBRID_CGROUP, HYBRID_MOUNTS);
+        let files = procs_files(HYBRID_CGROUP, "", HYBRID_MOUNTS);
         assert_eq!(
             files,
             [
@@ -93,6 +107,7 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
     fn pure_v2() {
         let files = procs_files(
             "0::/system.slice/c2\n",
+            "0::/user.slice\n",
             "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid 0 0\n",
         );
         assert_eq!(
@@ -105,11 +120,23 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
     fn root_cgroup_and_combined_controllers() {
         let files = procs_files(
             "3:cpu,pids:/\n",
+            "",
             "cgroup /sys/fs/cgroup/cpu,pids cgroup rw,cpu,pids 0 0\n",
         );
         assert_eq!(
             files,
             [PathBuf::from("/sys/fs/cgroup/cpu,pids/cgroup.procs")]
+        );
+    }
+
+    #[test]
+    fn a_hierarchy_the_runtime_left_alone_is_skipped() {
+        // A v1-only runtime: the unified hierarchy still shows the harness's own cgroup.
+        let container = "8:pids:/c1\n0::/\n";
+        let own = "8:pids:/\n0::/\n";
+        assert_eq!(
+            procs_files(container, own, HYBRID_MOUNTS),
+            [PathBuf::from("/sys/fs/cgroup/pids/c1/cgroup.procs")]
         );
     }
 

@@ -547,6 +547,7 @@ fn run_scenario(
     .ok();
     run.cgroup_procs = cgroup::procs_files(
         &std::fs::read_to_string(format!("/proc/{init_pid}/cgroup")).unwrap_or_default(),
+        &std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
         &std::fs::read_to_string("/proc/self/mounts").unwrap_or_default(),
     );
     let mut stdin = std::fs::File::from(stdin_w);
