@@ -3,14 +3,15 @@
 
 use crate::discover::Loaded;
 use crate::report::TrialRecord;
-use crate::target::run_on_host;
 use libtest_mimic::{Completion, Failed, Trial};
 use orphanage_scenario::{Event, Outcome};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub type Records = Arc<Mutex<Vec<TrialRecord>>>;
+
+/// Runs one scenario on a target and returns its events, ending with `Finished`.
+pub type Runner = Arc<dyn Fn(&Loaded) -> Vec<Event> + Send + Sync>;
 
 /// What libtest-mimic prints for an outcome.
 pub fn completion(record: &TrialRecord) -> Result<Completion, Failed> {
@@ -25,15 +26,14 @@ pub fn completion(record: &TrialRecord) -> Result<Completion, Failed> {
     }
 }
 
-pub fn build(loaded: &[Loaded], agent: PathBuf, records: Records) -> Vec<Trial> {
+pub fn build(loaded: &[Loaded], runner: Runner, records: Records) -> Vec<Trial> {
     loaded
         .iter()
         .map(|l| {
-            let (loaded, agent, records) = (l.clone(), agent.clone(), records.clone());
+            let (loaded, runner, records) = (l.clone(), runner.clone(), records.clone());
             Trial::ignorable_test(l.name.clone(), move || {
                 let start = Instant::now();
-                let mut events: Vec<Event> = Vec::new();
-                run_on_host(&agent, &loaded.scenario, &mut |e| events.push(e.clone()));
+                let events = runner(&loaded);
                 if crate::live::interrupted() {
                     crate::live::stand_down(); // the interrupt thread reports and exits
                 }

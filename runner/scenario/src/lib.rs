@@ -10,6 +10,7 @@ mod parse;
 mod proc_stat;
 mod scenario;
 mod step;
+mod vm_wire;
 
 pub use deadline::{Deadline, DEFAULT_DEADLINE, MAX_DEADLINE};
 pub use event::{Event, Outcome, Verdict};
@@ -22,3 +23,4 @@ pub use scenario::{Namespace, Scenario};
 pub use step::{
     Content, ExpectedStatus, MeasureMethod, ProcState, SpawnHow, Step, WaitApi, WaitTarget,
 };
+pub use vm_wire::{verdict_without_finish, AgentEnd, VmFrame, VmScenario, VM_SCENARIOS_PATH};

@@ -1,0 +1,407 @@
+//! The CLI edge of the VM target: `--kernel` (one kernel, reported like the
+//! host suite), `--kernels` (the matrix) and `orphanage kernels fetch|path`.
+//! Everything a run needs is checked here first, so bad input exits 2
+//! before any VM starts.
+
+use crate::cli::{Cli, KernelsCli, KernelsCommand};
+use crate::discover::Loaded;
+use crate::kernels::{self, FetchError, Kernel};
+use crate::matrix::{self, Column, Figures};
+use crate::report::TrialRecord;
+use crate::target::vm::{self, Batch, Chosen, Progress, VmRun};
+use crate::{live, trials};
+use anyhow::{bail, Context};
+use orphanage_scenario::{Outcome, VmScenario};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// QEMU must be on PATH; its absence is bad input, found before anything runs.
+pub fn check_qemu() -> anyhow::Result<()> {
+    let found = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|d| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(d.join(vm::QEMU))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    });
+    if !found {
+        bail!(
+            "{}: not found on PATH (Debian: apt-get install qemu-system-x86)",
+            vm::QEMU
+        );
+    }
+    Ok(())
+}
+
+fn agent_bytes(cli: &Cli) -> anyhow::Result<Arc<Vec<u8>>> {
+    Ok(Arc::new(match &cli.agent {
+        Some(p) => {
+            std::fs::read(p).with_context(|| format!("{}: cannot read the agent", p.display()))?
+        }
+        None => crate::agent_binary::embedded().to_vec(),
+    }))
+}
+
+fn vm_scenarios(loaded: &[Loaded]) -> Vec<VmScenario> {
+    loaded
+        .iter()
+        .map(|l| VmScenario {
+            name: l.name.clone(),
+            scenario: l.scenario.clone(),
+        })
+        .collect()
+}
+
+fn selected(cli: &Cli, loaded: &[Loaded]) -> Vec<Loaded> {
+    loaded
+        .iter()
+        .filter(|l| {
+            !cli.test
+                .is_filtered_out(&libtest_mimic::Trial::test(&l.name, || Ok(())))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Boots the kernel with an init that only powers off: the floor any run pays.
+fn boot_floor(kernel: &Kernel, image: &Path, agent: &[u8], chosen: &Chosen) -> Option<Duration> {
+    let batch = Batch {
+        kernel: image.to_path_buf(),
+        cmdline: kernel.cmdline.clone(),
+        qemu_args: kernel.qemu_args.clone(),
+        scenarios: vec![],
+    };
+    let run = vm::run_vm(
+        &batch,
+        agent,
+        chosen.accel,
+        &["poweroff".to_string()],
+        &mut |_| {},
+    );
+    run.broken.is_none().then_some(run.wall)
+}
+
+/// One kernel, run lazily by the first trial that needs a result.
+pub struct SingleVm {
+    kernel: Kernel,
+    image: PathBuf,
+    agent: Arc<Vec<u8>>,
+    batch: Batch,
+    accel: vm::AccelChoice,
+    boot_floor: bool,
+    done: OnceLock<(Chosen, Option<Duration>, VmRun)>,
+}
+
+pub fn prepare_single(cli: &Cli, image: &Path, loaded: &[Loaded]) -> anyhow::Result<Arc<SingleVm>> {
+    check_qemu()?;
+    vm::check_kernel_file(image).map_err(anyhow::Error::msg)?;
+    let kernel = Kernel {
+        name: image
+            .file_name()
+            .map_or("kernel".into(), |n| n.to_string_lossy().into_owned()),
+        source: kernels::Source::Path(image.to_path_buf()),
+        qemu_args: vec![],
+        cmdline: String::new(),
+    };
+    Ok(Arc::new(SingleVm {
+        batch: Batch {
+            kernel: image.to_path_buf(),
+            cmdline: String::new(),
+            qemu_args: vec![],
+            scenarios: vm_scenarios(&selected(cli, loaded)),
+        },
+        image: image.to_path_buf(),
+        kernel,
+        agent: agent_bytes(cli)?,
+        accel: cli.accel,
+        boot_floor: cli.boot_floor,
+        done: OnceLock::new(),
+    }))
+}
+
+impl SingleVm {
+    fn run(&self) -> &(Chosen, Option<Duration>, VmRun) {
+        self.done.get_or_init(|| {
+            let chosen = vm::choose_accel(self.accel, &self.image);
+            eprintln!(
+                "orphanage: booting {} in QEMU ({}: {}) to run {} scenarios",
+                self.image.display(),
+                chosen.accel.as_str(),
+                chosen.why,
+                self.batch.scenarios.len()
+            );
+            let floor = if self.boot_floor {
+                boot_floor(&self.kernel, &self.image, &self.agent, &chosen)
+            } else {
+                None
+            };
+            let run = vm::run_vm(&self.batch, &self.agent, chosen.accel, &[], &mut |p| {
+                if let Progress::Booted { release, after } = p {
+                    eprintln!(
+                        "orphanage: {release} started init after {:.1} s",
+                        after.as_secs_f64()
+                    );
+                }
+            });
+            if live::interrupted() {
+                live::stand_down();
+            }
+            (chosen, floor, run)
+        })
+    }
+
+    pub fn runner(self: &Arc<Self>) -> trials::Runner {
+        let me = self.clone();
+        Arc::new(move |l: &Loaded| me.run().2.events_of(&l.name))
+    }
+
+    pub fn release(&self) -> String {
+        self.done
+            .get()
+            .and_then(|d| d.2.release.clone())
+            .unwrap_or_default()
+    }
+
+    /// The VM's figures, and its console when it failed.
+    pub fn summarize(&self) {
+        let Some((chosen, floor, run)) = self.done.get() else {
+            return;
+        };
+        for line in matrix::figures_lines(&[column(&self.kernel.name, chosen, *floor, run, vec![])])
+        {
+            eprintln!("orphanage: {line}");
+        }
+        if let Some(b) = &run.broken {
+            eprintln!("orphanage: the VM failed: {b}");
+        }
+    }
+}
+
+fn column(
+    name: &str,
+    chosen: &Chosen,
+    floor: Option<Duration>,
+    run: &VmRun,
+    records: Vec<TrialRecord>,
+) -> Column {
+    Column {
+        name: name.to_string(),
+        release: run.release.clone(),
+        accel: chosen.accel.as_str().to_string(),
+        records,
+        broken: run.broken.clone(),
+        figures: Figures {
+            floor,
+            booted: run.booted_after,
+            first_result: run.first_result_after,
+            wall: run.wall,
+        },
+    }
+}
+
+/// `--kernels FILE`: every kernel in parallel (up to the number of cores),
+/// then the matrix.
+pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<ExitCode> {
+    let all = kernels::load(file)?;
+    let kernels = kernels::select(file, all, &cli.only_kernel)?;
+    check_qemu()?;
+    let cache = kernels::cache_dir();
+    let mut images = Vec::new();
+    for k in &kernels {
+        let Some(image) = k.image(&cache) else {
+            bail!(
+                "kernel {} is not fetched yet (run `orphanage kernels fetch --kernels {} {}`)",
+                k.name,
+                file.display(),
+                k.name
+            );
+        };
+        vm::check_kernel_file(&image).map_err(anyhow::Error::msg)?;
+        images.push(image);
+    }
+    if selected.is_empty() {
+        bail!("no scenario matches the filters");
+    }
+    let agent = agent_bytes(cli)?;
+    let chosen = vm::choose_accel(cli.accel, &images[0]);
+    let scenarios = vm_scenarios(selected);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parallel = cores.min(kernels.len());
+    eprintln!(
+        "orphanage: {} scenarios in {} kernels, {parallel} at a time, under {} ({})",
+        scenarios.len(),
+        kernels.len(),
+        chosen.accel.as_str(),
+        chosen.why
+    );
+    let next = Mutex::new(0usize);
+    let columns: Mutex<Vec<Option<Column>>> = Mutex::new(vec![None; kernels.len()]);
+    let started = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..parallel {
+            scope.spawn(|| loop {
+                let i = {
+                    let mut n = next.lock().unwrap_or_else(|p| p.into_inner());
+                    let i = *n;
+                    *n += 1;
+                    i
+                };
+                let Some(k) = kernels.get(i) else { return };
+                let col = run_cell(k, &images[i], &agent, &chosen, &scenarios, cli.boot_floor);
+                if live::interrupted() {
+                    live::stand_down();
+                }
+                columns.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(col);
+            });
+        }
+    });
+    let columns: Vec<Column> = columns
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .flatten()
+        .collect();
+    let rows: Vec<String> = selected.iter().map(|l| l.name.clone()).collect();
+    println!();
+    print!("{}", matrix::render_text(&rows, &columns));
+    println!();
+    for l in matrix::reasons(&rows, &columns) {
+        println!("{l}");
+    }
+    println!();
+    for l in matrix::figures_lines(&columns) {
+        println!("{l}");
+    }
+    println!("whole matrix: {:.1} s", started.elapsed().as_secs_f64());
+    if let Some(dir) = &cli.matrix_report {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::write(
+            dir.join("matrix.md"),
+            matrix::render_markdown(&rows, &columns),
+        )
+        .with_context(|| format!("cannot write {}", dir.join("matrix.md").display()))?;
+        std::fs::write(
+            dir.join("matrix.html"),
+            matrix::render_html(&rows, &columns),
+        )
+        .with_context(|| format!("cannot write {}", dir.join("matrix.html").display()))?;
+    }
+    let bad = columns.iter().any(|c| {
+        c.records
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::Fail | Outcome::Broken))
+    });
+    Ok(if bad {
+        ExitCode::from(101)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_cell(
+    k: &Kernel,
+    image: &Path,
+    agent: &[u8],
+    chosen: &Chosen,
+    scenarios: &[VmScenario],
+    with_floor: bool,
+) -> Column {
+    let floor = if with_floor {
+        eprintln!("[{}] measuring the boot floor", k.name);
+        boot_floor(k, image, agent, chosen)
+    } else {
+        None
+    };
+    eprintln!("[{}] booting {}", k.name, image.display());
+    let batch = Batch {
+        kernel: image.to_path_buf(),
+        cmdline: k.cmdline.clone(),
+        qemu_args: k.qemu_args.clone(),
+        scenarios: scenarios.to_vec(),
+    };
+    let name = k.name.clone();
+    let run = vm::run_vm(&batch, agent, chosen.accel, &[], &mut |p| match p {
+        Progress::Booted { release, after } => {
+            eprintln!(
+                "[{name}] {release} started init after {:.1} s",
+                after.as_secs_f64()
+            )
+        }
+        Progress::Finished { done, total } if done == total || done % 20 == 0 => {
+            eprintln!("[{name}] {done}/{total} scenarios")
+        }
+        Progress::Finished { .. } => {}
+    });
+    let records: Vec<TrialRecord> = scenarios
+        .iter()
+        .map(|s| {
+            let events = run.events_of(&s.name);
+            let area = s.name.split("::").next().unwrap_or_default();
+            let steps_ms = events.iter().find_map(|e| match e {
+                orphanage_scenario::Event::Finished { steps_ms, .. } => Some(*steps_ms),
+                _ => None,
+            });
+            TrialRecord::from_events(
+                &s.name,
+                area,
+                &events,
+                Duration::from_secs_f64(steps_ms.unwrap_or(0.0) / 1000.0),
+            )
+        })
+        .collect();
+    match &run.broken {
+        Some(b) => eprintln!(
+            "[{}] the VM failed after {:.1} s: {b}",
+            k.name,
+            run.wall.as_secs_f64()
+        ),
+        None => eprintln!("[{}] done in {:.1} s", k.name, run.wall.as_secs_f64()),
+    }
+    column(&k.name, chosen, floor, &run, records)
+}
+
+/// `orphanage kernels fetch|path`.
+pub fn kernels_command(cli: KernelsCli) -> anyhow::Result<ExitCode> {
+    let (file, names, fetch) = match cli.command {
+        KernelsCommand::Fetch { kernels, names } => (kernels, names, true),
+        KernelsCommand::Path { kernels, names } => (kernels, names, false),
+    };
+    let file = file.unwrap_or_else(crate::default_kernels_file);
+    let all = kernels::load(&file)?;
+    let kernels = kernels::select(&file, all, &names)?;
+    let cache = kernels::cache_dir();
+    if !fetch {
+        let mut missing = false;
+        for k in &kernels {
+            match k.image(&cache) {
+                Some(p) => println!("{}\t{}", k.name, p.display()),
+                None => {
+                    eprintln!("orphanage: kernel {} is not fetched yet", k.name);
+                    missing = true;
+                }
+            }
+        }
+        return Ok(if missing {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    std::fs::create_dir_all(&cache)
+        .with_context(|| format!("cannot create {}", cache.display()))?;
+    match kernels::fetch(&kernels, &cache, |m| eprintln!("orphanage: {m}")) {
+        Ok(images) => {
+            for (name, image) in images {
+                println!("{name}\t{}", image.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(FetchError::BadInput(m)) => bail!("{m}"),
+        Err(FetchError::Failed(m)) => {
+            eprintln!("orphanage: {m}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
