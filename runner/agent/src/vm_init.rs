@@ -50,6 +50,22 @@ pub fn main() -> ! {
             console(&format!("mount {fstype} on {target}: {e}"));
         }
     }
+    // The links udev or systemd make on any real system. Without /dev/fd,
+    // kernels with TOMOYO among their LSMs (Debian's 5.10) fail
+    // execveat(fd, "", AT_EMPTY_PATH) with ENOENT: TOMOYO resolves the
+    // "/dev/fd/N" name exec gives such a program.
+    for (link, target) in [
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ] {
+        if let Err(e) = std::os::unix::fs::symlink(target, link) {
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                console(&format!("symlink {link} -> {target}: {e}"));
+            }
+        }
+    }
     let _ = std::fs::create_dir_all("/tmp");
     let mut port = match open_results_port() {
         Ok(p) => p,

@@ -414,6 +414,7 @@ fn fetch_one(apt_dir: &Path, cache: &Path, package: &str, suite: &str) -> Result
     if !download.status.success() {
         let why = last_lines(&download.stderr, 2);
         if why.contains("Unable to locate package")
+            || why.contains("Couldn't find any package")
             || why.contains("was not found")
             || why.contains("Can't select")
             || why.contains("has no installation candidate")
@@ -438,8 +439,10 @@ fn fetch_one(apt_dir: &Path, cache: &Path, package: &str, suite: &str) -> Result
         .spawn()
         .map_err(|e| failed(format!("dpkg-deb: {e}")))?;
     let tar = Command::new("tar")
-        .args(["-x", "--wildcards", "./boot/vmlinuz-*", "-C"])
+        .arg("-x")
+        .arg("-C")
         .arg(work.path())
+        .args(["--wildcards", "./boot/vmlinuz-*"])
         .stdin(dpkg.stdout.take().expect("piped"))
         .output()
         .map_err(|e| failed(format!("tar: {e}")))?;
