@@ -219,11 +219,23 @@ pub fn sweep_children(deadline: std::time::Duration) {
     }
 }
 
-/// A directory the interrupt handler removes on its way out (the agent's copy).
-static REMOVE_ON_EXIT: Mutex<Option<PathBuf>> = Mutex::new(None);
+/// Directories the interrupt handler removes on its way out (the agent's
+/// copy, each VM's initramfs).
+static REMOVE_ON_EXIT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 pub fn remove_on_interrupt(dir: PathBuf) {
-    *REMOVE_ON_EXIT.lock().unwrap_or_else(|p| p.into_inner()) = Some(dir);
+    REMOVE_ON_EXIT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(dir);
+}
+
+/// The directory is gone already (or about to be): forget it.
+pub fn forget_on_interrupt(dir: &std::path::Path) {
+    REMOVE_ON_EXIT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|d| d != dir);
 }
 
 /// Blocks SIGINT and SIGTERM in this thread (and so in every thread started
@@ -258,10 +270,10 @@ pub fn install_interrupt_handler() -> nix::Result<()> {
                 }
             }
             sweep_children(std::time::Duration::from_secs(5));
-            if let Some(dir) = REMOVE_ON_EXIT
+            for dir in REMOVE_ON_EXIT
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .as_ref()
+                .iter()
             {
                 let _ = std::fs::remove_dir_all(dir);
             }

@@ -73,6 +73,7 @@ pub fn silence_allowance(scenarios: &[VmScenario]) -> Duration {
 /// The boot's initramfs lives in a private directory removed afterwards.
 fn write_initramfs(agent: &[u8], scenarios: &[VmScenario]) -> std::io::Result<tempfile::TempDir> {
     let dir = tempfile::Builder::new().prefix("orphanage-vm-").tempdir()?;
+    live::remove_on_interrupt(dir.path().to_path_buf());
     std::fs::write(
         dir.path().join("initramfs.cpio"),
         agent_initramfs(agent, scenarios),
@@ -140,6 +141,7 @@ pub fn run(
     let mut child = match spawn_qemu(&qemu_argv(&boot), Stdio::piped()) {
         Ok(c) => c,
         Err(e) => {
+            live::forget_on_interrupt(dir.path());
             out.broken = Some(format!("cannot start {QEMU}: {e}"));
             return out;
         }
@@ -152,6 +154,7 @@ pub fn run(
     }) else {
         let _ = child.kill();
         let _ = child.wait();
+        live::forget_on_interrupt(dir.path());
         out.broken = Some("interrupted".into());
         return out;
     };
@@ -289,6 +292,7 @@ pub fn run(
         )),
         (None, None, false) => None,
     };
+    live::forget_on_interrupt(dir.path());
     drop(dir);
     out
 }
