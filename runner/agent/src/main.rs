@@ -28,7 +28,9 @@ fn main() {
     let global_init = nix::unistd::getpid().as_raw() == 1 && !in_child_pid_namespace();
     match args.get(1).map(String::as_str) {
         Some("run") => controller::main(),
-        None | Some("vm-init") if global_init => vm_init::main(),
+        None | Some("vm-init") if global_init => vm_init::main(false),
+        // A test knob (kernel command line `-- no-pid-namespaces`): behave as on a kernel without them.
+        Some("no-pid-namespaces") if global_init => vm_init::main(true),
         Some("poweroff") if global_init => vm_init::power_off(),
         Some("worker") if args.len() == 5 => match args[3].parse() {
             Ok(fd) => worker::serve_execed(&args[2], fd, args[4] == "sigpipe-ignored"),

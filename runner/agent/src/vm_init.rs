@@ -40,7 +40,8 @@ pub fn power_off() -> ! {
     std::process::exit(1)
 }
 
-pub fn main() -> ! {
+/// `simulate_no_pid_namespaces`: see `pretend_no_pid_namespaces`.
+pub fn main(simulate_no_pid_namespaces: bool) -> ! {
     for (what, target, fstype) in [
         ("proc", "/proc", "proc"),
         ("sysfs", "/sys", "sysfs"),
@@ -67,6 +68,11 @@ pub fn main() -> ! {
         }
     }
     let _ = std::fs::create_dir_all("/tmp");
+    if simulate_no_pid_namespaces {
+        if let Err(e) = pretend_no_pid_namespaces() {
+            console(&format!("cannot install the no-pid-namespaces filter: {e}"));
+        }
+    }
     let mut port = match open_results_port() {
         Ok(p) => p,
         Err(e) => {
@@ -436,4 +442,55 @@ fn reap_within(pid: i32, grace: Duration) -> Option<i32> {
         std::thread::sleep(interval);
         interval = (interval * 2).min(Duration::from_millis(5));
     }
+}
+
+/// For testing the harness against a kernel without pid namespaces (as
+/// Asterinas is): a seccomp filter on init, inherited by everything it
+/// starts, makes clone(2) and unshare(2) with CLONE_NEWPID fail with EINVAL,
+/// and clone3(2) (whose flags a filter cannot read) with ENOSYS, as on a
+/// kernel that predates it. The kernel itself then returns those errnos.
+pub fn pretend_no_pid_namespaces() -> Result<(), Errno> {
+    const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |op: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | op | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    let load = |offset: u32| stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, offset);
+    let ret = |k: u32| stmt(libc::BPF_RET | libc::BPF_K, k);
+    let program = [
+        load(4),                                               // 0: seccomp_data.arch
+        jump(libc::BPF_JEQ, AUDIT_ARCH_X86_64, 0, 5),          // 1: another arch: allow
+        load(0),                                               // 2: seccomp_data.nr
+        jump(libc::BPF_JEQ, libc::SYS_clone3 as u32, 5, 0),    // 3: to ENOSYS
+        jump(libc::BPF_JEQ, libc::SYS_clone as u32, 2, 0),     // 4: to the flags
+        jump(libc::BPF_JEQ, libc::SYS_unshare as u32, 1, 0),   // 5: to the flags
+        ret(libc::SECCOMP_RET_ALLOW),                          // 6
+        load(16),                                              // 7: args[0], low half
+        jump(libc::BPF_JSET, libc::CLONE_NEWPID as u32, 2, 0), // 8: to EINVAL
+        ret(libc::SECCOMP_RET_ALLOW),                          // 9
+        ret(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),    // 10
+        ret(libc::SECCOMP_RET_ERRNO | libc::EINVAL as u32),    // 11
+    ];
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: the filter is read during the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    Errno::result(r).map(|_| ())
 }

@@ -186,23 +186,40 @@ fn matrix_with_a_panicking_kernel(image: &Path) -> Result<(), Failed> {
     let tmp = tempfile::tempdir().unwrap();
     let vm_tmp = tmp.path().join("tmp");
     std::fs::create_dir(&vm_tmp).unwrap();
+    let suites = common::suite_of(&[
+        (
+            &repo().join("suites/memfd/noexec_seal_flag_seals_exec.yaml"),
+            None,
+        ),
+        (
+            &repo().join("suites/memfd/seal_write_refuses_writes.yaml"),
+            None,
+        ),
+        (
+            &repo().join("suites/subreaper/nearest_ancestor_adopts.yaml"),
+            None,
+        ),
+    ]);
     let kernels = tmp.path().join("kernels.yaml");
-    // rdinit names no file: the kernel finds no init and panics.
+    // The same kernel three ways: as it is; with init told to filter
+    // CLONE_NEWPID to EINVAL (a kernel without pid namespaces, as Asterinas);
+    // and with rdinit naming no file, so the kernel finds no init and panics.
     std::fs::write(
         &kernels,
         format!(
-            "kernels:\n  - name: good\n    path: {0}\n  - name: no-init\n    path: {0}\n    cmdline: rdinit=/no/such/init\n",
+            "kernels:\n  - name: good\n    path: {0}\n  - name: no-pidns\n    path: {0}\n    cmdline: -- no-pid-namespaces\n  - name: no-init\n    path: {0}\n    cmdline: rdinit=/no/such/init\n",
             image.display()
         ),
     )
     .unwrap();
     let report_dir = tmp.path().join("matrix");
     let out = orphanage()
+        .arg("--suites")
+        .arg(suites.path())
         .arg("--kernels")
         .arg(&kernels)
         .args(["--accel", "tcg", "--matrix-report"])
         .arg(&report_dir)
-        .args(["--exact", "memfd::noexec_seal_flag_seals_exec"])
         .env("TMPDIR", &vm_tmp)
         .current_dir(repo())
         .output()
@@ -214,32 +231,51 @@ fn matrix_with_a_panicking_kernel(image: &Path) -> Result<(), Failed> {
     check(out.status.code() == Some(101), || {
         format!("exit {:?}\n{all}", out.status)
     })?;
-    let row = stdout
-        .lines()
-        .find(|l| l.starts_with("memfd::noexec_seal_flag_seals_exec"))
-        .unwrap_or_default();
-    let cells: Vec<&str> = row.split_whitespace().collect();
+    let row = |name: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    };
+    for (name, cells) in [
+        (
+            "fixture::noexec_seal_flag_seals_exec",
+            ["unsupported", "unsupported", "BROKEN"],
+        ),
+        (
+            "fixture::seal_write_refuses_writes",
+            ["pass", "pass", "BROKEN"],
+        ),
+        (
+            "fixture::nearest_ancestor_adopts",
+            ["pass", "unsupported", "BROKEN"],
+        ),
+    ] {
+        check(row(name) == cells, || {
+            format!("{name}: {:?}\n{all}", row(name))
+        })?;
+    }
     check(
-        cells
-            == [
-                "memfd::noexec_seal_flag_seals_exec",
-                "unsupported",
-                "BROKEN",
-            ],
-        || format!("row {row:?}\n{all}"),
+        stdout.contains("good (6.1.") && stdout.contains("no-pidns (6.1."),
+        || format!("headers with the release:\n{stdout}"),
     )?;
-    check(stdout.contains("good (6.1."), || {
-        format!("header with the release:\n{stdout}")
-    })?;
     check(stdout.contains("no-init (did not boot)"), || {
         stdout.to_string()
     })?;
+    check(
+        stdout.contains("no-pidns fixture::nearest_ancestor_adopts: unsupported: clone(CLONE_NEWPID|CLONE_NEWNS): EINVAL (needs pid namespaces)"),
+        || stdout.to_string(),
+    )?;
     check(all.contains("Kernel panic"), || {
         format!("no log tail:\n{all}")
     })?;
     let md = std::fs::read_to_string(report_dir.join("matrix.md")).unwrap();
     check(
-        md.contains("| `memfd::noexec_seal_flag_seals_exec` | unsupported | BROKEN |"),
+        md.contains("| `fixture::nearest_ancestor_adopts` | pass | unsupported | BROKEN |"),
         || md.clone(),
     )?;
     let html = std::fs::read_to_string(report_dir.join("matrix.html")).unwrap();
@@ -327,7 +363,7 @@ fn main() {
             single_kernel_run,
         ),
         vm_trial(
-            "vm::matrix_reports_a_panicking_kernel_and_runs_the_other",
+            "vm::matrix_shows_missing_pid_namespaces_and_a_panicking_kernel",
             matrix_with_a_panicking_kernel,
         ),
         vm_trial("vm::ctrl_c_leaves_no_qemu", interrupt_kills_qemu),
