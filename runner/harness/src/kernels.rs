@@ -21,6 +21,9 @@ struct Entry {
     /// Or any kernel image, relative to the matrix file.
     #[serde(default)]
     path: Option<PathBuf>,
+    /// Or the running kernel, as `cargo run` tests it (a column to compare with).
+    #[serde(default)]
+    host: bool,
     /// Extra QEMU arguments, for kernels that boot differently.
     #[serde(default)]
     qemu_args: Vec<String>,
@@ -37,8 +40,13 @@ struct File {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    Package { package: String, suite: String },
+    Package {
+        package: String,
+        suite: String,
+    },
     Path(PathBuf),
+    /// The running kernel, no VM.
+    Host,
 }
 
 /// A validated matrix entry.
@@ -117,7 +125,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Kernel>, KernelsError> {
         if kernels.iter().any(|k| k.name == e.name) {
             return Err(bad("the name is used twice".into()));
         }
+        if e.host {
+            if e.package.is_some() || e.suite.is_some() || e.path.is_some() {
+                return Err(bad(
+                    "host runs on the running kernel: no package, suite or path".into(),
+                ));
+            }
+            if !e.qemu_args.is_empty() || !e.cmdline.is_empty() {
+                return Err(bad("host boots nothing: no qemu_args or cmdline".into()));
+            }
+        }
         let source = match (&e.package, &e.suite, &e.path) {
+            _ if e.host => Source::Host,
             (Some(p), Some(s), None) if simple_word(p) && simple_word(s) => Source::Package {
                 package: p.clone(),
                 suite: s.clone(),
@@ -135,7 +154,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Kernel>, KernelsError> {
             (Some(_), _, Some(_)) => {
                 return Err(bad("give either package or path, not both".into()))
             }
-            (None, _, None) => return Err(bad("give either package (with suite) or path".into())),
+            (None, _, None) => {
+                return Err(bad(
+                    "give either package (with suite), path, or host: true".into()
+                ))
+            }
         };
         kernels.push(Kernel {
             name: e.name,
@@ -211,9 +234,11 @@ pub fn package_dir(cache: &Path, package: &str) -> PathBuf {
 impl Kernel {
     /// The image to boot: the given path, or from the cache the unpacked
     /// vmlinux when fetch could make one (it starts much faster under TCG),
-    /// else the package's vmlinuz. None when the package is not fetched yet.
+    /// else the package's vmlinuz. None when the package is not fetched yet,
+    /// and for the host, which boots nothing.
     pub fn image(&self, cache: &Path) -> Option<PathBuf> {
         match &self.source {
+            Source::Host => None,
             Source::Path(p) => Some(p.clone()),
             Source::Package { package, .. } => {
                 let dir = package_dir(cache, package);
@@ -341,7 +366,7 @@ pub fn fetch(
             .iter()
             .filter_map(|k| match &k.source {
                 Source::Package { suite, .. } => Some(suite.clone()),
-                Source::Path(_) => None,
+                Source::Path(_) | Source::Host => None,
             })
             .collect();
         let system = [
@@ -389,6 +414,7 @@ pub fn fetch(
     }
     kernels
         .iter()
+        .filter(|k| k.source != Source::Host)
         .map(|k| match k.image(cache) {
             Some(p) => Ok((k.name.clone(), p)),
             None => Err(FetchError::Failed(format!(
@@ -542,10 +568,11 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/kernels.yaml");
         let kernels = load(&path).unwrap();
         let names: Vec<&str> = kernels.iter().map(|k| k.name.as_str()).collect();
-        assert_eq!(names, ["5.10", "6.1", "6.12"]);
-        for k in &kernels {
+        assert_eq!(names, ["5.10", "6.1", "6.12", "host"]);
+        for k in &kernels[..3] {
             assert!(matches!(k.source, Source::Package { .. }), "{k:?}");
         }
+        assert_eq!(kernels[3].source, Source::Host);
     }
 
     #[rstest]

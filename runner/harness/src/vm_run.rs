@@ -206,10 +206,13 @@ fn column(
 pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<ExitCode> {
     let all = kernels::load(file)?;
     let kernels = kernels::select(file, all, &cli.only_kernel)?;
-    check_qemu()?;
     let cache = kernels::cache_dir();
     let mut images = Vec::new();
     for k in &kernels {
+        if k.source == kernels::Source::Host {
+            images.push(None);
+            continue;
+        }
         let Some(image) = k.image(&cache) else {
             bail!(
                 "kernel {} is not fetched yet (run `orphanage kernels fetch --kernels {} {}`)",
@@ -219,13 +222,36 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
             );
         };
         vm::check_kernel_file(&image).map_err(anyhow::Error::msg)?;
-        images.push(image);
+        images.push(Some(image));
     }
     if selected.is_empty() {
         bail!("no scenario matches the filters");
     }
     let agent = agent_bytes(cli)?;
-    let chosen = vm::choose_accel(cli.accel, &images[0]);
+    // The host column runs the agent from a file, as `cargo run` does.
+    let host_agent = if images.iter().any(Option::is_none) {
+        let agent = match &cli.agent {
+            Some(p) => crate::agent_binary::AgentBinary::given(p),
+            None => crate::agent_binary::AgentBinary::materialize(|dir| {
+                live::remove_on_interrupt(dir.to_path_buf())
+            })
+            .context("cannot write the agent to a temporary directory")?,
+        };
+        live::become_subreaper().context("cannot become a child subreaper")?;
+        Some(agent)
+    } else {
+        None
+    };
+    let chosen = match images.iter().flatten().next() {
+        Some(first) => {
+            check_qemu()?;
+            vm::choose_accel(cli.accel, first)
+        }
+        None => Chosen {
+            accel: vm::Accel::Tcg,
+            why: "no VM".into(),
+        },
+    };
     let scenarios = vm_scenarios(selected);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let parallel = cores.min(kernels.len());
@@ -249,7 +275,13 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
                     i
                 };
                 let Some(k) = kernels.get(i) else { return };
-                let col = run_cell(k, &images[i], &agent, &chosen, &scenarios, cli.boot_floor);
+                let col = match (&images[i], &host_agent) {
+                    (Some(image), _) => {
+                        run_cell(k, image, &agent, &chosen, &scenarios, cli.boot_floor)
+                    }
+                    (None, Some(host)) => run_host_cell(k, host.path(), selected),
+                    (None, None) => unreachable!("the host agent exists when a column needs it"),
+                };
                 if live::interrupted() {
                     live::stand_down();
                 }
@@ -362,6 +394,39 @@ fn run_cell(
     column(&k.name, chosen, floor, &run, records)
 }
 
+/// The host column: the same scenarios on the running kernel, one at a time.
+fn run_host_cell(k: &Kernel, agent: &Path, selected: &[Loaded]) -> Column {
+    let started = std::time::Instant::now();
+    let records = selected
+        .iter()
+        .map(|l| {
+            let begun = std::time::Instant::now();
+            let mut events = Vec::new();
+            crate::target::run_on_host(agent, &l.scenario, &mut |e| events.push(e.clone()));
+            TrialRecord::from_events(&l.name, &l.area, &events, begun.elapsed())
+        })
+        .collect();
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .ok();
+    eprintln!(
+        "[{}] done in {:.1} s",
+        k.name,
+        started.elapsed().as_secs_f64()
+    );
+    Column {
+        name: k.name.clone(),
+        release,
+        accel: "no VM".into(),
+        records,
+        broken: None,
+        figures: Figures {
+            wall: started.elapsed(),
+            ..Figures::default()
+        },
+    }
+}
+
 /// `orphanage kernels fetch|path`.
 pub fn kernels_command(cli: KernelsCli) -> anyhow::Result<ExitCode> {
     let (file, names, fetch) = match cli.command {
@@ -377,6 +442,9 @@ pub fn kernels_command(cli: KernelsCli) -> anyhow::Result<ExitCode> {
         for k in &kernels {
             match k.image(&cache) {
                 Some(p) => println!("{}\t{}", k.name, p.display()),
+                None if k.source == kernels::Source::Host => {
+                    println!("{}\t(the running kernel)", k.name)
+                }
                 None => {
                     eprintln!("orphanage: kernel {} is not fetched yet", k.name);
                     missing = true;
