@@ -594,7 +594,7 @@ mod tests {
     #[case::neither(
         "kernels:\n  - name: a\n",
         "m.yaml: kernels[0] (a): ",
-        "either package (with suite) or path"
+        "either package (with suite), path, or host: true"
     )]
     #[case::twice(
         "kernels:\n  - {name: a, path: k}\n  - {name: a, path: j}\n",
