@@ -591,6 +591,11 @@ mod tests {
         "m.yaml: kernels[0] (a): ",
         "needs the suite"
     )]
+    #[case::host_with_path(
+        "kernels:\n  - {name: h, host: true, path: k}\n",
+        "m.yaml: kernels[0] (h): ",
+        "no package, suite or path"
+    )]
     #[case::neither(
         "kernels:\n  - name: a\n",
         "m.yaml: kernels[0] (a): ",
