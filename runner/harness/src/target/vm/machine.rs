@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 pub const QEMU: &str = "qemu-system-x86_64";
 
+/// How long a VM that reported everything may take to power off before it is killed.
+const POWER_OFF_GRACE: Duration = Duration::from_secs(10);
+
 /// What one VM is asked to do.
 #[derive(Debug, Clone)]
 pub struct Batch {
@@ -164,18 +167,26 @@ pub fn run(
     let mut pending = Vec::new();
     let (mut results_open, mut console_open) = (true, true);
     let mut last_frame = Instant::now();
-    let mut done = false;
+    let mut done_at: Option<Instant> = None;
     let mut finished = 0;
     let total = batch.scenarios.len();
     let silence = silence_allowance(&batch.scenarios);
     let mut stopped_for: Option<String> = None;
     while results_open || console_open {
-        let allowed = if out.release.is_some() {
+        if let Some(at) = done_at {
+            // Every verdict is in: QEMU gets a moment to power off, then goes.
+            if at.elapsed() >= POWER_OFF_GRACE {
+                break;
+            }
+        }
+        let allowed = if let Some(at) = done_at {
+            POWER_OFF_GRACE.saturating_sub(at.elapsed())
+        } else if out.release.is_some() {
             silence.saturating_sub(last_frame.elapsed())
         } else {
             boot_allowance(accel).saturating_sub(started.elapsed())
         };
-        if allowed.is_zero() {
+        if allowed.is_zero() && done_at.is_none() {
             stopped_for = Some(if out.release.is_some() {
                 format!(
                     "the VM went silent for {} s while running scenarios",
@@ -262,7 +273,7 @@ pub fn run(
                         }
                         out.events.entry(scenario).or_default().push(event);
                     }
-                    Ok(VmFrame::Done) => done = true,
+                    Ok(VmFrame::Done) => done_at = Some(Instant::now()),
                     // A stray line is kept with the console, for the diagnosis.
                     Err(e) => watch.push(format!("[result port] {e}\n").as_bytes()),
                 }
@@ -281,7 +292,7 @@ pub fn run(
     out.wall = started.elapsed();
     out.console = watch.text();
     let death = watch.death();
-    out.broken = match (death, stopped_for, done) {
+    out.broken = match (death, stopped_for, done_at.is_some()) {
         (Some(d), _, _) => Some(format!("{}:\n{}", d.describe(), watch.tail(15))),
         (None, Some(why), _) => Some(format!("{why}; last console lines:\n{}", watch.tail(15))),
         (None, None, true) => None,
