@@ -28,6 +28,8 @@ pub struct Figures {
     pub booted: Option<Duration>,
     pub first_result: Option<Duration>,
     pub wall: Duration,
+    /// CPU time QEMU used for the cell.
+    pub qemu_cpu: Option<Duration>,
 }
 
 impl Column {
@@ -71,7 +73,7 @@ pub fn figures_lines(columns: &[Column]) -> Vec<String> {
                 _ => String::new(),
             };
             format!(
-                "{}: {} ({}); boot floor {}, init up {}, first result {}{ratio}, whole cell {}",
+                "{}: {} ({}); boot floor {}, init up {}, first result {}{ratio}, whole cell {} (QEMU CPU {})",
                 c.name,
                 c.release.as_deref().unwrap_or("did not boot"),
                 c.accel,
@@ -79,6 +81,7 @@ pub fn figures_lines(columns: &[Column]) -> Vec<String> {
                 secs(f.booted),
                 secs(f.first_result),
                 secs(Some(f.wall)),
+                secs(f.qemu_cpu),
             )
         })
         .collect()

@@ -197,6 +197,7 @@ fn column(
             booted: run.booted_after,
             first_result: run.first_result_after,
             wall: run.wall,
+            qemu_cpu: run.qemu_cpu,
         },
     }
 }

@@ -51,7 +51,44 @@ pub struct VmRun {
     /// From QEMU's start to the first scenario's verdict.
     pub first_result_after: Option<Duration>,
     pub wall: Duration,
+    /// CPU time QEMU used (user + system): unlike wall time, barely moved by
+    /// other work on the machine.
+    pub qemu_cpu: Option<Duration>,
     pub console: String,
+}
+
+/// Waits for QEMU with wait4(2), which also says how much CPU it used. Our
+/// child, unreaped until now, so its pid is still ours.
+fn reap_with_usage(pid: i32) -> (Option<i32>, Option<Duration>) {
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is valid; wait4 fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = loop {
+        // SAFETY: waiting for our own child.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::__WALL, &mut usage) };
+        if r >= 0 || nix::errno::Errno::last() != nix::errno::Errno::EINTR {
+            break r;
+        }
+    };
+    if r != pid {
+        return (None, None); // reaped by the interrupt handler
+    }
+    let secs = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (
+        Some(status),
+        Some(secs(usage.ru_utime) + secs(usage.ru_stime)),
+    )
+}
+
+fn describe_status(status: i32) -> String {
+    if libc::WIFSIGNALED(status) {
+        format!(
+            "killed by {}",
+            orphanage_scenario::signal_name(libc::WTERMSIG(status))
+        )
+    } else {
+        format!("exit status {}", libc::WEXITSTATUS(status))
+    }
 }
 
 /// How long a kernel may take to reach init before the boot counts as hung.
@@ -282,7 +319,8 @@ pub fn run(
     }
     // Whatever ended the loop, QEMU goes now (it has usually exited already).
     registration.kill();
-    let status = child.wait().ok();
+    let (status, cpu) = reap_with_usage(pid);
+    out.qemu_cpu = cpu;
     registration.reaped();
     drop(registration);
     // Drain what QEMU wrote before it died.
@@ -298,7 +336,7 @@ pub fn run(
         (None, None, true) => None,
         (None, None, false) if init_args.is_empty() => Some(format!(
             "QEMU ended ({}) before every scenario reported; last console lines:\n{}",
-            status.map_or("killed".into(), |s| s.to_string()),
+            status.map_or("status unknown".into(), describe_status),
             watch.tail(15)
         )),
         (None, None, false) => None,
