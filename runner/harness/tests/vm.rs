@@ -201,13 +201,14 @@ fn matrix_with_a_panicking_kernel(image: &Path) -> Result<(), Failed> {
         ),
     ]);
     let kernels = tmp.path().join("kernels.yaml");
-    // The same kernel three ways: as it is; with init told to filter
+    // The same kernel four ways: as it is; with init told to filter
     // CLONE_NEWPID to EINVAL (a kernel without pid namespaces, as Asterinas);
-    // and with rdinit naming no file, so the kernel finds no init and panics.
+    // with rdinit naming no file, so the kernel finds no init and panics; and
+    // with an argument init does not know, so init exits.
     std::fs::write(
         &kernels,
         format!(
-            "kernels:\n  - name: good\n    path: {0}\n  - name: no-pidns\n    path: {0}\n    cmdline: -- no-pid-namespaces\n  - name: no-init\n    path: {0}\n    cmdline: rdinit=/no/such/init\n",
+            "kernels:\n  - name: good\n    path: {0}\n  - name: no-pidns\n    path: {0}\n    cmdline: -- no-pid-namespaces\n  - name: no-init\n    path: {0}\n    cmdline: rdinit=/no/such/init\n  - name: init-exits\n    path: {0}\n    cmdline: -- no-such-mode\n",
             image.display()
         ),
     )
@@ -244,15 +245,15 @@ fn matrix_with_a_panicking_kernel(image: &Path) -> Result<(), Failed> {
     for (name, cells) in [
         (
             "fixture::noexec_seal_flag_seals_exec",
-            ["unsupported", "unsupported", "BROKEN"],
+            ["unsupported", "unsupported", "BROKEN", "BROKEN"],
         ),
         (
             "fixture::seal_write_refuses_writes",
-            ["pass", "pass", "BROKEN"],
+            ["pass", "pass", "BROKEN", "BROKEN"],
         ),
         (
             "fixture::nearest_ancestor_adopts",
-            ["pass", "unsupported", "BROKEN"],
+            ["pass", "unsupported", "BROKEN", "BROKEN"],
         ),
     ] {
         check(row(name) == cells, || {
@@ -275,7 +276,9 @@ fn matrix_with_a_panicking_kernel(image: &Path) -> Result<(), Failed> {
     })?;
     let md = std::fs::read_to_string(report_dir.join("matrix.md")).unwrap();
     check(
-        md.contains("| `fixture::nearest_ancestor_adopts` | pass | unsupported | BROKEN |"),
+        md.contains(
+            "| `fixture::nearest_ancestor_adopts` | pass | unsupported | BROKEN | BROKEN |",
+        ),
         || md.clone(),
     )?;
     let html = std::fs::read_to_string(report_dir.join("matrix.html")).unwrap();
@@ -363,7 +366,7 @@ fn main() {
             single_kernel_run,
         ),
         vm_trial(
-            "vm::matrix_shows_missing_pid_namespaces_and_a_panicking_kernel",
+            "vm::matrix_shows_missing_pid_namespaces_a_panic_and_init_exiting",
             matrix_with_a_panicking_kernel,
         ),
         vm_trial("vm::ctrl_c_leaves_no_qemu", interrupt_kills_qemu),
