@@ -357,6 +357,12 @@ pub fn fetch(
     cache: &Path,
     mut say: impl FnMut(&str),
 ) -> Result<Vec<(String, PathBuf)>, FetchError> {
+    // An interrupted fetch leaves its work directory behind: clear those first.
+    for stale in std::fs::read_dir(cache).into_iter().flatten().flatten() {
+        if stale.file_name().to_string_lossy().starts_with(".fetch-") {
+            let _ = std::fs::remove_dir_all(stale.path());
+        }
+    }
     let missing: Vec<&Kernel> = kernels
         .iter()
         .filter(|k| k.image(cache).is_none())
