@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 pub const QEMU: &str = "qemu-system-x86_64";
 
+/// How long the console is still read after an oops, for its trace.
+const OOPS_TRACE: Duration = Duration::from_secs(2);
+
 /// How long a VM that reported everything may take to power off before it is killed.
 const POWER_OFF_GRACE: Duration = Duration::from_secs(10);
 
@@ -205,25 +208,33 @@ pub fn run(
     let (mut results_open, mut console_open) = (true, true);
     let mut last_frame = Instant::now();
     let mut done_at: Option<Instant> = None;
+    let mut oops_at: Option<Instant> = None;
     let mut finished = 0;
     let total = batch.scenarios.len();
     let silence = silence_allowance(&batch.scenarios);
     let mut stopped_for: Option<String> = None;
     while results_open || console_open {
+        // The kernel lives on after an oops, but nothing it reports afterwards
+        // can be trusted: keep its trace a moment for the log tail, then stop.
+        if oops_at.is_some_and(|at| at.elapsed() >= OOPS_TRACE) {
+            break;
+        }
         if let Some(at) = done_at {
             // Every verdict is in: QEMU gets a moment to power off, then goes.
             if at.elapsed() >= POWER_OFF_GRACE {
                 break;
             }
         }
-        let allowed = if let Some(at) = done_at {
+        let allowed = if let Some(at) = oops_at {
+            OOPS_TRACE.saturating_sub(at.elapsed())
+        } else if let Some(at) = done_at {
             POWER_OFF_GRACE.saturating_sub(at.elapsed())
         } else if out.release.is_some() {
             silence.saturating_sub(last_frame.elapsed())
         } else {
             boot_allowance(accel).saturating_sub(started.elapsed())
         };
-        if allowed.is_zero() && done_at.is_none() {
+        if allowed.is_zero() && done_at.is_none() && oops_at.is_none() {
             stopped_for = Some(if out.release.is_some() {
                 format!(
                     "the VM went silent for {} s while running scenarios",
@@ -275,11 +286,8 @@ pub fn run(
                 Ok(0) | Err(_) => console_open = false,
                 Ok(n) => watch.push(&buf[..n]),
             }
-            if let Some(Death::Oops) = watch.death() {
-                // The kernel lives on after an oops, but nothing it reports
-                // afterwards can be trusted.
-                stopped_for = Some("kernel oops".into());
-                break;
+            if watch.death() == Some(Death::Oops) && oops_at.is_none() {
+                oops_at = Some(Instant::now());
             }
         }
         if fds[0].revents != 0 {
