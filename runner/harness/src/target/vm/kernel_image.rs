@@ -42,12 +42,22 @@ pub fn check_kernel_file(path: &Path) -> Result<KernelKind, String> {
         .read(&mut head)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     head.truncate(n);
-    kernel_kind(&head).ok_or_else(|| {
+    let kind = kernel_kind(&head).ok_or_else(|| {
         format!(
             "{}: not a kernel image (expected an x86 bzImage or an x86-64 ELF vmlinux)",
             path.display()
         )
-    })
+    })?;
+    if kind == KernelKind::Elf {
+        let elf = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if !has_pvh_note(&elf) {
+            return Err(format!(
+                "{}: an ELF vmlinux without a PVH entry note, which QEMU cannot boot (use the bzImage)",
+                path.display()
+            ));
+        }
+    }
+    Ok(kind)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
