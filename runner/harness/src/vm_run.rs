@@ -266,6 +266,7 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
     let next = Mutex::new(0usize);
     let columns: Mutex<Vec<Option<Column>>> = Mutex::new(vec![None; kernels.len()]);
     let started = std::time::Instant::now();
+    let board = Board::new(kernels.iter().map(|k| k.name.clone()));
     std::thread::scope(|scope| {
         for _ in 0..parallel {
             scope.spawn(|| loop {
@@ -277,10 +278,16 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
                 };
                 let Some(k) = kernels.get(i) else { return };
                 let col = match (&images[i], &host_agent) {
-                    (Some(image), _) => {
-                        run_cell(k, image, &agent, &chosen, &scenarios, cli.boot_floor)
-                    }
-                    (None, Some(host)) => run_host_cell(k, host.path(), selected),
+                    (Some(image), _) => run_cell(
+                        k,
+                        image,
+                        &agent,
+                        &chosen,
+                        &scenarios,
+                        cli.boot_floor,
+                        (&board, i),
+                    ),
+                    (None, Some(host)) => run_host_cell(k, host.path(), selected, (&board, i)),
                     (None, None) => unreachable!("the host agent exists when a column needs it"),
                 };
                 if live::interrupted() {
@@ -290,6 +297,7 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
             });
         }
     });
+    board.finish();
     let columns: Vec<Column> = columns
         .into_inner()
         .unwrap_or_else(|p| p.into_inner())
@@ -333,6 +341,59 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
     })
 }
 
+/// The matrix's progress while kernels boot. On a terminal, one status line
+/// rewritten in place (`[5.10 booting] [6.1 12/74] ...`) with what matters
+/// printed above it; otherwise one line per step.
+struct Board {
+    tty: bool,
+    cells: Mutex<Vec<(String, String)>>,
+}
+
+impl Board {
+    fn new(names: impl Iterator<Item = String>) -> Self {
+        use std::io::IsTerminal;
+        Board {
+            tty: std::io::stderr().is_terminal(),
+            cells: Mutex::new(names.map(|n| (n, "waiting".into())).collect()),
+        }
+    }
+
+    fn redraw(&self, cells: &[(String, String)]) {
+        let line: Vec<String> = cells.iter().map(|(n, s)| format!("[{n} {s}]")).collect();
+        eprint!("\r\x1b[K{}", line.join(" "));
+    }
+
+    /// A cell's state changed; `every_time` says whether a log line is worth it too.
+    fn set(&self, i: usize, state: String, every_time: bool) {
+        let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+        if self.tty {
+            cells[i].1 = state;
+            self.redraw(&cells);
+        } else if every_time {
+            eprintln!("[{}] {state}", cells[i].0);
+            cells[i].1 = state;
+        }
+    }
+
+    /// A line that stays: printed above the status line.
+    fn say(&self, i: usize, line: &str) {
+        let cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+        if self.tty {
+            eprint!("\r\x1b[K");
+        }
+        eprintln!("[{}] {line}", cells[i].0);
+        if self.tty {
+            self.redraw(&cells);
+        }
+    }
+
+    fn finish(&self) {
+        if self.tty {
+            eprintln!("\r\x1b[K");
+        }
+    }
+}
+
 fn run_cell(
     k: &Kernel,
     image: &Path,
@@ -340,32 +401,32 @@ fn run_cell(
     chosen: &Chosen,
     scenarios: &[VmScenario],
     with_floor: bool,
+    board: (&Board, usize),
 ) -> Column {
+    let (board, i) = board;
     let floor = if with_floor {
-        eprintln!("[{}] measuring the boot floor", k.name);
+        board.set(i, "measuring the boot floor".into(), true);
         boot_floor(k, image, agent, chosen)
     } else {
         None
     };
-    eprintln!("[{}] booting {}", k.name, image.display());
+    board.set(i, "booting".into(), true);
     let batch = Batch {
         kernel: image.to_path_buf(),
         cmdline: k.cmdline.clone(),
         qemu_args: k.qemu_args.clone(),
         scenarios: scenarios.to_vec(),
     };
-    let name = k.name.clone();
     let run = vm::run_vm(&batch, agent, chosen.accel, &[], &mut |p| match p {
-        Progress::Booted { release, after } => {
-            eprintln!(
-                "[{name}] {release} started init after {:.1} s",
-                after.as_secs_f64()
-            )
-        }
-        Progress::Finished { done, total } if done == total || done % 20 == 0 => {
-            eprintln!("[{name}] {done}/{total} scenarios")
-        }
-        Progress::Finished { .. } => {}
+        Progress::Booted { release, after } => board.say(
+            i,
+            &format!("{release} started init after {:.1} s", after.as_secs_f64()),
+        ),
+        Progress::Finished { done, total } => board.set(
+            i,
+            format!("{done}/{total}"),
+            done == total || done % 20 == 0,
+        ),
     });
     let records: Vec<TrialRecord> = scenarios
         .iter()
@@ -385,18 +446,25 @@ fn run_cell(
         })
         .collect();
     match &run.broken {
-        Some(b) => eprintln!(
-            "[{}] the VM failed after {:.1} s: {b}",
-            k.name,
-            run.wall.as_secs_f64()
-        ),
-        None => eprintln!("[{}] done in {:.1} s", k.name, run.wall.as_secs_f64()),
+        Some(b) => {
+            board.say(
+                i,
+                &format!("the VM failed after {:.1} s: {b}", run.wall.as_secs_f64()),
+            );
+            board.set(i, "broken".into(), false);
+        }
+        None => {
+            board.say(i, &format!("done in {:.1} s", run.wall.as_secs_f64()));
+            board.set(i, "done".into(), false);
+        }
     }
     column(&k.name, chosen, floor, &run, records)
 }
 
 /// The host column: the same scenarios on the running kernel, one at a time.
-fn run_host_cell(k: &Kernel, agent: &Path, selected: &[Loaded]) -> Column {
+fn run_host_cell(k: &Kernel, agent: &Path, selected: &[Loaded], board: (&Board, usize)) -> Column {
+    let (board, i) = board;
+    board.set(i, "running on the host".into(), true);
     let started = std::time::Instant::now();
     let records = selected
         .iter()
@@ -410,11 +478,11 @@ fn run_host_cell(k: &Kernel, agent: &Path, selected: &[Loaded]) -> Column {
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .ok();
-    eprintln!(
-        "[{}] done in {:.1} s",
-        k.name,
-        started.elapsed().as_secs_f64()
+    board.say(
+        i,
+        &format!("done in {:.1} s", started.elapsed().as_secs_f64()),
     );
+    board.set(i, "done".into(), false);
     Column {
         name: k.name.clone(),
         release,
