@@ -3,7 +3,9 @@
 //!
 //! `orphanage-agent run` reads a scenario (JSON) on stdin and reports events
 //! on fd 3; `orphanage-agent worker NAME FD SIGPIPE` is how a scenario process
-//! that ran an `exec` step becomes a worker again.
+//! that ran an `exec` step becomes a worker again. As a VM's `/init` (pid 1,
+//! no arguments, or `vm-init`) it runs every scenario of the initramfs and
+//! powers off; `/init poweroff` only powers off (the boot floor).
 
 mod controller;
 mod fds;
@@ -17,13 +19,19 @@ mod protocol;
 mod signals;
 mod spawn;
 mod steps;
+mod vm_init;
 mod worker;
 
 fn main() {
     worker::install_panic_hook();
     let args: Vec<String> = std::env::args().collect();
+    let global_init = nix::unistd::getpid().as_raw() == 1 && !in_child_pid_namespace();
     match args.get(1).map(String::as_str) {
         Some("run") => controller::main(),
+        None | Some("vm-init") if global_init => vm_init::main(false),
+        // A test knob (kernel command line `-- no-pid-namespaces`): behave as on a kernel without them.
+        Some("no-pid-namespaces") if global_init => vm_init::main(true),
+        Some("poweroff") if global_init => vm_init::power_off(),
         Some("worker") if args.len() == 5 => match args[3].parse() {
             Ok(fd) => worker::serve_execed(&args[2], fd, args[4] == "sigpipe-ignored"),
             Err(_) => usage(),
@@ -32,7 +40,20 @@ fn main() {
     }
 }
 
+/// Pid 1 of a child pid namespace is not the machine's init. Without /proc
+/// (early in a VM) this cannot be read, and then we are the machine's init.
+fn in_child_pid_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("NSpid:"))
+                .map(|l| l.split_whitespace().count() > 2)
+        })
+        .unwrap_or(false)
+}
+
 fn usage() -> ! {
-    eprintln!("usage: orphanage-agent run   (scenario JSON on stdin, events on fd 3)\n       orphanage-agent worker NAME FD sigpipe-ignored|sigpipe-default");
+    eprintln!("usage: orphanage-agent run   (scenario JSON on stdin, events on fd 3)\n       orphanage-agent vm-init | poweroff   (as a VM's /init)\n       orphanage-agent worker NAME FD sigpipe-ignored|sigpipe-default");
     std::process::exit(2)
 }

@@ -48,3 +48,8 @@ impl AgentBinary {
         }
     }
 }
+
+/// The agent's bytes, for images that carry it (a VM's initramfs).
+pub fn embedded() -> &'static [u8] {
+    AGENT
+}

@@ -1,7 +1,8 @@
 //! Command-line flags. libtest-mimic's own (filters, --list, --exact, --skip,
 //! --test-threads...) are flattened in, so they work as in `cargo test`.
 
-use clap::Parser;
+use crate::target::vm::AccelChoice;
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -19,7 +20,7 @@ use std::path::PathBuf;
         ignored (unsupported: a probed feature is missing; the reason names the probe and its errno).\n\n\
         Exit code: 0 when nothing failed or broke, 101 when something did, 2 for bad input (nothing runs), \
         3 when the runtime cannot run a container on this machine (one line says why).",
-    after_help = "Examples:\n  orphanage                          run the whole suite\n  orphanage subreaper::              run one area\n  orphanage --check                  validate every scenario file, run nothing\n  orphanage --report out.json        also write a JSON report\n  orphanage --list                   list scenario names\n  orphanage --runtime runc           run the suite in runc containers\n  orphanage --runtime runc --runtime ./youki --init tini\n                                     two runtimes side by side, tini under test\n  orphanage explore --cases 500      check 500 generated process trees against the reference model\n  orphanage --runtime runc explore   the same, each tree in a runc container"
+    after_help = "Examples:\n  orphanage                          run the whole suite\n  orphanage subreaper::              run one area\n  orphanage --check                  validate every scenario file, run nothing\n  orphanage --report out.json        also write a JSON report\n  orphanage --list                   list scenario names\n  orphanage --runtime runc           run the suite in runc containers\n  orphanage --runtime runc --runtime ./youki --init tini\n                                     two runtimes side by side, tini under test\n  orphanage explore --cases 500      check 500 generated process trees against the reference model\n  orphanage --runtime runc explore   the same, each tree in a runc container\n  orphanage --kernel vmlinuz         boot that kernel in QEMU and run the suite inside it\n  orphanage kernels fetch            download the kernels of fixtures/kernels.yaml\n  orphanage --kernels fixtures/kernels.yaml   run the kernel matrix"
 )]
 pub struct Cli {
     /// Validate every scenario file and exit, running nothing.
@@ -54,6 +55,30 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub agent: Option<PathBuf>,
 
+    /// Boot this kernel image (bzImage or PVH vmlinux) in QEMU with the agent as init, and run the suite inside it.
+    #[arg(long, value_name = "PATH", conflicts_with = "kernels")]
+    pub kernel: Option<PathBuf>,
+
+    /// Run the suite in every kernel of this matrix file and print a matrix (scenarios x kernels).
+    #[arg(long, value_name = "FILE", conflicts_with = "report")]
+    pub kernels: Option<PathBuf>,
+
+    /// With --kernels: only these kernels, by name (comma-separated or repeated).
+    #[arg(long, value_name = "NAME", requires = "kernels", value_delimiter = ',')]
+    pub only_kernel: Vec<String>,
+
+    /// With --kernels: also write the matrix to DIR/matrix.md and DIR/matrix.html.
+    #[arg(long, value_name = "DIR", requires = "kernels")]
+    pub matrix_report: Option<PathBuf>,
+
+    /// QEMU accelerator: KVM when a short probe shows it works (auto), or forced.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub accel: AccelChoice,
+
+    /// In a VM: first boot each kernel with an init that only powers off, and report that floor next to the time to the first result.
+    #[arg(long)]
+    pub boot_floor: bool,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 
@@ -67,4 +92,34 @@ pub enum Command {
     /// the kernel did with what a reference model of reparenting predicts. On
     /// a disagreement, shrink it to a minimal tree and save that as a scenario.
     Explore(crate::explore::ExploreArgs),
+}
+
+/// `orphanage kernels ...`: managing the matrix's kernels.
+#[derive(Parser, Debug)]
+#[command(
+    name = "orphanage kernels",
+    version,
+    about = "Manage the kernels of the VM matrix."
+)]
+pub struct KernelsCli {
+    #[command(subcommand)]
+    pub command: KernelsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KernelsCommand {
+    /// Download the matrix's Debian kernel packages once (apt-get with a private sources list and state), keeping each kernel image in the cache.
+    Fetch {
+        /// The matrix file. Defaults to ./fixtures/kernels.yaml, else the source tree's.
+        #[arg(long, value_name = "FILE")]
+        kernels: Option<PathBuf>,
+        /// Only these kernels, by name; all when none is given.
+        names: Vec<String>,
+    },
+    /// Print the image each kernel boots (exit 1 if one is not fetched yet).
+    Path {
+        #[arg(long, value_name = "FILE")]
+        kernels: Option<PathBuf>,
+        names: Vec<String>,
+    },
 }

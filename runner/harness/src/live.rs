@@ -272,7 +272,8 @@ pub fn say_on_interrupt(say: impl Fn() -> String + Send + 'static) {
     *SAY_ON_INTERRUPT.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(say));
 }
 
-/// A directory the interrupt handler removes on its way out (the agent's copy).
+/// Directories the interrupt handler removes on its way out (the agent's
+/// copy, each VM's initramfs).
 static REMOVE_ON_EXIT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 pub fn remove_on_interrupt(dir: PathBuf) {
@@ -280,6 +281,14 @@ pub fn remove_on_interrupt(dir: PathBuf) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(dir);
+}
+
+/// The directory is gone already (or about to be): forget it.
+pub fn forget_on_interrupt(dir: &std::path::Path) {
+    REMOVE_ON_EXIT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|d| d != dir);
 }
 
 /// Blocks SIGINT and SIGTERM in this thread (and so in every thread started

@@ -6,10 +6,13 @@ mod agent_binary;
 mod cli;
 mod discover;
 mod explore;
+mod kernels;
 mod live;
+mod matrix;
 mod report;
 mod target;
 mod trials;
+mod vm_run;
 
 use agent_binary::AgentBinary;
 use anyhow::Context;
@@ -19,7 +22,12 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 fn main() -> ExitCode {
-    let result = run();
+    // `orphanage kernels ...` has its own flags; the suite's filters stay positional.
+    let result = if std::env::args_os().nth(1).is_some_and(|a| a == "kernels") {
+        vm_run::kernels_command(cli::KernelsCli::parse_from(std::env::args_os().skip(1)))
+    } else {
+        run()
+    };
     if live::interrupted() {
         // The interrupt thread reports, cleans up and exits; whatever failed
         // here failed because of it.
@@ -32,6 +40,15 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// ./fixtures/kernels.yaml when run from the repository, else the source tree's.
+fn default_kernels_file() -> PathBuf {
+    let here = PathBuf::from("fixtures/kernels.yaml");
+    if here.is_file() {
+        return here;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/kernels.yaml")
 }
 
 /// ./suites when run from the repository (or anywhere with one), else the source tree's.
@@ -86,6 +103,40 @@ fn run() -> anyhow::Result<ExitCode> {
     if filtered && !cli.test.list && selects_nothing {
         anyhow::bail!("no scenario in {} matches the filters", suites.display());
     }
+    if (cli.kernel.is_some() || cli.kernels.is_some())
+        && targets
+            .iter()
+            .any(|t| matches!(t, target::Target::Runtime(_)))
+    {
+        anyhow::bail!("--runtime and --kernel/--kernels pick different targets: give one");
+    }
+    // Scenarios that drive a container runtime have nothing to drive in a VM.
+    let in_vm: Vec<discover::Loaded> = loaded
+        .iter()
+        .filter(|l| !l.scenario.needs_runtime())
+        .cloned()
+        .collect();
+    if let Some(file) = &cli.kernels {
+        let selected: Vec<discover::Loaded> = in_vm
+            .iter()
+            .filter(|l| {
+                !cli.test
+                    .is_filtered_out(&libtest_mimic::Trial::test(&l.name, || Ok(())))
+            })
+            .cloned()
+            .collect();
+        if cli.test.list {
+            for l in &selected {
+                println!("{}: test", l.name);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        return vm_run::matrix(&cli, file, &selected);
+    }
+    let vm = match &cli.kernel {
+        Some(kernel) => Some(vm_run::prepare_single(&cli, kernel, &in_vm)?),
+        None => None,
+    };
     // Open the report now: a bad path is bad input, found before anything runs.
     let report_file = match &cli.report {
         Some(p) => Some(
@@ -94,6 +145,31 @@ fn run() -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    let records: trials::Records = Arc::new(Mutex::new(Vec::new()));
+    if let Some(vm) = vm {
+        let in_vm_runner = vm.runner();
+        let runner: trials::Runner = Arc::new(move |l: &discover::Loaded| {
+            if let Some(why) = target::Target::Host.cannot_run(&l.scenario) {
+                return vec![orphanage_scenario::Event::Finished {
+                    verdict: orphanage_scenario::Verdict::unsupported(why),
+                    steps_ms: 0.0,
+                }];
+            }
+            in_vm_runner(l)
+        });
+        let trials = trials::build(&loaded, &[(String::new(), runner)], records.clone());
+        let conclusion = libtest_mimic::run(&cli.test, trials);
+        if live::interrupted() {
+            live::stand_down();
+        }
+        vm.summarize();
+        if let Some(file) = report_file {
+            let results = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
+            let report = report::Report::with_kernel("vm", &vm.release(), results);
+            serde_json::to_writer_pretty(file, &report).context("cannot write the report")?;
+        }
+        return Ok(conclusion.exit_code());
+    }
     let mut agent = match &cli.agent {
         Some(p) if p.is_file() => AgentBinary::given(p),
         Some(p) => anyhow::bail!("{}: no such agent binary", p.display()),
@@ -109,13 +185,26 @@ fn run() -> anyhow::Result<ExitCode> {
         }
     }
 
-    let records: trials::Records = Arc::new(Mutex::new(Vec::new()));
-    let trials = trials::build(
-        &loaded,
-        &targets,
-        agent.path().to_path_buf(),
-        records.clone(),
-    );
+    let runners: Vec<(String, trials::Runner)> = targets
+        .iter()
+        .map(|t| {
+            let prefix = t.prefix();
+            let (t, agent) = (t.clone(), agent.path().to_path_buf());
+            let runner: trials::Runner = Arc::new(move |l: &discover::Loaded| {
+                let mut events = Vec::new();
+                match t.cannot_run(&l.scenario) {
+                    Some(why) => events.push(orphanage_scenario::Event::Finished {
+                        verdict: orphanage_scenario::Verdict::unsupported(why),
+                        steps_ms: 0.0,
+                    }),
+                    None => t.run(&agent, &l.scenario, &mut |e| events.push(e.clone())),
+                }
+                events
+            });
+            (prefix, runner)
+        })
+        .collect();
+    let trials = trials::build(&loaded, &runners, records.clone());
 
     let conclusion = libtest_mimic::run(&cli.test, trials);
     if live::interrupted() {

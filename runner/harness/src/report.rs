@@ -81,11 +81,18 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(target: &str, mut results: Vec<TrialRecord>) -> Self {
-        results.sort_by(|a, b| a.name.cmp(&b.name));
+    /// A report on the running kernel.
+    pub fn new(target: &str, results: Vec<TrialRecord>) -> Self {
         let kernel = nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
             .unwrap_or_default();
+        Self::with_kernel(target, &kernel, results)
+    }
+
+    /// A report on another kernel (a VM's, as it reported its release).
+    pub fn with_kernel(target: &str, kernel: &str, mut results: Vec<TrialRecord>) -> Self {
+        results.sort_by(|a, b| a.name.cmp(&b.name));
+        let kernel = kernel.to_string();
         let summary = Summary::of(&results);
         Report {
             kernel,

@@ -3,14 +3,15 @@
 
 use crate::discover::Loaded;
 use crate::report::TrialRecord;
-use crate::target::Target;
 use libtest_mimic::{Completion, Failed, Trial};
 use orphanage_scenario::{Event, Outcome};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub type Records = Arc<Mutex<Vec<TrialRecord>>>;
+
+/// Runs one scenario on a target and returns its events, ending with `Finished`.
+pub type Runner = Arc<dyn Fn(&Loaded) -> Vec<Event> + Send + Sync>;
 
 /// What libtest-mimic prints for an outcome.
 pub fn completion(record: &TrialRecord) -> Result<Completion, Failed> {
@@ -25,31 +26,18 @@ pub fn completion(record: &TrialRecord) -> Result<Completion, Failed> {
     }
 }
 
-/// One trial per scenario and target, named `<target>:<area>::<name>` for a
-/// runtime and `<area>::<name>` on the host.
-pub fn build(
-    loaded: &[Loaded],
-    targets: &[Target],
-    agent: PathBuf,
-    records: Records,
-) -> Vec<Trial> {
+/// One trial per scenario and target. Each target comes with the prefix of
+/// its trial names (`runc:` gives `runc:area::name`; the host's is empty).
+pub fn build(loaded: &[Loaded], targets: &[(String, Runner)], records: Records) -> Vec<Trial> {
     let mut trials = Vec::new();
-    for target in targets {
+    for (prefix, runner) in targets {
         for l in loaded {
-            let name = format!("{}{}", target.prefix(), l.name);
-            let (loaded, target, agent, records) =
-                (l.clone(), target.clone(), agent.clone(), records.clone());
+            let name = format!("{prefix}{}", l.name);
+            let (loaded, runner, records) = (l.clone(), runner.clone(), records.clone());
             let trial_name = name.clone();
             trials.push(Trial::ignorable_test(name, move || {
                 let start = Instant::now();
-                let mut events: Vec<Event> = Vec::new();
-                match target.cannot_run(&loaded.scenario) {
-                    Some(why) => events.push(Event::Finished {
-                        verdict: orphanage_scenario::Verdict::unsupported(why),
-                        steps_ms: 0.0,
-                    }),
-                    None => target.run(&agent, &loaded.scenario, &mut |e| events.push(e.clone())),
-                }
+                let events = runner(&loaded);
                 if crate::live::interrupted() {
                     crate::live::stand_down(); // the interrupt thread reports and exits
                 }

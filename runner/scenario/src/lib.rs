@@ -12,6 +12,7 @@ mod parse;
 mod proc_stat;
 mod scenario;
 mod step;
+mod vm_wire;
 
 pub use deadline::{Deadline, DEFAULT_DEADLINE, MAX_DEADLINE};
 pub use emit::to_yaml;
@@ -26,3 +27,4 @@ pub use step::{
     Content, ExpectedStatus, GoneProbe, MeasureMethod, ProcState, SpawnHow, Step, WaitApi,
     WaitTarget,
 };
+pub use vm_wire::{verdict_without_finish, AgentEnd, VmFrame, VmScenario, VM_SCENARIOS_PATH};

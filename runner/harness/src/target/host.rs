@@ -5,7 +5,7 @@
 
 use crate::live::{self, Registration, Tree};
 use nix::errno::Errno;
-use orphanage_scenario::{signal_name, Event, Namespace, Scenario, Verdict};
+use orphanage_scenario::{verdict_without_finish, AgentEnd, Event, Namespace, Scenario, Verdict};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -379,36 +379,20 @@ pub fn run_on_host(agent: &Path, scenario: &Scenario, on_event: &mut dyn FnMut(&
     if finished {
         return;
     }
-    let stderr_tail = if errors.is_empty() {
-        String::new()
+    let end = if timed_out {
+        AgentEnd::TimedOut
     } else {
-        format!("; agent stderr: {}", tail(&errors))
+        status.map_or(AgentEnd::Unknown, AgentEnd::Status)
     };
-    let verdict = if timed_out {
-        Verdict::fail(format!(
-            "timeout after {} s (last step reached: {reached})",
-            deadline.as_secs_f64()
-        ))
-    } else if let Some(g) = garbage {
-        Verdict::broken(g)
-    } else {
-        match status {
-            Some(s) if libc::WIFSIGNALED(s) => Verdict::broken(format!(
-                "agent killed by {} (last step reached: {reached}){stderr_tail}",
-                signal_name(libc::WTERMSIG(s))
-            )),
-            Some(s) if libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == 127 => {
-                Verdict::broken(format!(
-                    "could not execute the agent {}{stderr_tail}",
-                    agent.display()
-                ))
-            }
-            Some(s) => Verdict::broken(format!(
-                "agent exited {} without a verdict (last step reached: {reached}){stderr_tail}",
-                libc::WEXITSTATUS(s)
-            )),
-            None => Verdict::broken("interrupted".to_string()),
-        }
+    let verdict = match garbage {
+        Some(g) if !timed_out => Verdict::broken(g),
+        _ => verdict_without_finish(
+            end,
+            deadline.as_secs_f64(),
+            &reached,
+            &agent.display().to_string(),
+            &tail(&errors),
+        ),
     };
     finish(on_event, verdict);
 }

@@ -3,6 +3,7 @@
 mod host;
 mod kind;
 mod runtime;
+pub mod vm;
 
 pub use kind::{Bound, Target};
 pub use runtime::{

@@ -1,0 +1,496 @@
+//! The agent as a VM's global init (pid 1 of the whole machine). It mounts
+//! what a kernel without userspace lacks, then runs each scenario of
+//! /scenarios.json the way the harness does on a host: `/init run` as a child
+//! (in a fresh pid and mount namespace unless the scenario asks for ours),
+//! the scenario on its stdin and its events on fd 3, under the scenario's
+//! deadline. Events go out framed on the second serial port; the console
+//! (ttyS0, our fds 0-2) carries diagnostics and the kernel log. Finally it
+//! powers the machine off.
+//!
+//! Nothing here may assume more than the syscall ABI: a missing mount or /proc
+//! file is reported, never fatal, because init exiting panics the kernel.
+
+use crate::poll;
+use nix::errno::Errno;
+use orphanage_scenario::{
+    verdict_without_finish, AgentEnd, Event, Namespace, Verdict, VmFrame, VmScenario,
+    VM_SCENARIOS_PATH,
+};
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// The agent inside the initramfs; each scenario runs it again as `run`.
+const AGENT_PATH: &str = "/init";
+/// The result port: the second serial port.
+const RESULTS_PORT: &str = "/dev/ttyS1";
+/// How long an agent that closed its event pipe may take to exit.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// Powers off at once: the boot floor for benchmarks (same kernel, same
+/// initramfs, nothing run).
+pub fn power_off() -> ! {
+    // SAFETY: sync and reboot take no pointers.
+    unsafe {
+        libc::sync();
+        libc::reboot(libc::RB_POWER_OFF);
+    }
+    // Only reached without CAP_SYS_BOOT (not as a VM's init).
+    std::process::exit(1)
+}
+
+/// `simulate_no_pid_namespaces`: see `pretend_no_pid_namespaces`.
+pub fn main(simulate_no_pid_namespaces: bool) -> ! {
+    for (what, target, fstype) in [
+        ("proc", "/proc", "proc"),
+        ("sysfs", "/sys", "sysfs"),
+        ("devtmpfs", "/dev", "devtmpfs"),
+    ] {
+        if let Err(e) = mount_fs(what, target, fstype) {
+            console(&format!("mount {fstype} on {target}: {e}"));
+        }
+    }
+    // The links udev or systemd make on any real system. Without /dev/fd,
+    // kernels with TOMOYO among their LSMs (Debian's 5.10) fail
+    // execveat(fd, "", AT_EMPTY_PATH) with ENOENT: TOMOYO resolves the
+    // "/dev/fd/N" name exec gives such a program.
+    for (link, target) in [
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ] {
+        if let Err(e) = std::os::unix::fs::symlink(target, link) {
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                console(&format!("symlink {link} -> {target}: {e}"));
+            }
+        }
+    }
+    let _ = std::fs::create_dir_all("/tmp");
+    if simulate_no_pid_namespaces {
+        if let Err(e) = pretend_no_pid_namespaces() {
+            console(&format!("cannot install the no-pid-namespaces filter: {e}"));
+        }
+    }
+    let mut port = match open_results_port() {
+        Ok(p) => p,
+        Err(e) => {
+            console(&format!(
+                "cannot open {RESULTS_PORT}: {e}; nothing can be reported"
+            ));
+            power_off()
+        }
+    };
+    let scenarios: Vec<VmScenario> = match std::fs::read(VM_SCENARIOS_PATH)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            console(&format!("cannot read {VM_SCENARIOS_PATH}: {e}"));
+            vec![]
+        }
+    };
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    send(
+        &mut port,
+        &VmFrame::Booted {
+            release,
+            scenarios: scenarios.len(),
+        },
+    );
+    for s in &scenarios {
+        let verdict = run_one(s, &mut port);
+        send(
+            &mut port,
+            &VmFrame::Event {
+                scenario: s.name.clone(),
+                event: Event::Finished {
+                    verdict: verdict.0,
+                    steps_ms: verdict.1,
+                },
+            },
+        );
+        clean_slate();
+    }
+    send(&mut port, &VmFrame::Done);
+    let _ = port.flush();
+    power_off()
+}
+
+fn console(message: &str) {
+    eprintln!("orphanage-agent (init): {message}");
+}
+
+fn mount_fs(what: &str, target: &str, fstype: &str) -> nix::Result<()> {
+    let _ = std::fs::create_dir_all(target);
+    nix::mount::mount(
+        Some(what),
+        target,
+        Some(fstype),
+        nix::mount::MsFlags::MS_NOSUID,
+        None::<&str>,
+    )
+}
+
+/// The result port in raw mode: no CR added to newlines, no echo, no signals.
+fn open_results_port() -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let port = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(RESULTS_PORT)?;
+    if let Ok(mut t) = nix::sys::termios::tcgetattr(&port) {
+        nix::sys::termios::cfmakeraw(&mut t);
+        let _ = nix::sys::termios::tcsetattr(&port, nix::sys::termios::SetArg::TCSANOW, &t);
+    }
+    Ok(port)
+}
+
+fn send(port: &mut std::fs::File, frame: &VmFrame) {
+    if let Err(e) = port.write_all(&frame.to_line()) {
+        console(&format!("writing to {RESULTS_PORT}: {e}"));
+    }
+}
+
+/// Between scenarios nothing but init may live: kill(-1) reaches every
+/// process except init itself, then everything is reaped, so no orphan of one
+/// scenario (they all come to us) can disturb the next.
+fn clean_slate() {
+    // SAFETY: plain syscalls; as init we are exempt from kill(-1).
+    unsafe { libc::kill(-1, libc::SIGKILL) };
+    let _ = poll::until(EXIT_GRACE, || {
+        loop {
+            // SAFETY: reaping whatever child is ready.
+            let r =
+                unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG | libc::__WALL) };
+            if r > 0 {
+                continue;
+            }
+            // ECHILD: nothing left. 0: some are still dying.
+            return (r < 0).then_some(());
+        }
+    });
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), Verdict> {
+    let mut fds = [-1; 2];
+    // SAFETY: pipe2 fills two fds.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(Verdict::broken(format!("pipe2: {}", Errno::last())));
+    }
+    // SAFETY: fresh fds we own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Moves an fd to 10 or above, so the child's dup2 onto 0..3 never clobbers a source.
+fn high(fd: OwnedFd) -> Result<OwnedFd, Verdict> {
+    // SAFETY: F_DUPFD_CLOEXEC on an fd we own.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
+    if new < 0 {
+        return Err(Verdict::broken(format!(
+            "fcntl(F_DUPFD_CLOEXEC): {}",
+            Errno::last()
+        )));
+    }
+    // SAFETY: the kernel just gave us `new`.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Runs one scenario; returns its verdict and the time its steps took. Notes
+/// are forwarded as they come; the verdict is sent by the caller.
+fn run_one(s: &VmScenario, port: &mut std::fs::File) -> (Verdict, f64) {
+    match run_agent(s, port) {
+        Ok(v) => v,
+        Err(v) => (v, 0.0),
+    }
+}
+
+fn run_agent(s: &VmScenario, port: &mut std::fs::File) -> Result<(Verdict, f64), Verdict> {
+    let (stdin_r, stdin_w) = pipe()?;
+    let (events_r, events_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (stdin_r, events_w, err_w) = (high(stdin_r)?, high(events_w)?, high(err_w)?);
+    let mut flags = libc::SIGCHLD as libc::c_ulong;
+    if s.scenario.namespace == Namespace::Fresh {
+        flags |= (libc::CLONE_NEWPID | libc::CLONE_NEWNS) as libc::c_ulong;
+    }
+    let argv = [
+        CString::new(AGENT_PATH).unwrap(),
+        CString::new("run").unwrap(),
+    ];
+    let argv_ptrs = [argv[0].as_ptr(), argv[1].as_ptr(), std::ptr::null()];
+    let env: Vec<CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            use std::os::unix::ffi::OsStrExt;
+            CString::new([k.as_bytes(), b"=", v.as_bytes()].concat()).ok()
+        })
+        .collect();
+    let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    env_ptrs.push(std::ptr::null());
+    let (fd_in, fd_ev, fd_err) = (stdin_r.as_raw_fd(), events_w.as_raw_fd(), err_w.as_raw_fd());
+    // SAFETY: init is single-threaded; the child only dup2s and execs.
+    let pid =
+        unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) } as i32;
+    if pid == 0 {
+        // SAFETY: async-signal-safe calls on data prepared above.
+        unsafe {
+            libc::dup2(fd_in, 0);
+            libc::dup2(fd_err, 1);
+            libc::dup2(fd_err, 2);
+            libc::dup2(fd_ev, 3);
+            // Its own session and group, so everything it leaves in our
+            // namespace can be killed as a group.
+            libc::setsid();
+            libc::execve(argv_ptrs[0], argv_ptrs.as_ptr(), env_ptrs.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    if pid < 0 {
+        let e = Errno::last();
+        let what = format!("clone({})", flag_names(flags));
+        return Err(match e {
+            // Asterinas, for one, has no pid namespaces and says EINVAL.
+            Errno::EINVAL | Errno::EPERM | Errno::ENOSPC | Errno::EUSERS => {
+                Verdict::unsupported(format!(
+                    "{what}: {} (needs pid namespaces)",
+                    orphanage_scenario::ErrnoName(e)
+                ))
+            }
+            _ => Verdict::broken(format!("{what}: {e}")),
+        });
+    }
+    drop((stdin_r, events_w, err_w));
+    let json = serde_json::to_vec(&s.scenario).expect("scenarios serialize");
+    let mut stdin = std::fs::File::from(stdin_w);
+    let _ = stdin.write_all(&json);
+    drop(stdin);
+    Ok(collect(s, pid, &events_r, &err_r, port))
+}
+
+fn flag_names(flags: libc::c_ulong) -> String {
+    let mut names = vec![];
+    for (bit, name) in [
+        (libc::CLONE_NEWPID, "CLONE_NEWPID"),
+        (libc::CLONE_NEWNS, "CLONE_NEWNS"),
+    ] {
+        if flags & bit as libc::c_ulong != 0 {
+            names.push(name);
+        }
+    }
+    if names.is_empty() {
+        "SIGCHLD".into()
+    } else {
+        names.join("|")
+    }
+}
+
+fn read_some(fd: RawFd, into: &mut Vec<u8>) -> usize {
+    let mut buf = [0u8; 8192];
+    // SAFETY: reading into a local buffer.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n > 0 {
+        into.extend_from_slice(&buf[..n as usize]);
+        n as usize
+    } else {
+        0
+    }
+}
+
+/// Reads the agent's events until it closes fd 3 or the deadline passes,
+/// forwarding notes, and returns the verdict.
+fn collect(
+    s: &VmScenario,
+    pid: i32,
+    events: &OwnedFd,
+    stderr: &OwnedFd,
+    port: &mut std::fs::File,
+) -> (Verdict, f64) {
+    let started = Instant::now();
+    let deadline = s.scenario.deadline();
+    let (mut pending, mut errors) = (Vec::new(), Vec::new());
+    let mut finished: Option<(Verdict, f64)> = None;
+    let mut garbage = None;
+    let mut reached = "before the first step".to_string();
+    let mut timed_out = false;
+    let mut stderr_open = true;
+    loop {
+        let left = deadline.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            timed_out = true;
+            break;
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: events.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if stderr_open { stderr.as_raw_fd() } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds.
+        let r = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                2,
+                left.as_millis().clamp(1, i32::MAX as u128) as i32,
+            )
+        };
+        if r < 0 && Errno::last() != Errno::EINTR {
+            break;
+        }
+        if fds[1].revents != 0 && read_some(stderr.as_raw_fd(), &mut errors) == 0 {
+            stderr_open = false;
+        }
+        if fds[0].revents == 0 {
+            continue;
+        }
+        if read_some(events.as_raw_fd(), &mut pending) == 0 {
+            break;
+        }
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            match serde_json::from_slice::<Event>(&line) {
+                // Only what the report keeps crosses the serial port: notes
+                // and the verdict. Step progress stays here for timeouts.
+                Ok(Event::Note { text }) => send(
+                    port,
+                    &VmFrame::Event {
+                        scenario: s.name.clone(),
+                        event: Event::Note { text },
+                    },
+                ),
+                Ok(Event::StepStarted { index, summary }) => {
+                    reached = format!("step {} {summary}", index + 1)
+                }
+                Ok(Event::Finished { verdict, steps_ms }) => finished = Some((verdict, steps_ms)),
+                Ok(_) => {}
+                Err(e) => {
+                    garbage = Some(format!(
+                        "agent wrote a bad event ({e}): {}",
+                        String::from_utf8_lossy(&line).trim()
+                    ))
+                }
+            }
+        }
+    }
+    if timed_out {
+        // SAFETY: our unreaped child (and, for the caller's namespace, its group).
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+    let status = reap_within(
+        pid,
+        if timed_out {
+            Duration::ZERO
+        } else {
+            EXIT_GRACE
+        },
+    );
+    while stderr_open && read_some(stderr.as_raw_fd(), &mut errors) > 0 {}
+    if let Some(f) = finished {
+        return f;
+    }
+    if let (Some(g), false) = (garbage, timed_out) {
+        return (Verdict::broken(g), 0.0);
+    }
+    let end = if timed_out {
+        AgentEnd::TimedOut
+    } else {
+        status.map_or(AgentEnd::Unknown, AgentEnd::Status)
+    };
+    let text = String::from_utf8_lossy(&errors);
+    let lines: Vec<&str> = text.lines().rev().take(5).collect();
+    let tail = lines.into_iter().rev().collect::<Vec<_>>().join(" | ");
+    (
+        verdict_without_finish(end, deadline.as_secs_f64(), &reached, AGENT_PATH, &tail),
+        0.0,
+    )
+}
+
+/// Reaps the agent, killing it if it lingers past `grace`.
+fn reap_within(pid: i32, grace: Duration) -> Option<i32> {
+    let start = Instant::now();
+    let mut interval = Duration::from_micros(50);
+    loop {
+        let mut status = 0;
+        // SAFETY: polling our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::__WALL) };
+        if r == pid {
+            return Some(status);
+        }
+        if r < 0 {
+            return None;
+        }
+        if start.elapsed() > grace {
+            // SAFETY: our unreaped child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+            return (r == pid).then_some(status);
+        }
+        // A poll interval within the grace period, not a synchronisation point.
+        std::thread::sleep(interval);
+        interval = (interval * 2).min(Duration::from_millis(5));
+    }
+}
+
+/// For testing the harness against a kernel without pid namespaces (as
+/// Asterinas is): a seccomp filter on init, inherited by everything it
+/// starts, makes clone(2) and unshare(2) with CLONE_NEWPID fail with EINVAL,
+/// and clone3(2) (whose flags a filter cannot read) with ENOSYS, as on a
+/// kernel that predates it. The kernel itself then returns those errnos.
+pub fn pretend_no_pid_namespaces() -> Result<(), Errno> {
+    const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |op: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | op | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    let load = |offset: u32| stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, offset);
+    let ret = |k: u32| stmt(libc::BPF_RET | libc::BPF_K, k);
+    let program = [
+        load(4),                                               // 0: seccomp_data.arch
+        jump(libc::BPF_JEQ, AUDIT_ARCH_X86_64, 0, 5),          // 1: another arch: allow
+        load(0),                                               // 2: seccomp_data.nr
+        jump(libc::BPF_JEQ, libc::SYS_clone3 as u32, 5, 0),    // 3: to ENOSYS
+        jump(libc::BPF_JEQ, libc::SYS_clone as u32, 2, 0),     // 4: to the flags
+        jump(libc::BPF_JEQ, libc::SYS_unshare as u32, 1, 0),   // 5: to the flags
+        ret(libc::SECCOMP_RET_ALLOW),                          // 6
+        load(16),                                              // 7: args[0], low half
+        jump(libc::BPF_JSET, libc::CLONE_NEWPID as u32, 2, 0), // 8: to EINVAL
+        ret(libc::SECCOMP_RET_ALLOW),                          // 9
+        ret(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),    // 10
+        ret(libc::SECCOMP_RET_ERRNO | libc::EINVAL as u32),    // 11
+    ];
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: the filter is read during the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    Errno::result(r).map(|_| ())
+}

@@ -1,0 +1,647 @@
+//! The kernel matrix file (`fixtures/kernels.yaml`) and `orphanage kernels
+//! fetch`, which downloads Debian kernel packages with apt-get into a private
+//! apt state (never touching the system's sources) and keeps each kernel
+//! image in the user's cache directory.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// One entry of the matrix file, as written.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    name: String,
+    /// A Debian kernel package, e.g. linux-image-6.1.0-50-amd64 ...
+    #[serde(default)]
+    package: Option<String>,
+    /// ... from this suite (bullseye, bookworm, bookworm-backports, trixie).
+    #[serde(default)]
+    suite: Option<String>,
+    /// Or any kernel image, relative to the matrix file.
+    #[serde(default)]
+    path: Option<PathBuf>,
+    /// Or the running kernel, as `cargo run` tests it (a column to compare with).
+    #[serde(default)]
+    host: bool,
+    /// Extra QEMU arguments, for kernels that boot differently.
+    #[serde(default)]
+    qemu_args: Vec<String>,
+    /// Extra kernel command line.
+    #[serde(default)]
+    cmdline: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    kernels: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Package {
+        package: String,
+        suite: String,
+    },
+    Path(PathBuf),
+    /// The running kernel, no VM.
+    Host,
+}
+
+/// A validated matrix entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kernel {
+    pub name: String,
+    pub source: Source,
+    pub qemu_args: Vec<String>,
+    pub cmdline: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KernelsError {
+    #[error("{}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: {message}", .path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}: kernels[{index}] ({name}): {message}", .path.display())]
+    Entry {
+        path: PathBuf,
+        index: usize,
+        name: String,
+        message: String,
+    },
+    #[error("{}: no kernel named {name} (the file has: {have})", .path.display())]
+    Unknown {
+        path: PathBuf,
+        name: String,
+        have: String,
+    },
+}
+
+fn simple_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c))
+}
+
+/// Parses and validates a matrix file. Relative paths are relative to it.
+pub fn parse(path: &Path, text: &str) -> Result<Vec<Kernel>, KernelsError> {
+    let file: File = yaml_serde::from_str(text).map_err(|e| {
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let message = e.to_string();
+        // yaml_serde appends " at line L column C"; the prefix says it already.
+        let message = match message.find(" at line ") {
+            Some(at) => message[..at].to_string(),
+            None => message,
+        };
+        KernelsError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut kernels: Vec<Kernel> = Vec::new();
+    for (index, e) in file.kernels.into_iter().enumerate() {
+        let bad = |message: String| KernelsError::Entry {
+            path: path.to_path_buf(),
+            index,
+            name: e.name.clone(),
+            message,
+        };
+        if !simple_word(&e.name) {
+            return Err(bad("a name is letters, digits, '.', '_', '+' or '-'".into()));
+        }
+        if kernels.iter().any(|k| k.name == e.name) {
+            return Err(bad("the name is used twice".into()));
+        }
+        if e.host {
+            if e.package.is_some() || e.suite.is_some() || e.path.is_some() {
+                return Err(bad(
+                    "host runs on the running kernel: no package, suite or path".into(),
+                ));
+            }
+            if !e.qemu_args.is_empty() || !e.cmdline.is_empty() {
+                return Err(bad("host boots nothing: no qemu_args or cmdline".into()));
+            }
+        }
+        let source = match (&e.package, &e.suite, &e.path) {
+            _ if e.host => Source::Host,
+            (Some(p), Some(s), None) if simple_word(p) && simple_word(s) => Source::Package {
+                package: p.clone(),
+                suite: s.clone(),
+            },
+            (Some(_), Some(_), None) => {
+                return Err(bad("package and suite are single words".into()))
+            }
+            (Some(_), None, None) => {
+                return Err(bad("a package needs the suite it comes from".into()))
+            }
+            (None, None, Some(p)) => Source::Path(base.join(p)),
+            (None, Some(_), Some(_)) => {
+                return Err(bad("suite goes with package, not path".into()))
+            }
+            (Some(_), _, Some(_)) => {
+                return Err(bad("give either package or path, not both".into()))
+            }
+            (None, _, None) => {
+                return Err(bad(
+                    "give either package (with suite), path, or host: true".into()
+                ))
+            }
+        };
+        kernels.push(Kernel {
+            name: e.name,
+            source,
+            qemu_args: e.qemu_args,
+            cmdline: e.cmdline,
+        });
+    }
+    if kernels.is_empty() {
+        return Err(KernelsError::Entry {
+            path: path.to_path_buf(),
+            index: 0,
+            name: String::new(),
+            message: "the file names no kernel".into(),
+        });
+    }
+    Ok(kernels)
+}
+
+pub fn load(path: &Path) -> Result<Vec<Kernel>, KernelsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| KernelsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Keeps the named kernels (all when `names` is empty); an unknown name is an error.
+pub fn select(
+    path: &Path,
+    kernels: Vec<Kernel>,
+    names: &[String],
+) -> Result<Vec<Kernel>, KernelsError> {
+    for n in names {
+        if !kernels.iter().any(|k| &k.name == n) {
+            let have: Vec<&str> = kernels.iter().map(|k| k.name.as_str()).collect();
+            return Err(KernelsError::Unknown {
+                path: path.to_path_buf(),
+                name: n.clone(),
+                have: have.join(", "),
+            });
+        }
+    }
+    Ok(kernels
+        .into_iter()
+        .filter(|k| names.is_empty() || names.contains(&k.name))
+        .collect())
+}
+
+/// `$XDG_CACHE_HOME/orphanage`, else `~/.cache/orphanage`.
+pub fn cache_dir() -> PathBuf {
+    cache_dir_from(
+        std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from),
+        std::env::var_os("HOME").map(PathBuf::from),
+    )
+}
+
+pub fn cache_dir_from(xdg: Option<PathBuf>, home: Option<PathBuf>) -> PathBuf {
+    let base = match (xdg, home) {
+        // The spec ignores a relative XDG_CACHE_HOME.
+        (Some(x), _) if x.is_absolute() => x,
+        (_, Some(h)) => h.join(".cache"),
+        _ => std::env::temp_dir(),
+    };
+    base.join("orphanage")
+}
+
+/// Where a package's kernel lives in the cache.
+pub fn package_dir(cache: &Path, package: &str) -> PathBuf {
+    cache.join("kernels").join(package)
+}
+
+impl Kernel {
+    /// The image to boot: the given path, or from the cache the unpacked
+    /// vmlinux when fetch could make one (it starts much faster under TCG),
+    /// else the package's vmlinuz. None when the package is not fetched yet,
+    /// and for the host, which boots nothing.
+    pub fn image(&self, cache: &Path) -> Option<PathBuf> {
+        match &self.source {
+            Source::Host => None,
+            Source::Path(p) => Some(p.clone()),
+            Source::Package { package, .. } => {
+                let dir = package_dir(cache, package);
+                ["vmlinux", "vmlinuz"]
+                    .iter()
+                    .map(|f| dir.join(f))
+                    .find(|p| p.is_file())
+            }
+        }
+    }
+}
+
+/// The first archive URI of the system's Debian sources, deb822
+/// (`debian.sources`) or one-line (`sources.list`) format, skipping the
+/// security archive (it carries no older suites).
+pub fn mirror_from_sources(text: &str) -> Option<String> {
+    for stanza in text.split("\n\n") {
+        let field = |key: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
+        };
+        if let (Some(types), Some(uris), Some(suites)) =
+            (field("Types:"), field("URIs:"), field("Suites:"))
+        {
+            let enabled = field("Enabled:").is_none_or(|v| v != "no");
+            if enabled
+                && types.split_whitespace().any(|t| t == "deb")
+                && !suites.contains("-security")
+            {
+                return uris.split_whitespace().next().map(str::to_string);
+            }
+        }
+    }
+    for line in text.lines() {
+        let mut words = line
+            .split_whitespace()
+            .filter(|w| !w.starts_with('['))
+            .skip_while(|w| w.ends_with(']'));
+        if words.next() == Some("deb") {
+            let uri = words.next()?;
+            let suite = words.next().unwrap_or_default();
+            if !suite.contains("-security") {
+                return Some(uri.to_string());
+            }
+        }
+    }
+    None
+}
+
+/// The system keyring that signs every Debian suite, bullseye included.
+pub const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
+/// A private sources list naming only the suites the matrix needs.
+pub fn sources_list(mirror: &str, suites: &[String], keyring: &str) -> String {
+    let mut suites = suites.to_vec();
+    suites.sort();
+    suites.dedup();
+    suites
+        .iter()
+        .map(|s| format!("deb [signed-by={keyring}] {mirror} {s} main\n"))
+        .collect()
+}
+
+/// apt-get options that keep everything in `dir`: its own sources list,
+/// state and cache, no system source parts, no translations or AppStream data.
+pub fn apt_options(dir: &Path) -> Vec<String> {
+    let d = dir.display();
+    [
+        format!("Dir::Etc::SourceList={d}/sources.list"),
+        "Dir::Etc::SourceParts=/dev/null".into(),
+        format!("Dir::State={d}/state"),
+        format!("Dir::Cache={d}/cache"),
+        "Acquire::Languages=none".into(),
+        "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false".into(),
+        "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false".into(),
+        "Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false".into(),
+        "Acquire::IndexTargets::deb::CNF::DefaultEnabled=false".into(),
+        // The download lands in our own directory; apt's _apt user could not write there.
+        "APT::Sandbox::User=root".into(),
+    ]
+    .into_iter()
+    .flat_map(|o| ["-o".to_string(), o])
+    .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Bad input: exit 2.
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The last few lines of a tool's stderr, for one-line errors.
+fn last_lines(bytes: &[u8], n: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+fn apt_get(dir: &Path, args: &[&str], cwd: &Path) -> Result<std::process::Output, FetchError> {
+    Command::new("apt-get")
+        .args(apt_options(dir))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| FetchError::BadInput(format!("cannot run apt-get: {e}")))
+}
+
+/// Downloads every package kernel not yet cached; returns (name, image) of all.
+pub fn fetch(
+    kernels: &[Kernel],
+    cache: &Path,
+    mut say: impl FnMut(&str),
+) -> Result<Vec<(String, PathBuf)>, FetchError> {
+    // An interrupted fetch leaves its work directory behind: clear those first.
+    for stale in std::fs::read_dir(cache).into_iter().flatten().flatten() {
+        if stale.file_name().to_string_lossy().starts_with(".fetch-") {
+            let _ = std::fs::remove_dir_all(stale.path());
+        }
+    }
+    let missing: Vec<&Kernel> = kernels
+        .iter()
+        .filter(|k| k.image(cache).is_none())
+        .collect();
+    if !missing.is_empty() {
+        let suites: Vec<String> = missing
+            .iter()
+            .filter_map(|k| match &k.source {
+                Source::Package { suite, .. } => Some(suite.clone()),
+                Source::Path(_) | Source::Host => None,
+            })
+            .collect();
+        let system = [
+            "/etc/apt/sources.list.d/debian.sources",
+            "/etc/apt/sources.list",
+        ];
+        let mirror = system
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .find_map(|t| mirror_from_sources(&t))
+            .ok_or_else(|| {
+                FetchError::BadInput(format!(
+                    "no Debian mirror found in {} to fetch kernels from",
+                    system.join(" or ")
+                ))
+            })?;
+        let apt_dir = cache.join("apt");
+        for sub in ["state/lists/partial", "cache/archives/partial"] {
+            std::fs::create_dir_all(apt_dir.join(sub))
+                .map_err(|e| FetchError::Failed(format!("{}: {e}", apt_dir.display())))?;
+        }
+        std::fs::write(
+            apt_dir.join("sources.list"),
+            sources_list(&mirror, &suites, KEYRING),
+        )
+        .map_err(|e| FetchError::Failed(format!("{}: {e}", apt_dir.display())))?;
+        say(&format!(
+            "updating the package lists of {} from {mirror}",
+            suites.join(", ")
+        ));
+        let update = apt_get(&apt_dir, &["-q", "update"], &apt_dir)?;
+        if !update.status.success() {
+            return Err(FetchError::Failed(format!(
+                "apt-get update failed: {}",
+                last_lines(&update.stderr, 3)
+            )));
+        }
+        for k in &missing {
+            let Source::Package { package, suite } = &k.source else {
+                continue;
+            };
+            say(&format!("downloading {package} from {suite}"));
+            fetch_one(&apt_dir, cache, package, suite)?;
+        }
+    }
+    kernels
+        .iter()
+        .filter(|k| k.source != Source::Host)
+        .map(|k| match k.image(cache) {
+            Some(p) => Ok((k.name.clone(), p)),
+            None => Err(FetchError::Failed(format!(
+                "{}: no image after fetching",
+                k.name
+            ))),
+        })
+        .collect()
+}
+
+fn fetch_one(apt_dir: &Path, cache: &Path, package: &str, suite: &str) -> Result<(), FetchError> {
+    let failed = |what: String| FetchError::Failed(format!("{package}: {what}"));
+    let dir = package_dir(cache, package);
+    let work = tempfile::Builder::new()
+        .prefix(".fetch-")
+        .tempdir_in(cache)
+        .map_err(|e| failed(format!("{}: {e}", cache.display())))?;
+    let download = apt_get(
+        apt_dir,
+        &["-q", "download", &format!("{package}/{suite}")],
+        work.path(),
+    )?;
+    if !download.status.success() {
+        let why = last_lines(&download.stderr, 2);
+        if why.contains("Unable to locate package")
+            || why.contains("Couldn't find any package")
+            || why.contains("was not found")
+            || why.contains("Can't select")
+            || why.contains("has no installation candidate")
+        {
+            return Err(FetchError::BadInput(format!(
+                "{package}: the archive has no such package in {suite} ({why})"
+            )));
+        }
+        return Err(failed(format!("apt-get download failed: {why}")));
+    }
+    let deb = std::fs::read_dir(work.path())
+        .map_err(|e| failed(e.to_string()))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or_else(|| failed("apt-get download left no .deb".into()))?;
+    // Only the kernel image is taken out of the package (not its modules).
+    let mut dpkg = Command::new("dpkg-deb")
+        .arg("--fsys-tarfile")
+        .arg(&deb)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(format!("dpkg-deb: {e}")))?;
+    let tar = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(work.path())
+        .args(["--wildcards", "./boot/vmlinuz-*"])
+        .stdin(dpkg.stdout.take().expect("piped"))
+        .output()
+        .map_err(|e| failed(format!("tar: {e}")))?;
+    let _ = dpkg.wait();
+    if !tar.status.success() {
+        return Err(failed(format!(
+            "no boot/vmlinuz-* in the package ({})",
+            last_lines(&tar.stderr, 2)
+        )));
+    }
+    let image = std::fs::read_dir(work.path().join("boot"))
+        .map_err(|e| failed(e.to_string()))?
+        .flatten()
+        .map(|e| e.path())
+        .next()
+        .ok_or_else(|| failed("no boot/vmlinuz-* in the package".into()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| failed(e.to_string()))?;
+    // vmlinux first: a cache with vmlinuz but no vmlinux is complete too.
+    if let Err(why) = crate::target::vm::extract_vmlinux(&image, &dir.join("vmlinux")) {
+        eprintln!("orphanage: {why}; the compressed image will be booted");
+    }
+    std::fs::rename(&image, dir.join("vmlinuz")).map_err(|e| failed(e.to_string()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    const DEB822: &str = "Types: deb\n# a snapshot\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\n";
+
+    #[rstest]
+    #[case::deb822(DEB822, Some("http://mirror.example/debian"))]
+    #[case::security_first(
+        "Types: deb\nURIs: http://s.example/sec\nSuites: bookworm-security\n\nTypes: deb\nURIs: http://m.example/d\nSuites: bookworm\n",
+        Some("http://m.example/d")
+    )]
+    #[case::disabled(
+        "Enabled: no\nTypes: deb\nURIs: http://off.example\nSuites: bookworm\n",
+        None
+    )]
+    #[case::one_line(
+        "# comment\ndeb http://s.example/sec bookworm-security main\ndeb [arch=amd64] http://m.example/d bookworm main\n",
+        Some("http://m.example/d")
+    )]
+    #[case::source_only("deb-src http://m.example/d bookworm main\n", None)]
+    fn the_mirror_is_read_from_the_system_sources(
+        #[case] text: &str,
+        #[case] mirror: Option<&str>,
+    ) {
+        assert_eq!(mirror_from_sources(text).as_deref(), mirror);
+    }
+
+    #[test]
+    fn the_private_list_names_each_suite_once_with_the_keyring() {
+        let suites = ["bookworm", "bullseye", "bookworm"].map(String::from);
+        assert_eq!(
+            sources_list("http://m.example/d", &suites, KEYRING),
+            "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://m.example/d bookworm main\n\
+             deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://m.example/d bullseye main\n"
+        );
+    }
+
+    #[test]
+    fn apt_state_stays_private() {
+        let opts = apt_options(Path::new("/c/apt"));
+        let values: Vec<&String> = opts.iter().skip(1).step_by(2).collect();
+        assert!(opts.iter().step_by(2).all(|o| o == "-o"));
+        for want in [
+            "Dir::Etc::SourceList=/c/apt/sources.list",
+            "Dir::Etc::SourceParts=/dev/null",
+            "Dir::State=/c/apt/state",
+            "Dir::Cache=/c/apt/cache",
+        ] {
+            assert!(values.iter().any(|v| *v == want), "{want}");
+        }
+    }
+
+    #[rstest]
+    #[case(Some("/x/cache"), Some("/home/u"), "/x/cache/orphanage")]
+    #[case(Some("relative"), Some("/home/u"), "/home/u/.cache/orphanage")]
+    #[case(None, Some("/home/u"), "/home/u/.cache/orphanage")]
+    fn the_cache_follows_xdg(
+        #[case] xdg: Option<&str>,
+        #[case] home: Option<&str>,
+        #[case] want: &str,
+    ) {
+        assert_eq!(
+            cache_dir_from(xdg.map(PathBuf::from), home.map(PathBuf::from)),
+            PathBuf::from(want)
+        );
+    }
+
+    #[test]
+    fn the_fixture_matrix_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/kernels.yaml");
+        let kernels = load(&path).unwrap();
+        let names: Vec<&str> = kernels.iter().map(|k| k.name.as_str()).collect();
+        assert_eq!(names, ["5.10", "6.1", "6.12", "host"]);
+        for k in &kernels[..3] {
+            assert!(matches!(k.source, Source::Package { .. }), "{k:?}");
+        }
+        assert_eq!(kernels[3].source, Source::Host);
+    }
+
+    #[rstest]
+    #[case::unknown_key(
+        "kernels:\n  - name: a\n    path: k\n    colour: red\n",
+        "m.yaml:4:5: ",
+        "unknown field `colour`"
+    )]
+    #[case::both(
+        "kernels:\n  - name: a\n    path: k\n    package: p\n    suite: s\n",
+        "m.yaml: kernels[0] (a): ",
+        "either package or path"
+    )]
+    #[case::no_suite(
+        "kernels:\n  - name: a\n    package: p\n",
+        "m.yaml: kernels[0] (a): ",
+        "needs the suite"
+    )]
+    #[case::host_with_path(
+        "kernels:\n  - {name: h, host: true, path: k}\n",
+        "m.yaml: kernels[0] (h): ",
+        "no package, suite or path"
+    )]
+    #[case::neither(
+        "kernels:\n  - name: a\n",
+        "m.yaml: kernels[0] (a): ",
+        "either package (with suite), path, or host: true"
+    )]
+    #[case::twice(
+        "kernels:\n  - {name: a, path: k}\n  - {name: a, path: j}\n",
+        "m.yaml: kernels[1] (a): ",
+        "used twice"
+    )]
+    #[case::empty("kernels: []\n", "m.yaml: kernels[0] (): ", "names no kernel")]
+    #[case::top_level("kernel: []\n", "m.yaml:1:1: ", "unknown field `kernel`")]
+    fn bad_matrix_files_give_one_clear_error(
+        #[case] text: &str,
+        #[case] where_: &str,
+        #[case] what: &str,
+    ) {
+        let e = parse(Path::new("m.yaml"), text).unwrap_err().to_string();
+        assert!(e.starts_with(where_), "{e}");
+        assert!(e.contains(what), "{e}");
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_file_and_carry_their_extras() {
+        let text = "kernels:\n  - name: aster\n    path: img/aster.bin\n    qemu_args: [-machine, q35]\n    cmdline: init=/init\n";
+        let k = &parse(Path::new("/m/kernels.yaml"), text).unwrap()[0];
+        assert_eq!(k.source, Source::Path("/m/img/aster.bin".into()));
+        assert_eq!(k.qemu_args, ["-machine", "q35"]);
+        assert_eq!(k.cmdline, "init=/init");
+    }
+
+    #[test]
+    fn selecting_an_unknown_kernel_is_an_error() {
+        let kernels = parse(Path::new("m.yaml"), "kernels:\n  - {name: a, path: k}\n").unwrap();
+        assert!(select(Path::new("m.yaml"), kernels.clone(), &["b".into()]).is_err());
+        assert_eq!(
+            select(Path::new("m.yaml"), kernels, &["a".into()])
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}

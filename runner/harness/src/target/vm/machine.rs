@@ -1,0 +1,415 @@
+//! One boot: QEMU with the agent as init, run to the end under a host-side
+//! deadline. The result port (QEMU's stdout) carries framed events; the
+//! console (QEMU's stderr) is kept for diagnostics and watched for the
+//! kernel's death notices. QEMU is registered with `live`, so a timeout,
+//! Ctrl-C or SIGTERM kills it, and it dies with the harness (PDEATHSIG).
+
+use super::console::{ConsoleWatch, Death};
+use super::initramfs::agent_initramfs;
+use super::qemu_args::{qemu_argv, Accel, Boot};
+use crate::live::{self, Tree};
+use orphanage_scenario::{Event, VmFrame, VmScenario};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// How long the console is still read after an oops, for its trace.
+const OOPS_TRACE: Duration = Duration::from_secs(2);
+
+/// How long a VM that reported everything may take to power off before it is killed.
+const POWER_OFF_GRACE: Duration = Duration::from_secs(10);
+
+/// What one VM is asked to do.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub kernel: PathBuf,
+    pub cmdline: String,
+    pub qemu_args: Vec<String>,
+    pub scenarios: Vec<VmScenario>,
+}
+
+/// Progress of one boot, for displays.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    Booted { release: String, after: Duration },
+    Finished { done: usize, total: usize },
+}
+
+/// Everything one boot produced.
+#[derive(Debug, Default)]
+pub struct VmRun {
+    /// uname -r inside the VM, once it reported.
+    pub release: Option<String>,
+    /// Each scenario's events, in the order they came.
+    pub events: BTreeMap<String, Vec<Event>>,
+    /// Why the VM as a whole failed (panic, oops, init exiting, deadline), with the log tail.
+    pub broken: Option<String>,
+    pub booted_after: Option<Duration>,
+    /// From QEMU's start to the first scenario's verdict.
+    pub first_result_after: Option<Duration>,
+    pub wall: Duration,
+    /// CPU time QEMU used (user + system): unlike wall time, barely moved by
+    /// other work on the machine.
+    pub qemu_cpu: Option<Duration>,
+    pub console: String,
+}
+
+/// Waits for QEMU with wait4(2), which also says how much CPU it used. Our
+/// child, unreaped until now, so its pid is still ours.
+fn reap_with_usage(pid: i32) -> (Option<i32>, Option<Duration>) {
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is valid; wait4 fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = loop {
+        // SAFETY: waiting for our own child.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::__WALL, &mut usage) };
+        if r >= 0 || nix::errno::Errno::last() != nix::errno::Errno::EINTR {
+            break r;
+        }
+    };
+    if r != pid {
+        return (None, None); // reaped by the interrupt handler
+    }
+    let secs = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (
+        Some(status),
+        Some(secs(usage.ru_utime) + secs(usage.ru_stime)),
+    )
+}
+
+fn describe_status(status: i32) -> String {
+    if libc::WIFSIGNALED(status) {
+        format!(
+            "killed by {}",
+            orphanage_scenario::signal_name(libc::WTERMSIG(status))
+        )
+    } else {
+        format!("exit status {}", libc::WEXITSTATUS(status))
+    }
+}
+
+/// How long a kernel may take to reach init before the boot counts as hung.
+pub fn boot_allowance(accel: Accel) -> Duration {
+    match accel {
+        Accel::Kvm => Duration::from_secs(30),
+        Accel::Tcg => Duration::from_secs(120),
+    }
+}
+
+/// The longest silence allowed once init runs: init enforces each scenario's
+/// deadline itself, so a longer gap means the VM is wedged.
+pub fn silence_allowance(scenarios: &[VmScenario]) -> Duration {
+    let longest = scenarios
+        .iter()
+        .map(|s| s.scenario.deadline())
+        .max()
+        .unwrap_or_default();
+    longest + Duration::from_secs(30)
+}
+
+/// The boot's initramfs lives in a private directory removed afterwards.
+fn write_initramfs(agent: &[u8], scenarios: &[VmScenario]) -> std::io::Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new().prefix("orphanage-vm-").tempdir()?;
+    live::remove_on_interrupt(dir.path().to_path_buf());
+    std::fs::write(
+        dir.path().join("initramfs.cpio"),
+        agent_initramfs(agent, scenarios),
+    )?;
+    Ok(dir)
+}
+
+/// Starts QEMU in its own process group, dying with the harness.
+pub fn spawn_qemu(
+    args: &[std::ffi::OsString],
+    stdout: Stdio,
+) -> std::io::Result<std::process::Child> {
+    let mut command = Command::new(QEMU);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .process_group(0);
+    // SAFETY: prctl is async-signal-safe. The thread that starts QEMU waits
+    // for it, so PDEATHSIG's thread-exit trap cannot fire early.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            Ok(())
+        });
+    }
+    command.spawn()
+}
+
+/// Boots `batch` and collects everything. Never hangs: the boot allowance,
+/// the silence allowance and QEMU's exit each end the loop.
+pub fn run(
+    batch: &Batch,
+    agent: &[u8],
+    accel: Accel,
+    init_args: &[String],
+    on_progress: &mut dyn FnMut(Progress),
+) -> VmRun {
+    let mut out = VmRun::default();
+    let started = Instant::now();
+    let dir = match write_initramfs(agent, &batch.scenarios) {
+        Ok(d) => d,
+        Err(e) => {
+            out.broken = Some(format!("cannot write the initramfs: {e}"));
+            return out;
+        }
+    };
+    let boot = Boot {
+        kernel: batch.kernel.clone(),
+        initrd: dir.path().join("initramfs.cpio"),
+        accel,
+        memory_mib: 512,
+        cpus: 1,
+        cmdline: batch.cmdline.clone(),
+        qemu_args: batch.qemu_args.clone(),
+        init_args: init_args.to_vec(),
+    };
+    let mut child = match spawn_qemu(&qemu_argv(&boot), Stdio::piped()) {
+        Ok(c) => c,
+        Err(e) => {
+            live::forget_on_interrupt(dir.path());
+            out.broken = Some(format!("cannot start {QEMU}: {e}"));
+            return out;
+        }
+    };
+    let pid = child.id() as i32;
+    let Some(registration) = live::register(Tree {
+        agent: pid,
+        caller_namespace: false,
+        spawned: vec![],
+        container: None,
+    }) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        live::forget_on_interrupt(dir.path());
+        out.broken = Some("interrupted".into());
+        return out;
+    };
+    let mut results = child.stdout.take().expect("piped");
+    let mut console_pipe = child.stderr.take().expect("piped");
+    let mut watch = ConsoleWatch::default();
+    let mut pending = Vec::new();
+    let (mut results_open, mut console_open) = (true, true);
+    let mut last_frame = Instant::now();
+    let mut done_at: Option<Instant> = None;
+    let mut oops_at: Option<Instant> = None;
+    let mut finished = 0;
+    let total = batch.scenarios.len();
+    let silence = silence_allowance(&batch.scenarios);
+    let mut stopped_for: Option<String> = None;
+    while results_open || console_open {
+        // The kernel lives on after an oops, but nothing it reports afterwards
+        // can be trusted: keep its trace a moment for the log tail, then stop.
+        if oops_at.is_some_and(|at| at.elapsed() >= OOPS_TRACE) {
+            break;
+        }
+        if let Some(at) = done_at {
+            // Every verdict is in: QEMU gets a moment to power off, then goes.
+            if at.elapsed() >= POWER_OFF_GRACE {
+                break;
+            }
+        }
+        let allowed = if let Some(at) = oops_at {
+            OOPS_TRACE.saturating_sub(at.elapsed())
+        } else if let Some(at) = done_at {
+            POWER_OFF_GRACE.saturating_sub(at.elapsed())
+        } else if out.release.is_some() {
+            silence.saturating_sub(last_frame.elapsed())
+        } else {
+            boot_allowance(accel).saturating_sub(started.elapsed())
+        };
+        if allowed.is_zero() && done_at.is_none() && oops_at.is_none() {
+            stopped_for = Some(if out.release.is_some() {
+                format!(
+                    "the VM went silent for {} s while running scenarios",
+                    silence.as_secs()
+                )
+            } else {
+                format!(
+                    "the kernel did not start init within {} s ({})",
+                    boot_allowance(accel).as_secs(),
+                    accel.as_str()
+                )
+            });
+            break;
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: if results_open {
+                    results.as_raw_fd()
+                } else {
+                    -1
+                },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if console_open {
+                    console_pipe.as_raw_fd()
+                } else {
+                    -1
+                },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds.
+        let r = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                2,
+                allowed.as_millis().clamp(1, i32::MAX as u128) as i32,
+            )
+        };
+        if r < 0 && nix::errno::Errno::last() != nix::errno::Errno::EINTR {
+            break;
+        }
+        let mut buf = [0u8; 16384];
+        if fds[1].revents != 0 {
+            match console_pipe.read(&mut buf) {
+                Ok(0) | Err(_) => console_open = false,
+                Ok(n) => watch.push(&buf[..n]),
+            }
+            if watch.death() == Some(Death::Oops) && oops_at.is_none() {
+                oops_at = Some(Instant::now());
+            }
+        }
+        if fds[0].revents != 0 {
+            match results.read(&mut buf) {
+                Ok(0) | Err(_) => results_open = false,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+            }
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                last_frame = Instant::now();
+                match VmFrame::parse_line(&line) {
+                    Ok(VmFrame::Booted { release, .. }) => {
+                        out.booted_after = Some(started.elapsed());
+                        on_progress(Progress::Booted {
+                            release: release.clone(),
+                            after: started.elapsed(),
+                        });
+                        out.release = Some(release);
+                    }
+                    Ok(VmFrame::Event { scenario, event }) => {
+                        if matches!(event, Event::Finished { .. }) {
+                            out.first_result_after.get_or_insert(started.elapsed());
+                            finished += 1;
+                            on_progress(Progress::Finished {
+                                done: finished,
+                                total,
+                            });
+                        }
+                        out.events.entry(scenario).or_default().push(event);
+                    }
+                    Ok(VmFrame::Done) => done_at = Some(Instant::now()),
+                    // A stray line is kept with the console, for the diagnosis.
+                    Err(e) => watch.push(format!("[result port] {e}\n").as_bytes()),
+                }
+            }
+        }
+    }
+    // Whatever ended the loop, QEMU goes now (it has usually exited already).
+    registration.kill();
+    let (status, cpu) = reap_with_usage(pid);
+    out.qemu_cpu = cpu;
+    registration.reaped();
+    drop(registration);
+    // Drain what QEMU wrote before it died.
+    let mut rest = Vec::new();
+    let _ = console_pipe.read_to_end(&mut rest);
+    watch.push(&rest);
+    out.wall = started.elapsed();
+    out.console = watch.text();
+    let death = watch.death();
+    out.broken = match (death, stopped_for, done_at.is_some()) {
+        (Some(d), _, _) => Some(format!("{}:\n{}", d.describe(), watch.tail(15))),
+        (None, Some(why), _) => Some(format!("{why}; last console lines:\n{}", watch.tail(15))),
+        (None, None, true) => None,
+        (None, None, false) if init_args.is_empty() => Some(format!(
+            "QEMU ended ({}) before every scenario reported; last console lines:\n{}",
+            status.map_or("status unknown".into(), describe_status),
+            watch.tail(15)
+        )),
+        (None, None, false) => None,
+    };
+    live::forget_on_interrupt(dir.path());
+    drop(dir);
+    out
+}
+
+impl VmRun {
+    /// One scenario's events, always ending with `Finished`: a scenario the
+    /// VM never gave a verdict for is broken, with the VM's own failure.
+    pub fn events_of(&self, scenario: &str) -> Vec<Event> {
+        let mut events = self.events.get(scenario).cloned().unwrap_or_default();
+        if !events.iter().any(|e| matches!(e, Event::Finished { .. })) {
+            let why = match &self.broken {
+                Some(b) => format!("the VM failed before this scenario's verdict: {b}"),
+                None => "the VM reported no verdict for this scenario".into(),
+            };
+            events.push(Event::Finished {
+                verdict: orphanage_scenario::Verdict::broken(why),
+                steps_ms: 0.0,
+            });
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orphanage_scenario::{Outcome, Verdict};
+
+    #[test]
+    fn a_scenario_without_a_verdict_is_broken_with_the_vms_reason() {
+        let mut run = VmRun::default();
+        run.events.insert(
+            "a::ok".into(),
+            vec![Event::Finished {
+                verdict: Verdict::pass(),
+                steps_ms: 1.0,
+            }],
+        );
+        run.broken = Some("kernel panic:\n    Kernel panic - not syncing".into());
+        assert_eq!(run.events_of("a::ok").len(), 1);
+        let missing = run.events_of("a::late");
+        let Some(Event::Finished { verdict, .. }) = missing.last() else {
+            panic!("{missing:?}")
+        };
+        assert_eq!(verdict.outcome, Outcome::Broken);
+        assert!(verdict.reason.contains("Kernel panic"));
+    }
+
+    #[test]
+    fn the_host_deadline_grows_with_the_longest_scenario() {
+        let scenario: orphanage_scenario::Scenario = serde_json::from_value(serde_json::json!({
+            "checks": "x", "refs": [], "deadline": "40s", "steps": []
+        }))
+        .unwrap();
+        let s = vec![VmScenario {
+            name: "a::b".into(),
+            scenario,
+        }];
+        assert_eq!(silence_allowance(&s), Duration::from_secs(70));
+        assert!(boot_allowance(Accel::Tcg) > boot_allowance(Accel::Kvm));
+    }
+}

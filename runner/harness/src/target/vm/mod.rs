@@ -1,0 +1,13 @@
+//! The VM target: a kernel booted in QEMU with the static agent as its init.
+
+mod accel;
+mod console;
+mod initramfs;
+mod kernel_image;
+mod machine;
+mod qemu_args;
+
+pub use accel::{choose as choose_accel, AccelChoice, Chosen};
+pub use kernel_image::{check_kernel_file, extract_vmlinux};
+pub use machine::{run as run_vm, Batch, Progress, VmRun, QEMU};
+pub use qemu_args::Accel;

@@ -1,0 +1,250 @@
+//! The QEMU command line, built by small pure functions so each can be
+//! unit-tested without starting a VM. Serial port 0 (the console: kernel log
+//! and diagnostics) goes to QEMU's stderr, serial port 1 (results) to its
+//! stdout; QEMU's own errors land on stderr too, next to the kernel log.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// How QEMU executes the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
+
+/// Everything one boot needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Boot {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub accel: Accel,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    /// Extra kernel command line, appended after ours.
+    pub cmdline: String,
+    /// Extra QEMU arguments, appended last.
+    pub qemu_args: Vec<String>,
+    /// Arguments for init (after `--` on the command line).
+    pub init_args: Vec<String>,
+}
+
+/// A quiet console on the first serial port; `panic=-1` reboots at once on a
+/// panic, which `-no-reboot` turns into QEMU exiting.
+pub fn kernel_cmdline(extra: &str, init_args: &[String]) -> String {
+    let mut line = String::from("console=ttyS0 panic=-1 quiet");
+    if !extra.trim().is_empty() {
+        line.push(' ');
+        line.push_str(extra.trim());
+    }
+    if !init_args.is_empty() {
+        line.push_str(" --");
+        for a in init_args {
+            line.push(' ');
+            line.push_str(a);
+        }
+    }
+    line
+}
+
+/// `-accel` and `-cpu` for an accelerator.
+pub fn accel_args(accel: Accel) -> Vec<OsString> {
+    let cpu = match accel {
+        Accel::Kvm => "host",
+        Accel::Tcg => "max",
+    };
+    ["-accel", accel.as_str(), "-cpu", cpu]
+        .map(OsString::from)
+        .to_vec()
+}
+
+/// The machine without any default device, display, monitor or disk; it
+/// exits instead of rebooting.
+pub fn machine_args(memory_mib: u32, cpus: u32) -> Vec<OsString> {
+    [
+        "-nodefaults".to_string(),
+        "-no-user-config".into(),
+        "-display".into(),
+        "none".into(),
+        "-no-reboot".into(),
+        "-m".into(),
+        format!("{memory_mib}M"),
+        "-smp".into(),
+        cpus.to_string(),
+    ]
+    .map(OsString::from)
+    .to_vec()
+}
+
+/// ttyS0 to stderr (by reopening our fd 2, which works for pipes), ttyS1 to stdout.
+pub fn serial_args() -> Vec<OsString> {
+    [
+        "-chardev",
+        "file,id=console,path=/proc/self/fd/2",
+        "-serial",
+        "chardev:console",
+        "-chardev",
+        "stdio,id=results,signal=off",
+        "-serial",
+        "chardev:results",
+    ]
+    .map(OsString::from)
+    .to_vec()
+}
+
+pub fn boot_args(kernel: &Path, initrd: &Path, cmdline: &str) -> Vec<OsString> {
+    vec![
+        "-kernel".into(),
+        kernel.as_os_str().to_owned(),
+        "-initrd".into(),
+        initrd.as_os_str().to_owned(),
+        "-append".into(),
+        cmdline.into(),
+    ]
+}
+
+/// The whole argument list (without the program name).
+pub fn qemu_argv(boot: &Boot) -> Vec<OsString> {
+    let mut argv = machine_args(boot.memory_mib, boot.cpus);
+    argv.extend(accel_args(boot.accel));
+    argv.extend(serial_args());
+    argv.extend(boot_args(
+        &boot.kernel,
+        &boot.initrd,
+        &kernel_cmdline(&boot.cmdline, &boot.init_args),
+    ));
+    argv.extend(boot.qemu_args.iter().map(OsString::from));
+    argv
+}
+
+/// The KVM probe: the real kernel, no initramfs, early printk on the console.
+/// KVM works when the kernel's first words ("Linux version") arrive quickly;
+/// where nested KVM hangs, nothing arrives.
+pub fn kvm_probe_argv(kernel: &Path) -> Vec<OsString> {
+    let mut argv = machine_args(256, 1);
+    argv.extend(accel_args(Accel::Kvm));
+    argv.extend(
+        [
+            "-serial",
+            "stdio",
+            "-kernel",
+            &kernel.to_string_lossy(),
+            "-append",
+            "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1",
+        ]
+        .map(OsString::from),
+    );
+    argv
+}
+
+/// What the probe waits for on the console.
+pub const KVM_PROBE_MARKER: &str = "Linux version";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn strings(v: &[OsString]) -> Vec<String> {
+        v.iter().map(|s| s.to_string_lossy().into_owned()).collect()
+    }
+
+    /// The value after `flag`, for each time `flag` appears.
+    fn values_of(argv: &[String], flag: &str) -> Vec<String> {
+        argv.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].clone())
+            .collect()
+    }
+
+    fn boot(accel: Accel) -> Boot {
+        Boot {
+            kernel: "/k/vmlinuz".into(),
+            initrd: "/tmp/x/initramfs.cpio".into(),
+            accel,
+            memory_mib: 512,
+            cpus: 1,
+            cmdline: String::new(),
+            qemu_args: vec![],
+            init_args: vec![],
+        }
+    }
+
+    #[rstest]
+    #[case("", &[], "console=ttyS0 panic=-1 quiet")]
+    #[case("  mitigations=off ", &[], "console=ttyS0 panic=-1 quiet mitigations=off")]
+    #[case("", &["poweroff"], "console=ttyS0 panic=-1 quiet -- poweroff")]
+    fn the_command_line_has_console_panic_and_init_args(
+        #[case] extra: &str,
+        #[case] init: &[&str],
+        #[case] expected: &str,
+    ) {
+        let init: Vec<String> = init.iter().map(|s| s.to_string()).collect();
+        assert_eq!(kernel_cmdline(extra, &init), expected);
+    }
+
+    #[rstest]
+    #[case(Accel::Tcg, "tcg", "max")]
+    #[case(Accel::Kvm, "kvm", "host")]
+    fn the_accelerator_picks_the_cpu(#[case] a: Accel, #[case] name: &str, #[case] cpu: &str) {
+        let argv = strings(&qemu_argv(&boot(a)));
+        assert_eq!(values_of(&argv, "-accel"), [name]);
+        assert_eq!(values_of(&argv, "-cpu"), [cpu]);
+    }
+
+    #[test]
+    fn a_boot_has_no_disk_no_display_and_two_serial_ports() {
+        let argv = strings(&qemu_argv(&boot(Accel::Tcg)));
+        for flag in ["-nodefaults", "-no-reboot", "-no-user-config"] {
+            assert!(argv.contains(&flag.to_string()), "{flag} in {argv:?}");
+        }
+        for disk in ["-hda", "-drive", "-cdrom"] {
+            assert!(!argv.contains(&disk.to_string()));
+        }
+        assert_eq!(values_of(&argv, "-display"), ["none"]);
+        // ttyS0 first (the console), ttyS1 second (results).
+        assert_eq!(
+            values_of(&argv, "-serial"),
+            ["chardev:console", "chardev:results"]
+        );
+        let chardevs = values_of(&argv, "-chardev");
+        assert!(chardevs[0].starts_with("file,id=console,path=/proc/self/fd/2"));
+        assert!(chardevs[1].starts_with("stdio,id=results"));
+        assert_eq!(values_of(&argv, "-kernel"), ["/k/vmlinuz"]);
+        assert_eq!(values_of(&argv, "-initrd"), ["/tmp/x/initramfs.cpio"]);
+        assert_eq!(values_of(&argv, "-m"), ["512M"]);
+        assert_eq!(values_of(&argv, "-smp"), ["1"]);
+    }
+
+    #[test]
+    fn extra_arguments_come_last_and_extend_the_command_line() {
+        let mut b = boot(Accel::Tcg);
+        b.qemu_args = vec!["-machine".into(), "q35".into()];
+        b.cmdline = "init_on_free=1".into();
+        let argv = strings(&qemu_argv(&b));
+        assert_eq!(&argv[argv.len() - 2..], ["-machine", "q35"]);
+        assert_eq!(
+            values_of(&argv, "-append"),
+            ["console=ttyS0 panic=-1 quiet init_on_free=1"]
+        );
+    }
+
+    #[test]
+    fn the_kvm_probe_boots_the_kernel_with_early_printk_and_no_initramfs() {
+        let argv = strings(&kvm_probe_argv(Path::new("/k/vmlinuz")));
+        assert_eq!(values_of(&argv, "-accel"), ["kvm"]);
+        assert_eq!(values_of(&argv, "-kernel"), ["/k/vmlinuz"]);
+        assert!(values_of(&argv, "-initrd").is_empty());
+        assert!(values_of(&argv, "-append")[0].contains("earlyprintk=serial,ttyS0"));
+        assert_eq!(values_of(&argv, "-serial"), ["stdio"]);
+    }
+}

@@ -1,0 +1,544 @@
+//! The CLI edge of the VM target: `--kernel` (one kernel, reported like the
+//! host suite), `--kernels` (the matrix) and `orphanage kernels fetch|path`.
+//! Everything a run needs is checked here first, so bad input exits 2
+//! before any VM starts.
+
+use crate::cli::{Cli, KernelsCli, KernelsCommand};
+use crate::discover::Loaded;
+use crate::kernels::{self, FetchError, Kernel};
+use crate::matrix::{self, Column, Figures};
+use crate::report::TrialRecord;
+use crate::target::vm::{self, Batch, Chosen, Progress, VmRun};
+use crate::{live, trials};
+use anyhow::{bail, Context};
+use orphanage_scenario::{Outcome, VmScenario};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// QEMU must be on PATH; its absence is bad input, found before anything runs.
+pub fn check_qemu() -> anyhow::Result<()> {
+    let found = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|d| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(d.join(vm::QEMU))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    });
+    if !found {
+        bail!(
+            "{}: not found on PATH (Debian: apt-get install qemu-system-x86)",
+            vm::QEMU
+        );
+    }
+    Ok(())
+}
+
+fn agent_bytes(cli: &Cli) -> anyhow::Result<Arc<Vec<u8>>> {
+    Ok(Arc::new(match &cli.agent {
+        Some(p) => {
+            std::fs::read(p).with_context(|| format!("{}: cannot read the agent", p.display()))?
+        }
+        None => crate::agent_binary::embedded().to_vec(),
+    }))
+}
+
+fn vm_scenarios(loaded: &[Loaded]) -> Vec<VmScenario> {
+    loaded
+        .iter()
+        .map(|l| VmScenario {
+            name: l.name.clone(),
+            scenario: l.scenario.clone(),
+        })
+        .collect()
+}
+
+fn selected(cli: &Cli, loaded: &[Loaded]) -> Vec<Loaded> {
+    loaded
+        .iter()
+        .filter(|l| {
+            !cli.test
+                .is_filtered_out(&libtest_mimic::Trial::test(&l.name, || Ok(())))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Boots the kernel with an init that only powers off: the floor any run pays.
+fn boot_floor(kernel: &Kernel, image: &Path, agent: &[u8], chosen: &Chosen) -> Option<Duration> {
+    let batch = Batch {
+        kernel: image.to_path_buf(),
+        cmdline: kernel.cmdline.clone(),
+        qemu_args: kernel.qemu_args.clone(),
+        scenarios: vec![],
+    };
+    let run = vm::run_vm(
+        &batch,
+        agent,
+        chosen.accel,
+        &["poweroff".to_string()],
+        &mut |_| {},
+    );
+    run.broken.is_none().then_some(run.wall)
+}
+
+/// One kernel, run lazily by the first trial that needs a result.
+pub struct SingleVm {
+    kernel: Kernel,
+    image: PathBuf,
+    agent: Arc<Vec<u8>>,
+    batch: Batch,
+    accel: vm::AccelChoice,
+    boot_floor: bool,
+    done: OnceLock<(Chosen, Option<Duration>, VmRun)>,
+}
+
+pub fn prepare_single(cli: &Cli, image: &Path, loaded: &[Loaded]) -> anyhow::Result<Arc<SingleVm>> {
+    check_qemu()?;
+    vm::check_kernel_file(image).map_err(anyhow::Error::msg)?;
+    let kernel = Kernel {
+        name: image
+            .file_name()
+            .map_or("kernel".into(), |n| n.to_string_lossy().into_owned()),
+        source: kernels::Source::Path(image.to_path_buf()),
+        qemu_args: vec![],
+        cmdline: String::new(),
+    };
+    Ok(Arc::new(SingleVm {
+        batch: Batch {
+            kernel: image.to_path_buf(),
+            cmdline: String::new(),
+            qemu_args: vec![],
+            scenarios: vm_scenarios(&selected(cli, loaded)),
+        },
+        image: image.to_path_buf(),
+        kernel,
+        agent: agent_bytes(cli)?,
+        accel: cli.accel,
+        boot_floor: cli.boot_floor,
+        done: OnceLock::new(),
+    }))
+}
+
+impl SingleVm {
+    fn run(&self) -> &(Chosen, Option<Duration>, VmRun) {
+        self.done.get_or_init(|| {
+            let chosen = vm::choose_accel(self.accel, &self.image);
+            eprintln!(
+                "orphanage: booting {} in QEMU ({}: {}) to run {} scenarios",
+                self.image.display(),
+                chosen.accel.as_str(),
+                chosen.why,
+                self.batch.scenarios.len()
+            );
+            let floor = if self.boot_floor {
+                boot_floor(&self.kernel, &self.image, &self.agent, &chosen)
+            } else {
+                None
+            };
+            let run = vm::run_vm(&self.batch, &self.agent, chosen.accel, &[], &mut |p| {
+                if let Progress::Booted { release, after } = p {
+                    eprintln!(
+                        "orphanage: {release} started init after {:.1} s",
+                        after.as_secs_f64()
+                    );
+                }
+            });
+            if live::interrupted() {
+                live::stand_down();
+            }
+            (chosen, floor, run)
+        })
+    }
+
+    pub fn runner(self: &Arc<Self>) -> trials::Runner {
+        let me = self.clone();
+        Arc::new(move |l: &Loaded| me.run().2.events_of(&l.name))
+    }
+
+    pub fn release(&self) -> String {
+        self.done
+            .get()
+            .and_then(|d| d.2.release.clone())
+            .unwrap_or_default()
+    }
+
+    /// The VM's figures, and its console when it failed.
+    pub fn summarize(&self) {
+        let Some((chosen, floor, run)) = self.done.get() else {
+            return;
+        };
+        for line in matrix::figures_lines(&[column(&self.kernel.name, chosen, *floor, run, vec![])])
+        {
+            eprintln!("orphanage: {line}");
+        }
+        if let Some(b) = &run.broken {
+            eprintln!("orphanage: the VM failed: {b}");
+        }
+    }
+}
+
+fn column(
+    name: &str,
+    chosen: &Chosen,
+    floor: Option<Duration>,
+    run: &VmRun,
+    records: Vec<TrialRecord>,
+) -> Column {
+    Column {
+        name: name.to_string(),
+        release: run.release.clone(),
+        accel: chosen.accel.as_str().to_string(),
+        records,
+        broken: run.broken.clone(),
+        figures: Figures {
+            floor,
+            booted: run.booted_after,
+            first_result: run.first_result_after,
+            wall: run.wall,
+            qemu_cpu: run.qemu_cpu,
+        },
+    }
+}
+
+/// `--kernels FILE`: every kernel in parallel (up to the number of cores),
+/// then the matrix.
+pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<ExitCode> {
+    let all = kernels::load(file)?;
+    let kernels = kernels::select(file, all, &cli.only_kernel)?;
+    let cache = kernels::cache_dir();
+    let mut images = Vec::new();
+    for k in &kernels {
+        if k.source == kernels::Source::Host {
+            images.push(None);
+            continue;
+        }
+        let Some(image) = k.image(&cache) else {
+            bail!(
+                "kernel {} is not fetched yet (run `orphanage kernels fetch --kernels {} {}`)",
+                k.name,
+                file.display(),
+                k.name
+            );
+        };
+        vm::check_kernel_file(&image).map_err(anyhow::Error::msg)?;
+        images.push(Some(image));
+    }
+    if selected.is_empty() {
+        bail!("no scenario matches the filters");
+    }
+    let agent = agent_bytes(cli)?;
+    // The host column runs the agent from a file, as `cargo run` does.
+    let host_agent = if images.iter().any(Option::is_none) {
+        let agent = match &cli.agent {
+            Some(p) => crate::agent_binary::AgentBinary::given(p),
+            None => crate::agent_binary::AgentBinary::materialize(|dir| {
+                live::remove_on_interrupt(dir.to_path_buf())
+            })
+            .context("cannot write the agent to a temporary directory")?,
+        };
+        live::become_subreaper().context("cannot become a child subreaper")?;
+        Some(agent)
+    } else {
+        None
+    };
+    let chosen = match images.iter().flatten().next() {
+        Some(first) => {
+            check_qemu()?;
+            vm::choose_accel(cli.accel, first)
+        }
+        None => Chosen {
+            accel: vm::Accel::Tcg,
+            why: "no VM".into(),
+        },
+    };
+    let scenarios = vm_scenarios(selected);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parallel = cores.min(kernels.len());
+    eprintln!(
+        "orphanage: {} scenarios in {} kernels, {parallel} at a time, under {} ({})",
+        scenarios.len(),
+        kernels.len(),
+        chosen.accel.as_str(),
+        chosen.why
+    );
+    let next = Mutex::new(0usize);
+    let columns: Mutex<Vec<Option<Column>>> = Mutex::new(vec![None; kernels.len()]);
+    let started = std::time::Instant::now();
+    let board = Board::new(kernels.iter().map(|k| k.name.clone()));
+    std::thread::scope(|scope| {
+        for _ in 0..parallel {
+            scope.spawn(|| loop {
+                let i = {
+                    let mut n = next.lock().unwrap_or_else(|p| p.into_inner());
+                    let i = *n;
+                    *n += 1;
+                    i
+                };
+                let Some(k) = kernels.get(i) else { return };
+                let col = match (&images[i], &host_agent) {
+                    (Some(image), _) => run_cell(
+                        k,
+                        image,
+                        &agent,
+                        &chosen,
+                        &scenarios,
+                        cli.boot_floor,
+                        (&board, i),
+                    ),
+                    (None, Some(host)) => run_host_cell(k, host.path(), selected, (&board, i)),
+                    (None, None) => unreachable!("the host agent exists when a column needs it"),
+                };
+                if live::interrupted() {
+                    live::stand_down();
+                }
+                columns.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(col);
+            });
+        }
+    });
+    board.finish();
+    let columns: Vec<Column> = columns
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .flatten()
+        .collect();
+    let rows: Vec<String> = selected.iter().map(|l| l.name.clone()).collect();
+    println!();
+    print!("{}", matrix::render_text(&rows, &columns));
+    println!();
+    for l in matrix::reasons(&rows, &columns) {
+        println!("{l}");
+    }
+    println!();
+    for l in matrix::figures_lines(&columns) {
+        println!("{l}");
+    }
+    println!("whole matrix: {:.1} s", started.elapsed().as_secs_f64());
+    if let Some(dir) = &cli.matrix_report {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::write(
+            dir.join("matrix.md"),
+            matrix::render_markdown(&rows, &columns),
+        )
+        .with_context(|| format!("cannot write {}", dir.join("matrix.md").display()))?;
+        std::fs::write(
+            dir.join("matrix.html"),
+            matrix::render_html(&rows, &columns),
+        )
+        .with_context(|| format!("cannot write {}", dir.join("matrix.html").display()))?;
+    }
+    let bad = columns.iter().any(|c| {
+        c.records
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::Fail | Outcome::Broken))
+    });
+    Ok(if bad {
+        ExitCode::from(101)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The matrix's progress while kernels boot. On a terminal, one status line
+/// rewritten in place (`[5.10 booting] [6.1 12/74] ...`) with what matters
+/// printed above it; otherwise one line per step.
+struct Board {
+    tty: bool,
+    cells: Mutex<Vec<(String, String)>>,
+}
+
+impl Board {
+    fn new(names: impl Iterator<Item = String>) -> Self {
+        use std::io::IsTerminal;
+        Board {
+            tty: std::io::stderr().is_terminal(),
+            cells: Mutex::new(names.map(|n| (n, "waiting".into())).collect()),
+        }
+    }
+
+    fn redraw(&self, cells: &[(String, String)]) {
+        let line: Vec<String> = cells.iter().map(|(n, s)| format!("[{n} {s}]")).collect();
+        eprint!("\r\x1b[K{}", line.join(" "));
+    }
+
+    /// A cell's state changed; `every_time` says whether a log line is worth it too.
+    fn set(&self, i: usize, state: String, every_time: bool) {
+        let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+        if self.tty {
+            cells[i].1 = state;
+            self.redraw(&cells);
+        } else if every_time {
+            eprintln!("[{}] {state}", cells[i].0);
+            cells[i].1 = state;
+        }
+    }
+
+    /// A line that stays: printed above the status line.
+    fn say(&self, i: usize, line: &str) {
+        let cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+        if self.tty {
+            eprint!("\r\x1b[K");
+        }
+        eprintln!("[{}] {line}", cells[i].0);
+        if self.tty {
+            self.redraw(&cells);
+        }
+    }
+
+    fn finish(&self) {
+        if self.tty {
+            eprintln!("\r\x1b[K");
+        }
+    }
+}
+
+fn run_cell(
+    k: &Kernel,
+    image: &Path,
+    agent: &[u8],
+    chosen: &Chosen,
+    scenarios: &[VmScenario],
+    with_floor: bool,
+    board: (&Board, usize),
+) -> Column {
+    let (board, i) = board;
+    let floor = if with_floor {
+        board.set(i, "measuring the boot floor".into(), true);
+        boot_floor(k, image, agent, chosen)
+    } else {
+        None
+    };
+    board.set(i, "booting".into(), true);
+    let batch = Batch {
+        kernel: image.to_path_buf(),
+        cmdline: k.cmdline.clone(),
+        qemu_args: k.qemu_args.clone(),
+        scenarios: scenarios.to_vec(),
+    };
+    let run = vm::run_vm(&batch, agent, chosen.accel, &[], &mut |p| match p {
+        Progress::Booted { release, after } => board.say(
+            i,
+            &format!("{release} started init after {:.1} s", after.as_secs_f64()),
+        ),
+        Progress::Finished { done, total } => board.set(
+            i,
+            format!("{done}/{total}"),
+            done == total || done % 20 == 0,
+        ),
+    });
+    let records: Vec<TrialRecord> = scenarios
+        .iter()
+        .map(|s| {
+            let events = run.events_of(&s.name);
+            let area = s.name.split("::").next().unwrap_or_default();
+            let steps_ms = events.iter().find_map(|e| match e {
+                orphanage_scenario::Event::Finished { steps_ms, .. } => Some(*steps_ms),
+                _ => None,
+            });
+            TrialRecord::from_events(
+                &s.name,
+                area,
+                &events,
+                Duration::from_secs_f64(steps_ms.unwrap_or(0.0) / 1000.0),
+            )
+        })
+        .collect();
+    match &run.broken {
+        Some(b) => {
+            board.say(
+                i,
+                &format!("the VM failed after {:.1} s: {b}", run.wall.as_secs_f64()),
+            );
+            board.set(i, "broken".into(), false);
+        }
+        None => {
+            board.say(i, &format!("done in {:.1} s", run.wall.as_secs_f64()));
+            board.set(i, "done".into(), false);
+        }
+    }
+    column(&k.name, chosen, floor, &run, records)
+}
+
+/// The host column: the same scenarios on the running kernel, one at a time.
+fn run_host_cell(k: &Kernel, agent: &Path, selected: &[Loaded], board: (&Board, usize)) -> Column {
+    let (board, i) = board;
+    board.set(i, "running on the host".into(), true);
+    let started = std::time::Instant::now();
+    let records = selected
+        .iter()
+        .map(|l| {
+            let begun = std::time::Instant::now();
+            let mut events = Vec::new();
+            crate::target::Target::Host.run(agent, &l.scenario, &mut |e| events.push(e.clone()));
+            TrialRecord::from_events(&l.name, &l.area, &events, begun.elapsed())
+        })
+        .collect();
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .ok();
+    board.say(
+        i,
+        &format!("done in {:.1} s", started.elapsed().as_secs_f64()),
+    );
+    board.set(i, "done".into(), false);
+    Column {
+        name: k.name.clone(),
+        release,
+        accel: "no VM".into(),
+        records,
+        broken: None,
+        figures: Figures {
+            wall: started.elapsed(),
+            ..Figures::default()
+        },
+    }
+}
+
+/// `orphanage kernels fetch|path`.
+pub fn kernels_command(cli: KernelsCli) -> anyhow::Result<ExitCode> {
+    let (file, names, fetch) = match cli.command {
+        KernelsCommand::Fetch { kernels, names } => (kernels, names, true),
+        KernelsCommand::Path { kernels, names } => (kernels, names, false),
+    };
+    let file = file.unwrap_or_else(crate::default_kernels_file);
+    let all = kernels::load(&file)?;
+    let kernels = kernels::select(&file, all, &names)?;
+    let cache = kernels::cache_dir();
+    if !fetch {
+        let mut missing = false;
+        for k in &kernels {
+            match k.image(&cache) {
+                Some(p) => println!("{}\t{}", k.name, p.display()),
+                None if k.source == kernels::Source::Host => {
+                    println!("{}\t(the running kernel)", k.name)
+                }
+                None => {
+                    eprintln!("orphanage: kernel {} is not fetched yet", k.name);
+                    missing = true;
+                }
+            }
+        }
+        return Ok(if missing {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    std::fs::create_dir_all(&cache)
+        .with_context(|| format!("cannot create {}", cache.display()))?;
+    match kernels::fetch(&kernels, &cache, |m| eprintln!("orphanage: {m}")) {
+        Ok(images) => {
+            for (name, image) in images {
+                println!("{name}\t{}", image.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(FetchError::BadInput(m)) => bail!("{m}"),
+        Err(FetchError::Failed(m)) => {
+            eprintln!("orphanage: {m}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! The VM target, end to end: a cached Debian kernel (fixtures/kernels.yaml's
+//! "6.1", fetched by `orphanage kernels fetch 6.1`) boots under TCG with the
+//! agent as init, runs a subset of the suite, and reports what that kernel
+//! really does. A panicking kernel is broken with its log while the other
+//! cell still runs, and Ctrl-C leaves no QEMU behind.
+//!
+//! Without QEMU or the cached kernel these are ignored, naming what is
+//! missing; with ORPHANAGE_REQUIRE_ALL=1 (as CI sets) that is a failure.
+//! The bad-input checks need neither and always run.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{orphanage, repo};
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// The matrix entry these tests boot.
+const KERNEL: &str = "6.1";
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+}
+
+/// The cached image of `KERNEL`, or what is missing.
+fn prerequisites() -> Result<PathBuf, String> {
+    if !on_path("qemu-system-x86_64") {
+        return Err("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)".into());
+    }
+    let out = orphanage()
+        .args(["kernels", "path", KERNEL])
+        .current_dir(repo())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.split_once('\t') {
+        Some((_, path)) if out.status.success() => Ok(PathBuf::from(path.trim())),
+        _ => Err(format!(
+            "kernel {KERNEL} of fixtures/kernels.yaml is not cached (run `cargo run -- kernels fetch {KERNEL}`)"
+        )),
+    }
+}
+
+/// A VM test: ignored with the reason when something is missing, unless
+/// ORPHANAGE_REQUIRE_ALL=1 makes that a failure.
+fn vm_trial(name: &str, test: fn(&Path) -> Result<(), Failed>) -> Trial {
+    Trial::ignorable_test(name, move || match prerequisites() {
+        Ok(image) => test(&image).map(|_| Completion::Completed),
+        Err(missing) if std::env::var("ORPHANAGE_REQUIRE_ALL").as_deref() == Ok("1") => {
+            Err(format!("ORPHANAGE_REQUIRE_ALL=1 but {missing}").into())
+        }
+        Err(missing) => Ok(Completion::ignored_with(missing)),
+    })
+}
+
+fn check(cond: bool, what: impl FnOnce() -> String) -> Result<(), Failed> {
+    if cond {
+        Ok(())
+    } else {
+        Err(what().into())
+    }
+}
+
+/// Processes whose command line mentions `needle` (our private TMPDIR).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(needle))
+        .collect()
+}
+
+/// After a run: no QEMU of ours and no initramfs directory remain.
+fn nothing_left(tmp: &Path) -> Result<(), Failed> {
+    let left = processes_mentioning(&tmp.to_string_lossy());
+    check(left.is_empty(), || format!("left running: {left:?}"))?;
+    let dirs: Vec<_> = std::fs::read_dir(tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    check(dirs.is_empty(), || format!("left behind: {dirs:?}"))
+}
+
+fn single_kernel_run(image: &Path) -> Result<(), Failed> {
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("report.json");
+    let vm_tmp = tmp.path().join("tmp");
+    std::fs::create_dir(&vm_tmp).unwrap();
+    // memfd and subreaper: what differs across kernels, and the agent as
+    // init of fresh pid namespaces inside the VM's global init.
+    let out = orphanage()
+        .arg("--kernel")
+        .arg(image)
+        .args(["--accel", "tcg", "--boot-floor", "--report"])
+        .arg(&report)
+        .args([
+            "--skip",
+            "kill::",
+            "--skip",
+            "zombie::",
+            "--skip",
+            "pid1::",
+            "--skip",
+            "sibling::",
+            // The runtime areas have nothing to drive in a VM.
+            "--skip",
+            "kill_race::",
+            "--skip",
+            "shim::",
+            "--skip",
+            "container_init::",
+            "--skip",
+            "init_program::",
+        ])
+        .env("TMPDIR", &vm_tmp)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    check(out.status.code() == Some(0), || {
+        format!("exit {:?}\n{stdout}\n{stderr}", out.status)
+    })?;
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    check(
+        report["kernel"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("6.1.")),
+        || format!("kernel in report: {}", report["kernel"]),
+    )?;
+    check(report["target"] == "vm", || {
+        format!("target {}", report["target"])
+    })?;
+    let results = report["results"].as_array().unwrap();
+    check(results.len() == 40, || format!("{} results", results.len()))?;
+    let outcome = |name: &str| {
+        results
+            .iter()
+            .find(|r| r["name"] == name)
+            .map(|r| {
+                (
+                    r["outcome"].as_str().unwrap().to_string(),
+                    r["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .unwrap_or_default()
+    };
+    // 6.1 predates MFD_NOEXEC_SEAL (6.3): the probe's EINVAL, not a failure.
+    for name in [
+        "memfd::noexec_seal_flag_seals_exec",
+        "memfd::memfd_noexec_2_refuses_mfd_exec",
+    ] {
+        let (o, reason) = outcome(name);
+        check(
+            o == "unsupported" && reason.contains("MFD_NOEXEC_SEAL): EINVAL"),
+            || format!("{name}: {o}: {reason}"),
+        )?;
+    }
+    // Seals by effect, exec from a sealed memfd, clone isolation, and
+    // reparenting inside a pid namespace under the VM's init.
+    for name in [
+        "memfd::seal_write_refuses_writes",
+        "memfd::seal_future_write_keeps_existing_mapping",
+        "memfd::exec_from_sealed_memfd",
+        "memfd::memfd_exe_clone_child_writes_stay_private",
+        "memfd::memfd_exe_fork_child_writes_stay_private",
+        "subreaper::nearest_ancestor_adopts",
+        "subreaper::no_subreaper_init_adopts",
+        "subreaper::subreaper_does_not_cross_pid_namespace",
+    ] {
+        let (o, reason) = outcome(name);
+        check(o == "pass", || format!("{name}: {o}: {reason}"))?;
+    }
+    check(
+        stderr.contains("boot floor") && stderr.contains("first result"),
+        || format!("no figures on stderr:\n{stderr}"),
+    )?;
+    nothing_left(&vm_tmp)
+}
+
+fn matrix_with_a_panicking_kernel(image: &Path) -> Result<(), Failed> {
+    let tmp = tempfile::tempdir().unwrap();
+    let vm_tmp = tmp.path().join("tmp");
+    std::fs::create_dir(&vm_tmp).unwrap();
+    let suites = common::suite_of(&[
+        (
+            &repo().join("suites/memfd/noexec_seal_flag_seals_exec.yaml"),
+            None,
+        ),
+        (
+            &repo().join("suites/memfd/seal_write_refuses_writes.yaml"),
+            None,
+        ),
+        (
+            &repo().join("suites/subreaper/nearest_ancestor_adopts.yaml"),
+            None,
+        ),
+    ]);
+    let kernels = tmp.path().join("kernels.yaml");
+    // The same kernel four ways: as it is; with init told to filter
+    // CLONE_NEWPID to EINVAL (a kernel without pid namespaces, as Asterinas);
+    // with rdinit naming no file, so the kernel finds no init and panics; and
+    // with an argument init does not know, so init exits.
+    std::fs::write(
+        &kernels,
+        format!(
+            "kernels:\n  - name: good\n    path: {0}\n  - name: no-pidns\n    path: {0}\n    cmdline: -- no-pid-namespaces\n  - name: no-init\n    path: {0}\n    cmdline: rdinit=/no/such/init\n  - name: init-exits\n    path: {0}\n    cmdline: -- no-such-mode\n",
+            image.display()
+        ),
+    )
+    .unwrap();
+    let report_dir = tmp.path().join("matrix");
+    let out = orphanage()
+        .arg("--suites")
+        .arg(suites.path())
+        .arg("--kernels")
+        .arg(&kernels)
+        .args(["--accel", "tcg", "--matrix-report"])
+        .arg(&report_dir)
+        .env("TMPDIR", &vm_tmp)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let all = format!("{stdout}\n{stderr}");
+    // A broken cell fails the run.
+    check(out.status.code() == Some(101), || {
+        format!("exit {:?}\n{all}", out.status)
+    })?;
+    let row = |name: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    };
+    for (name, cells) in [
+        (
+            "fixture::noexec_seal_flag_seals_exec",
+            ["unsupported", "unsupported", "BROKEN", "BROKEN"],
+        ),
+        (
+            "fixture::seal_write_refuses_writes",
+            ["pass", "pass", "BROKEN", "BROKEN"],
+        ),
+        (
+            "fixture::nearest_ancestor_adopts",
+            ["pass", "unsupported", "BROKEN", "BROKEN"],
+        ),
+    ] {
+        check(row(name) == cells, || {
+            format!("{name}: {:?}\n{all}", row(name))
+        })?;
+    }
+    check(
+        stdout.contains("good (6.1.") && stdout.contains("no-pidns (6.1."),
+        || format!("headers with the release:\n{stdout}"),
+    )?;
+    check(stdout.contains("no-init (did not boot)"), || {
+        stdout.to_string()
+    })?;
+    check(
+        stdout.contains("no-pidns fixture::nearest_ancestor_adopts: unsupported: clone(CLONE_NEWPID|CLONE_NEWNS): EINVAL (needs pid namespaces)"),
+        || stdout.to_string(),
+    )?;
+    check(all.contains("Kernel panic"), || {
+        format!("no log tail:\n{all}")
+    })?;
+    let md = std::fs::read_to_string(report_dir.join("matrix.md")).unwrap();
+    check(
+        md.contains(
+            "| `fixture::nearest_ancestor_adopts` | pass | unsupported | BROKEN | BROKEN |",
+        ),
+        || md.clone(),
+    )?;
+    let html = std::fs::read_to_string(report_dir.join("matrix.html")).unwrap();
+    check(html.contains("<td class=\"broken\""), || html.clone())?;
+    nothing_left(&vm_tmp)
+}
+
+fn interrupt_kills_qemu(image: &Path) -> Result<(), Failed> {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = orphanage()
+        .arg("--kernel")
+        .arg(image)
+        .args(["--accel", "tcg", "memfd::"])
+        .env("TMPDIR", tmp.path())
+        .current_dir(repo())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once QEMU is running: its initramfs directory exists.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut interval = Duration::from_millis(1);
+    while processes_mentioning(&tmp.path().to_string_lossy()).is_empty() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("QEMU never started".into());
+        }
+        // A poll interval inside a deadline, not a synchronisation point.
+        std::thread::sleep(interval);
+        interval = (interval * 2).min(Duration::from_millis(50));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    check(out.status.code() == Some(130), || {
+        format!(
+            "exit {:?}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    nothing_left(tmp.path())
+}
+
+/// Bad input exits 2 with one line, before any VM starts.
+fn bad_input(args: &[&str], env: &[(&str, &str)], says: &str) -> Result<(), Failed> {
+    let out = orphanage()
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    check(out.status.code() == Some(2), || {
+        format!("exit {:?}: {stderr}", out.status)
+    })?;
+    check(
+        stderr.trim().lines().count() == 1 && stderr.contains(says),
+        || format!("expected one line with {says:?}, got {stderr:?}"),
+    )
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_kernel = dir.path().join("vmlinuz");
+    std::fs::write(&not_a_kernel, "#!/bin/sh\necho I am not a kernel\n").unwrap();
+    let unknown_key = dir.path().join("kernels.yaml");
+    std::fs::write(
+        &unknown_key,
+        "kernels:\n  - name: a\n    path: vmlinuz\n    colour: red\n",
+    )
+    .unwrap();
+    let (not_a_kernel, unknown_key) = (
+        not_a_kernel.to_string_lossy().into_owned(),
+        unknown_key.to_string_lossy().into_owned(),
+    );
+    let nk = not_a_kernel.clone();
+    let uk = unknown_key.clone();
+    let nk2 = not_a_kernel.clone();
+    let trials = vec![
+        vm_trial(
+            "vm::a_debian_kernel_runs_memfd_and_subreaper",
+            single_kernel_run,
+        ),
+        vm_trial(
+            "vm::matrix_shows_missing_pid_namespaces_a_panic_and_init_exiting",
+            matrix_with_a_panicking_kernel,
+        ),
+        vm_trial("vm::ctrl_c_leaves_no_qemu", interrupt_kills_qemu),
+        Trial::test("vm::bad_input::not_a_kernel_image", move || {
+            bad_input(&["--kernel", &nk], &[], "not a kernel image")
+        }),
+        Trial::test("vm::bad_input::unknown_key_in_kernels_file", move || {
+            bad_input(&["--kernels", &uk], &[], "unknown field `colour`")
+        }),
+        Trial::test("vm::bad_input::qemu_missing", move || {
+            bad_input(
+                &["--kernel", &nk2],
+                &[("PATH", "/nonexistent")],
+                "qemu-system-x86_64: not found on PATH",
+            )
+        }),
+        Trial::test("vm::bad_input::unknown_kernel_name", || {
+            bad_input(&["kernels", "path", "9.99"], &[], "no kernel named 9.99")
+        }),
+    ];
+    libtest_mimic::run(&args, trials).exit();
+}

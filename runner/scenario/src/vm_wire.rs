@@ -1,0 +1,163 @@
+//! What crosses a VM's second serial port: the agent, running as the VM's
+//! global init, frames every event with the scenario it belongs to, one JSON
+//! document per line. The harness reads these lines back into `Event`s.
+
+use crate::event::Event;
+use crate::scenario::Scenario;
+use serde::{Deserialize, Serialize};
+
+/// Where the harness puts the scenarios inside the initramfs.
+pub const VM_SCENARIOS_PATH: &str = "/scenarios.json";
+
+/// One scenario to run inside a VM, as the initramfs carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmScenario {
+    /// `area::name`, as the harness names it.
+    pub name: String,
+    pub scenario: Scenario,
+}
+
+/// One line on the result port.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "frame", rename_all = "snake_case")]
+pub enum VmFrame {
+    /// The agent is up as init; `release` is what uname(2) says inside the VM.
+    Booted { release: String, scenarios: usize },
+    /// An event of one scenario.
+    Event { scenario: String, event: Event },
+    /// Every scenario has finished; the VM powers off next.
+    Done,
+}
+
+impl VmFrame {
+    /// The frame as one line, newline included.
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).expect("frames serialize");
+        line.push(b'\n');
+        line
+    }
+
+    /// Parses one line. A serial port may add a carriage return, and a line
+    /// may carry noise before the frame starts (a console message that
+    /// strayed onto the port): everything before the first `{` is ignored.
+    pub fn parse_line(line: &[u8]) -> Result<Self, String> {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end_matches(['\r', '\n']);
+        let start = text
+            .find('{')
+            .ok_or_else(|| format!("not a frame: {text:?}"))?;
+        serde_json::from_str(&text[start..]).map_err(|e| format!("bad frame ({e}): {text:?}"))
+    }
+}
+
+/// How an agent that never reported `Finished` ended, as its parent saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentEnd {
+    TimedOut,
+    /// The raw wait status.
+    Status(i32),
+    /// Reaped by someone else (an interrupt), so its status is unknown.
+    Unknown,
+}
+
+/// The verdict for an agent that ended without a verdict of its own. Shared by
+/// the host target and the VM's init, so both words are the same.
+pub fn verdict_without_finish(
+    end: AgentEnd,
+    deadline_secs: f64,
+    reached: &str,
+    agent: &str,
+    stderr_tail: &str,
+) -> crate::Verdict {
+    use crate::Verdict;
+    let tail = if stderr_tail.is_empty() {
+        String::new()
+    } else {
+        format!("; agent stderr: {stderr_tail}")
+    };
+    match end {
+        AgentEnd::TimedOut => Verdict::fail(format!(
+            "timeout after {deadline_secs} s (last step reached: {reached})"
+        )),
+        AgentEnd::Status(s) if libc_wifsignaled(s) => Verdict::broken(format!(
+            "agent killed by {} (last step reached: {reached}){tail}",
+            crate::signal_name(s & 0x7f)
+        )),
+        AgentEnd::Status(s) if (s >> 8) & 0xff == 127 => {
+            Verdict::broken(format!("could not execute the agent {agent}{tail}"))
+        }
+        AgentEnd::Status(s) => Verdict::broken(format!(
+            "agent exited {} without a verdict (last step reached: {reached}){tail}",
+            (s >> 8) & 0xff
+        )),
+        AgentEnd::Unknown => Verdict::broken("interrupted"),
+    }
+}
+
+/// WIFSIGNALED without libc: the low 7 bits name the signal, 0x7f means stopped.
+fn libc_wifsignaled(status: i32) -> bool {
+    let sig = status & 0x7f;
+    sig != 0 && sig != 0x7f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Outcome, Verdict};
+    use rstest::rstest;
+
+    #[test]
+    fn frames_survive_the_serial_port() {
+        let frames = [
+            VmFrame::Booted {
+                release: "6.1.0-50-amd64".into(),
+                scenarios: 3,
+            },
+            VmFrame::Event {
+                scenario: "memfd::x".into(),
+                event: Event::Finished {
+                    verdict: Verdict::unsupported("memfd_create(MFD_NOEXEC_SEAL): EINVAL"),
+                    steps_ms: 1.0,
+                },
+            },
+            VmFrame::Done,
+        ];
+        for frame in frames {
+            let mut line = frame.to_line();
+            // What a tty with ONLCR would make of it, with noise in front.
+            line.pop();
+            let mut noisy = b"\x00junk ".to_vec();
+            noisy.extend_from_slice(&line);
+            noisy.extend_from_slice(b"\r\n");
+            assert_eq!(VmFrame::parse_line(&noisy).unwrap(), frame);
+        }
+    }
+
+    #[rstest]
+    #[case(b"hello".as_slice())]
+    #[case(b"{\"frame\":\"nonsense\"}".as_slice())]
+    #[case(b"{\"frame\":\"event\"".as_slice())]
+    fn garbage_is_an_error(#[case] line: &[u8]) {
+        assert!(VmFrame::parse_line(line).is_err());
+    }
+
+    #[rstest]
+    #[case(
+        AgentEnd::TimedOut,
+        Outcome::Fail,
+        "timeout after 10 s (last step reached: step 2 x)"
+    )]
+    #[case(AgentEnd::Status(9), Outcome::Broken, "agent killed by SIGKILL")]
+    #[case(AgentEnd::Status(127 << 8), Outcome::Broken, "could not execute the agent /init")]
+    #[case(AgentEnd::Status(1 << 8), Outcome::Broken, "agent exited 1 without a verdict")]
+    #[case(AgentEnd::Unknown, Outcome::Broken, "interrupted")]
+    fn agent_endings_have_one_wording(
+        #[case] end: AgentEnd,
+        #[case] outcome: Outcome,
+        #[case] start: &str,
+    ) {
+        let v = verdict_without_finish(end, 10.0, "step 2 x", "/init", "");
+        assert_eq!(v.outcome, outcome);
+        assert!(v.reason.starts_with(start), "{}", v.reason);
+    }
+}
