@@ -328,7 +328,7 @@ fn smoke_test_all(targets: &[target::Target], agent: &std::path::Path) -> Option
         target::Target::Runtime(r) => target::smoke_test(r, agent)
             .err()
             .map(|why| format!("{} cannot run a container on this machine: {why}", r.label)),
-        target::Target::Host => None,
+        target::Target::Host | target::Target::Vm(_) => None,
     })
 }
 
@@ -362,6 +362,13 @@ fn explore_command(cli: &cli::Cli, args: &explore::ExploreArgs) -> anyhow::Resul
     } = choose_targets(cli)?;
     if targets.len() > 1 {
         anyhow::bail!("explore runs on one target: give --runtime once");
+    }
+    if let Some(kernel) = &cli.kernel {
+        if matches!(targets[0], target::Target::Runtime(_)) {
+            anyhow::bail!("--runtime and --kernel pick different targets: give one");
+        }
+        // One boot per tree: slow under TCG, but any kernel can be explored.
+        targets = vec![vm_run::explore_target(cli, kernel)?];
     }
     let mut agent = match &cli.agent {
         Some(p) if p.is_file() => AgentBinary::given(p),

@@ -83,6 +83,27 @@ fn boot_floor(kernel: &Kernel, image: &Path, agent: &[u8], chosen: &Chosen) -> O
     run.broken.is_none().then_some(run.wall)
 }
 
+/// `explore --kernel`: a target that boots the kernel once per generated tree.
+pub fn explore_target(cli: &Cli, image: &Path) -> anyhow::Result<crate::target::Target> {
+    check_qemu()?;
+    vm::check_kernel_file(image).map_err(anyhow::Error::msg)?;
+    let chosen = vm::choose_accel(cli.accel, image);
+    eprintln!(
+        "orphanage: each tree boots {} in QEMU ({}: {})",
+        image.display(),
+        chosen.accel.as_str(),
+        chosen.why
+    );
+    Ok(crate::target::Target::Vm(crate::target::VmTarget {
+        label: image
+            .file_name()
+            .map_or("kernel".into(), |n| n.to_string_lossy().into_owned()),
+        kernel: image.to_path_buf(),
+        agent: agent_bytes(cli)?,
+        accel: chosen.accel,
+    }))
+}
+
 /// One kernel, run lazily by the first trial that needs a result.
 pub struct SingleVm {
     kernel: Kernel,

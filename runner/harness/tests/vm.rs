@@ -351,6 +351,36 @@ fn bad_input(args: &[&str], env: &[(&str, &str)], says: &str) -> Result<(), Fail
     )
 }
 
+/// explore works on a booted kernel too: each generated tree in its own VM.
+fn explore_in_a_vm(image: &Path) -> Result<(), Failed> {
+    let tmp = tempfile::tempdir().unwrap();
+    let vm_tmp = tmp.path().join("tmp");
+    std::fs::create_dir(&vm_tmp).unwrap();
+    let out = orphanage()
+        .arg("--kernel")
+        .arg(image)
+        .args(["--accel", "tcg", "explore", "--cases", "2", "--seed", "3"])
+        .arg("--save-to")
+        .arg(tmp.path())
+        .env("TMPDIR", &vm_tmp)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check(out.status.code() == Some(0), || text.clone())?;
+    check(text.contains("2 trees agree with the model"), || {
+        text.clone()
+    })?;
+    let left: Vec<_> = std::fs::read_dir(&vm_tmp).unwrap().flatten().collect();
+    check(left.is_empty(), || format!("left in TMPDIR: {left:?}"))?;
+    let qemus = processes_mentioning(&vm_tmp.to_string_lossy());
+    check(qemus.is_empty(), || format!("still running: {qemus:?}"))
+}
+
 fn main() {
     let args = Arguments::from_args();
     let dir = tempfile::tempdir().unwrap();
@@ -379,6 +409,7 @@ fn main() {
             matrix_with_a_panicking_kernel,
         ),
         vm_trial("vm::ctrl_c_leaves_no_qemu", interrupt_kills_qemu),
+        vm_trial("vm::explore_boots_a_vm_per_tree", explore_in_a_vm),
         Trial::test("vm::bad_input::not_a_kernel_image", move || {
             bad_input(&["--kernel", &nk], &[], "not a kernel image")
         }),

@@ -9,6 +9,18 @@ use std::path::Path;
 pub enum Target {
     Host,
     Runtime(RuntimeTarget),
+    /// One scenario per boot: what `explore --kernel` uses (the suite itself
+    /// boots a kernel once for all its scenarios, see vm_run.rs).
+    Vm(VmTarget),
+}
+
+/// A kernel to boot for each scenario, with the agent as its init.
+#[derive(Debug, Clone)]
+pub struct VmTarget {
+    pub label: String,
+    pub kernel: std::path::PathBuf,
+    pub agent: std::sync::Arc<Vec<u8>>,
+    pub accel: super::vm::Accel,
 }
 
 impl Target {
@@ -17,6 +29,7 @@ impl Target {
         match self {
             Target::Host => String::new(),
             Target::Runtime(r) => format!("{}:", r.label),
+            Target::Vm(v) => format!("{}:", v.label),
         }
     }
 
@@ -24,13 +37,14 @@ impl Target {
         match self {
             Target::Host => "host",
             Target::Runtime(r) => &r.label,
+            Target::Vm(v) => &v.label,
         }
     }
 
     /// Why this target cannot run the scenario at all, if it cannot.
     pub fn cannot_run(&self, scenario: &Scenario) -> Option<String> {
         match self {
-            Target::Host if scenario.needs_runtime() => Some(
+            Target::Host | Target::Vm(_) if scenario.needs_runtime() => Some(
                 "needs an OCI runtime target (--runtime); on the host it has nothing to drive"
                     .into(),
             ),
@@ -43,6 +57,21 @@ impl Target {
         match self {
             Target::Host => run_on_host(agent, scenario, on_event),
             Target::Runtime(r) => run_in_runtime(r, agent, scenario, on_event),
+            Target::Vm(v) => {
+                let batch = super::vm::Batch {
+                    kernel: v.kernel.clone(),
+                    cmdline: String::new(),
+                    qemu_args: vec![],
+                    scenarios: vec![orphanage_scenario::VmScenario {
+                        name: "scenario".into(),
+                        scenario: scenario.clone(),
+                    }],
+                };
+                let run = super::vm::run_vm(&batch, &v.agent, v.accel, &[], &mut |_| {});
+                for e in run.events_of("scenario") {
+                    on_event(&e);
+                }
+            }
         }
     }
 }

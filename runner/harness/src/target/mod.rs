@@ -5,7 +5,7 @@ mod kind;
 mod runtime;
 pub mod vm;
 
-pub use kind::{Bound, Target};
+pub use kind::{Bound, Target, VmTarget};
 pub use runtime::{
     check_runtime, resolve_init, resolve_runtime, smoke_test, RuntimeCli, RuntimeTarget,
 };
