@@ -170,13 +170,7 @@ fn run() -> anyhow::Result<ExitCode> {
         }
         return Ok(conclusion.exit_code());
     }
-    let mut agent = match &cli.agent {
-        Some(p) if p.is_file() => AgentBinary::given(p),
-        Some(p) => anyhow::bail!("{}: no such agent binary", p.display()),
-        None => AgentBinary::materialize(|dir| live::remove_on_interrupt(dir.to_path_buf()))
-            .context("cannot write the agent to a temporary directory")?,
-    };
-    live::become_subreaper().context("cannot become a child subreaper")?;
+    let mut agent = agent_and_subreaper(&cli)?;
     if !cli.test.list {
         if let Some(why) = smoke_test_all(&targets, agent.path()) {
             eprintln!("orphanage: {why}");
@@ -236,6 +230,19 @@ fn run() -> anyhow::Result<ExitCode> {
     // or they would outlive us as zombies.
     live::sweep_children(std::time::Duration::from_secs(5));
     Ok(conclusion.exit_code())
+}
+
+/// The agent for this run (`--agent`, or the embedded one written to a private
+/// directory), with the harness made the subreaper of everything it starts.
+fn agent_and_subreaper(cli: &cli::Cli) -> anyhow::Result<AgentBinary> {
+    let agent = match &cli.agent {
+        Some(p) if p.is_file() => AgentBinary::given(p),
+        Some(p) => anyhow::bail!("{}: no such agent binary", p.display()),
+        None => AgentBinary::materialize(|dir| live::remove_on_interrupt(dir.to_path_buf()))
+            .context("cannot write the agent to a temporary directory")?,
+    };
+    live::become_subreaper().context("cannot become a child subreaper")?;
+    Ok(agent)
 }
 
 /// The targets the command line asks for, checked before anything runs.
@@ -370,13 +377,7 @@ fn explore_command(cli: &cli::Cli, args: &explore::ExploreArgs) -> anyhow::Resul
         // One boot per tree: slow under TCG, but any kernel can be explored.
         targets = vec![vm_run::explore_target(cli, kernel)?];
     }
-    let mut agent = match &cli.agent {
-        Some(p) if p.is_file() => AgentBinary::given(p),
-        Some(p) => anyhow::bail!("{}: no such agent binary", p.display()),
-        None => AgentBinary::materialize(|dir| live::remove_on_interrupt(dir.to_path_buf()))
-            .context("cannot write the agent to a temporary directory")?,
-    };
-    live::become_subreaper().context("cannot become a child subreaper")?;
+    let mut agent = agent_and_subreaper(cli)?;
     if let Some(why) = smoke_test_all(&targets, agent.path()) {
         eprintln!("orphanage: {why}");
         agent.remove();

@@ -184,19 +184,23 @@ fn mounts() -> String {
     std::fs::read_to_string("/proc/self/mountinfo").unwrap()
 }
 
-/// Runs to the end with a JSON report; returns the harness's pid too.
-fn run_isolated(iso: &Isolated, args: &[&str]) -> (Run, u32) {
-    let report_path = iso.dir.path().join("report.json");
-    let child = iso
-        .command(args)
-        .arg("--report")
-        .arg(&report_path)
+/// Runs to the end; returns its output and the harness's pid.
+fn run_to_end(mut command: std::process::Command) -> (std::process::Output, u32) {
+    let child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let pid = child.id();
-    let output = child.wait_with_output().unwrap();
+    (child.wait_with_output().unwrap(), pid)
+}
+
+/// Runs to the end with a JSON report; returns the harness's pid too.
+fn run_isolated(iso: &Isolated, args: &[&str]) -> (Run, u32) {
+    let report_path = iso.dir.path().join("report.json");
+    let mut command = iso.command(args);
+    command.arg("--report").arg(&report_path);
+    let (output, pid) = run_to_end(command);
     let report = std::fs::read_to_string(&report_path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -287,14 +291,7 @@ fn an_environment_error_is_one_line_and_exit_3() -> Result<(), Failed> {
     let wrapper = repo().join("fixtures/runtime/misbehaving/cannot-create");
     let iso = Isolated::new();
     let mounts_before = mounts();
-    let child = iso
-        .command(&["--runtime", wrapper.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
+    let (out, pid) = run_to_end(iso.command(&["--runtime", wrapper.to_str().unwrap()]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     check(out.status.code() == Some(3), || {
         format!("{:?}: {stderr}", out.status)
@@ -369,24 +366,17 @@ fn explore_in_runc_agrees() -> Result<(), Failed> {
     let mounts_before = mounts();
     let save = iso.dir.path().join("found");
     std::fs::create_dir(&save).unwrap();
-    let child = iso
-        .command(&[
-            "--runtime",
-            "runc",
-            "explore",
-            "--cases",
-            "8",
-            "--seed",
-            "3",
-        ])
-        .arg("--save-to")
-        .arg(&save)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
+    let mut command = iso.command(&[
+        "--runtime",
+        "runc",
+        "explore",
+        "--cases",
+        "8",
+        "--seed",
+        "3",
+    ]);
+    command.arg("--save-to").arg(&save);
+    let (out, pid) = run_to_end(command);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
