@@ -45,7 +45,7 @@ impl Target {
     pub fn cannot_run(&self, scenario: &Scenario) -> Option<String> {
         match self {
             Target::Host | Target::Vm(_) if scenario.needs_runtime() => Some(
-                "needs an OCI runtime target (--runtime); on the host it has nothing to drive"
+                "needs an OCI runtime target (--runtime): it drives the runtime, or tests an init program in a container"
                     .into(),
             ),
             _ => None,
