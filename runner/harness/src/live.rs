@@ -30,15 +30,15 @@ pub struct Container {
 }
 
 impl Container {
-    /// Runs the runtime's forced delete: the container's processes, state and cgroups go.
+    /// Runs the runtime's forced delete, within a deadline: the container's
+    /// processes, state and cgroups go. False if it failed or hung.
     pub fn delete(&self) -> bool {
-        std::process::Command::new(&self.delete.0)
-            .args(&self.delete.1)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+        crate::target::run_bounded(
+            &self.delete.0,
+            &self.delete.1,
+            std::time::Duration::from_secs(30),
+        )
+        .is_ok_and(|r| r.ok)
     }
 }
 
@@ -128,9 +128,6 @@ impl Registration {
     pub fn reap_adopted(&self) {
         if let Some(t) = live().get(&self.id).cloned() {
             reap_adopted(&t);
-            if let Some(c) = &t.container {
-                c.delete();
-            }
         }
     }
 }

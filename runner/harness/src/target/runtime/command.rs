@@ -1,5 +1,7 @@
 //! Running a runtime's command with a deadline: a hung runtime must not hang the run.
 
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -13,7 +15,8 @@ pub struct Ran {
     pub output: String,
 }
 
-/// Waits for a started command, killing it past `limit`.
+/// Waits for a started command, killing it past `limit`: its whole process
+/// group when it leads one (a half-made `runc init` goes with `runc create`).
 pub fn wait_bounded(child: &mut Child, limit: Duration) -> Result<ExitStatus, String> {
     let start = Instant::now();
     let mut interval = Duration::from_micros(100);
@@ -22,6 +25,8 @@ pub fn wait_bounded(child: &mut Child, limit: Duration) -> Result<ExitStatus, St
             return Ok(status);
         }
         if start.elapsed() > limit {
+            // SAFETY: our unreaped child leads this group, so the id is not reused.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.kill();
             let _ = child.wait();
             return Err(format!("no answer within {limit:?}"));
@@ -32,30 +37,35 @@ pub fn wait_bounded(child: &mut Child, limit: Duration) -> Result<ExitStatus, St
     }
 }
 
-/// Runs `program args` to completion, killing it past `limit`.
+/// Runs `program args` to completion, killing it past `limit`. Its output
+/// goes to anonymous files, not pipes: a descendant that keeps them open (a
+/// runtime's helper in the background) cannot make us wait for it.
 pub fn bounded(
     program: &Path,
     args: &[std::ffi::OsString],
     limit: Duration,
 ) -> Result<Ran, String> {
+    let mut out = tempfile::tempfile().map_err(|e| format!("tempfile: {e}"))?;
+    let mut err = tempfile::tempfile().map_err(|e| format!("tempfile: {e}"))?;
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(out.try_clone().map_err(|e| e.to_string())?)
+        .stderr(err.try_clone().map_err(|e| e.to_string())?)
+        .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
-    // Output is small (a state document at most): it fits the pipes until the command exits.
-    wait_bounded(&mut child, limit)?;
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    let text = format!(
-        "{} {}",
-        String::from_utf8_lossy(&out.stdout).trim(),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
+    let status = wait_bounded(&mut child, limit)?;
+    let read = |f: &mut std::fs::File| {
+        let mut text = String::new();
+        let _ = f.seek(SeekFrom::Start(0));
+        let _ = f.read_to_string(&mut text);
+        text.trim().to_string()
+    };
+    let text = format!("{} {}", read(&mut out), read(&mut err));
     Ok(Ran {
-        ok: out.status.success(),
-        status: out.status.to_string(),
+        ok: status.success(),
+        status: status.to_string(),
         output: text.trim().to_string(),
     })
 }

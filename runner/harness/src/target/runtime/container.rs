@@ -2,7 +2,7 @@
 //! events, the harness's own steps (runtime verbs, checks from the host), and
 //! a forced delete whatever happened.
 
-use super::argv::RuntimeCli;
+use super::argv::{answers_unknown_state, RuntimeCli};
 use super::bundle::{self, InitUnderTest};
 use super::cgroup;
 use super::command::{bounded, wait_bounded, Ran};
@@ -10,7 +10,7 @@ use super::watch::{self, Watched};
 use crate::live::{self, Container, Registration, Tree};
 use nix::errno::Errno;
 use orphanage_scenario::{
-    signal_name, Event, ExpectedStatus, GoneProbe, Namespace, Scenario, Step, Verdict,
+    signal_name, Event, ExpectedStatus, GoneProbe, Namespace, Outcome, Scenario, Step, Verdict,
 };
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -32,6 +32,9 @@ pub struct RuntimeTarget {
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// How long a container may take to vanish from the runtime's state after `delete --force`.
+const CLEANUP_DEADLINE: Duration = Duration::from_secs(10);
 
 /// How long the runtime's own commands may take before the scenario is broken.
 const COMMAND_DEADLINE: Duration = Duration::from_secs(30);
@@ -82,6 +85,9 @@ struct Run<'a> {
     /// Everything the runtime printed, for failure reports.
     runtime_said: String,
     agent_stdin: Option<std::fs::File>,
+    /// Reported processes that were gone before the harness could pin them.
+    gone_unpinned: Vec<String>,
+    torn_down: bool,
 }
 
 impl Run<'_> {
@@ -121,13 +127,15 @@ impl Run<'_> {
         Ok(ran)
     }
 
-    /// Reaps the init if it has exited (it is our child: the harness adopted it).
+    /// Reaps the init if it has exited (it is our child: the harness adopted
+    /// it), waiting up to `block`: on its pidfd, or polling without one.
     fn try_reap_init(&mut self, block: Option<Duration>) -> Option<i32> {
         if self.init_status.is_some() {
             return self.init_status;
         }
-        let init = self.init.as_ref()?;
-        if let (Some(limit), Some(fd)) = (block, init.pidfd()) {
+        let (pid, pidfd) = self.init.as_ref().map(|i| (i.pid, i.pidfd()))?;
+        let limit = block.unwrap_or(Duration::ZERO);
+        if let (false, Some(fd)) = (limit.is_zero(), pidfd) {
             let mut p = libc::pollfd {
                 fd,
                 events: libc::POLLIN,
@@ -142,16 +150,26 @@ impl Run<'_> {
                 )
             };
         }
-        let mut status = 0;
-        // SAFETY: waiting for a child of ours, by pid.
-        let r = unsafe { libc::waitpid(init.pid, &mut status, libc::WNOHANG | libc::__WALL) };
-        if r == init.pid {
-            self.init_status = Some(status);
-            if let Some(reg) = &self.registration {
-                reg.reaped();
+        let started = Instant::now();
+        let mut interval = Duration::from_micros(50);
+        loop {
+            let mut status = 0;
+            // SAFETY: waiting for a child of ours, by pid.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::__WALL) };
+            if r == pid {
+                self.init_status = Some(status);
+                if let Some(reg) = &self.registration {
+                    reg.reaped();
+                }
+                return self.init_status;
             }
+            if r < 0 || pidfd.is_some() || started.elapsed() >= limit {
+                return None;
+            }
+            // Without a pidfd: a poll interval against the deadline.
+            std::thread::sleep(interval.min(limit.saturating_sub(started.elapsed())));
+            interval = (interval * 2).min(Duration::from_millis(5));
         }
-        self.init_status
     }
 
     fn everyone(&self) -> Vec<&Watched> {
@@ -174,16 +192,20 @@ impl Run<'_> {
             .unwrap_or_default()
     }
 
+    /// The watched processes named; one that was gone before it could be
+    /// pinned is gone, and left out.
     fn named(&self, names: &[orphanage_scenario::ActorRef]) -> Result<Vec<&Watched>, Verdict> {
-        names
-            .iter()
-            .map(|n| {
-                self.everyone()
-                    .into_iter()
-                    .find(|w| w.name == n.as_str())
-                    .ok_or_else(|| Verdict::broken(format!("the harness never saw `{n}` start")))
-            })
-            .collect()
+        let mut found = Vec::new();
+        for n in names {
+            if let Some(w) = self.everyone().into_iter().find(|w| w.name == n.as_str()) {
+                found.push(w);
+            } else if !self.gone_unpinned.iter().any(|g| g == n.as_str()) {
+                return Err(Verdict::broken(format!(
+                    "the harness never saw `{n}` reported"
+                )));
+            }
+        }
+        Ok(found)
     }
 
     /// A step the harness performs; returns its notes.
@@ -202,9 +224,11 @@ impl Run<'_> {
                     .cgroup_procs
                     .iter()
                     .find_map(|f| std::fs::read_to_string(f).ok())
-                    .map_or(0, |t| cgroup::parse_procs(&t).len());
+                    .map_or("cgroup.procs not found".to_string(), |t| {
+                        format!("{} listed in cgroup.procs", cgroup::parse_procs(&t).len())
+                    });
                 Ok(vec![format!(
-                    "kill race: {alive} of {} processes still alive to kill -0, {listed} listed in cgroup.procs, when `kill{}` returned",
+                    "kill race: {alive} of {} processes still alive to kill -0, {listed}, when `kill{}` returned",
                     self.everyone().len(),
                     if *all { " --all" } else { "" }
                 )])
@@ -238,6 +262,11 @@ impl Run<'_> {
                 if *via == GoneProbe::Pidfd && targets.iter().any(|w| !w.has_pidfd()) {
                     return Err(Verdict::unsupported(
                         "pidfd_open failed on the host (needs pidfds, Linux 5.3)",
+                    ));
+                }
+                if targets.is_empty() {
+                    return Err(Verdict::broken(
+                        "no process of the container could be watched",
                     ));
                 }
                 let within = within.map_or(Duration::ZERO, |d| d.0);
@@ -347,13 +376,16 @@ fn describe_status(s: i32) -> String {
     }
 }
 
-impl Drop for Run<'_> {
-    fn drop(&mut self) {
-        // Whatever happened, nothing is left: the processes die first (a
-        // host-pid-namespace container's outlive its init, and are killed by
-        // pidfd, immune to pid reuse), then the ones that came to us are
-        // reaped (a zombie still counts as a member of its cgroup, which could
-        // not be removed), and then the runtime deletes the container.
+impl Run<'_> {
+    /// Leaves nothing behind: the processes die first (a host-pid-namespace
+    /// container's outlive its init, and are killed by pidfd, immune to pid
+    /// reuse), then the ones that came to us are reaped (a zombie still counts
+    /// as a member of its cgroup, which could not be removed), and then the
+    /// runtime deletes the container. Says what could not be cleaned up.
+    fn teardown(&mut self) -> Result<(), String> {
+        if std::mem::replace(&mut self.torn_down, true) {
+            return Ok(());
+        }
         if self.host_pid_namespace {
             for w in &self.watched {
                 if let Some(fd) = w.pidfd() {
@@ -371,16 +403,62 @@ impl Drop for Run<'_> {
         if let Some(reg) = &self.registration {
             reg.reap_adopted();
         }
-        let delete = self.target.cli.delete(&self.id, true);
-        let _ = run(&self.target.cli, delete);
+        let mut problem = Ok(());
+        if self.registration.is_some() {
+            let delete = self.target.cli.delete(&self.id, true);
+            match run(&self.target.cli, delete) {
+                Ok(r) if r.ok => {}
+                Ok(r) => {
+                    problem = Err(format!(
+                        "`delete --force` failed ({}): {}",
+                        r.status,
+                        last_lines(&r.output, 2)
+                    ))
+                }
+                Err(e) => problem = Err(format!("`delete --force`: {e}")),
+            }
+            if problem.is_ok() {
+                // Gone from the runtime's state, as an unknown container
+                // answers. Eventually: whether delete is synchronous is a
+                // check of its own (kill_race::delete_force_is_synchronous).
+                let forgotten = || {
+                    run(&self.target.cli, self.target.cli.state(&self.id))
+                        .is_ok_and(|r| answers_unknown_state(r.ok, &r.output))
+                };
+                let started = Instant::now();
+                let mut interval = Duration::from_millis(1);
+                while !forgotten() {
+                    if started.elapsed() > CLEANUP_DEADLINE {
+                        problem = Err(format!(
+                            "the runtime still knows the container {CLEANUP_DEADLINE:?} after `delete --force`"
+                        ));
+                        break;
+                    }
+                    // A poll interval against the deadline, not a synchronisation point.
+                    std::thread::sleep(interval);
+                    interval = (interval * 2).min(Duration::from_millis(100));
+                }
+            }
+        }
         if let Some(reg) = self.registration.take() {
-            reg.deleted();
+            if problem.is_ok() {
+                reg.deleted();
+            }
             if self.init_status.is_some() {
                 reg.reaped();
             }
+            // Dropping it retries the delete if it failed.
             drop(reg);
         }
         let _ = std::fs::remove_dir_all(&self.bundle);
+        problem
+    }
+}
+
+impl Drop for Run<'_> {
+    fn drop(&mut self) {
+        // A panic between creation and teardown still cleans up.
+        let _ = self.teardown();
     }
 }
 
@@ -411,46 +489,33 @@ fn run_harness_step(
 }
 
 /// Runs one scenario in a container of `target`. Every event goes to
-/// `on_event`, and the last one is always `Finished`.
+/// `on_event`, and the last one is always `Finished`, sent only once the
+/// container is gone: a cleanup that fails is part of the verdict.
 pub fn run_in_runtime(
     target: &RuntimeTarget,
     agent: &Path,
     scenario: &Scenario,
     on_event: &mut dyn FnMut(&Event),
 ) {
-    let verdict = match run_scenario(target, agent, scenario, on_event) {
-        Ok(()) => return,
-        Err(v) => v,
+    let spec = match bundle::spec_for(scenario.namespace, scenario.init_mode, target.init.as_ref())
+    {
+        Ok(s) => s,
+        Err(why) => {
+            return on_event(&Event::Finished {
+                verdict: Verdict::unsupported(why),
+                steps_ms: 0.0,
+            })
+        }
     };
-    on_event(&Event::Finished {
-        verdict,
-        steps_ms: 0.0,
-    });
-}
-
-fn run_scenario(
-    target: &RuntimeTarget,
-    agent: &Path,
-    scenario: &Scenario,
-    on_event: &mut dyn FnMut(&Event),
-) -> Result<(), Verdict> {
-    let started_at = Instant::now();
-    let deadline = scenario.deadline();
-    let spec = bundle::spec_for(scenario.namespace, scenario.init_mode, target.init.as_ref())
-        .map_err(Verdict::unsupported)?;
     let id = format!(
         "orphanage-{}-{}",
         std::process::id(),
         NEXT_ID.fetch_add(1, Ordering::SeqCst)
     );
-    let template: serde_json::Value =
-        serde_json::from_str(bundle::TEMPLATE).expect("the template is JSON");
-    let config = bundle::config(&template, &spec);
-    let bundle_dir = target.work_dir.join(&id);
     let mut run = Run {
         target,
-        id: id.clone(),
-        bundle: bundle_dir.clone(),
+        bundle: target.work_dir.join(&id),
+        id,
         host_pid_namespace: spec.host_pid_namespace,
         registration: None,
         init: None,
@@ -459,8 +524,43 @@ fn run_scenario(
         cgroup_procs: vec![],
         runtime_said: String::new(),
         agent_stdin: None,
+        gone_unpinned: vec![],
+        torn_down: false,
     };
-    bundle::write(&bundle_dir, &config, &spec, agent, target.init.as_ref()).map_err(|e| {
+    let (mut verdict, steps_ms) = match drive(&mut run, &spec, agent, scenario, on_event) {
+        Ok(done) => done,
+        Err(v) => (v, 0.0),
+    };
+    if let Err(problem) = run.teardown() {
+        verdict = match verdict.outcome {
+            Outcome::Pass => Verdict::fail(format!("cleanup: {problem}")),
+            _ => Verdict {
+                reason: format!("{}; cleanup: {problem}", verdict.reason),
+                ..verdict
+            },
+        };
+    }
+    on_event(&Event::Finished { verdict, steps_ms });
+}
+
+/// Creates and starts the container and runs the scenario's steps; returns
+/// the verdict and the time the steps took.
+fn drive(
+    run: &mut Run,
+    spec: &bundle::BundleSpec,
+    agent: &Path,
+    scenario: &Scenario,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<(Verdict, f64), Verdict> {
+    let target = run.target;
+    let started_at = Instant::now();
+    let deadline = scenario.deadline();
+    let id = run.id.clone();
+    let bundle_dir = run.bundle.clone();
+    let template: serde_json::Value =
+        serde_json::from_str(bundle::TEMPLATE).expect("the template is JSON");
+    let config = bundle::config(&template, spec);
+    bundle::write(&bundle_dir, &config, spec, agent, target.init.as_ref()).map_err(|e| {
         Verdict::broken(format!(
             "cannot write the bundle {}: {e}",
             bundle_dir.display()
@@ -550,13 +650,15 @@ fn run_scenario(
         &std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
         &std::fs::read_to_string("/proc/self/mounts").unwrap_or_default(),
     );
+    run.verb("start", target.cli.start(&id))
+        .map_err(|v| run.with_output(v))?;
+    // After start: the agent is reading by then, so a scenario larger than
+    // the pipe cannot block us.
     let mut stdin = std::fs::File::from(stdin_w);
     let mut json = serde_json::to_vec(scenario).expect("scenarios serialize");
     json.push(b'\n');
     let _ = stdin.write_all(&json);
     run.agent_stdin = Some(stdin);
-    run.verb("start", target.cli.start(&id))
-        .map_err(|v| run.with_output(v))?;
 
     // The agent's events, with the harness's steps woven in at each handoff.
     let mut pending = Vec::new();
@@ -628,13 +730,16 @@ fn run_scenario(
                     } else {
                         watch::host_pid(*pid, init_pid)
                     };
-                    if let Some(hp) = host_pid {
-                        if let Ok(w) = Watched::pin(name, hp, *start_time) {
+                    // Not found, or found with another start time: it has exited
+                    // and been reaped already, so it is gone.
+                    match host_pid.map(|hp| (hp, Watched::pin(name, hp, *start_time))) {
+                        Some((hp, Ok(w))) => {
                             if let Some(r) = &run.registration {
                                 r.add_spawned(hp, *start_time);
                             }
                             run.watched.push(w);
                         }
+                        _ => run.gone_unpinned.push(name.clone()),
                     }
                     on_event(&event);
                 }
@@ -648,15 +753,11 @@ fn run_scenario(
                     // agent may not survive them (a kill), so it is not asked.
                     let mut at = *index;
                     while at < scenario.steps.len() && scenario.steps[at].runs_in_harness() {
-                        run_harness_step(&mut run, scenario, at, on_event)?;
+                        run_harness_step(run, scenario, at, on_event)?;
                         at += 1;
                     }
                     if at == scenario.steps.len() {
-                        on_event(&Event::Finished {
-                            verdict: Verdict::pass(),
-                            steps_ms: started_at.elapsed().as_secs_f64() * 1000.0,
-                        });
-                        return Ok(());
+                        return Ok((Verdict::pass(), started_at.elapsed().as_secs_f64() * 1000.0));
                     }
                     if let Some(init) = &run.init {
                         if !init.alive(GoneProbe::Pidfd) {
@@ -676,12 +777,7 @@ fn run_scenario(
                     run.hand_back(at);
                 }
                 Event::Finished { verdict, steps_ms } => {
-                    let verdict = run.with_output(verdict.clone());
-                    on_event(&Event::Finished {
-                        verdict,
-                        steps_ms: *steps_ms,
-                    });
-                    return Ok(());
+                    return Ok((run.with_output(verdict.clone()), *steps_ms));
                 }
                 _ => on_event(&event),
             }

@@ -10,5 +10,6 @@ mod validate;
 mod watch;
 
 pub use argv::RuntimeCli;
+pub use command::bounded as run_bounded;
 pub use container::{run_in_runtime, RuntimeTarget};
 pub use validate::{check_runtime, resolve_init, resolve_runtime, smoke_test};

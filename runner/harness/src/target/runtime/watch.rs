@@ -33,22 +33,24 @@ fn stat(pid: i32) -> Option<ProcStat> {
     ProcStat::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
-fn pid_namespace(pid: i32) -> Option<std::path::PathBuf> {
-    std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()
-}
-
 /// The host pid of the process that has `inner` as its pid in the pid
-/// namespace of `init` (a host pid).
+/// namespace of `init` (a host pid): same cgroups as the init, and `inner` at
+/// the init's depth in NSpid, so processes in namespaces nested inside the
+/// container are found too.
 pub fn host_pid(inner: i32, init: i32) -> Option<i32> {
-    let ns = pid_namespace(init)?;
+    let cgroups = std::fs::read_to_string(format!("/proc/{init}/cgroup")).ok()?;
+    let depth = nspid(&std::fs::read_to_string(format!("/proc/{init}/status")).ok()?).len();
     std::fs::read_dir("/proc")
         .ok()?
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .find(|&pid| {
-            pid_namespace(pid).as_ref() == Some(&ns)
-                && std::fs::read_to_string(format!("/proc/{pid}/status"))
-                    .is_ok_and(|s| nspid(&s).last() == Some(&inner))
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .is_ok_and(|s| depth > 0 && nspid(&s).get(depth - 1) == Some(&inner))
+                && std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                    .ok()
+                    .as_ref()
+                    == Some(&cgroups)
         })
 }
 
