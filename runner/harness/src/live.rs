@@ -95,6 +95,22 @@ pub fn register(tree: Tree) -> Option<Registration> {
     })
 }
 
+/// Registers a plain child (a QEMU): killed on timeout or interrupt. If an
+/// interrupt came first, the child is killed and reaped here and None returned.
+pub fn register_child(child: &mut std::process::Child) -> Option<Registration> {
+    let registration = register(Tree {
+        agent: child.id() as i32,
+        caller_namespace: false,
+        spawned: vec![],
+        container: None,
+    });
+    if registration.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    registration
+}
+
 impl Registration {
     pub fn add_spawned(&self, pid: i32, start_time: u64) {
         if let Some(t) = live().get_mut(&self.id) {

@@ -5,7 +5,7 @@
 
 use super::machine::spawn_qemu;
 use super::qemu_args::{kvm_probe_argv, Accel, KVM_PROBE_MARKER};
-use crate::live::{self, Tree};
+use crate::live;
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -72,14 +72,7 @@ fn probe_kvm(kernel: &Path) -> Result<Duration, String> {
     let started = Instant::now();
     let mut child = spawn_qemu(&kvm_probe_argv(kernel), Stdio::piped())
         .map_err(|e| format!("cannot start the KVM probe: {e}"))?;
-    let Some(registration) = live::register(Tree {
-        agent: child.id() as i32,
-        caller_namespace: false,
-        spawned: vec![],
-        container: None,
-    }) else {
-        let _ = child.kill();
-        let _ = child.wait();
+    let Some(registration) = live::register_child(&mut child) else {
         return Err("interrupted".into());
     };
     let mut console = child.stdout.take().expect("piped");

@@ -7,7 +7,7 @@
 use super::console::{ConsoleWatch, Death};
 use super::initramfs::agent_initramfs;
 use super::qemu_args::{qemu_argv, Accel, Boot};
-use crate::live::{self, Tree};
+use crate::live;
 use orphanage_scenario::{Event, VmFrame, VmScenario};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -190,14 +190,7 @@ pub fn run(
         }
     };
     let pid = child.id() as i32;
-    let Some(registration) = live::register(Tree {
-        agent: pid,
-        caller_namespace: false,
-        spawned: vec![],
-        container: None,
-    }) else {
-        let _ = child.kill();
-        let _ = child.wait();
+    let Some(registration) = live::register_child(&mut child) else {
         live::forget_on_interrupt(dir.path());
         out.broken = Some("interrupted".into());
         return out;
