@@ -16,14 +16,19 @@ use std::time::{Duration, Instant};
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// clone(2) flags for the agent, and whether a user namespace needs id maps.
+/// Without id maps to write, the child shares our memory and we sleep until
+/// it has exec'd (what posix_spawn does): no copy of the harness's page
+/// tables, and no copy-on-write faults in the harness afterwards.
 pub fn clone_flags(namespace: Namespace, euid: u32) -> (libc::c_ulong, bool) {
     let base = libc::SIGCHLD as libc::c_ulong;
+    let vfork = (libc::CLONE_VM | libc::CLONE_VFORK) as libc::c_ulong;
     match namespace {
-        Namespace::Caller | Namespace::UnderInit => (base, false),
+        Namespace::Caller | Namespace::UnderInit => (base | vfork, false),
         Namespace::Fresh if euid == 0 => (
-            base | (libc::CLONE_NEWPID | libc::CLONE_NEWNS) as libc::c_ulong,
+            base | vfork | (libc::CLONE_NEWPID | libc::CLONE_NEWNS) as libc::c_ulong,
             false,
         ),
+        // The parent writes the id maps while the child waits: no vfork.
         Namespace::Fresh => (
             base | (libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS) as libc::c_ulong,
             true,
@@ -71,6 +76,59 @@ fn high(fd: OwnedFd) -> Result<OwnedFd, Verdict> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
+/// Enough for the few libc calls the child makes before execve.
+const CHILD_STACK: usize = 64 * 1024;
+
+/// What the cloned child needs before it execs the agent, prepared by the parent.
+struct ChildSetup {
+    stdin: RawFd,
+    events: RawFd,
+    stderr: RawFd,
+    /// (read, write) ends of the pipe on which the parent releases the child,
+    /// once it has written the id maps; None when there are none to write.
+    sync: Option<(RawFd, RawFd)>,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+}
+
+/// The cloned child, up to execve. It may share the parent's memory
+/// (CLONE_VM), so it only makes raw system calls and writes nothing shared.
+extern "C" fn agent_child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: the parent passed a ChildSetup that lives until we exec.
+    let s = unsafe { &*(arg as *const ChildSetup) };
+    // SAFETY: async-signal-safe calls on fds and pointers prepared by the parent.
+    unsafe {
+        libc::dup2(s.stdin, 0);
+        libc::dup2(s.stderr, 1);
+        libc::dup2(s.stderr, 2);
+        libc::dup2(s.events, 3);
+        // If the harness dies, even by SIGKILL, so does this tree (our
+        // init's death ends the namespace). The creating thread lives until
+        // it has reaped us, so the thread-exit trap of PDEATHSIG cannot fire.
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        if let Some((sync_r, sync_w)) = s.sync {
+            // Wait until the parent has written our id maps and registered us.
+            // Our copy of the write end goes first, so a dead parent reads as EOF.
+            libc::close(sync_w);
+            let mut b = 0u8;
+            if libc::read(sync_r, (&mut b as *mut u8).cast(), 1) != 1 {
+                libc::_exit(127);
+            }
+        }
+        // Our own session: the terminal's Ctrl-C reaches only the harness,
+        // which then tears every tree down in order.
+        libc::setsid();
+        libc::execve(*s.argv, s.argv, s.envp);
+        libc::_exit(127)
+    }
+}
+
 struct Started {
     pid: i32,
     events: OwnedFd,
@@ -96,48 +154,29 @@ fn start(agent: &Path, scenario: &Scenario) -> Result<Started, Verdict> {
         .collect();
     let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
     env_ptrs.push(std::ptr::null());
-    let fd_sync_w = sync_w.as_raw_fd();
-    let (fd_in, fd_ev, fd_err, fd_sync) = (
-        stdin_r.as_raw_fd(),
-        events_w.as_raw_fd(),
-        err_w.as_raw_fd(),
-        sync_r.as_raw_fd(),
-    );
-
-    // SAFETY: no CLONE_VM, so the child has its own copy of memory; between
-    // here and execve it only makes async-signal-safe calls on data prepared above.
-    let pid =
-        unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) } as i32;
-    if pid == 0 {
-        unsafe {
-            libc::dup2(fd_in, 0);
-            libc::dup2(fd_err, 1);
-            libc::dup2(fd_err, 2);
-            libc::dup2(fd_ev, 3);
-            // If the harness dies, even by SIGKILL, so does this tree (our
-            // init's death ends the namespace). The creating thread lives until
-            // it has reaped us, so the thread-exit trap of PDEATHSIG cannot fire.
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            );
-            // Wait until the parent has written our id maps and registered us.
-            // Our copy of the write end goes first, so a dead parent reads as EOF.
-            libc::close(fd_sync_w);
-            let mut b = 0u8;
-            if libc::read(fd_sync, (&mut b as *mut u8).cast(), 1) != 1 {
-                libc::_exit(127);
-            }
-            // Our own session: the terminal's Ctrl-C reaches only the harness,
-            // which then tears every tree down in order.
-            libc::setsid();
-            libc::execve(argv_ptrs[0], argv_ptrs.as_ptr(), env_ptrs.as_ptr());
-            libc::_exit(127);
-        }
-    }
+    let setup = ChildSetup {
+        stdin: stdin_r.as_raw_fd(),
+        events: events_w.as_raw_fd(),
+        stderr: err_w.as_raw_fd(),
+        // With CLONE_VFORK we are suspended until the child execs, so it cannot wait for us.
+        sync: user_namespace.then(|| (sync_r.as_raw_fd(), sync_w.as_raw_fd())),
+        argv: argv_ptrs.as_ptr(),
+        envp: env_ptrs.as_ptr(),
+    };
+    // The child runs on its own stack: with CLONE_VM it shares our memory.
+    let mut stack = vec![0u8; CHILD_STACK];
+    // SAFETY: the stack top is 16-byte aligned and `setup` outlives the
+    // child's use of it (until execve, or until we return with CLONE_VFORK).
+    // The child makes only async-signal-safe calls on data prepared above.
+    let pid = unsafe {
+        let top = stack.as_mut_ptr().add(CHILD_STACK) as usize & !15;
+        libc::clone(
+            agent_child,
+            top as *mut libc::c_void,
+            flags as libc::c_int,
+            (&setup as *const ChildSetup).cast_mut().cast(),
+        )
+    };
     if pid < 0 {
         let e = Errno::last();
         let what = format!("clone({}): {e}", flag_names(flags));
@@ -179,10 +218,12 @@ fn start(agent: &Path, scenario: &Scenario) -> Result<Started, Verdict> {
             }
         }
     }
-    // Releases the child.
-    // SAFETY: one byte to a pipe we own.
-    unsafe { libc::write(sync_w.as_raw_fd(), b"g".as_ptr().cast(), 1) };
-    drop(sync_w);
+    if setup.sync.is_some() {
+        // Releases the child.
+        // SAFETY: one byte to a pipe we own.
+        unsafe { libc::write(sync_w.as_raw_fd(), b"g".as_ptr().cast(), 1) };
+    }
+    drop((sync_w, stack));
     let json = serde_json::to_vec(scenario).expect("scenarios serialize");
     let mut stdin = std::fs::File::from(stdin_w);
     // An agent that died before reading shows up below as a missing verdict.
@@ -403,9 +444,9 @@ mod tests {
     use rstest::rstest;
 
     #[rstest]
-    #[case(Namespace::Caller, 0, 0, false)]
-    #[case(Namespace::Caller, 1000, 0, false)]
-    #[case(Namespace::Fresh, 0, libc::CLONE_NEWPID | libc::CLONE_NEWNS, false)]
+    #[case(Namespace::Caller, 0, libc::CLONE_VM | libc::CLONE_VFORK, false)]
+    #[case(Namespace::Caller, 1000, libc::CLONE_VM | libc::CLONE_VFORK, false)]
+    #[case(Namespace::Fresh, 0, libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_NEWPID | libc::CLONE_NEWNS, false)]
     #[case(Namespace::Fresh, 1000, libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS, true)]
     fn clone_flags_follow_namespace_and_privilege(
         #[case] ns: Namespace,
