@@ -16,7 +16,6 @@ use orphanage_scenario::{
     verdict_without_finish, AgentEnd, Event, Namespace, Verdict, VmFrame, VmScenario,
     VM_SCENARIOS_PATH,
 };
-use std::ffi::CString;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -219,25 +218,15 @@ fn run_agent(s: &VmScenario, port: &mut std::fs::File) -> Result<(Verdict, f64),
     if s.scenario.namespace == Namespace::Fresh {
         flags |= (libc::CLONE_NEWPID | libc::CLONE_NEWNS) as libc::c_ulong;
     }
-    let argv = [
-        CString::new(AGENT_PATH).unwrap(),
-        CString::new("run").unwrap(),
-    ];
-    let argv_ptrs = [argv[0].as_ptr(), argv[1].as_ptr(), std::ptr::null()];
-    let env: Vec<CString> = std::env::vars_os()
-        .filter_map(|(k, v)| {
-            use std::os::unix::ffi::OsStrExt;
-            CString::new([k.as_bytes(), b"=", v.as_bytes()].concat()).ok()
-        })
-        .collect();
-    let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
-    env_ptrs.push(std::ptr::null());
     let (fd_in, fd_ev, fd_err) = (stdin_r.as_raw_fd(), events_w.as_raw_fd(), err_w.as_raw_fd());
-    // SAFETY: init is single-threaded; the child only dup2s and execs.
+    // SAFETY: init is single-threaded, so the child may go on in Rust without
+    // exec: it becomes the agent's root directly. Under TCG that skips
+    // loading and relocating the agent and re-translating its code for each
+    // scenario. The child never returns here.
     let pid =
         unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) } as i32;
     if pid == 0 {
-        // SAFETY: async-signal-safe calls on data prepared above.
+        // SAFETY: plain fd calls on fds prepared above.
         unsafe {
             libc::dup2(fd_in, 0);
             libc::dup2(fd_err, 1);
@@ -246,9 +235,10 @@ fn run_agent(s: &VmScenario, port: &mut std::fs::File) -> Result<(Verdict, f64),
             // Its own session and group, so everything it leaves in our
             // namespace can be killed as a group.
             libc::setsid();
-            libc::execve(argv_ptrs[0], argv_ptrs.as_ptr(), env_ptrs.as_ptr());
-            libc::_exit(127);
         }
+        // Nothing of init's (the results port, the other pipes) stays open in the scenario.
+        crate::fds::close_all_except(&[0, 1, 2, 3]);
+        crate::controller::main();
     }
     if pid < 0 {
         let e = Errno::last();
