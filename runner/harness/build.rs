@@ -23,7 +23,7 @@ fn main() {
     let agent_target_dir = target_root.join("agent");
     let triple = env::var("TARGET").unwrap();
 
-    for dir in ["runner/agent", "runner/scenario"] {
+    for dir in ["runner/agent", "runner/agent-io", "runner/scenario"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
     println!(

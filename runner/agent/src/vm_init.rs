@@ -12,12 +12,10 @@
 
 use crate::poll;
 use nix::errno::Errno;
-use orphanage_scenario::{
-    verdict_without_finish, AgentEnd, Event, Namespace, Verdict, VmFrame, VmScenario,
-    VM_SCENARIOS_PATH,
-};
+use orphanage_agent_io::{above_std_fds, pipe, read_events, reap_within};
+use orphanage_scenario::{Event, Namespace, Verdict, VmFrame, VmScenario, VM_SCENARIOS_PATH};
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// The agent inside the initramfs; each scenario runs it again as `run`.
@@ -176,30 +174,6 @@ fn clean_slate() {
     });
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), Verdict> {
-    let mut fds = [-1; 2];
-    // SAFETY: pipe2 fills two fds.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(Verdict::broken(format!("pipe2: {}", Errno::last())));
-    }
-    // SAFETY: fresh fds we own.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// Moves an fd to 10 or above, so the child's dup2 onto 0..3 never clobbers a source.
-fn high(fd: OwnedFd) -> Result<OwnedFd, Verdict> {
-    // SAFETY: F_DUPFD_CLOEXEC on an fd we own.
-    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
-    if new < 0 {
-        return Err(Verdict::broken(format!(
-            "fcntl(F_DUPFD_CLOEXEC): {}",
-            Errno::last()
-        )));
-    }
-    // SAFETY: the kernel just gave us `new`.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
-}
-
 /// Runs one scenario; returns its verdict and the time its steps took. Notes
 /// are forwarded as they come; the verdict is sent by the caller.
 fn run_one(s: &VmScenario, port: &mut std::fs::File) -> (Verdict, f64) {
@@ -210,10 +184,15 @@ fn run_one(s: &VmScenario, port: &mut std::fs::File) -> (Verdict, f64) {
 }
 
 fn run_agent(s: &VmScenario, port: &mut std::fs::File) -> Result<(Verdict, f64), Verdict> {
-    let (stdin_r, stdin_w) = pipe()?;
-    let (events_r, events_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
-    let (stdin_r, events_w, err_w) = (high(stdin_r)?, high(events_w)?, high(err_w)?);
+    let broken = |e: std::io::Error| Verdict::broken(format!("making the agent's pipes: {e}"));
+    let (stdin_r, stdin_w) = pipe().map_err(broken)?;
+    let (events_r, events_w) = pipe().map_err(broken)?;
+    let (err_r, err_w) = pipe().map_err(broken)?;
+    let (stdin_r, events_w, err_w) = (
+        above_std_fds(stdin_r).map_err(broken)?,
+        above_std_fds(events_w).map_err(broken)?,
+        above_std_fds(err_w).map_err(broken)?,
+    );
     let mut flags = libc::SIGCHLD as libc::c_ulong;
     if s.scenario.namespace == Namespace::Fresh {
         flags |= (libc::CLONE_NEWPID | libc::CLONE_NEWNS) as libc::c_ulong;
@@ -279,18 +258,6 @@ fn flag_names(flags: libc::c_ulong) -> String {
     }
 }
 
-fn read_some(fd: RawFd, into: &mut Vec<u8>) -> usize {
-    let mut buf = [0u8; 8192];
-    // SAFETY: reading into a local buffer.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if n > 0 {
-        into.extend_from_slice(&buf[..n as usize]);
-        n as usize
-    } else {
-        0
-    }
-}
-
 /// Reads the agent's events until it closes fd 3 or the deadline passes,
 /// forwarding notes, and returns the verdict.
 fn collect(
@@ -300,137 +267,41 @@ fn collect(
     stderr: &OwnedFd,
     port: &mut std::fs::File,
 ) -> (Verdict, f64) {
-    let started = Instant::now();
     let deadline = s.scenario.deadline();
-    let (mut pending, mut errors) = (Vec::new(), Vec::new());
-    let mut finished: Option<(Verdict, f64)> = None;
-    let mut garbage = None;
-    let mut reached = "before the first step".to_string();
-    let mut timed_out = false;
-    let mut stderr_open = true;
-    loop {
-        let left = deadline.saturating_sub(started.elapsed());
-        if left.is_zero() {
-            timed_out = true;
-            break;
-        }
-        let mut fds = [
-            libc::pollfd {
-                fd: events.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: if stderr_open { stderr.as_raw_fd() } else { -1 },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfds.
-        let r = unsafe {
-            libc::poll(
-                fds.as_mut_ptr(),
-                2,
-                left.as_millis().clamp(1, i32::MAX as u128) as i32,
+    let mut reading = read_events(events, stderr, Instant::now(), deadline, &mut |event| {
+        // Only what the report keeps crosses the serial port: notes and the
+        // verdict (sent by our caller). Step progress stays here for timeouts.
+        if let Event::Note { .. } = event {
+            send(
+                port,
+                &VmFrame::Event {
+                    scenario: s.name.clone(),
+                    event: event.clone(),
+                },
             )
-        };
-        if r < 0 && Errno::last() != Errno::EINTR {
-            break;
         }
-        if fds[1].revents != 0 && read_some(stderr.as_raw_fd(), &mut errors) == 0 {
-            stderr_open = false;
-        }
-        if fds[0].revents == 0 {
-            continue;
-        }
-        if read_some(events.as_raw_fd(), &mut pending) == 0 {
-            break;
-        }
-        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            match serde_json::from_slice::<Event>(&line) {
-                // Only what the report keeps crosses the serial port: notes
-                // and the verdict. Step progress stays here for timeouts.
-                Ok(Event::Note { text }) => send(
-                    port,
-                    &VmFrame::Event {
-                        scenario: s.name.clone(),
-                        event: Event::Note { text },
-                    },
-                ),
-                Ok(Event::StepStarted { index, summary }) => {
-                    reached = format!("step {} {summary}", index + 1)
-                }
-                Ok(Event::Finished { verdict, steps_ms }) => finished = Some((verdict, steps_ms)),
-                Ok(_) => {}
-                Err(e) => {
-                    garbage = Some(format!(
-                        "agent wrote a bad event ({e}): {}",
-                        String::from_utf8_lossy(&line).trim()
-                    ))
-                }
-            }
-        }
-    }
-    if timed_out {
-        // SAFETY: our unreaped child (and, for the caller's namespace, its group).
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::kill(-pid, libc::SIGKILL);
-        }
-    }
-    let status = reap_within(
-        pid,
-        if timed_out {
-            Duration::ZERO
-        } else {
-            EXIT_GRACE
-        },
-    );
-    while stderr_open && read_some(stderr.as_raw_fd(), &mut errors) > 0 {}
-    if let Some(f) = finished {
-        return f;
-    }
-    if let (Some(g), false) = (garbage, timed_out) {
-        return (Verdict::broken(g), 0.0);
-    }
-    let end = if timed_out {
-        AgentEnd::TimedOut
-    } else {
-        status.map_or(AgentEnd::Unknown, AgentEnd::Status)
+    });
+    // SAFETY: SIGKILL to our unreaped child and, for the caller's namespace, its group.
+    let kill = || unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::kill(-pid, libc::SIGKILL);
     };
-    let text = String::from_utf8_lossy(&errors);
-    let lines: Vec<&str> = text.lines().rev().take(5).collect();
-    let tail = lines.into_iter().rev().collect::<Vec<_>>().join(" | ");
-    (
-        verdict_without_finish(end, deadline.as_secs_f64(), &reached, AGENT_PATH, &tail),
-        0.0,
-    )
-}
-
-/// Reaps the agent, killing it if it lingers past `grace`.
-fn reap_within(pid: i32, grace: Duration) -> Option<i32> {
-    let start = Instant::now();
-    let mut interval = Duration::from_micros(50);
-    loop {
-        let mut status = 0;
-        // SAFETY: polling our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::__WALL) };
-        if r == pid {
-            return Some(status);
-        }
-        if r < 0 {
-            return None;
-        }
-        if start.elapsed() > grace {
-            // SAFETY: our unreaped child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
-            return (r == pid).then_some(status);
-        }
-        // A poll interval within the grace period, not a synchronisation point.
-        std::thread::sleep(interval);
-        interval = (interval * 2).min(Duration::from_millis(5));
+    if reading.timed_out {
+        kill();
+    }
+    let grace = if reading.timed_out {
+        Duration::ZERO
+    } else {
+        EXIT_GRACE
+    };
+    let status = reap_within(pid, grace, &kill);
+    reading.drain_stderr(stderr);
+    match reading.finished.take() {
+        Some(finished) => finished,
+        None => (
+            reading.verdict_without_finish(status, deadline, AGENT_PATH),
+            0.0,
+        ),
     }
 }
 

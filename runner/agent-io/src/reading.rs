@@ -1,0 +1,238 @@
+use orphanage_scenario::{verdict_without_finish, AgentEnd, Event, Verdict};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// What reading an agent's events found.
+#[derive(Debug, Default)]
+pub struct Reading {
+    /// The agent's own verdict and the time its steps took, if it sent them.
+    pub finished: Option<(Verdict, f64)>,
+    /// The last step the agent started, for the reason of a timeout.
+    pub reached: Option<String>,
+    /// The last line that was not an event.
+    pub garbage: Option<String>,
+    pub timed_out: bool,
+    stderr: Vec<u8>,
+    stderr_closed: bool,
+}
+
+fn read_some(fd: RawFd, into: &mut Vec<u8>) -> usize {
+    let mut buf = [0u8; 8192];
+    // SAFETY: reading into a local buffer.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n > 0 {
+        into.extend_from_slice(&buf[..n as usize]);
+        n as usize
+    } else {
+        0
+    }
+}
+
+/// Reads the agent's events, one JSON line each, until it closes the events
+/// pipe (the agent and every worker gone) or `deadline` has passed since
+/// `started`, and keeps what its stderr says. Each event goes to `on_event`.
+pub fn read_events(
+    events: &OwnedFd,
+    stderr: &OwnedFd,
+    started: Instant,
+    deadline: Duration,
+    on_event: &mut dyn FnMut(&Event),
+) -> Reading {
+    let mut reading = Reading::default();
+    let mut pending = Vec::new();
+    loop {
+        let left = deadline.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            reading.timed_out = true;
+            return reading;
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: events.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if reading.stderr_closed {
+                    -1
+                } else {
+                    stderr.as_raw_fd()
+                },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds.
+        let r = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                2,
+                left.as_millis().clamp(1, i32::MAX as u128) as i32,
+            )
+        };
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return reading;
+        }
+        if fds[1].revents != 0 && read_some(stderr.as_raw_fd(), &mut reading.stderr) == 0 {
+            reading.stderr_closed = true;
+        }
+        if fds[0].revents == 0 {
+            continue;
+        }
+        if read_some(events.as_raw_fd(), &mut pending) == 0 {
+            return reading;
+        }
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            match serde_json::from_slice::<Event>(&line) {
+                Ok(event) => {
+                    match &event {
+                        Event::StepStarted { index, summary } => {
+                            reading.reached = Some(format!("step {} {summary}", index + 1))
+                        }
+                        Event::Finished { verdict, steps_ms } => {
+                            reading.finished = Some((verdict.clone(), *steps_ms))
+                        }
+                        _ => {}
+                    }
+                    on_event(&event);
+                }
+                Err(e) => {
+                    reading.garbage = Some(format!(
+                        "agent wrote a bad event ({e}): {}",
+                        String::from_utf8_lossy(&line).trim()
+                    ))
+                }
+            }
+        }
+    }
+}
+
+impl Reading {
+    /// Reads the rest of the agent's stderr; call it once the agent is reaped,
+    /// so that the pipe ends.
+    pub fn drain_stderr(&mut self, stderr: &OwnedFd) {
+        while !self.stderr_closed && read_some(stderr.as_raw_fd(), &mut self.stderr) > 0 {}
+        self.stderr_closed = true;
+    }
+
+    /// The last five lines of the agent's stderr, joined with " | ".
+    pub fn stderr_tail(&self) -> String {
+        let text = String::from_utf8_lossy(&self.stderr);
+        let lines: Vec<&str> = text.lines().rev().take(5).collect();
+        lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+    }
+
+    /// The verdict for an agent that sent none: its bad line, the timeout, or
+    /// how it ended (`status` from waitpid; None when someone else reaped it).
+    pub fn verdict_without_finish(
+        &self,
+        status: Option<i32>,
+        deadline: Duration,
+        agent: &str,
+    ) -> Verdict {
+        if let (Some(g), false) = (&self.garbage, self.timed_out) {
+            return Verdict::broken(g.clone());
+        }
+        let end = if self.timed_out {
+            AgentEnd::TimedOut
+        } else {
+            status.map_or(AgentEnd::Unknown, AgentEnd::Status)
+        };
+        let reached = self.reached.as_deref().unwrap_or("before the first step");
+        verdict_without_finish(
+            end,
+            deadline.as_secs_f64(),
+            reached,
+            agent,
+            &self.stderr_tail(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipe;
+    use orphanage_scenario::Outcome;
+    use std::io::Write;
+
+    /// Reads what `events` and `stderr` hold, the writers closed unless `keep_open`.
+    fn read(events: &[u8], stderr: &[u8], keep_open: bool) -> (Reading, Vec<Event>) {
+        let (ev_r, ev_w) = pipe().unwrap();
+        let (err_r, err_w) = pipe().unwrap();
+        let (mut ev_w, mut err_w) = (std::fs::File::from(ev_w), std::fs::File::from(err_w));
+        ev_w.write_all(events).unwrap();
+        err_w.write_all(stderr).unwrap();
+        let open = keep_open.then_some((ev_w, err_w));
+        let mut seen = vec![];
+        let mut reading = read_events(
+            &ev_r,
+            &err_r,
+            Instant::now(),
+            Duration::from_millis(if keep_open { 50 } else { 10_000 }),
+            &mut |e| seen.push(e.clone()),
+        );
+        drop(open);
+        reading.drain_stderr(&err_r);
+        (reading, seen)
+    }
+
+    fn line(event: &Event) -> Vec<u8> {
+        let mut l = serde_json::to_vec(event).unwrap();
+        l.push(b'\n');
+        l
+    }
+
+    #[test]
+    fn events_are_passed_on_and_the_verdict_kept() {
+        let mut input = line(&Event::StepStarted {
+            index: 1,
+            summary: "exit p1".into(),
+        });
+        input.extend(line(&Event::Finished {
+            verdict: Verdict::pass(),
+            steps_ms: 2.5,
+        }));
+        let (reading, seen) = read(&input, b"", false);
+        assert_eq!(seen.len(), 2);
+        assert_eq!(reading.reached.as_deref(), Some("step 2 exit p1"));
+        let (verdict, ms) = reading.finished.unwrap();
+        assert_eq!((verdict.outcome, ms), (Outcome::Pass, 2.5));
+        assert!(!reading.timed_out);
+    }
+
+    #[test]
+    fn a_bad_line_makes_the_run_broken() {
+        let (reading, seen) = read(b"not json\n", b"", false);
+        assert!(seen.is_empty());
+        let v = reading.verdict_without_finish(Some(0), Duration::from_secs(1), "agent");
+        assert_eq!(v.outcome, Outcome::Broken);
+        assert!(v.reason.contains("not json"), "{}", v.reason);
+    }
+
+    #[test]
+    fn silence_past_the_deadline_is_a_timeout_naming_the_last_step() {
+        let input = line(&Event::StepStarted {
+            index: 0,
+            summary: "spawn p1".into(),
+        });
+        let (reading, _) = read(&input, b"", true);
+        assert!(reading.timed_out);
+        let v = reading.verdict_without_finish(None, Duration::from_millis(50), "agent");
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert!(v.reason.contains("step 1 spawn p1"), "{}", v.reason);
+    }
+
+    #[test]
+    fn the_stderr_tail_is_the_last_five_lines() {
+        let (reading, _) = read(b"", b"1\n2\n3\n4\n5\n6\n", false);
+        assert_eq!(reading.stderr_tail(), "2 | 3 | 4 | 5 | 6");
+        let v = reading.verdict_without_finish(Some(3 << 8), Duration::from_secs(1), "agent");
+        assert!(
+            v.reason.contains("exited 3") && v.reason.contains("2 | 3"),
+            "{}",
+            v.reason
+        );
+    }
+}
