@@ -263,6 +263,7 @@ pub fn perform(who: &str, step: &Step, pids: &Pids, passed_fd: Option<OwnedFd>) 
             signal,
             from,
             count,
+            at_most,
             within,
             ..
         } => {
@@ -271,7 +272,7 @@ pub fn perform(who: &str, step: &Step, pids: &Pids, passed_fd: Option<OwnedFd>) 
                 pids,
                 *signal,
                 from.as_ref().map(|f| f.as_str()),
-                *count,
+                (*count, *at_most),
                 within.map(|d| d.0),
             )?);
         }
@@ -411,7 +412,7 @@ fn expect_signal(
     pids: &Pids,
     signal: SignalName,
     from: Option<&str>,
-    count: Option<u32>,
+    (count, at_most): (Option<u32>, Option<u32>),
     within: Option<Duration>,
 ) -> StepResult {
     let sender = from.map(|f| pid_of(pids, f)).transpose()?;
@@ -445,6 +446,11 @@ fn expect_signal(
     loop {
         let n = matching();
         if n >= want {
+            if let Some(most) = at_most.filter(|&most| n > most) {
+                return Err(Verdict::fail(format!(
+                    "{who}: expected at most {most} {signal}{from_text}, observed {n}"
+                )));
+            }
             let took = start.elapsed();
             return Ok(if took > Duration::from_micros(100) {
                 vec![format!(

@@ -183,6 +183,25 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
                     "`count: 0` is checked at once; `within` makes no sense with it".into(),
                 );
             }
+            Step::ExpectSignal {
+                count: Some(0),
+                at_most: Some(_),
+                ..
+            } => {
+                return fail(
+                    "`count: 0` already means none; `at_most` makes no sense with it".into(),
+                );
+            }
+            Step::ExpectSignal {
+                count,
+                at_most: Some(most),
+                ..
+            } if *most < count.unwrap_or(1) => {
+                return fail(format!(
+                    "`at_most: {most}` is below `count: {}`: no number of signals could pass",
+                    count.unwrap_or(1)
+                ));
+            }
             Step::Observe { of } if of.is_empty() => {
                 return fail("observe needs at least one process in `of`".into());
             }
@@ -385,6 +404,21 @@ mod tests {
         "  - spawn: {name: a}\n  - wait: {for: a, status: running, errno: ECHILD}\n",
         5,
         "not both"
+    )]
+    #[case::at_most_with_none(
+        "  - expect_signal: {signal: SIGCHLD, count: 0, at_most: 1}\n",
+        4,
+        "already means none"
+    )]
+    #[case::at_most_below_count(
+        "  - expect_signal: {signal: SIGCHLD, count: 3, at_most: 2}\n",
+        4,
+        "below `count: 3`"
+    )]
+    #[case::at_most_below_default_count(
+        "  - expect_signal: {signal: SIGCHLD, at_most: 0}\n",
+        4,
+        "below `count: 1`"
     )]
     fn semantic_errors_name_the_step(
         #[case] body: &str,

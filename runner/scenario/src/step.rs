@@ -114,7 +114,8 @@ pub enum Step {
         errno: Option<ErrnoName>,
     },
     /// `of` has caught `signal` (from `from`, when named). With `count: 0` it
-    /// must not have; otherwise it must within `within` (default 2s).
+    /// must not have; otherwise it must catch `count` (default 1) within
+    /// `within` (default 2s), and by then no more than `at_most`.
     ExpectSignal {
         #[serde(default)]
         of: Option<ActorRef>,
@@ -123,6 +124,8 @@ pub enum Step {
         from: Option<ActorRef>,
         #[serde(default)]
         count: Option<u32>,
+        #[serde(default)]
+        at_most: Option<u32>,
         #[serde(default)]
         within: Option<Deadline>,
     },

@@ -296,19 +296,21 @@ impl Tree {
                     push(&mut world, &mut steps, parent);
                 }
             }
-            // Only a lower bound is certain when several SIGCHLDs may merge;
-            // none at all is certain when none was sent.
-            let count = match p.sigchld {
-                Some((_, 0)) => Some(0),
-                Some((at_least, _)) if at_least > 0 => Some(at_least),
+            // Several SIGCHLDs sent while one is pending merge into one, so
+            // the model knows a range: at least one per exit step that sent
+            // any, at most one per signal sent; none when none was sent.
+            let range = match p.sigchld {
+                Some((_, 0)) => Some((0, None)),
+                Some((at_least, sent)) if at_least > 0 => Some((at_least, Some(sent))),
                 _ => None,
             };
-            if let Some(count) = count {
+            if let Some((count, at_most)) = range {
                 let signal = Step::ExpectSignal {
                     of: Some(of.clone()),
                     signal: SignalName(Signal::SIGCHLD),
                     from: None,
                     count: Some(count),
+                    at_most,
                     within: None,
                 };
                 push(&mut world, &mut steps, signal);

@@ -400,6 +400,7 @@ impl World {
                 signal,
                 from,
                 count,
+                at_most,
                 ..
             } => {
                 let signo = signal.0 as i32;
@@ -414,7 +415,7 @@ impl World {
                     .count() as u32;
                 let ok = match count {
                     Some(0) => n == 0,
-                    other => n >= other.unwrap_or(1),
+                    other => n >= other.unwrap_or(1) && at_most.is_none_or(|most| n <= most),
                 };
                 if !ok {
                     disagreement = Some(format!("{by} caught {n} {signal}"));
