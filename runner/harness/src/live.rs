@@ -3,17 +3,31 @@
 //! takes the whole namespace down; in the caller's namespace the agent's
 //! session and every process it reported are killed, each checked against its
 //! start time so a recycled pid is never hit.
+//!
+//! A tree's root (the agent, a container's init, a QEMU) is our child and may
+//! be reaped by its trial thread while another thread (the interrupt thread,
+//! a timeout) kills the tree. So the registry holds a pidfd of each root,
+//! taken at registration, and signals and waits through it. The root's pid
+//! itself (its process group, or any signal on a kernel without pidfds) is
+//! used only under the registry lock while the root is unreaped, and every
+//! reap of a root happens under that same lock, which marks it reaped: then
+//! the pid cannot have been handed to another process.
 
+use nix::errno::Errno;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+/// A tree to register.
 #[derive(Debug, Clone, Default)]
 pub struct Tree {
-    /// The agent: our direct child, so its pid cannot be recycled until we reap it.
+    /// The root (the agent, a container's init, a QEMU): our direct child,
+    /// unreaped. 0 while unknown (a container before `create`): see `set_agent`.
     pub agent: i32,
     pub caller_namespace: bool,
     /// (pid, start time) of every process the agent reported, for the caller's namespace.
@@ -42,7 +56,94 @@ impl Container {
     }
 }
 
-static LIVE: Mutex<BTreeMap<u64, Tree>> = Mutex::new(BTreeMap::new());
+/// How a root ended, as the thread that reaped it saw.
+#[derive(Debug, Clone, Copy)]
+pub struct Exit {
+    /// The status as waitpid(2) gives it.
+    pub status: i32,
+    /// CPU time it used, user plus system.
+    pub cpu: Duration,
+}
+
+/// A registered tree's root.
+#[derive(Debug)]
+struct Root {
+    pid: i32,
+    /// None where pidfd_open(2) is missing (ENOSYS before Linux 5.3) or failed.
+    pidfd: Option<Arc<OwnedFd>>,
+    /// Reaped, or found not to be our child: its pid may be another process's now.
+    reaped: bool,
+}
+
+impl Root {
+    /// Only for our unreaped child, under the registry lock and before any
+    /// interrupt (whose sweep reaps every child): so the pidfd is the child's.
+    fn pin(pid: i32) -> Root {
+        Root {
+            pid,
+            pidfd: pidfd_open(pid).map(Arc::new),
+            reaped: false,
+        }
+    }
+
+    /// SIGKILL to the root: through its pidfd, or by pid while it is
+    /// unreaped. Under the registry lock.
+    fn kill(&self) {
+        match &self.pidfd {
+            Some(fd) => {
+                pidfd_signal(fd, libc::SIGKILL);
+            }
+            None if !self.reaped => {
+                let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
+            }
+            None => {}
+        }
+    }
+
+    /// SIGKILL to the process group the root leads. Under the registry lock:
+    /// an unreaped root still holds its pid, so the group of that number is
+    /// its own. The pidfd (signal 0 fails once reaped) also catches a reap
+    /// that went around the registry.
+    fn kill_group(&self) {
+        if !self.reaped && self.pidfd.as_ref().is_none_or(|fd| pidfd_signal(fd, 0)) {
+            let _ = kill(Pid::from_raw(-self.pid), Signal::SIGKILL);
+        }
+    }
+}
+
+struct Entry {
+    root: Option<Root>,
+    caller_namespace: bool,
+    spawned: Vec<(i32, u64)>,
+    container: Option<Container>,
+}
+
+impl Entry {
+    /// Kills the root, and in the caller's namespace its process group (the
+    /// agent leads its own session; its workers share its group unless a
+    /// scenario moved them). Under the registry lock. Returns the reported
+    /// processes to kill next, outside the lock (each pins itself).
+    fn kill_root(&self) -> Vec<(i32, u64)> {
+        if let Some(root) = &self.root {
+            root.kill();
+            if self.caller_namespace {
+                root.kill_group();
+            }
+        }
+        if self.caller_namespace {
+            self.spawned.clone()
+        } else {
+            vec![]
+        }
+    }
+
+    /// Its root was never reaped (or is not known yet).
+    fn unfinished(&self) -> bool {
+        self.root.as_ref().is_none_or(|r| !r.reaped)
+    }
+}
+
+static LIVE: Mutex<BTreeMap<u64, Entry>> = Mutex::new(BTreeMap::new());
 static NEXT: AtomicU64 = AtomicU64::new(0);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -68,31 +169,205 @@ pub fn become_subreaper() -> nix::Result<()> {
     nix::errno::Errno::result(r).map(|_| ())
 }
 
-fn live() -> std::sync::MutexGuard<'static, BTreeMap<u64, Tree>> {
+fn live() -> std::sync::MutexGuard<'static, BTreeMap<u64, Entry>> {
     LIVE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: the kernel just gave us this fd.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// True if sent; with signal 0, whether the process is not yet reaped.
+fn pidfd_signal(fd: &OwnedFd, signal: i32) -> bool {
+    // SAFETY: pidfd_send_signal on a pidfd we hold, without siginfo.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            signal,
+            0usize,
+            0u32,
+        ) == 0
+    }
+}
+
+/// The waitpid(2) status for a waitid(2) siginfo's code and status.
+fn wait_status(code: i32, status: i32) -> i32 {
+    match code {
+        libc::CLD_EXITED => (status & 0xff) << 8,
+        libc::CLD_KILLED => status & 0x7f,
+        libc::CLD_DUMPED => (status & 0x7f) | 0x80,
+        _ => 0,
+    }
+}
+
+fn cpu_time(usage: &libc::rusage) -> Duration {
+    let secs = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// Reaps the root if it has exited, without waiting: through its pidfd
+/// (exactly that process, whatever happened to its pid), else by pid.
+/// Ok(None): still running. Err: not our child (ECHILD).
+fn reap_now(root: &Root) -> Result<Option<Exit>, Errno> {
+    // SAFETY: zeroed siginfo and rusage are valid; the kernel fills them.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if let Some(fd) = &root.pidfd {
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = loop {
+            // SAFETY: waitid(P_PIDFD) on a pidfd we hold; the raw syscall
+            // because only it also returns the rusage.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_waitid,
+                    libc::P_PIDFD,
+                    fd.as_raw_fd(),
+                    &mut info as *mut libc::siginfo_t,
+                    libc::WEXITED | libc::WNOHANG | libc::__WALL,
+                    &mut usage as *mut libc::rusage,
+                )
+            };
+            if r == 0 || Errno::last() != Errno::EINTR {
+                break r;
+            }
+        };
+        match (r, Errno::last()) {
+            // SAFETY: waitid filled in a SIGCHLD siginfo (si_pid 0: not exited).
+            (0, _) => {
+                return Ok(unsafe { info.si_pid() != 0 }.then(|| Exit {
+                    status: wait_status(info.si_code, unsafe { info.si_status() }),
+                    cpu: cpu_time(&usage),
+                }))
+            }
+            // P_PIDFD came in 5.4, a release after pidfd_open: by pid then.
+            (_, Errno::EINVAL) => {}
+            (_, e) => return Err(e),
+        }
+    }
+    let mut status = 0;
+    loop {
+        // SAFETY: waiting for our own child, which is unreaped (see `Root`).
+        let r = unsafe {
+            libc::wait4(
+                root.pid,
+                &mut status,
+                libc::WNOHANG | libc::__WALL,
+                &mut usage,
+            )
+        };
+        if r == root.pid {
+            return Ok(Some(Exit {
+                status,
+                cpu: cpu_time(&usage),
+            }));
+        }
+        if r == 0 {
+            return Ok(None);
+        }
+        if Errno::last() != Errno::EINTR {
+            return Err(Errno::last());
+        }
+    }
+}
+
+enum Attempt {
+    Reaped(Exit),
+    Running(Option<Arc<OwnedFd>>),
+    /// Reaped by another thread, not our child, or not registered.
+    Gone,
+}
+
+/// One attempt to reap the root of entry `id`, under the registry lock, so
+/// that a root is never reaped while another thread signals its pid.
+fn try_reap_root(id: u64) -> Attempt {
+    let mut live = live();
+    let Some(root) = live.get_mut(&id).and_then(|e| e.root.as_mut()) else {
+        return Attempt::Gone;
+    };
+    if root.reaped {
+        return Attempt::Gone;
+    }
+    match reap_now(root) {
+        Ok(Some(exit)) => {
+            root.reaped = true;
+            Attempt::Reaped(exit)
+        }
+        Ok(None) => Attempt::Running(root.pidfd.clone()),
+        Err(_) => {
+            root.reaped = true;
+            Attempt::Gone
+        }
+    }
+}
+
+/// Waits up to `limit` (None: for good) for the root of entry `id` to exit,
+/// then reaps it. The wait is outside the lock: on the pidfd, which turns
+/// readable when the root exits, or polling without one.
+fn reap_root(id: u64, limit: Option<Duration>) -> Option<Exit> {
+    let started = Instant::now();
+    let mut interval = Duration::from_micros(50);
+    let mut pidfd_fired = false;
+    loop {
+        let pidfd = match try_reap_root(id) {
+            Attempt::Reaped(exit) => return Some(exit),
+            Attempt::Gone => return None,
+            Attempt::Running(pidfd) => pidfd,
+        };
+        let left = limit.map(|l| l.saturating_sub(started.elapsed()));
+        if left.is_some_and(|l| l.is_zero()) {
+            return None;
+        }
+        match pidfd {
+            Some(fd) if !pidfd_fired => pidfd_fired = poll_readable(&fd, left),
+            // No pidfd, or it fired before the exit could be reaped: a poll
+            // interval against the deadline, not a synchronisation point.
+            _ => {
+                std::thread::sleep(left.map_or(interval, |l| interval.min(l)));
+                interval = (interval * 2).min(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+fn poll_readable(fd: &OwnedFd, limit: Option<Duration>) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let timeout = limit.map_or(-1, |l| l.as_millis().clamp(1, i32::MAX as u128) as i32);
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut p, 1, timeout) > 0 }
+}
+
 /// Removes the tree from the registry when dropped. A tree dropped before
-/// `reaped()` (a panic in between, say) is killed and reaped then.
+/// its root was reaped (a panic in between, say) is killed and reaped then.
 pub struct Registration {
     id: u64,
-    reaped: std::cell::Cell<bool>,
 }
 
 /// Registers a tree, unless an interrupt came first: then the caller must kill
 /// its agent itself. The registry lock orders this against the interrupt
-/// thread's snapshot, so no tree can slip in after it.
+/// thread, so no tree can slip in after it.
 pub fn register(tree: Tree) -> Option<Registration> {
     let mut live = live();
     if INTERRUPTED.load(Ordering::SeqCst) {
         return None;
     }
     let id = NEXT.fetch_add(1, Ordering::SeqCst);
-    live.insert(id, tree);
-    Some(Registration {
+    live.insert(
         id,
-        reaped: std::cell::Cell::new(false),
-    })
+        Entry {
+            root: (tree.agent > 0).then(|| Root::pin(tree.agent)),
+            caller_namespace: tree.caller_namespace,
+            spawned: tree.spawned,
+            container: tree.container,
+        },
+    );
+    Some(Registration { id })
 }
 
 /// Registers a plain child (a QEMU): killed on timeout or interrupt. If an
@@ -113,67 +388,70 @@ pub fn register_child(child: &mut std::process::Child) -> Option<Registration> {
 
 impl Registration {
     pub fn add_spawned(&self, pid: i32, start_time: u64) {
-        if let Some(t) = live().get_mut(&self.id) {
-            t.spawned.push((pid, start_time));
+        if let Some(e) = live().get_mut(&self.id) {
+            e.spawned.push((pid, start_time));
         }
     }
 
     pub fn kill(&self) {
-        // Once reaped, the entry's agent is 0: its pid may belong to someone else.
-        if let Some(t) = live().get(&self.id).cloned() {
-            kill_tree(&t);
+        let spawned = match live().get(&self.id) {
+            Some(e) => e.kill_root(),
+            None => return,
+        };
+        for (pid, started) in spawned {
+            kill_if_same(pid, started);
         }
     }
 
     /// The container's init is known (and is our child): from now on it is
-    /// what a kill hits.
+    /// what a kill hits. Not after an interrupt: its sweep may have reaped
+    /// the init already, and the container's delete takes it anyway.
     pub fn set_agent(&self, pid: i32) {
-        if let Some(t) = live().get_mut(&self.id) {
-            t.agent = pid;
+        let mut live = live();
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Some(e) = live.get_mut(&self.id) {
+            e.root = Some(Root::pin(pid));
         }
     }
 
     /// The container has been deleted: nothing is left for the interrupt handler to delete.
     pub fn deleted(&self) {
-        if let Some(t) = live().get_mut(&self.id) {
-            t.container = None;
+        if let Some(e) = live().get_mut(&self.id) {
+            e.container = None;
         }
     }
 
-    /// After the agent is reaped: reap the tree's processes that were orphaned to us.
+    /// After the root is reaped: reap the tree's processes that were orphaned to us.
     pub fn reap_adopted(&self) {
-        if let Some(t) = live().get(&self.id).cloned() {
-            reap_adopted(&t);
-        }
+        let spawned = live()
+            .get(&self.id)
+            .map(|e| e.spawned.clone())
+            .unwrap_or_default();
+        reap_adopted(&spawned);
     }
-}
 
-impl Registration {
-    /// The agent has been reaped: dropping this only unregisters.
-    pub fn reaped(&self) {
-        self.reaped.set(true);
-        // Under the lock, so the interrupt thread never signals or waits for a reaped pid.
-        if let Some(t) = live().get_mut(&self.id) {
-            t.agent = 0;
-        }
+    /// Waits up to `limit` (None: for good) for the root to exit and reaps
+    /// it; every reap of a root goes through here. None if it is still
+    /// running at the limit, or was reaped elsewhere (by the interrupt
+    /// handler), or is not our child.
+    pub fn reap_root(&self, limit: Option<Duration>) -> Option<Exit> {
+        reap_root(self.id, limit)
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let tree = live().remove(&self.id);
-        if let (Some(t), false) = (tree, self.reaped.get()) {
-            kill_tree(&t);
-            if t.agent > 0 {
-                let _ = nix::sys::wait::waitpid(
-                    Pid::from_raw(t.agent),
-                    Some(nix::sys::wait::WaitPidFlag::__WALL),
-                );
-            }
-            reap_adopted(&t);
-            if let Some(c) = &t.container {
-                c.delete();
-            }
+        let unfinished = live().get(&self.id).is_some_and(Entry::unfinished);
+        if unfinished {
+            self.kill();
+            self.reap_root(None);
+            self.reap_adopted();
+        }
+        let entry = live().remove(&self.id);
+        if let (true, Some(c)) = (unfinished, entry.and_then(|e| e.container)) {
+            c.delete();
         }
     }
 }
@@ -188,29 +466,77 @@ fn start_time(pid: i32) -> Option<u64> {
     parent_and_start(pid).map(|(_, start)| start)
 }
 
+/// SIGKILL to a reported process if it is still the one that started at
+/// `started`. The pidfd is taken before the check, so if the check passes
+/// the pidfd is that process, and the signal cannot hit a successor. Without
+/// pidfds, checked and then killed by pid.
+fn kill_if_same(pid: i32, started: u64) {
+    let pidfd = pidfd_open(pid);
+    if start_time(pid) != Some(started) {
+        return;
+    }
+    match pidfd {
+        Some(fd) => {
+            pidfd_signal(&fd, libc::SIGKILL);
+        }
+        None => {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Reaps our child `pid` if it is still the process that started at
+/// `started`: through a pidfd taken before the check (as in `kill_if_same`),
+/// so that another child given the pid since, maybe another tree's root, is
+/// never reaped by mistake.
+fn reap_if_same(pid: i32, started: u64) {
+    let pidfd = pidfd_open(pid);
+    if start_time(pid) != Some(started) {
+        return;
+    }
+    if let Some(fd) = &pidfd {
+        // SAFETY: a zeroed siginfo is valid; waitid fills it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid(P_PIDFD) on a pidfd we hold.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                fd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::__WALL,
+            )
+        };
+        // P_PIDFD came in 5.4, a release after pidfd_open: by pid then.
+        if r == 0 || Errno::last() != Errno::EINVAL {
+            return;
+        }
+    }
+    let _ = nix::sys::wait::waitpid(
+        Pid::from_raw(pid),
+        Some(nix::sys::wait::WaitPidFlag::__WALL),
+    );
+}
+
 /// Reaps, by pid, each of the tree's processes that is now our child. Never
 /// waitpid(-1): that would steal other trials' agents.
 /// Everything was SIGKILLed first, so a process whose parent is still dying
 /// becomes ours within moments: poll each one until it is gone or ours.
-fn reap_adopted(t: &Tree) {
+fn reap_adopted(spawned: &[(i32, u64)]) {
     let me = std::process::id() as i32;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    for &(pid, started) in &t.spawned {
-        let mut interval = std::time::Duration::from_micros(20);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for &(pid, started) in spawned {
+        let mut interval = Duration::from_micros(20);
         loop {
             match parent_and_start(pid) {
                 Some((parent, start)) if start == started && parent == me => {
-                    let _ = nix::sys::wait::waitpid(
-                        Pid::from_raw(pid),
-                        Some(nix::sys::wait::WaitPidFlag::__WALL),
-                    );
+                    reap_if_same(pid, started);
                     break;
                 }
                 // Another process's now, or gone (or its pid reused): not ours to reap.
-                Some((_, start)) if start == started && std::time::Instant::now() < deadline => {
+                Some((_, start)) if start == started && Instant::now() < deadline => {
                     // A poll interval inside a deadline, not a synchronisation point.
                     std::thread::sleep(interval);
-                    interval = (interval * 2).min(std::time::Duration::from_millis(2));
+                    interval = (interval * 2).min(Duration::from_millis(2));
                 }
                 _ => break,
             }
@@ -218,21 +544,36 @@ fn reap_adopted(t: &Tree) {
     }
 }
 
-/// Kills a tree. `agent` 0 means it is already reaped: only the reported
-/// processes, each checked against its start time, are killed then.
-pub fn kill_tree(t: &Tree) {
-    if t.agent > 0 {
-        let _ = kill(Pid::from_raw(t.agent), Signal::SIGKILL);
+/// SIGKILL to `pid` if it is still our child. Another thread may reap it
+/// (and the pid be reused) at any moment, so as in `kill_if_same` the pidfd
+/// is taken before the check.
+fn kill_if_our_child(pid: i32, me: i32) {
+    let pidfd = pidfd_open(pid);
+    if parent_and_start(pid).is_none_or(|(parent, _)| parent != me) {
+        return;
     }
-    if t.caller_namespace {
-        // The agent leads its own session; its workers share its process group
-        // unless a scenario moved them, and those were reported one by one.
-        if t.agent > 0 {
-            let _ = kill(Pid::from_raw(-t.agent), Signal::SIGKILL);
+    match pidfd {
+        Some(fd) => {
+            pidfd_signal(&fd, libc::SIGKILL);
         }
-        for &(pid, started) in &t.spawned {
-            if start_time(pid) == Some(started) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        None => {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Reaps every child that has exited, under the registry lock, marking any
+/// registered root among them reaped, as `try_reap_root` does.
+fn reap_exited_children() {
+    let mut live = live();
+    while let Ok(status) = nix::sys::wait::waitpid(
+        None,
+        Some(nix::sys::wait::WaitPidFlag::WNOHANG | nix::sys::wait::WaitPidFlag::__WALL),
+    ) {
+        let Some(pid) = status.pid() else { break };
+        for root in live.values_mut().filter_map(|e| e.root.as_mut()) {
+            if root.pid == pid.as_raw() {
+                root.reaped = true;
             }
         }
     }
@@ -242,10 +583,10 @@ pub fn kill_tree(t: &Tree) {
 /// left. As a subreaper we inherit the orphans of dying trees one generation at
 /// a time, including processes whose `Spawned` event was never read, so this
 /// loops until a scan of /proc finds no child of ours.
-pub fn sweep_children(deadline: std::time::Duration) {
+pub fn sweep_children(deadline: Duration) {
     let me = std::process::id() as i32;
-    let until = std::time::Instant::now() + deadline;
-    let mut interval = std::time::Duration::from_micros(50);
+    let until = Instant::now() + deadline;
+    let mut interval = Duration::from_micros(50);
     loop {
         let children: Vec<i32> = std::fs::read_dir("/proc")
             .into_iter()
@@ -254,24 +595,16 @@ pub fn sweep_children(deadline: std::time::Duration) {
             .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
             .filter(|&pid| parent_and_start(pid).is_some_and(|(parent, _)| parent == me))
             .collect();
-        if children.is_empty() || std::time::Instant::now() > until {
+        if children.is_empty() || Instant::now() > until {
             return;
         }
         for &pid in &children {
-            // Our children: their pids cannot be reused until we reap them.
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            kill_if_our_child(pid, me);
         }
-        while let Ok(status) = nix::sys::wait::waitpid(
-            None,
-            Some(nix::sys::wait::WaitPidFlag::WNOHANG | nix::sys::wait::WaitPidFlag::__WALL),
-        ) {
-            if status == nix::sys::wait::WaitStatus::StillAlive {
-                break;
-            }
-        }
+        reap_exited_children();
         // A poll interval inside the deadline while the killed children die.
         std::thread::sleep(interval);
-        interval = (interval * 2).min(std::time::Duration::from_millis(5));
+        interval = (interval * 2).min(Duration::from_millis(5));
     }
 }
 
@@ -318,28 +651,29 @@ pub fn install_interrupt_handler() -> nix::Result<()> {
         .name("interrupt".into())
         .spawn(move || {
             let Ok(signal) = set.wait() else { return };
-            let trees: Vec<Tree> = {
+            let (ids, spawned, containers) = {
                 let live = live();
                 INTERRUPTED.store(true, Ordering::SeqCst);
-                live.values().cloned().collect()
+                let spawned: Vec<(i32, u64)> = live.values().flat_map(Entry::kill_root).collect();
+                let ids: Vec<u64> = live.keys().copied().collect();
+                let containers: Vec<Container> =
+                    live.values().filter_map(|e| e.container.clone()).collect();
+                (ids, spawned, containers)
             };
-            for t in &trees {
-                kill_tree(t);
+            for (pid, started) in spawned {
+                kill_if_same(pid, started);
             }
-            for t in &trees {
-                // The trial thread may reap it first; ECHILD then is fine.
-                if t.agent > 0 {
-                    let _ = nix::sys::wait::waitpid(
-                        Pid::from_raw(t.agent),
-                        Some(nix::sys::wait::WaitPidFlag::__WALL),
-                    );
-                }
+            // Each root is reaped here or by its own thread, whichever comes
+            // first. One that SIGKILL does not end in time is left to the sweep.
+            let until = Instant::now() + Duration::from_secs(10);
+            for &id in &ids {
+                reap_root(id, Some(until.saturating_duration_since(Instant::now())));
             }
             // Containers after their processes: delete removes state and cgroups.
-            for c in trees.iter().filter_map(|t| t.container.as_ref()) {
+            for c in &containers {
                 c.delete();
             }
-            sweep_children(std::time::Duration::from_secs(5));
+            sweep_children(Duration::from_secs(5));
             for dir in REMOVE_ON_EXIT
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -350,7 +684,7 @@ pub fn install_interrupt_handler() -> nix::Result<()> {
             eprintln!(
                 "\norphanage: {} received, killed {} running scenario tree(s)",
                 signal.as_str(),
-                trees.len()
+                ids.len()
             );
             if let Some(say) = SAY_ON_INTERRUPT
                 .lock()
@@ -363,4 +697,208 @@ pub fn install_interrupt_handler() -> nix::Result<()> {
         })
         .map(|_| ())
         .map_err(|_| nix::errno::Errno::EAGAIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Child, Command};
+
+    /// Set in the copy of this test binary that runs in its own pid namespace.
+    const INSIDE: &str = "ORPHANAGE_LIVE_TEST_INSIDE";
+
+    /// Runs test `name` of this binary again as the init of a new pid
+    /// namespace with its own /proc, where writing ns_last_pid makes the next
+    /// fork reuse a pid on demand without touching the machine's pids. True
+    /// in that copy, which then runs the test's body.
+    fn in_own_pid_namespace(name: &str) -> bool {
+        if std::env::var_os(INSIDE).is_some() {
+            return true;
+        }
+        let test = format!("{}::{name}", module_path!().split_once("::").unwrap().1);
+        let mut unshare = Command::new("unshare");
+        if !nix::unistd::geteuid().is_root() {
+            unshare.args(["--user", "--map-root-user"]);
+        }
+        let out = unshare
+            .args(["--pid", "--fork", "--mount-proc", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", &test, "--test-threads", "1", "--nocapture"])
+            .env(INSIDE, "1")
+            .output()
+            .expect("cannot run unshare(1)");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{test} in its own pid namespace: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        false
+    }
+
+    /// `sleep` leading its own process group, whose id is then its pid.
+    fn sleeper() -> Child {
+        Command::new("sleep")
+            .arg("1000")
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    /// The next process this pid namespace makes gets `pid` (which is free).
+    fn next_pid_will_be(pid: u32) {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
+    }
+
+    /// Whether `pid` has been sent SIGKILL: dead, or SIGKILL pending. kill(2)
+    /// has queued it by the time it returns, so this needs no waiting.
+    fn got_sigkill(pid: u32) -> bool {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::trim)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let pending = |name: &str| {
+            u64::from_str_radix(&field(name), 16).unwrap_or(0) & (1 << (libc::SIGKILL - 1)) != 0
+        };
+        status.is_empty()
+            || field("State:").starts_with(['Z', 'X'])
+            || pending("SigPnd:")
+            || pending("ShdPnd:")
+    }
+
+    fn end(mut child: Child) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// A root reaped around the registry (as an interrupt's sweep may), its
+    /// pid then given to another process: killing the tree must not touch
+    /// that process. By pid it would; through the pidfd taken at
+    /// registration the signal goes to the dead root.
+    #[test]
+    fn a_reused_root_pid_is_never_signalled() {
+        if !in_own_pid_namespace("a_reused_root_pid_is_never_signalled") {
+            return;
+        }
+        let mut root = sleeper();
+        let registration = register_child(&mut root).unwrap();
+        end(root);
+        next_pid_will_be(registration_pid(&registration));
+        let stranger = sleeper();
+        assert_eq!(stranger.id(), registration_pid(&registration), "no reuse");
+        registration.kill();
+        let hit = got_sigkill(stranger.id());
+        end(stranger);
+        drop(registration);
+        assert!(!hit, "the process that took the root's pid was killed");
+    }
+
+    /// The same in the caller's namespace, where the root's process group is
+    /// killed too: a group led by the pid's new owner must be left alone.
+    #[test]
+    fn a_reused_root_pid_is_never_signalled_as_a_process_group() {
+        if !in_own_pid_namespace("a_reused_root_pid_is_never_signalled_as_a_process_group") {
+            return;
+        }
+        let root = sleeper();
+        let registration = register(Tree {
+            agent: root.id() as i32,
+            caller_namespace: true,
+            ..Tree::default()
+        })
+        .unwrap();
+        end(root);
+        next_pid_will_be(registration_pid(&registration));
+        let stranger = sleeper();
+        assert_eq!(stranger.id(), registration_pid(&registration), "no reuse");
+        let member = Command::new("sleep")
+            .arg("1000")
+            .process_group(stranger.id() as i32)
+            .spawn()
+            .unwrap();
+        registration.kill();
+        let hit = got_sigkill(member.id());
+        end(member);
+        end(stranger);
+        drop(registration);
+        assert!(
+            !hit,
+            "a process in the group of the pid's new owner was killed"
+        );
+    }
+
+    fn registration_pid(registration: &Registration) -> u32 {
+        live()[&registration.id].root.as_ref().unwrap().pid as u32
+    }
+
+    /// Every reap of a root goes through `reap_root`, which marks it; then
+    /// a kill by pid (as without pidfds) must not reach the pid's next owner.
+    #[test]
+    fn a_root_reaped_through_the_registry_is_not_signalled_by_pid() {
+        if !in_own_pid_namespace("a_root_reaped_through_the_registry_is_not_signalled_by_pid") {
+            return;
+        }
+        // Killed and reaped through the registry, which is what is tested.
+        #[allow(clippy::zombie_processes)]
+        let root = sleeper();
+        let registration = register(Tree {
+            agent: root.id() as i32,
+            caller_namespace: true,
+            ..Tree::default()
+        })
+        .unwrap();
+        // As on a kernel without pidfd_open.
+        live()
+            .get_mut(&registration.id)
+            .unwrap()
+            .root
+            .as_mut()
+            .unwrap()
+            .pidfd = None;
+        registration.kill();
+        let exit = registration.reap_root(None).expect("reaped");
+        assert_eq!(exit.status, libc::SIGKILL, "killed by SIGKILL");
+        next_pid_will_be(root.id());
+        let stranger = sleeper();
+        assert_eq!(stranger.id(), root.id(), "no reuse");
+        registration.kill();
+        let hit = got_sigkill(stranger.id());
+        end(stranger);
+        drop(registration);
+        assert!(!hit, "the process that took the root's pid was killed");
+    }
+
+    /// The status reaped through the pidfd reads as waitpid(2) would give it.
+    #[test]
+    fn reap_root_gives_the_wait_status() {
+        for (script, exited, code) in [("exit 3", true, 3), ("kill -9 $$", false, 9)] {
+            let mut child = Command::new("sh").args(["-c", script]).spawn().unwrap();
+            let registration = register_child(&mut child).unwrap();
+            let status = registration.reap_root(None).expect("reaped").status;
+            assert_eq!(libc::WIFEXITED(status), exited, "{script}: {status:#x}");
+            let got = if exited {
+                libc::WEXITSTATUS(status)
+            } else {
+                libc::WTERMSIG(status)
+            };
+            assert_eq!(got, code, "{script}: {status:#x}");
+            assert!(registration.reap_root(None).is_none(), "reaped twice");
+        }
+    }
+
+    #[test]
+    fn wait_status_matches_waitpid() {
+        assert_eq!(wait_status(libc::CLD_EXITED, 3), 3 << 8);
+        assert_eq!(wait_status(libc::CLD_KILLED, libc::SIGKILL), libc::SIGKILL);
+        let dumped = wait_status(libc::CLD_DUMPED, libc::SIGSEGV);
+        assert!(libc::WIFSIGNALED(dumped) && libc::WCOREDUMP(dumped));
+        assert_eq!(libc::WTERMSIG(dumped), libc::SIGSEGV);
+    }
 }

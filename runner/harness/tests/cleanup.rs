@@ -1,16 +1,26 @@
 //! Leave nothing behind: after a pass, a fail, a timeout, Ctrl-C or SIGTERM
 //! there is no process, zombie, mount or temporary directory of ours left.
-//! Each run is marked with a unique environment variable that every agent and
-//! scenario process inherits; zombies (whose environment is gone) are found by
-//! the agent's name. The tests take turns: each scans the whole process table.
+//!
+//! Only what these runs made is checked, so another orphanage running on the
+//! machine cannot fail them. Each run gets a private TMPDIR, where the harness
+//! puts everything temporary. This test process is a child subreaper, so
+//! whatever a run leaves, running or a zombie, becomes a descendant of this
+//! process once the harness is gone, instead of init's. And each run is marked
+//! with a unique environment variable that every agent and scenario process
+//! inherits, which finds a live process of ours wherever it ended up. The
+//! tests take turns: each claims every descendant of this process.
 
 mod common;
 
 use common::{orphanage, repo, run_with_report, suite_of};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const MARKER: &str = "ORPHANAGE_TEST_MARKER";
 
 fn marker() -> String {
     format!(
@@ -27,55 +37,199 @@ fn rand_bits() -> u128 {
         .as_nanos()
 }
 
-/// Our processes still alive (by marker) or still zombies (by name), excluding `except`.
-fn leftovers(marker: &str, except: Option<i32>) -> Vec<String> {
-    let needle = format!("ORPHANAGE_TEST_MARKER={marker}");
-    let mut found = Vec::new();
-    for p in procfs::process::all_processes().unwrap().flatten() {
-        if Some(p.pid) == except || p.pid == std::process::id() as i32 {
-            continue;
-        }
-        let Ok(stat) = p.stat() else { continue };
-        let marked = p
-            .environ()
-            .map(|env| {
+/// A process as /proc shows it.
+struct Proc {
+    pid: i32,
+    ppid: i32,
+    comm: String,
+    state: char,
+    marked: bool,
+}
+
+impl Proc {
+    fn describe(&self) -> String {
+        format!("pid {} {} state {}", self.pid, self.comm, self.state)
+    }
+}
+
+/// Every process on the machine; `marked` when it carries `marker` (a
+/// zombie has no environment left, and is never marked).
+fn processes(marker: &str) -> Vec<Proc> {
+    let needle = format!("{MARKER}={marker}");
+    procfs::process::all_processes()
+        .unwrap()
+        .flatten()
+        .filter_map(|p| {
+            let stat = p.stat().ok()?;
+            let marked = p.environ().is_ok_and(|env| {
                 env.iter().any(|(k, v)| {
                     format!("{}={}", k.to_string_lossy(), v.to_string_lossy()) == needle
                 })
+            });
+            Some(Proc {
+                pid: stat.pid,
+                ppid: stat.ppid,
+                comm: stat.comm,
+                state: stat.state,
+                marked,
             })
-            .unwrap_or(false);
-        let zombie_agent = stat.state == 'Z' && stat.comm == "orphanage-agent";
-        if marked || zombie_agent {
-            found.push(format!("pid {} {} state {}", p.pid, stat.comm, stat.state));
+        })
+        .collect()
+}
+
+/// The processes below this one, by their parent links.
+fn descendants(all: &[Proc]) -> Vec<&Proc> {
+    let me = std::process::id() as i32;
+    let parent: HashMap<i32, i32> = all.iter().map(|p| (p.pid, p.ppid)).collect();
+    let below_me = |mut pid: i32| {
+        // Bounded: a table read while it changes could hold a loop.
+        for _ in 0..all.len() {
+            match parent.get(&pid) {
+                Some(&ppid) if ppid == me => return true,
+                Some(&ppid) if ppid > 0 => pid = ppid,
+                _ => return false,
+            }
         }
+        false
+    };
+    all.iter().filter(|p| below_me(p.pid)).collect()
+}
+
+/// Processes of this run still there, running or zombies.
+fn leftovers(marker: &str) -> Vec<String> {
+    let all = processes(marker);
+    let mut left: Vec<&Proc> = descendants(&all);
+    left.extend(all.iter().filter(|p| p.marked));
+    left.sort_by_key(|p| p.pid);
+    left.dedup_by_key(|p| p.pid);
+    left.into_iter().map(Proc::describe).collect()
+}
+
+/// This run's processes, running, that carry its marker.
+fn marked(marker: &str, except: i32) -> Vec<Proc> {
+    processes(marker)
+        .into_iter()
+        .filter(|p| p.marked && p.pid != except)
+        .collect()
+}
+
+/// Kills and reaps whatever a run left below us (after it is recorded), so
+/// that one test's leak is not the next one's. Our children first: their
+/// pids stay ours until reaped, and their children then come to us.
+fn clear_descendants() {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let all = processes("");
+        let below = descendants(&all);
+        if below.is_empty() || Instant::now() > deadline {
+            return;
+        }
+        let me = std::process::id() as i32;
+        for p in below.iter().filter(|p| p.ppid == me) {
+            // SAFETY: signalling and reaping our own unreaped child.
+            unsafe {
+                libc::kill(p.pid, libc::SIGKILL);
+                libc::waitpid(p.pid, std::ptr::null_mut(), libc::__WALL);
+            }
+        }
+        // A poll interval within the deadline while grandchildren come to us.
+        std::thread::sleep(Duration::from_millis(1));
     }
-    found
 }
 
 fn mounts() -> String {
     std::fs::read_to_string("/proc/self/mountinfo").unwrap()
 }
 
-fn temp_dirs() -> usize {
-    std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("orphanage-"))
-        .count()
+/// One run's private TMPDIR and marker, and the mount table before it.
+struct Isolated {
+    tmp: tempfile::TempDir,
+    marker: String,
+    mounts_before: String,
 }
 
-fn assert_clean(marker: &str, mounts_before: &str, temps_before: usize) {
-    let left = leftovers(marker, None);
-    assert!(left.is_empty(), "left behind: {left:#?}");
-    assert_eq!(mounts(), mounts_before, "the mount table changed");
-    assert_eq!(temp_dirs(), temps_before, "a temporary directory was left");
+impl Isolated {
+    fn new() -> Self {
+        // SAFETY: prctl with integer arguments.
+        let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(r, 0, "PR_SET_CHILD_SUBREAPER");
+        Isolated {
+            tmp: tempfile::tempdir().unwrap(),
+            marker: marker(),
+            mounts_before: mounts(),
+        }
+    }
+
+    fn env(&self) -> [(&str, &str); 2] {
+        [
+            ("TMPDIR", self.tmp.path().to_str().unwrap()),
+            (MARKER, &self.marker),
+        ]
+    }
+
+    fn command(&self) -> std::process::Command {
+        let mut c = orphanage();
+        c.envs(self.env());
+        c
+    }
+
+    /// Waits until `ready` of the run's processes exist, one of them an
+    /// agent, and checks that the agents run from the private TMPDIR, where
+    /// the emptiness check looks.
+    fn wait_for(&self, harness: i32, ready: usize) {
+        let start = Instant::now();
+        loop {
+            let found = marked(&self.marker, harness);
+            // A clone of the harness that has not exec'd yet is no agent.
+            let agents: Vec<PathBuf> = found
+                .iter()
+                .filter_map(|p| std::fs::read_link(format!("/proc/{}/exe", p.pid)).ok())
+                .filter(|exe| exe.ends_with("orphanage-agent"))
+                .collect();
+            if found.len() >= ready && !agents.is_empty() {
+                assert!(
+                    agents.iter().all(|exe| exe.starts_with(self.tmp.path())),
+                    "agents not run from the private TMPDIR {}: {agents:?}",
+                    self.tmp.path().display()
+                );
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "trees never appeared: {:?}",
+                found.iter().map(Proc::describe).collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(1)); // polling for an external process, within a deadline
+        }
+    }
+
+    fn assert_clean(&self) {
+        let left = leftovers(&self.marker);
+        clear_descendants();
+        assert!(left.is_empty(), "left behind: {left:#?}");
+        assert_eq!(mounts(), self.mounts_before, "the mount table changed");
+        let temps: Vec<PathBuf> = std::fs::read_dir(self.tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(temps.is_empty(), "temporary files left: {temps:?}");
+    }
 }
 
-fn check_run_leaves_nothing(suites: &std::path::Path, extra: &[&str]) -> common::Run {
+impl Drop for Isolated {
+    /// A test that failed half-way (its harness still running, say) must
+    /// not leave its processes to the next test's check.
+    fn drop(&mut self) {
+        clear_descendants();
+    }
+}
+
+fn check_run_leaves_nothing(suites: &Path, extra: &[&str]) -> common::Run {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let (m, before, temps) = (marker(), mounts(), temp_dirs());
-    let run = run_with_report(suites, extra, &[("ORPHANAGE_TEST_MARKER", &m)]);
-    assert_clean(&m, &before, temps);
+    let iso = Isolated::new();
+    let run = run_with_report(suites, extra, &iso.env());
+    iso.assert_clean();
     run
 }
 
@@ -123,33 +277,20 @@ fn timeouts_leave_nothing_behind_in_either_namespace() {
 
 /// Starts orphanage on `suites`, waits until `ready` of our processes exist,
 /// sends `signal`, and checks the exit status and that nothing is left.
-fn interrupt_leaves_nothing(
-    signal: libc::c_int,
-    suites: &std::path::Path,
-    extra: &[&str],
-    ready: usize,
-) {
+fn interrupt_leaves_nothing(signal: libc::c_int, suites: &Path, extra: &[&str], ready: usize) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let (m, before, temps) = (marker(), mounts(), temp_dirs());
-    let mut child = orphanage()
+    let iso = Isolated::new();
+    let mut child = iso
+        .command()
         .arg("--suites")
         .arg(suites)
         .args(extra)
-        .env("ORPHANAGE_TEST_MARKER", &m)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let harness = child.id() as i32;
-    let start = Instant::now();
-    while leftovers(&m, Some(harness)).len() < ready {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "trees never appeared: {:?}",
-            leftovers(&m, Some(harness))
-        );
-        std::thread::sleep(Duration::from_millis(10)); // polling for an external process, within a deadline
-    }
+    iso.wait_for(harness, ready);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(harness, signal) };
     let status = child.wait().unwrap();
@@ -157,7 +298,7 @@ fn interrupt_leaves_nothing(
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(stderr.contains("running scenario tree(s)"), "{stderr}");
-    assert_clean(&m, &before, temps);
+    iso.assert_clean();
 }
 
 // Both hang trees fully built: 5 processes in the fresh namespace, 4 in ours.
@@ -196,9 +337,10 @@ fn an_interrupt_while_trees_are_starting_leaves_nothing_behind() {
 #[test]
 fn ctrl_c_during_explore_leaves_nothing_and_says_how_to_resume() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let (m, before, temps) = (marker(), mounts(), temp_dirs());
+    let iso = Isolated::new();
     let save = tempfile::tempdir().unwrap();
-    let mut child = orphanage()
+    let mut child = iso
+        .command()
         .args([
             "explore",
             "--cases",
@@ -208,20 +350,12 @@ fn ctrl_c_during_explore_leaves_nothing_and_says_how_to_resume() {
             "--save-to",
         ])
         .arg(save.path())
-        .env("ORPHANAGE_TEST_MARKER", &m)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let harness = child.id() as i32;
-    let start = Instant::now();
-    while leftovers(&m, Some(harness)).is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "no tree ever appeared"
-        );
-        std::thread::sleep(Duration::from_millis(1)); // polling for an external process, within a deadline
-    }
+    iso.wait_for(harness, 1);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(harness, libc::SIGINT) };
     let status = child.wait().unwrap();
@@ -232,5 +366,5 @@ fn ctrl_c_during_explore_leaves_nothing_and_says_how_to_resume() {
         stderr.contains("resume with: orphanage explore --seed 0x9 --processes 8 --from-case "),
         "{stderr}"
     );
-    assert_clean(&m, &before, temps);
+    iso.assert_clean();
 }

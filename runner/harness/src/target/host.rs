@@ -130,7 +130,6 @@ extern "C" fn agent_child(arg: *mut libc::c_void) -> libc::c_int {
 }
 
 struct Started {
-    pid: i32,
     events: OwnedFd,
     stderr: OwnedFd,
     registration: Registration,
@@ -211,7 +210,7 @@ fn start(agent: &Path, scenario: &Scenario) -> Result<Started, Verdict> {
         for (file, content) in id_maps(euid, nix::unistd::getegid().as_raw()) {
             if let Err(e) = std::fs::write(format!("/proc/{pid}/{file}"), content) {
                 registration.kill();
-                reap(pid);
+                registration.reap_root(None);
                 return Err(Verdict::unsupported(format!(
                     "writing /proc/{pid}/{file} for a user namespace: {e}"
                 )));
@@ -230,7 +229,6 @@ fn start(agent: &Path, scenario: &Scenario) -> Result<Started, Verdict> {
     let _ = std::io::Write::write_all(&mut stdin, &json);
     drop(stdin);
     Ok(Started {
-        pid,
         events: events_r,
         stderr: err_r,
         registration,
@@ -262,28 +260,14 @@ fn reap(pid: i32) -> Option<i32> {
     (r == pid).then_some(status)
 }
 
-/// Reaps the agent, killing it if it lingers past `grace`.
-fn reap_within(pid: i32, grace: Duration, registration: &Registration) -> Option<i32> {
-    let start = Instant::now();
-    let mut interval = Duration::from_micros(50);
-    loop {
-        let mut status = 0;
-        // SAFETY: polling our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::__WALL) };
-        if r == pid {
-            return Some(status);
-        }
-        if r < 0 {
-            return None; // reaped by the interrupt handler
-        }
-        if start.elapsed() > grace {
-            registration.kill();
-            return reap(pid);
-        }
-        // A poll interval within the grace period, not a synchronisation point.
-        std::thread::sleep(interval);
-        interval = (interval * 2).min(Duration::from_millis(5));
+/// Reaps the agent, killing it if it lingers past `grace`. None if the
+/// interrupt handler reaped it first.
+fn reap_within(grace: Duration, registration: &Registration) -> Option<i32> {
+    if let Some(exit) = registration.reap_root(Some(grace)) {
+        return Some(exit.status);
     }
+    registration.kill();
+    registration.reap_root(None).map(|exit| exit.status)
 }
 
 fn read_some(fd: RawFd, into: &mut Vec<u8>) -> usize {
@@ -315,7 +299,6 @@ pub fn run_on_host(agent: &Path, scenario: &Scenario, on_event: &mut dyn FnMut(&
         })
     };
     let Started {
-        pid,
         events,
         stderr,
         registration,
@@ -400,7 +383,6 @@ pub fn run_on_host(agent: &Path, scenario: &Scenario, on_event: &mut dyn FnMut(&
         registration.kill();
     }
     let status = reap_within(
-        pid,
         if timed_out {
             Duration::ZERO
         } else {
@@ -408,7 +390,6 @@ pub fn run_on_host(agent: &Path, scenario: &Scenario, on_event: &mut dyn FnMut(&
         },
         &registration,
     );
-    registration.reaped();
     while stderr_open && read_some(stderr.as_raw_fd(), &mut errors) > 0 {}
     if scenario.namespace == Namespace::Caller {
         // The agent kills what it made; this catches anything it could not,

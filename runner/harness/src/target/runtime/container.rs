@@ -128,48 +128,16 @@ impl Run<'_> {
     }
 
     /// Reaps the init if it has exited (it is our child: the harness adopted
-    /// it), waiting up to `block`: on its pidfd, or polling without one.
+    /// it), waiting up to `block`. Through the registration, which reaps
+    /// under the lock that its kills take.
     fn try_reap_init(&mut self, block: Option<Duration>) -> Option<i32> {
-        if self.init_status.is_some() {
-            return self.init_status;
+        if self.init_status.is_none() && self.init.is_some() {
+            let registration = self.registration.as_ref()?;
+            self.init_status = registration
+                .reap_root(Some(block.unwrap_or(Duration::ZERO)))
+                .map(|exit| exit.status);
         }
-        let (pid, pidfd) = self.init.as_ref().map(|i| (i.pid, i.pidfd()))?;
-        let limit = block.unwrap_or(Duration::ZERO);
-        if let (false, Some(fd)) = (limit.is_zero(), pidfd) {
-            let mut p = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            unsafe {
-                libc::poll(
-                    &mut p,
-                    1,
-                    limit.as_millis().clamp(1, i32::MAX as u128) as i32,
-                )
-            };
-        }
-        let started = Instant::now();
-        let mut interval = Duration::from_micros(50);
-        loop {
-            let mut status = 0;
-            // SAFETY: waiting for a child of ours, by pid.
-            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::__WALL) };
-            if r == pid {
-                self.init_status = Some(status);
-                if let Some(reg) = &self.registration {
-                    reg.reaped();
-                }
-                return self.init_status;
-            }
-            if r < 0 || pidfd.is_some() || started.elapsed() >= limit {
-                return None;
-            }
-            // Without a pidfd: a poll interval against the deadline.
-            std::thread::sleep(interval.min(limit.saturating_sub(started.elapsed())));
-            interval = (interval * 2).min(Duration::from_millis(5));
-        }
+        self.init_status
     }
 
     fn everyone(&self) -> Vec<&Watched> {
@@ -443,9 +411,6 @@ impl Run<'_> {
         if let Some(reg) = self.registration.take() {
             if problem.is_ok() {
                 reg.deleted();
-            }
-            if self.init_status.is_some() {
-                reg.reaped();
             }
             // Dropping it retries the delete if it failed.
             drop(reg);

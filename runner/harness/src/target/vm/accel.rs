@@ -110,7 +110,6 @@ fn probe_kvm(kernel: &Path) -> Result<Duration, String> {
         }
     }
     registration.kill();
-    let _ = child.wait();
-    registration.reaped();
+    registration.reap_root(None);
     result
 }

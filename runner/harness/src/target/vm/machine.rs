@@ -60,29 +60,6 @@ pub struct VmRun {
     pub console: String,
 }
 
-/// Waits for QEMU with wait4(2), which also says how much CPU it used. Our
-/// child, unreaped until now, so its pid is still ours.
-fn reap_with_usage(pid: i32) -> (Option<i32>, Option<Duration>) {
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is valid; wait4 fills it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = loop {
-        // SAFETY: waiting for our own child.
-        let r = unsafe { libc::wait4(pid, &mut status, libc::__WALL, &mut usage) };
-        if r >= 0 || nix::errno::Errno::last() != nix::errno::Errno::EINTR {
-            break r;
-        }
-    };
-    if r != pid {
-        return (None, None); // reaped by the interrupt handler
-    }
-    let secs = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    (
-        Some(status),
-        Some(secs(usage.ru_utime) + secs(usage.ru_stime)),
-    )
-}
-
 fn describe_status(status: i32) -> String {
     if libc::WIFSIGNALED(status) {
         format!(
@@ -189,7 +166,6 @@ pub fn run(
             return out;
         }
     };
-    let pid = child.id() as i32;
     let Some(registration) = live::register_child(&mut child) else {
         live::forget_on_interrupt(dir.path());
         out.broken = Some("interrupted".into());
@@ -321,9 +297,10 @@ pub fn run(
     }
     // Whatever ended the loop, QEMU goes now (it has usually exited already).
     registration.kill();
-    let (status, cpu) = reap_with_usage(pid);
-    out.qemu_cpu = cpu;
-    registration.reaped();
+    // The reap also says how much CPU QEMU used.
+    let exit = registration.reap_root(None);
+    let status = exit.map(|e| e.status);
+    out.qemu_cpu = exit.map(|e| e.cpu);
     drop(registration);
     // Drain what QEMU wrote before it died.
     let mut rest = Vec::new();
