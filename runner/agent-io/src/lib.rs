@@ -1,12 +1,15 @@
-//! The parent's side of an agent: the pipes it is started with, reading its
-//! events until it closes them or its deadline passes, and reaping it. The
-//! harness (host target) and the agent as a VM's init both start agents, and
-//! must read and word them the same way.
+//! The parent's side of an agent: the pipes it is started with, and reading
+//! its events until it closes them or its deadline passes. The harness (host
+//! target) and the agent as a VM's init both start agents, and must read and
+//! word them the same way. Reaping is here for the VM's init; the harness
+//! reaps through its registry of live trees instead (`live.rs`).
 
+mod clone_flags;
 mod pipes;
 mod reading;
 mod reap;
 
+pub use clone_flags::clone_flag_names;
 pub use pipes::{above_std_fds, pipe};
 pub use reading::{read_events, Reading};
 pub use reap::reap_within;

@@ -12,7 +12,7 @@
 
 use crate::poll;
 use nix::errno::Errno;
-use orphanage_agent_io::{above_std_fds, pipe, read_events, reap_within};
+use orphanage_agent_io::{above_std_fds, clone_flag_names, pipe, read_events, reap_within};
 use orphanage_scenario::{Event, Namespace, Verdict, VmFrame, VmScenario, VM_SCENARIOS_PATH};
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -188,11 +188,8 @@ fn run_agent(s: &VmScenario, port: &mut std::fs::File) -> Result<(Verdict, f64),
     let (stdin_r, stdin_w) = pipe().map_err(broken)?;
     let (events_r, events_w) = pipe().map_err(broken)?;
     let (err_r, err_w) = pipe().map_err(broken)?;
-    let (stdin_r, events_w, err_w) = (
-        above_std_fds(stdin_r).map_err(broken)?,
-        above_std_fds(events_w).map_err(broken)?,
-        above_std_fds(err_w).map_err(broken)?,
-    );
+    let high = |fd| above_std_fds(fd).map_err(broken);
+    let (stdin_r, events_w, err_w) = (high(stdin_r)?, high(events_w)?, high(err_w)?);
     let mut flags = libc::SIGCHLD as libc::c_ulong;
     if s.scenario.namespace == Namespace::Fresh {
         flags |= (libc::CLONE_NEWPID | libc::CLONE_NEWNS) as libc::c_ulong;
@@ -221,7 +218,7 @@ fn run_agent(s: &VmScenario, port: &mut std::fs::File) -> Result<(Verdict, f64),
     }
     if pid < 0 {
         let e = Errno::last();
-        let what = format!("clone({})", flag_names(flags));
+        let what = format!("clone({})", clone_flag_names(flags));
         return Err(match e {
             // Asterinas, for one, has no pid namespaces and says EINVAL.
             Errno::EINVAL | Errno::EPERM | Errno::ENOSPC | Errno::EUSERS => {
@@ -239,23 +236,6 @@ fn run_agent(s: &VmScenario, port: &mut std::fs::File) -> Result<(Verdict, f64),
     let _ = stdin.write_all(&json);
     drop(stdin);
     Ok(collect(s, pid, &events_r, &err_r, port))
-}
-
-fn flag_names(flags: libc::c_ulong) -> String {
-    let mut names = vec![];
-    for (bit, name) in [
-        (libc::CLONE_NEWPID, "CLONE_NEWPID"),
-        (libc::CLONE_NEWNS, "CLONE_NEWNS"),
-    ] {
-        if flags & bit as libc::c_ulong != 0 {
-            names.push(name);
-        }
-    }
-    if names.is_empty() {
-        "SIGCHLD".into()
-    } else {
-        names.join("|")
-    }
 }
 
 /// Reads the agent's events until it closes fd 3 or the deadline passes,

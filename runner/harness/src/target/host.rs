@@ -5,9 +5,10 @@
 
 use crate::live::{self, Registration, Tree};
 use nix::errno::Errno;
-use orphanage_scenario::{verdict_without_finish, AgentEnd, Event, Namespace, Scenario, Verdict};
+use orphanage_agent_io::{above_std_fds, clone_flag_names, pipe, read_events};
+use orphanage_scenario::{Event, Namespace, Scenario, Verdict};
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -50,30 +51,6 @@ pub fn agent_argv(agent: &Path) -> Vec<CString> {
         CString::new(agent.as_os_str().as_bytes()).unwrap(),
         CString::new("run").unwrap(),
     ]
-}
-
-fn pipe() -> Result<(OwnedFd, OwnedFd), Verdict> {
-    let mut fds = [-1; 2];
-    // SAFETY: pipe2 fills two fds.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(Verdict::broken(format!("pipe2: {}", Errno::last())));
-    }
-    // SAFETY: fresh fds we own.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// Moves an fd to 10 or above, so the child's dup2 onto 0..3 never clobbers a source.
-fn high(fd: OwnedFd) -> Result<OwnedFd, Verdict> {
-    // SAFETY: F_DUPFD_CLOEXEC on an fd we own.
-    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
-    if new < 0 {
-        return Err(Verdict::broken(format!(
-            "fcntl(F_DUPFD_CLOEXEC): {}",
-            Errno::last()
-        )));
-    }
-    // SAFETY: the kernel just gave us `new`.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 /// Enough for the few libc calls the child makes before execve.
@@ -136,10 +113,12 @@ struct Started {
 }
 
 fn start(agent: &Path, scenario: &Scenario) -> Result<Started, Verdict> {
-    let (stdin_r, stdin_w) = pipe()?;
-    let (events_r, events_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
-    let (sync_r, sync_w) = pipe()?;
+    let broken = |e: std::io::Error| Verdict::broken(format!("making the agent's pipes: {e}"));
+    let (stdin_r, stdin_w) = pipe().map_err(broken)?;
+    let (events_r, events_w) = pipe().map_err(broken)?;
+    let (err_r, err_w) = pipe().map_err(broken)?;
+    let (sync_r, sync_w) = pipe().map_err(broken)?;
+    let high = |fd| above_std_fds(fd).map_err(broken);
     let (stdin_r, events_w, err_w, sync_r) =
         (high(stdin_r)?, high(events_w)?, high(err_w)?, high(sync_r)?);
     let euid = nix::unistd::geteuid().as_raw();
@@ -178,7 +157,7 @@ fn start(agent: &Path, scenario: &Scenario) -> Result<Started, Verdict> {
     };
     if pid < 0 {
         let e = Errno::last();
-        let what = format!("clone({}): {e}", flag_names(flags));
+        let what = format!("clone({}): {e}", clone_flag_names(flags));
         return Err(match e {
             Errno::EINVAL | Errno::EPERM | Errno::ENOSPC | Errno::EUSERS => {
                 Verdict::unsupported(format!(
@@ -235,24 +214,6 @@ fn start(agent: &Path, scenario: &Scenario) -> Result<Started, Verdict> {
     })
 }
 
-fn flag_names(flags: libc::c_ulong) -> String {
-    let mut names = vec![];
-    for (bit, name) in [
-        (libc::CLONE_NEWUSER, "CLONE_NEWUSER"),
-        (libc::CLONE_NEWPID, "CLONE_NEWPID"),
-        (libc::CLONE_NEWNS, "CLONE_NEWNS"),
-    ] {
-        if flags & bit as libc::c_ulong != 0 {
-            names.push(name);
-        }
-    }
-    if names.is_empty() {
-        "SIGCHLD".into()
-    } else {
-        names.join("|")
-    }
-}
-
 fn reap(pid: i32) -> Option<i32> {
     let mut status = 0;
     // SAFETY: waiting for our own child.
@@ -268,24 +229,6 @@ fn reap_within(grace: Duration, registration: &Registration) -> Option<i32> {
     }
     registration.kill();
     registration.reap_root(None).map(|exit| exit.status)
-}
-
-fn read_some(fd: RawFd, into: &mut Vec<u8>) -> usize {
-    let mut buf = [0u8; 8192];
-    // SAFETY: reading into a local buffer.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if n > 0 {
-        into.extend_from_slice(&buf[..n as usize]);
-        n as usize
-    } else {
-        0
-    }
-}
-
-fn tail(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = text.lines().rev().take(5).collect();
-    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
 }
 
 /// Runs one scenario on the running kernel. Every event goes to `on_event`,
@@ -307,90 +250,27 @@ pub fn run_on_host(agent: &Path, scenario: &Scenario, on_event: &mut dyn FnMut(&
         Err(v) => return finish(on_event, v),
     };
     let deadline = scenario.deadline();
-    let mut pending = Vec::new();
-    let mut errors = Vec::new();
-    let mut finished = false;
-    let mut last_step: Option<String> = None;
-    let mut timed_out = false;
-    let mut garbage = None;
-    let mut stderr_open = true;
-    loop {
-        let left = deadline.saturating_sub(started_at.elapsed());
-        if left.is_zero() {
-            timed_out = true;
-            break;
+    let mut reading = read_events(&events, &stderr, started_at, deadline, &mut |event| {
+        if let Event::Spawned {
+            pid, start_time, ..
+        } = event
+        {
+            registration.add_spawned(*pid, *start_time);
         }
-        let mut fds = [
-            libc::pollfd {
-                fd: events.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: if stderr_open { stderr.as_raw_fd() } else { -1 },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfds.
-        let r = unsafe {
-            libc::poll(
-                fds.as_mut_ptr(),
-                2,
-                left.as_millis().clamp(1, i32::MAX as u128) as i32,
-            )
-        };
-        if r < 0 && Errno::last() != Errno::EINTR {
-            break;
-        }
-        if fds[1].revents != 0 && read_some(stderr.as_raw_fd(), &mut errors) == 0 {
-            stderr_open = false;
-        }
-        if fds[0].revents != 0 {
-            if read_some(events.as_raw_fd(), &mut pending) == 0 {
-                break; // EOF: the agent (and every worker) closed the pipe
-            }
-            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=end).collect();
-                match serde_json::from_slice::<Event>(&line) {
-                    Ok(event) => {
-                        match &event {
-                            Event::StepStarted { index, summary } => {
-                                last_step = Some(format!("step {} {summary}", index + 1))
-                            }
-                            Event::Spawned {
-                                pid, start_time, ..
-                            } => registration.add_spawned(*pid, *start_time),
-                            Event::Finished { .. } => finished = true,
-                            _ => {}
-                        }
-                        on_event(&event);
-                    }
-                    Err(e) => {
-                        garbage = Some(format!(
-                            "agent wrote a bad event ({e}): {}",
-                            String::from_utf8_lossy(&line).trim()
-                        ))
-                    }
-                }
-            }
-        }
-    }
-    let reached = last_step
-        .clone()
-        .unwrap_or_else(|| "before the first step".into());
-    if timed_out {
+        on_event(event);
+    });
+    if reading.timed_out {
         registration.kill();
     }
     let status = reap_within(
-        if timed_out {
+        if reading.timed_out {
             Duration::ZERO
         } else {
             EXIT_GRACE
         },
         &registration,
     );
-    while stderr_open && read_some(stderr.as_raw_fd(), &mut errors) > 0 {}
+    reading.drain_stderr(&stderr);
     if scenario.namespace == Namespace::Caller {
         // The agent kills what it made; this catches anything it could not,
         // and reaps what was orphaned to us.
@@ -398,24 +278,10 @@ pub fn run_on_host(agent: &Path, scenario: &Scenario, on_event: &mut dyn FnMut(&
         registration.reap_adopted();
     }
     drop(registration);
-    if finished {
+    if reading.finished.is_some() {
         return;
     }
-    let end = if timed_out {
-        AgentEnd::TimedOut
-    } else {
-        status.map_or(AgentEnd::Unknown, AgentEnd::Status)
-    };
-    let verdict = match garbage {
-        Some(g) if !timed_out => Verdict::broken(g),
-        _ => verdict_without_finish(
-            end,
-            deadline.as_secs_f64(),
-            &reached,
-            &agent.display().to_string(),
-            &tail(&errors),
-        ),
-    };
+    let verdict = reading.verdict_without_finish(status, deadline, &agent.display().to_string());
     finish(on_event, verdict);
 }
 
