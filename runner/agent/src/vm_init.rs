@@ -1,9 +1,10 @@
 //! The agent as a VM's global init (pid 1 of the whole machine). It mounts
 //! what a kernel without userspace lacks, then runs each scenario of
-//! /scenarios.json the way the harness does on a host: `/init run` as a child
-//! (in a fresh pid and mount namespace unless the scenario asks for ours),
-//! the scenario on its stdin and its events on fd 3, under the scenario's
-//! deadline. Events go out framed on the second serial port; the console
+//! /scenarios.json the way the harness does on a host: the agent's root as a
+//! child (in a fresh pid and mount namespace unless the scenario asks for
+//! ours), the scenario on its stdin and its events on fd 3, under the
+//! scenario's deadline. Being single-threaded, init forks that root without
+//! exec. Events go out framed on the second serial port; the console
 //! (ttyS0, our fds 0-2) carries diagnostics and the kernel log. Finally it
 //! powers the machine off.
 //!
@@ -18,7 +19,7 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-/// The agent inside the initramfs; each scenario runs it again as `run`.
+/// The agent inside the initramfs, named in the reasons of a silent agent.
 const AGENT_PATH: &str = "/init";
 /// The result port: the second serial port.
 const RESULTS_PORT: &str = "/dev/ttyS1";
