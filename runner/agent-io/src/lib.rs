@@ -1,8 +1,8 @@
 //! The parent's side of an agent: the pipes it is started with, and reading
 //! its events until it closes them or its deadline passes. The harness (host
 //! target) and the agent as a VM's init both start agents, and must read and
-//! word them the same way. Reaping is here for the VM's init; the harness
-//! reaps through its registry of live trees instead (`live.rs`).
+//! word them the same way. Each reaps in its own way: the harness through its
+//! registry of live trees (`live.rs`), init as every orphan's parent.
 
 mod clone_flags;
 mod pipes;
@@ -11,5 +11,5 @@ mod reap;
 
 pub use clone_flags::clone_flag_names;
 pub use pipes::{above_std_fds, pipe};
-pub use reading::{read_events, Reading};
+pub use reading::{read_events, readable_now, Reading};
 pub use reap::reap_within;

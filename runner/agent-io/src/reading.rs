@@ -12,20 +12,34 @@ pub struct Reading {
     /// The last line that was not an event.
     pub garbage: Option<String>,
     pub timed_out: bool,
+    /// Event bytes after the last complete line.
+    pending: Vec<u8>,
     stderr: Vec<u8>,
     stderr_closed: bool,
 }
 
-fn read_some(fd: RawFd, into: &mut Vec<u8>) -> usize {
+/// One read(2) into `into`: the byte count, 0 at end of file (every writer
+/// gone), None when nothing can be read now (EAGAIN, EINTR) or on an error.
+fn read_some(fd: RawFd, into: &mut Vec<u8>) -> Option<usize> {
     let mut buf = [0u8; 8192];
     // SAFETY: reading into a local buffer.
     let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if n > 0 {
-        into.extend_from_slice(&buf[..n as usize]);
-        n as usize
-    } else {
-        0
+    if n < 0 {
+        return None;
     }
+    into.extend_from_slice(&buf[..n as usize]);
+    Some(n as usize)
+}
+
+/// Whether `fd` can be read (data, or end of file) without waiting.
+pub fn readable_now(fd: RawFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no waiting.
+    unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
 }
 
 /// Reads the agent's events, one JSON line each, until it closes the events
@@ -39,7 +53,6 @@ pub fn read_events(
     on_event: &mut dyn FnMut(&Event),
 ) -> Reading {
     let mut reading = Reading::default();
-    let mut pending = Vec::new();
     loop {
         let left = deadline.saturating_sub(started.elapsed());
         if left.is_zero() {
@@ -73,46 +86,72 @@ pub fn read_events(
         if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
             return reading;
         }
-        if fds[1].revents != 0 && read_some(stderr.as_raw_fd(), &mut reading.stderr) == 0 {
-            reading.stderr_closed = true;
+        if fds[1].revents != 0 {
+            reading.take_stderr(stderr.as_raw_fd());
         }
-        if fds[0].revents == 0 {
-            continue;
-        }
-        if read_some(events.as_raw_fd(), &mut pending) == 0 {
+        if fds[0].revents != 0 && !reading.take_events(events.as_raw_fd(), on_event) {
             return reading;
         }
+    }
+}
+
+impl Reading {
+    /// One read of the events pipe, for a caller that polls it (the VM's
+    /// init reads several agents at once): each complete line goes to
+    /// `on_event`. False at end of file: every writer is gone.
+    pub fn take_events(&mut self, events: RawFd, on_event: &mut dyn FnMut(&Event)) -> bool {
+        let mut pending = std::mem::take(&mut self.pending);
+        let open = read_some(events, &mut pending) != Some(0);
         while let Some(end) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
             match serde_json::from_slice::<Event>(&line) {
                 Ok(event) => {
                     match &event {
                         Event::StepStarted { index, summary } => {
-                            reading.reached = Some(format!("step {} {summary}", index + 1))
+                            self.reached = Some(format!("step {} {summary}", index + 1))
                         }
                         Event::Finished { verdict, steps_ms } => {
-                            reading.finished = Some((verdict.clone(), *steps_ms))
+                            self.finished = Some((verdict.clone(), *steps_ms))
                         }
                         _ => {}
                     }
                     on_event(&event);
                 }
                 Err(e) => {
-                    reading.garbage = Some(format!(
+                    self.garbage = Some(format!(
                         "agent wrote a bad event ({e}): {}",
                         String::from_utf8_lossy(&line).trim()
                     ))
                 }
             }
         }
+        self.pending = pending;
+        open
     }
-}
 
-impl Reading {
-    /// Reads the rest of the agent's stderr; call it once the agent is reaped,
-    /// so that the pipe ends.
+    /// One read of the agent's stderr, kept for the verdict's tail.
+    pub fn take_stderr(&mut self, stderr: RawFd) {
+        if read_some(stderr, &mut self.stderr) == Some(0) {
+            self.stderr_closed = true;
+        }
+    }
+
+    /// Whether the agent's stderr has ended.
+    pub fn stderr_closed(&self) -> bool {
+        self.stderr_closed
+    }
+
+    /// Reads what the agent's stderr holds now; call it once the agent is
+    /// reaped, so that everything it wrote is there. It does not wait for a
+    /// leftover process that still holds the pipe open.
     pub fn drain_stderr(&mut self, stderr: &OwnedFd) {
-        while !self.stderr_closed && read_some(stderr.as_raw_fd(), &mut self.stderr) > 0 {}
+        while !self.stderr_closed && readable_now(stderr.as_raw_fd()) {
+            let before = self.stderr.len();
+            self.take_stderr(stderr.as_raw_fd());
+            if self.stderr.len() == before && !self.stderr_closed {
+                break;
+            }
+        }
         self.stderr_closed = true;
     }
 
@@ -234,5 +273,36 @@ mod tests {
             "{}",
             v.reason
         );
+    }
+
+    #[test]
+    fn draining_stderr_does_not_wait_for_a_writer_left_open() {
+        let (err_r, err_w) = pipe().unwrap();
+        let mut err_w = std::fs::File::from(err_w);
+        err_w.write_all(b"last words\n").unwrap();
+        let mut reading = Reading::default();
+        // err_w stays open, as a leftover process would hold it.
+        reading.drain_stderr(&err_r);
+        assert_eq!(reading.stderr_tail(), "last words");
+        drop(err_w);
+    }
+
+    #[test]
+    fn a_line_split_across_reads_is_one_event() {
+        let (ev_r, ev_w) = pipe().unwrap();
+        let mut ev_w = std::fs::File::from(ev_w);
+        let whole = line(&Event::Note { text: "x".into() });
+        let (head, tail) = whole.split_at(5);
+        let mut reading = Reading::default();
+        let mut seen = vec![];
+        ev_w.write_all(head).unwrap();
+        assert!(reading.take_events(ev_r.as_raw_fd(), &mut |e| seen.push(e.clone())));
+        assert!(seen.is_empty());
+        ev_w.write_all(tail).unwrap();
+        drop(ev_w);
+        assert!(reading.take_events(ev_r.as_raw_fd(), &mut |e| seen.push(e.clone())));
+        assert!(!reading.take_events(ev_r.as_raw_fd(), &mut |e| seen.push(e.clone())));
+        assert_eq!(seen, vec![Event::Note { text: "x".into() }]);
+        assert!(reading.garbage.is_none());
     }
 }
