@@ -7,9 +7,7 @@
 mod clone_flags;
 mod pipes;
 mod reading;
-mod reap;
 
 pub use clone_flags::clone_flag_names;
 pub use pipes::{above_std_fds, pipe};
 pub use reading::{read_events, readable_now, Reading};
-pub use reap::reap_within;

@@ -20,6 +20,7 @@ mod signals;
 mod spawn;
 mod steps;
 mod vm_init;
+mod vm_runs;
 mod worker;
 
 fn main() {

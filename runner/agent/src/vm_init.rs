@@ -1,30 +1,19 @@
 //! The agent as a VM's global init (pid 1 of the whole machine). It mounts
-//! what a kernel without userspace lacks, then runs each scenario of
-//! /scenarios.json the way the harness does on a host: the agent's root as a
-//! child (in a fresh pid and mount namespace unless the scenario asks for
-//! ours), the scenario on its stdin and its events on fd 3, under the
-//! scenario's deadline. Being single-threaded, init forks that root without
-//! exec. Events go out framed on the second serial port; the console
+//! what a kernel without userspace lacks, then runs the scenarios of
+//! /scenarios.json the way the harness does on a host, several at a time
+//! (`vm_runs`). Events go out framed on the second serial port; the console
 //! (ttyS0, our fds 0-2) carries diagnostics and the kernel log. Finally it
 //! powers the machine off.
 //!
 //! Nothing here may assume more than the syscall ABI: a missing mount or /proc
 //! file is reported, never fatal, because init exiting panics the kernel.
 
-use crate::poll;
 use nix::errno::Errno;
-use orphanage_agent_io::{above_std_fds, clone_flag_names, pipe, read_events, reap_within};
-use orphanage_scenario::{Event, Namespace, Verdict, VmFrame, VmScenario, VM_SCENARIOS_PATH};
+use orphanage_scenario::{VmFrame, VmScenario, VM_SCENARIOS_PATH};
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::time::{Duration, Instant};
 
-/// The agent inside the initramfs, named in the reasons of a silent agent.
-const AGENT_PATH: &str = "/init";
 /// The result port: the second serial port.
 const RESULTS_PORT: &str = "/dev/ttyS1";
-/// How long an agent that closed its event pipe may take to exit.
-const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Powers off at once: the boot floor for benchmarks (same kernel, same
 /// initramfs, nothing run).
@@ -100,20 +89,17 @@ pub fn main(simulate_no_pid_namespaces: bool) -> ! {
             scenarios: scenarios.len(),
         },
     );
-    for s in &scenarios {
-        let verdict = run_one(s, &mut port);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let lanes = crate::vm_runs::LANES_PER_CPU * cpus;
+    crate::vm_runs::run_all(&scenarios, lanes, &mut |s, event| {
         send(
             &mut port,
             &VmFrame::Event {
                 scenario: s.name.clone(),
-                event: Event::Finished {
-                    verdict: verdict.0,
-                    steps_ms: verdict.1,
-                },
+                event: event.clone(),
             },
-        );
-        clean_slate();
-    }
+        )
+    });
     send(&mut port, &VmFrame::Done);
     let _ = port.flush();
     power_off()
@@ -152,137 +138,6 @@ fn open_results_port() -> std::io::Result<std::fs::File> {
 fn send(port: &mut std::fs::File, frame: &VmFrame) {
     if let Err(e) = port.write_all(&frame.to_line()) {
         console(&format!("writing to {RESULTS_PORT}: {e}"));
-    }
-}
-
-/// Between scenarios nothing but init may live: kill(-1) reaches every
-/// process except init itself, then everything is reaped, so no orphan of one
-/// scenario (they all come to us) can disturb the next.
-fn clean_slate() {
-    // SAFETY: plain syscalls; as init we are exempt from kill(-1).
-    unsafe { libc::kill(-1, libc::SIGKILL) };
-    let _ = poll::until(EXIT_GRACE, || {
-        loop {
-            // SAFETY: reaping whatever child is ready.
-            let r =
-                unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG | libc::__WALL) };
-            if r > 0 {
-                continue;
-            }
-            // ECHILD: nothing left. 0: some are still dying.
-            return (r < 0).then_some(());
-        }
-    });
-}
-
-/// Runs one scenario; returns its verdict and the time its steps took. Notes
-/// are forwarded as they come; the verdict is sent by the caller.
-fn run_one(s: &VmScenario, port: &mut std::fs::File) -> (Verdict, f64) {
-    match run_agent(s, port) {
-        Ok(v) => v,
-        Err(v) => (v, 0.0),
-    }
-}
-
-fn run_agent(s: &VmScenario, port: &mut std::fs::File) -> Result<(Verdict, f64), Verdict> {
-    let broken = |e: std::io::Error| Verdict::broken(format!("making the agent's pipes: {e}"));
-    let (stdin_r, stdin_w) = pipe().map_err(broken)?;
-    let (events_r, events_w) = pipe().map_err(broken)?;
-    let (err_r, err_w) = pipe().map_err(broken)?;
-    let high = |fd| above_std_fds(fd).map_err(broken);
-    let (stdin_r, events_w, err_w) = (high(stdin_r)?, high(events_w)?, high(err_w)?);
-    let mut flags = libc::SIGCHLD as libc::c_ulong;
-    if s.scenario.namespace == Namespace::Fresh {
-        flags |= (libc::CLONE_NEWPID | libc::CLONE_NEWNS) as libc::c_ulong;
-    }
-    let (fd_in, fd_ev, fd_err) = (stdin_r.as_raw_fd(), events_w.as_raw_fd(), err_w.as_raw_fd());
-    // SAFETY: init is single-threaded, so the child may go on in Rust without
-    // exec: it becomes the agent's root directly. Under TCG that skips
-    // loading and relocating the agent and re-translating its code for each
-    // scenario. The child never returns here.
-    let pid =
-        unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) } as i32;
-    if pid == 0 {
-        // SAFETY: plain fd calls on fds prepared above.
-        unsafe {
-            libc::dup2(fd_in, 0);
-            libc::dup2(fd_err, 1);
-            libc::dup2(fd_err, 2);
-            libc::dup2(fd_ev, 3);
-            // Its own session and group, so everything it leaves in our
-            // namespace can be killed as a group.
-            libc::setsid();
-        }
-        // Nothing of init's (the results port, the other pipes) stays open in the scenario.
-        crate::fds::close_all_except(&[0, 1, 2, 3]);
-        crate::controller::main();
-    }
-    if pid < 0 {
-        let e = Errno::last();
-        let what = format!("clone({})", clone_flag_names(flags));
-        return Err(match e {
-            // Asterinas, for one, has no pid namespaces and says EINVAL.
-            Errno::EINVAL | Errno::EPERM | Errno::ENOSPC | Errno::EUSERS => {
-                Verdict::unsupported(format!(
-                    "{what}: {} (needs pid namespaces)",
-                    orphanage_scenario::ErrnoName(e)
-                ))
-            }
-            _ => Verdict::broken(format!("{what}: {e}")),
-        });
-    }
-    drop((stdin_r, events_w, err_w));
-    let json = serde_json::to_vec(&s.scenario).expect("scenarios serialize");
-    let mut stdin = std::fs::File::from(stdin_w);
-    let _ = stdin.write_all(&json);
-    drop(stdin);
-    Ok(collect(s, pid, &events_r, &err_r, port))
-}
-
-/// Reads the agent's events until it closes fd 3 or the deadline passes,
-/// forwarding notes, and returns the verdict.
-fn collect(
-    s: &VmScenario,
-    pid: i32,
-    events: &OwnedFd,
-    stderr: &OwnedFd,
-    port: &mut std::fs::File,
-) -> (Verdict, f64) {
-    let deadline = s.scenario.deadline();
-    let mut reading = read_events(events, stderr, Instant::now(), deadline, &mut |event| {
-        // Only what the report keeps crosses the serial port: notes and the
-        // verdict (sent by our caller). Step progress stays here for timeouts.
-        if let Event::Note { .. } = event {
-            send(
-                port,
-                &VmFrame::Event {
-                    scenario: s.name.clone(),
-                    event: event.clone(),
-                },
-            )
-        }
-    });
-    // SAFETY: SIGKILL to our unreaped child and, for the caller's namespace, its group.
-    let kill = || unsafe {
-        libc::kill(pid, libc::SIGKILL);
-        libc::kill(-pid, libc::SIGKILL);
-    };
-    if reading.timed_out {
-        kill();
-    }
-    let grace = if reading.timed_out {
-        Duration::ZERO
-    } else {
-        EXIT_GRACE
-    };
-    let status = reap_within(pid, grace, &kill);
-    reading.drain_stderr(stderr);
-    match reading.finished.take() {
-        Some(finished) => finished,
-        None => (
-            reading.verdict_without_finish(status, deadline, AGENT_PATH),
-            0.0,
-        ),
     }
 }
 

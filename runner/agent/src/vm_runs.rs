@@ -1,0 +1,405 @@
+//! How the VM's init runs the scenarios: side by side, two per CPU (see
+//! LANES_PER_CPU), as the harness runs several test threads on a host. Each runs
+//! as on a host: the agent's root as init's child (in a fresh pid and mount
+//! namespace unless the scenario asks for ours), the scenario on its stdin,
+//! its events on fd 3, under the scenario's deadline. Being single-threaded,
+//! init forks that root without exec.
+//!
+//! Init is every orphan's parent here, so it reaps whatever ends. When a
+//! root ends, its process group and every process it reported are killed
+//! (what the harness does on a host); and whenever no scenario is running,
+//! kill(-1) clears whatever escaped both.
+
+use crate::poll;
+use nix::errno::Errno;
+use orphanage_agent_io::{above_std_fds, clone_flag_names, pipe, readable_now, Reading};
+use orphanage_scenario::{Event, Namespace, Verdict, VmScenario};
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// Scenarios at a time per CPU. Most of a scenario's time is spent waiting
+/// (on pipes, pidfds, polls), so a second one per CPU fills that time. Under
+/// TCG with 2 CPUs, cells took as long with 2 lanes as with 4 (6.4 to 8.0 s
+/// against 6.3 to 8.8 s), but with 2, the two 200-exit latency measurements
+/// that come first held both lanes, and the first verdict came 0.7 to 1.0 s
+/// after init started, against 0.1 to 0.2 s.
+pub const LANES_PER_CPU: usize = 2;
+
+/// The agent inside the initramfs, named in the reasons of a silent agent.
+const AGENT_PATH: &str = "/init";
+/// How long an agent that closed its event pipe may take to exit.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+/// Without a signalfd, how often ended children are looked for.
+const REAP_INTERVAL: Duration = Duration::from_millis(10);
+
+/// A scenario whose agent was started.
+struct Running<'a> {
+    scenario: &'a VmScenario,
+    /// The agent's root: init's child, leading its own session.
+    root: i32,
+    events: OwnedFd,
+    stderr: OwnedFd,
+    started: Instant,
+    reading: Reading,
+    /// When the events pipe ended (every writer gone).
+    events_ended: Option<Instant>,
+    /// The root's wait status, once reaped.
+    status: Option<i32>,
+    killed: bool,
+    /// (pid, start time) of every process the agent reported, in our namespace.
+    spawned: Vec<(i32, u64)>,
+}
+
+/// Runs every scenario, at most `lanes` at a time; `report` gets each event
+/// worth keeping (notes, then the verdict) as it comes.
+pub fn run_all(
+    scenarios: &[VmScenario],
+    lanes: usize,
+    report: &mut dyn FnMut(&VmScenario, &Event),
+) {
+    let child_signals = ChildSignals::new();
+    let mut queue = scenarios.iter();
+    let mut running: Vec<Running> = Vec::new();
+    loop {
+        while running.len() < lanes.max(1) {
+            let Some(s) = queue.next() else { break };
+            match start(s, child_signals.mask()) {
+                Ok(r) => running.push(r),
+                Err(verdict) => report(s, &finished(verdict, 0.0)),
+            }
+        }
+        if running.is_empty() {
+            return;
+        }
+        wait_for_news(&running, &child_signals);
+        child_signals.clear();
+        reap(&mut running);
+        for r in running.iter_mut() {
+            r.read(report);
+            r.enforce_deadlines();
+        }
+        let mut i = 0;
+        while i < running.len() {
+            if running[i].is_over() {
+                let (s, verdict) = running.remove(i).conclude();
+                report(s, &verdict);
+            } else {
+                i += 1;
+            }
+        }
+        if running.is_empty() {
+            clean_slate();
+        }
+    }
+}
+
+fn finished(verdict: Verdict, steps_ms: f64) -> Event {
+    Event::Finished { verdict, steps_ms }
+}
+
+/// SIGCHLD as a readable fd, so one poll waits for events and for ended
+/// children together. SIGCHLD stays blocked in init (never in the agents it
+/// starts); where signalfd(2) is missing, init looks every REAP_INTERVAL.
+struct ChildSignals {
+    fd: Option<OwnedFd>,
+    mask: libc::sigset_t,
+}
+
+impl ChildSignals {
+    fn new() -> ChildSignals {
+        // SAFETY: a zeroed sigset_t is filled by sigemptyset; the calls only
+        // touch these locals and our own signal mask.
+        unsafe {
+            let mut mask: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut mask);
+            libc::sigaddset(&mut mask, libc::SIGCHLD);
+            libc::sigprocmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut());
+            let fd = libc::signalfd(-1, &mask, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+            if fd < 0 {
+                libc::sigprocmask(libc::SIG_UNBLOCK, &mask, std::ptr::null_mut());
+                return ChildSignals { fd: None, mask };
+            }
+            ChildSignals {
+                fd: Some(OwnedFd::from_raw_fd(fd)),
+                mask,
+            }
+        }
+    }
+
+    /// The signals an agent's root must unblock: it inherits init's mask.
+    fn mask(&self) -> libc::sigset_t {
+        self.mask
+    }
+
+    fn clear(&self) {
+        let Some(fd) = &self.fd else { return };
+        let mut info = [0u8; 128];
+        // SAFETY: reading signalfd records into a local buffer; non-blocking.
+        while unsafe { libc::read(fd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) } > 0 {}
+    }
+}
+
+/// Starts one scenario's agent; Err is the verdict when it could not start.
+fn start(s: &VmScenario, unblock: libc::sigset_t) -> Result<Running<'_>, Verdict> {
+    let broken = |e: std::io::Error| Verdict::broken(format!("making the agent's pipes: {e}"));
+    let (stdin_r, stdin_w) = pipe().map_err(broken)?;
+    let (events_r, events_w) = pipe().map_err(broken)?;
+    let (err_r, err_w) = pipe().map_err(broken)?;
+    let high = |fd| above_std_fds(fd).map_err(broken);
+    let (stdin_r, events_w, err_w) = (high(stdin_r)?, high(events_w)?, high(err_w)?);
+    let mut flags = libc::SIGCHLD as libc::c_ulong;
+    if s.scenario.namespace == Namespace::Fresh {
+        flags |= (libc::CLONE_NEWPID | libc::CLONE_NEWNS) as libc::c_ulong;
+    }
+    let (fd_in, fd_ev, fd_err) = (stdin_r.as_raw_fd(), events_w.as_raw_fd(), err_w.as_raw_fd());
+    // SAFETY: init is single-threaded, so the child may go on in Rust without
+    // exec: it becomes the agent's root directly. Under TCG that skips
+    // loading and relocating the agent and re-translating its code for each
+    // scenario. The child never returns here.
+    let pid =
+        unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) } as i32;
+    if pid == 0 {
+        // SAFETY: plain fd and signal-mask calls on what was prepared above.
+        unsafe {
+            libc::sigprocmask(libc::SIG_UNBLOCK, &unblock, std::ptr::null_mut());
+            libc::dup2(fd_in, 0);
+            libc::dup2(fd_err, 1);
+            libc::dup2(fd_err, 2);
+            libc::dup2(fd_ev, 3);
+            // Its own session and group, so everything it leaves in our
+            // namespace can be killed as a group.
+            libc::setsid();
+        }
+        // Nothing of init's (the results port, other agents' pipes, the
+        // signalfd) stays open in the scenario.
+        crate::fds::close_all_except(&[0, 1, 2, 3]);
+        crate::controller::main();
+    }
+    if pid < 0 {
+        let e = Errno::last();
+        let what = format!("clone({})", clone_flag_names(flags));
+        return Err(match e {
+            // Asterinas, for one, has no pid namespaces and says EINVAL.
+            Errno::EINVAL | Errno::EPERM | Errno::ENOSPC | Errno::EUSERS => {
+                Verdict::unsupported(format!(
+                    "{what}: {} (needs pid namespaces)",
+                    orphanage_scenario::ErrnoName(e)
+                ))
+            }
+            _ => Verdict::broken(format!("{what}: {e}")),
+        });
+    }
+    drop((stdin_r, events_w, err_w));
+    let json = serde_json::to_vec(&s.scenario).expect("scenarios serialize");
+    let mut stdin = std::fs::File::from(stdin_w);
+    let _ = stdin.write_all(&json);
+    drop(stdin);
+    Ok(Running {
+        scenario: s,
+        root: pid,
+        events: events_r,
+        stderr: err_r,
+        started: Instant::now(),
+        reading: Reading::default(),
+        events_ended: None,
+        status: None,
+        killed: false,
+        spawned: vec![],
+    })
+}
+
+/// Waits until an agent wrote, a child ended or the nearest deadline came.
+fn wait_for_news(running: &[Running], child_signals: &ChildSignals) {
+    let mut fds = vec![];
+    let mut limit = Duration::MAX;
+    for r in running {
+        if r.events_ended.is_none() {
+            fds.push(r.events.as_raw_fd());
+        }
+        if !r.reading.stderr_closed() {
+            fds.push(r.stderr.as_raw_fd());
+        }
+        limit = limit.min(r.next_due());
+    }
+    match &child_signals.fd {
+        Some(fd) => fds.push(fd.as_raw_fd()),
+        None => limit = limit.min(REAP_INTERVAL),
+    }
+    let mut polled: Vec<libc::pollfd> = fds
+        .into_iter()
+        .map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let millis = limit.as_millis().clamp(1, i32::MAX as u128) as i32;
+    // SAFETY: valid pollfds; EINTR or an error just ends this wait.
+    unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, millis) };
+}
+
+/// Reaps every child that ended. A root is found ended first without being
+/// reaped: until it is, its pid cannot be reused, so its group is safely its
+/// own to kill. Anything else that ended is an orphan adopted by init.
+fn reap(running: &mut [Running]) {
+    for r in running.iter_mut().filter(|r| r.status.is_none()) {
+        if ended_unreaped(r.root) {
+            r.kill_leftovers();
+            let mut status = 0;
+            // SAFETY: reaping our own child, which has ended.
+            if unsafe { libc::waitpid(r.root, &mut status, libc::__WALL) } == r.root {
+                r.status = Some(status);
+            }
+        }
+    }
+    loop {
+        let mut status = 0;
+        // SAFETY: reaping whatever child has ended, without waiting.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::__WALL) };
+        if pid <= 0 {
+            return;
+        }
+        // A root that ended since the pass above.
+        if let Some(r) = running.iter_mut().find(|r| r.root == pid) {
+            r.status = Some(status);
+        }
+    }
+}
+
+/// Whether our child `pid` has ended, leaving it unreaped.
+fn ended_unreaped(pid: i32) -> bool {
+    // SAFETY: waitid fills a zeroed siginfo; WNOWAIT leaves the child as it is.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
+        );
+        r == 0 && info.si_pid() == pid
+    }
+}
+
+impl<'a> Running<'a> {
+    /// Reads what its pipes hold; notes go to `report` as they come (only
+    /// what the report keeps crosses the serial port; step progress stays
+    /// here for timeouts).
+    fn read(&mut self, report: &mut dyn FnMut(&VmScenario, &Event)) {
+        if !self.reading.stderr_closed() && readable_now(self.stderr.as_raw_fd()) {
+            self.reading.take_stderr(self.stderr.as_raw_fd());
+        }
+        if self.events_ended.is_some() || !readable_now(self.events.as_raw_fd()) {
+            return;
+        }
+        let (scenario, spawned) = (self.scenario, &mut self.spawned);
+        // Reported pids are as the agent's root sees them: ours only when it
+        // shares our namespace.
+        let ours = scenario.scenario.namespace == Namespace::Caller;
+        let open = self
+            .reading
+            .take_events(self.events.as_raw_fd(), &mut |event| match event {
+                Event::Note { .. } => report(scenario, event),
+                Event::Spawned {
+                    pid, start_time, ..
+                } if ours => spawned.push((*pid, *start_time)),
+                _ => {}
+            });
+        if !open {
+            self.events_ended = Some(Instant::now());
+        }
+    }
+
+    /// Kills the tree of an agent past its deadline, or of one that closed
+    /// its events but did not exit within the grace.
+    /// A root already reaped is not signalled (its pid may be another's
+    /// now); its leftovers went when it was found ended.
+    fn enforce_deadlines(&mut self) {
+        if self.killed {
+            return;
+        }
+        match self.events_ended {
+            None if self.started.elapsed() >= self.scenario.scenario.deadline() => {
+                self.reading.timed_out = true;
+            }
+            Some(at) if self.status.is_none() && at.elapsed() >= EXIT_GRACE => {}
+            _ => return,
+        }
+        self.killed = true;
+        if self.status.is_none() {
+            // SAFETY: SIGKILL to our unreaped child and the group it leads.
+            unsafe {
+                libc::kill(self.root, libc::SIGKILL);
+                libc::kill(-self.root, libc::SIGKILL);
+            }
+        }
+    }
+
+    /// How long until it must be looked at again without news.
+    fn next_due(&self) -> Duration {
+        match (self.events_ended, self.killed) {
+            (_, true) => Duration::MAX,
+            (None, false) => self
+                .scenario
+                .scenario
+                .deadline()
+                .saturating_sub(self.started.elapsed()),
+            (Some(at), false) => EXIT_GRACE.saturating_sub(at.elapsed()),
+        }
+    }
+
+    /// Its root is reaped, and its events ended or it timed out.
+    fn is_over(&self) -> bool {
+        self.status.is_some() && (self.events_ended.is_some() || self.reading.timed_out)
+    }
+
+    /// The root is an unreaped zombie here (or just reaped, see `reap`): the
+    /// group it led and the processes it reported go, each reported one only
+    /// if /proc still shows the same start time.
+    fn kill_leftovers(&self) {
+        // SAFETY: SIGKILL to the group our unreaped child leads.
+        unsafe { libc::kill(-self.root, libc::SIGKILL) };
+        for &(pid, started) in &self.spawned {
+            if crate::procfs::stat(pid).is_ok_and(|s| s.start_time == started) {
+                // SAFETY: SIGKILL to a process just identified by its start time.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+
+    fn conclude(mut self) -> (&'a VmScenario, Event) {
+        self.reading.drain_stderr(&self.stderr);
+        let event = match self.reading.finished.take() {
+            Some((verdict, steps_ms)) => finished(verdict, steps_ms),
+            None => finished(
+                self.reading.verdict_without_finish(
+                    self.status,
+                    self.scenario.scenario.deadline(),
+                    AGENT_PATH,
+                ),
+                0.0,
+            ),
+        };
+        (self.scenario, event)
+    }
+}
+
+/// Between scenarios nothing but init may live: kill(-1) reaches every
+/// process except init itself, then everything is reaped.
+fn clean_slate() {
+    // SAFETY: plain syscalls; as init we are exempt from kill(-1).
+    unsafe { libc::kill(-1, libc::SIGKILL) };
+    let _ = poll::until(EXIT_GRACE, || {
+        loop {
+            // SAFETY: reaping whatever child is ready.
+            let r =
+                unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG | libc::__WALL) };
+            if r > 0 {
+                continue;
+            }
+            // ECHILD: nothing left. 0: some are still dying.
+            return (r < 0).then_some(());
+        }
+    });
+}
