@@ -79,6 +79,10 @@ pub struct Cli {
     #[arg(long)]
     pub boot_floor: bool,
 
+    /// Virtual CPUs per VM (init runs two scenarios per CPU at a time). Default: the host's cores shared among the VMs that run at once, at most 4.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub vm_cpus: Option<u32>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 

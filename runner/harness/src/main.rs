@@ -110,6 +110,9 @@ fn run() -> anyhow::Result<ExitCode> {
     {
         anyhow::bail!("--runtime and --kernel/--kernels pick different targets: give one");
     }
+    if cli.vm_cpus.is_some() && cli.kernel.is_none() && cli.kernels.is_none() {
+        anyhow::bail!("--vm-cpus sizes a VM: it needs --kernel or --kernels");
+    }
     // Scenarios that drive a container runtime have nothing to drive in a VM.
     let in_vm: Vec<discover::Loaded> = loaded
         .iter()

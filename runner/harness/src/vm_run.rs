@@ -66,12 +66,20 @@ fn selected(cli: &Cli, loaded: &[Loaded]) -> Vec<Loaded> {
 }
 
 /// Boots the kernel with an init that only powers off: the floor any run pays.
-fn boot_floor(kernel: &Kernel, image: &Path, agent: &[u8], chosen: &Chosen) -> Option<Duration> {
+/// The same kernel, accelerator and CPUs as the run it is the floor of.
+fn boot_floor(
+    kernel: &Kernel,
+    image: &Path,
+    agent: &[u8],
+    chosen: &Chosen,
+    cpus: u32,
+) -> Option<Duration> {
     let batch = Batch {
         kernel: image.to_path_buf(),
         cmdline: kernel.cmdline.clone(),
         qemu_args: kernel.qemu_args.clone(),
         scenarios: vec![],
+        cpus,
     };
     let run = vm::run_vm(
         &batch,
@@ -132,6 +140,7 @@ pub fn prepare_single(cli: &Cli, image: &Path, loaded: &[Loaded]) -> anyhow::Res
             cmdline: String::new(),
             qemu_args: vec![],
             scenarios: vm_scenarios(&selected(cli, loaded)),
+            cpus: cli.vm_cpus.unwrap_or(vm::cpus_each(host_cores(), 1)),
         },
         image: image.to_path_buf(),
         kernel,
@@ -154,7 +163,13 @@ impl SingleVm {
                 self.batch.scenarios.len()
             );
             let floor = if self.boot_floor {
-                boot_floor(&self.kernel, &self.image, &self.agent, &chosen)
+                boot_floor(
+                    &self.kernel,
+                    &self.image,
+                    &self.agent,
+                    &chosen,
+                    self.batch.cpus,
+                )
             } else {
                 None
             };
@@ -275,14 +290,15 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
         },
     };
     let scenarios = vm_scenarios(selected);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let parallel = cores.min(kernels.len());
+    let parallel = host_cores().min(kernels.len());
+    let cpus = cli.vm_cpus.unwrap_or(vm::cpus_each(host_cores(), parallel));
     eprintln!(
-        "orphanage: {} scenarios in {} kernels, {parallel} at a time, under {} ({})",
+        "orphanage: {} scenarios in {} kernels, {parallel} at a time, under {} ({}), {cpus} CPU{} per VM",
         scenarios.len(),
         kernels.len(),
         chosen.accel.as_str(),
-        chosen.why
+        chosen.why,
+        if cpus == 1 { "" } else { "s" }
     );
     let next = Mutex::new(0usize);
     let columns: Mutex<Vec<Option<Column>>> = Mutex::new(vec![None; kernels.len()]);
@@ -303,7 +319,7 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
                         k,
                         image,
                         &agent,
-                        &chosen,
+                        (&chosen, cpus),
                         &scenarios,
                         cli.boot_floor,
                         (&board, i),
@@ -419,7 +435,7 @@ fn run_cell(
     k: &Kernel,
     image: &Path,
     agent: &[u8],
-    chosen: &Chosen,
+    (chosen, cpus): (&Chosen, u32),
     scenarios: &[VmScenario],
     with_floor: bool,
     board: (&Board, usize),
@@ -427,7 +443,7 @@ fn run_cell(
     let (board, i) = board;
     let floor = if with_floor {
         board.set(i, "measuring the boot floor".into(), true);
-        boot_floor(k, image, agent, chosen)
+        boot_floor(k, image, agent, chosen, cpus)
     } else {
         None
     };
@@ -437,6 +453,7 @@ fn run_cell(
         cmdline: k.cmdline.clone(),
         qemu_args: k.qemu_args.clone(),
         scenarios: scenarios.to_vec(),
+        cpus,
     };
     let run = vm::run_vm(&batch, agent, chosen.accel, &[], &mut |p| match p {
         Progress::Booted { release, after } => board.say(
@@ -562,4 +579,8 @@ pub fn kernels_command(cli: KernelsCli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn host_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }

@@ -295,6 +295,99 @@ fn matrix_with_a_panicking_kernel(image: &Path) -> Result<(), Failed> {
     nothing_left(&vm_tmp)
 }
 
+/// Init runs two scenarios per CPU: with one CPU, the two hangs (one in our
+/// namespace, whose escaped daemon init must kill) time out side by side
+/// while the others wait, and every scenario keeps its own verdict.
+fn scenarios_side_by_side(image: &Path) -> Result<(), Failed> {
+    let tmp = tempfile::tempdir().unwrap();
+    let vm_tmp = tmp.path().join("tmp");
+    std::fs::create_dir(&vm_tmp).unwrap();
+    const HANG: u64 = 8;
+    let hang_deadline = format!("deadline: {HANG}s");
+    let hang = Some(("deadline: 60s", hang_deadline.as_str()));
+    let suites = common::suite_of(&[
+        (&repo().join("fixtures/hang/agent/forever.yaml"), hang),
+        (
+            &repo().join("fixtures/hang/agent/forever_in_caller_namespace.yaml"),
+            hang,
+        ),
+        (
+            &repo().join("fixtures/crash/agent/store_to_readonly_mapping.yaml"),
+            None,
+        ),
+        (
+            &repo().join("fixtures/wrong/zombie/wrong_exit_status.yaml"),
+            None,
+        ),
+        (
+            &repo().join("suites/memfd/seal_write_refuses_writes.yaml"),
+            None,
+        ),
+        (
+            &repo().join("suites/subreaper/nearest_ancestor_adopts.yaml"),
+            None,
+        ),
+    ]);
+    let report = tmp.path().join("report.json");
+    let out = orphanage()
+        .arg("--suites")
+        .arg(suites.path())
+        .arg("--kernel")
+        .arg(image)
+        .args(["--accel", "tcg", "--vm-cpus", "1", "--report"])
+        .arg(&report)
+        .env("TMPDIR", &vm_tmp)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let all = format!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout));
+    check(out.status.code() == Some(101), || {
+        format!("exit {:?}\n{all}", out.status)
+    })?;
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let results = report["results"].as_array().unwrap();
+    let outcome = |name: &str| {
+        results
+            .iter()
+            .find(|r| r["name"] == format!("fixture::{name}"))
+            .map(|r| {
+                (
+                    r["outcome"].as_str().unwrap().to_string(),
+                    r["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .unwrap_or_default()
+    };
+    let timed_out = format!("timeout after {HANG} s");
+    for (name, expected, says) in [
+        ("forever", "fail", timed_out.as_str()),
+        ("forever_in_caller_namespace", "fail", timed_out.as_str()),
+        ("store_to_readonly_mapping", "broken", "SIGSEGV"),
+        ("wrong_exit_status", "fail", ""),
+        ("seal_write_refuses_writes", "pass", ""),
+        ("nearest_ancestor_adopts", "pass", ""),
+    ] {
+        let (o, reason) = outcome(name);
+        check(o == expected && reason.contains(says), || {
+            format!("{name}: {o}: {reason}\n{all}")
+        })?;
+    }
+    // One after the other, the two hangs alone would take twice HANG.
+    let figure = |label: &str| -> Option<f64> {
+        let rest = &stderr[stderr.find(label)? + label.len()..];
+        rest.split_whitespace().next()?.parse().ok()
+    };
+    let (Some(up), Some(cell)) = (figure("init up "), figure("whole cell ")) else {
+        return Err(format!("no figures:\n{stderr}").into());
+    };
+    check(cell - up < 2.0 * HANG as f64 - 1.0, || {
+        format!("init up {up} s, whole cell {cell} s: the hangs ran one after the other")
+    })?;
+    nothing_left(&vm_tmp)
+}
+
 fn interrupt_kills_qemu(image: &Path) -> Result<(), Failed> {
     let tmp = tempfile::tempdir().unwrap();
     let mut child = orphanage()
@@ -407,6 +500,10 @@ fn main() {
         vm_trial(
             "vm::matrix_shows_missing_pid_namespaces_a_panic_and_init_exiting",
             matrix_with_a_panicking_kernel,
+        ),
+        vm_trial(
+            "vm::scenarios_side_by_side_keep_their_verdicts",
+            scenarios_side_by_side,
         ),
         vm_trial("vm::ctrl_c_leaves_no_qemu", interrupt_kills_qemu),
         vm_trial("vm::explore_boots_a_vm_per_tree", explore_in_a_vm),

@@ -66,6 +66,8 @@ impl Target {
                         name: "scenario".into(),
                         scenario: scenario.clone(),
                     }],
+                    // One scenario: a second CPU would only slow the boot.
+                    cpus: 1,
                 };
                 let run = super::vm::run_vm(&batch, &v.agent, v.accel, &[], &mut |_| {});
                 for e in run.events_of("scenario") {

@@ -32,6 +32,8 @@ pub struct Batch {
     pub cmdline: String,
     pub qemu_args: Vec<String>,
     pub scenarios: Vec<VmScenario>,
+    /// Virtual CPUs; init runs two scenarios per CPU at a time.
+    pub cpus: u32,
 }
 
 /// Progress of one boot, for displays.
@@ -153,7 +155,7 @@ pub fn run(
         initrd: dir.path().join("initramfs.cpio"),
         accel,
         memory_mib: 512,
-        cpus: 1,
+        cpus: batch.cpus,
         cmdline: batch.cmdline.clone(),
         qemu_args: batch.qemu_args.clone(),
         init_args: init_args.to_vec(),

@@ -38,6 +38,17 @@ pub struct Boot {
     pub init_args: Vec<String>,
 }
 
+/// The most virtual CPUs a VM gets.
+pub const MAX_CPUS: u32 = 4;
+
+/// Virtual CPUs for each of `at_once` VMs on a host with `cores` cores: the
+/// cores shared out, at least one each. Under TCG each virtual CPU is a host
+/// thread, so VMs that together ask for more than the cores only slow each
+/// other down.
+pub fn cpus_each(cores: usize, at_once: usize) -> u32 {
+    (cores / at_once.max(1)).clamp(1, MAX_CPUS as usize) as u32
+}
+
 /// A quiet console on the first serial port; `panic=-1` reboots at once on a
 /// panic, which `-no-reboot` turns into QEMU exiting.
 pub fn kernel_cmdline(extra: &str, init_args: &[String]) -> String {
@@ -177,6 +188,29 @@ mod tests {
             qemu_args: vec![],
             init_args: vec![],
         }
+    }
+
+    #[rstest]
+    #[case::one_vm_gets_the_cores(2, 1, 2)]
+    #[case::vms_share_the_cores(8, 2, 4)]
+    #[case::more_vms_than_cores_get_one_each(2, 4, 1)]
+    #[case::never_more_than_the_cap(64, 1, MAX_CPUS)]
+    #[case::no_vm_at_all_still_one(1, 0, 1)]
+    fn cpus_are_the_cores_shared_out(
+        #[case] cores: usize,
+        #[case] at_once: usize,
+        #[case] expected: u32,
+    ) {
+        assert_eq!(cpus_each(cores, at_once), expected);
+    }
+
+    #[test]
+    fn smp_carries_the_cpus() {
+        let argv = strings(&qemu_argv(&Boot {
+            cpus: 2,
+            ..boot(Accel::Tcg)
+        }));
+        assert_eq!(values_of(&argv, "-smp"), ["2"]);
     }
 
     #[rstest]
