@@ -225,7 +225,12 @@ fn column(
     Column {
         name: name.to_string(),
         release: run.release.clone(),
-        accel: chosen.accel.as_str().to_string(),
+        accel: format!(
+            "{}, {} CPU{}",
+            chosen.accel.as_str(),
+            run.cpus,
+            if run.cpus == 1 { "" } else { "s" }
+        ),
         records,
         broken: run.broken.clone(),
         figures: Figures {
@@ -291,14 +296,12 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
     };
     let scenarios = vm_scenarios(selected);
     let parallel = host_cores().min(kernels.len());
-    let cpus = cli.vm_cpus.unwrap_or(vm::cpus_each(host_cores(), parallel));
     eprintln!(
-        "orphanage: {} scenarios in {} kernels, {parallel} at a time, under {} ({}), {cpus} CPU{} per VM",
+        "orphanage: {} scenarios in {} kernels, {parallel} at a time, under {} ({})",
         scenarios.len(),
         kernels.len(),
         chosen.accel.as_str(),
         chosen.why,
-        if cpus == 1 { "" } else { "s" }
     );
     let next = Mutex::new(0usize);
     let columns: Mutex<Vec<Option<Column>>> = Mutex::new(vec![None; kernels.len()]);
@@ -314,6 +317,12 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
                     i
                 };
                 let Some(k) = kernels.get(i) else { return };
+                // The cores are shared among the VMs still to start, so the
+                // last ones get more CPUs as the others finish.
+                let vms_left = images[i..].iter().flatten().count();
+                let cpus = cli
+                    .vm_cpus
+                    .unwrap_or(vm::cpus_each(host_cores(), parallel.min(vms_left)));
                 let col = match (&images[i], &host_agent) {
                     (Some(image), _) => run_cell(
                         k,
@@ -447,7 +456,14 @@ fn run_cell(
     } else {
         None
     };
-    board.set(i, "booting".into(), true);
+    board.set(
+        i,
+        format!(
+            "booting with {cpus} CPU{}",
+            if cpus == 1 { "" } else { "s" }
+        ),
+        true,
+    );
     let batch = Batch {
         kernel: image.to_path_buf(),
         cmdline: k.cmdline.clone(),

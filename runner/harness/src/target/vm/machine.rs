@@ -60,6 +60,8 @@ pub struct VmRun {
     /// other work on the machine.
     pub qemu_cpu: Option<Duration>,
     pub console: String,
+    /// The VM's virtual CPUs.
+    pub cpus: u32,
 }
 
 fn describe_status(status: i32) -> String {
@@ -141,7 +143,10 @@ pub fn run(
     init_args: &[String],
     on_progress: &mut dyn FnMut(Progress),
 ) -> VmRun {
-    let mut out = VmRun::default();
+    let mut out = VmRun {
+        cpus: batch.cpus,
+        ..VmRun::default()
+    };
     let started = Instant::now();
     let dir = match write_initramfs(agent, &batch.scenarios) {
         Ok(d) => d,
