@@ -2,8 +2,9 @@
 # VM figures for README. For each kernel of the matrix, in the same run, with
 # the same kernel and accelerator: the boot floor (an initramfs whose init only
 # powers off: QEMU start to exit) and the time from QEMU start to the agent's
-# first result, then the whole cell (every scenario). Each kernel runs alone,
-# REPS times; last, the whole matrix once with its cells in parallel.
+# first result, then the whole cell (every scenario). Each kernel runs alone
+# (so its VM gets the host's cores as CPUs), REPS times; last, the whole
+# matrix once with its cells in parallel. Each line names the CPUs.
 # Needs the kernels fetched: cargo run --release -- kernels fetch
 set -euo pipefail
 cd "$(dirname "$0")/.."
