@@ -7,7 +7,9 @@
 mod clone_flags;
 mod pipes;
 mod reading;
+mod wait_status;
 
-pub use clone_flags::clone_flag_names;
+pub use clone_flags::{clone_failed, clone_flag_names};
 pub use pipes::{above_std_fds, pipe};
-pub use reading::{read_events, readable_now, Reading};
+pub use reading::{read_events, readable_now, Reading, READS_IN_A_ROW};
+pub use wait_status::wait_status;

@@ -2,6 +2,12 @@ use orphanage_scenario::{verdict_without_finish, AgentEnd, Event, Verdict};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+/// How much of the agent's stderr is kept: the verdict quotes only its tail.
+const STDERR_KEPT: usize = 64 * 1024;
+/// Reads of one pipe in one go at most, so a process that never stops
+/// writing cannot hold its reader (the VM's init, say) in one loop.
+pub const READS_IN_A_ROW: usize = 64;
+
 /// What reading an agent's events found.
 #[derive(Debug, Default)]
 pub struct Reading {
@@ -129,10 +135,14 @@ impl Reading {
         open
     }
 
-    /// One read of the agent's stderr, kept for the verdict's tail.
+    /// One read of the agent's stderr, kept (its last STDERR_KEPT bytes)
+    /// for the verdict's tail.
     pub fn take_stderr(&mut self, stderr: RawFd) {
         if read_some(stderr, &mut self.stderr) == Some(0) {
             self.stderr_closed = true;
+        }
+        if self.stderr.len() > 2 * STDERR_KEPT {
+            self.stderr.drain(..self.stderr.len() - STDERR_KEPT);
         }
     }
 
@@ -141,16 +151,16 @@ impl Reading {
         self.stderr_closed
     }
 
-    /// Reads what the agent's stderr holds now; call it once the agent is
-    /// reaped, so that everything it wrote is there. It does not wait for a
-    /// leftover process that still holds the pipe open.
+    /// Reads what the agent's stderr holds now (at most READS_IN_A_ROW
+    /// reads); call it once the agent is reaped, so that everything it wrote
+    /// is there. It does not wait for a leftover process that still holds
+    /// the pipe open.
     pub fn drain_stderr(&mut self, stderr: &OwnedFd) {
-        while !self.stderr_closed && readable_now(stderr.as_raw_fd()) {
-            let before = self.stderr.len();
-            self.take_stderr(stderr.as_raw_fd());
-            if self.stderr.len() == before && !self.stderr_closed {
+        for _ in 0..READS_IN_A_ROW {
+            if self.stderr_closed || !readable_now(stderr.as_raw_fd()) {
                 break;
             }
+            self.take_stderr(stderr.as_raw_fd());
         }
         self.stderr_closed = true;
     }

@@ -16,6 +16,7 @@
 use nix::errno::Errno;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
+use orphanage_agent_io::wait_status;
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -191,16 +192,6 @@ fn pidfd_signal(fd: &OwnedFd, signal: i32) -> bool {
             0usize,
             0u32,
         ) == 0
-    }
-}
-
-/// The waitpid(2) status for a waitid(2) siginfo's code and status.
-fn wait_status(code: i32, status: i32) -> i32 {
-    match code {
-        libc::CLD_EXITED => (status & 0xff) << 8,
-        libc::CLD_KILLED => status & 0x7f,
-        libc::CLD_DUMPED => (status & 0x7f) | 0x80,
-        _ => 0,
     }
 }
 
@@ -891,14 +882,5 @@ mod tests {
             assert_eq!(got, code, "{script}: {status:#x}");
             assert!(registration.reap_root(None).is_none(), "reaped twice");
         }
-    }
-
-    #[test]
-    fn wait_status_matches_waitpid() {
-        assert_eq!(wait_status(libc::CLD_EXITED, 3), 3 << 8);
-        assert_eq!(wait_status(libc::CLD_KILLED, libc::SIGKILL), libc::SIGKILL);
-        let dumped = wait_status(libc::CLD_DUMPED, libc::SIGSEGV);
-        assert!(libc::WIFSIGNALED(dumped) && libc::WCOREDUMP(dumped));
-        assert_eq!(libc::WTERMSIG(dumped), libc::SIGSEGV);
     }
 }

@@ -5,8 +5,8 @@
 
 use crate::live::{self, Registration, Tree};
 use nix::errno::Errno;
-use orphanage_agent_io::{above_std_fds, clone_flag_names, pipe, read_events};
-use orphanage_scenario::{Event, Namespace, Scenario, Verdict};
+use orphanage_agent_io::{above_std_fds, clone_failed, pipe, read_events};
+use orphanage_scenario::{ErrnoName, Event, Namespace, Scenario, Verdict};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -156,21 +156,12 @@ fn start(agent: &Path, scenario: &Scenario) -> Result<Started, Verdict> {
         )
     };
     if pid < 0 {
-        let e = Errno::last();
-        let what = format!("clone({}): {e}", clone_flag_names(flags));
-        return Err(match e {
-            Errno::EINVAL | Errno::EPERM | Errno::ENOSPC | Errno::EUSERS => {
-                Verdict::unsupported(format!(
-                    "{what} (needs pid namespaces{})",
-                    if user_namespace {
-                        " and unprivileged user namespaces"
-                    } else {
-                        ""
-                    }
-                ))
-            }
-            _ => Verdict::broken(what),
-        });
+        let needs = if user_namespace {
+            "pid namespaces and unprivileged user namespaces"
+        } else {
+            "pid namespaces"
+        };
+        return Err(clone_failed(flags, ErrnoName(Errno::last()), needs));
     }
     let Some(registration) = live::register(Tree {
         agent: pid,
