@@ -91,7 +91,7 @@ pub fn main(simulate_no_pid_namespaces: bool) -> ! {
     );
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let lanes = crate::vm_runs::LANES_PER_CPU * cpus;
-    crate::vm_runs::run_all(&scenarios, lanes, &mut |s, event| {
+    let left_behind = crate::vm_runs::run_all(&scenarios, lanes, &mut |s, event| {
         send(
             &mut port,
             &VmFrame::Event {
@@ -100,6 +100,14 @@ pub fn main(simulate_no_pid_namespaces: bool) -> ! {
             },
         )
     });
+    if !left_behind.is_empty() {
+        send(
+            &mut port,
+            &VmFrame::LeftBehind {
+                processes: left_behind,
+            },
+        );
+    }
     send(&mut port, &VmFrame::Done);
     let _ = port.flush();
     power_off()

@@ -7,12 +7,15 @@
 //!
 //! Init is every orphan's parent here, so it reaps whatever ends. When a
 //! root ends, its process group and every process it reported are killed
-//! (what the harness does on a host); and whenever no scenario is running,
-//! kill(-1) clears whatever escaped both.
+//! (what the harness does on a host). Whenever no scenario is running,
+//! whatever escaped both is noted as left behind and killed by kill(-1);
+//! until then it lives on beside the scenarios that run.
 
 use crate::poll;
 use nix::errno::Errno;
-use orphanage_agent_io::{above_std_fds, clone_flag_names, pipe, readable_now, Reading};
+use orphanage_agent_io::{
+    above_std_fds, clone_failed, pipe, readable_now, wait_status, Reading, READS_IN_A_ROW,
+};
 use orphanage_scenario::{Event, Namespace, Verdict, VmScenario};
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -52,15 +55,17 @@ struct Running<'a> {
 }
 
 /// Runs every scenario, at most `lanes` at a time; `report` gets each event
-/// worth keeping (notes, then the verdict) as it comes.
+/// worth keeping (notes, then the verdict) as it comes. Returns the
+/// processes found left behind (see `clean_slate`).
 pub fn run_all(
     scenarios: &[VmScenario],
     lanes: usize,
     report: &mut dyn FnMut(&VmScenario, &Event),
-) {
+) -> Vec<String> {
     let child_signals = ChildSignals::new();
     let mut queue = scenarios.iter();
     let mut running: Vec<Running> = Vec::new();
+    let mut left_behind = vec![];
     loop {
         while running.len() < lanes.max(1) {
             let Some(s) = queue.next() else { break };
@@ -70,26 +75,28 @@ pub fn run_all(
             }
         }
         if running.is_empty() {
-            return;
+            return left_behind;
         }
         wait_for_news(&running, &child_signals);
         child_signals.clear();
-        reap(&mut running);
         for r in running.iter_mut() {
             r.read(report);
+        }
+        reap(&mut running, report);
+        for r in running.iter_mut() {
             r.enforce_deadlines();
         }
         let mut i = 0;
         while i < running.len() {
             if running[i].is_over() {
-                let (s, verdict) = running.remove(i).conclude();
+                let (s, verdict) = running.remove(i).conclude(report);
                 report(s, &verdict);
             } else {
                 i += 1;
             }
         }
         if running.is_empty() {
-            clean_slate();
+            left_behind.extend(clean_slate());
         }
     }
 }
@@ -177,18 +184,8 @@ fn start(s: &VmScenario, unblock: libc::sigset_t) -> Result<Running<'_>, Verdict
         crate::controller::main();
     }
     if pid < 0 {
-        let e = Errno::last();
-        let what = format!("clone({})", clone_flag_names(flags));
-        return Err(match e {
-            // Asterinas, for one, has no pid namespaces and says EINVAL.
-            Errno::EINVAL | Errno::EPERM | Errno::ENOSPC | Errno::EUSERS => {
-                Verdict::unsupported(format!(
-                    "{what}: {} (needs pid namespaces)",
-                    orphanage_scenario::ErrnoName(e)
-                ))
-            }
-            _ => Verdict::broken(format!("{what}: {e}")),
-        });
+        let errno = orphanage_scenario::ErrnoName(Errno::last());
+        return Err(clone_failed(flags, errno, "pid namespaces"));
     }
     drop((stdin_r, events_w, err_w));
     let json = serde_json::to_vec(&s.scenario).expect("scenarios serialize");
@@ -239,47 +236,59 @@ fn wait_for_news(running: &[Running], child_signals: &ChildSignals) {
     unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, millis) };
 }
 
-/// Reaps every child that ended. A root is found ended first without being
-/// reaped: until it is, its pid cannot be reused, so its group is safely its
-/// own to kill. Anything else that ended is an orphan adopted by init.
-fn reap(running: &mut [Running]) {
-    for r in running.iter_mut().filter(|r| r.status.is_none()) {
-        if ended_unreaped(r.root) {
+/// Reaps every child that has ended. A root's last events are read and its
+/// leftovers killed before it is reaped: until then its pid, and so its
+/// process group, cannot be anyone else's.
+fn reap(running: &mut [Running], report: &mut dyn FnMut(&VmScenario, &Event)) {
+    while reap_next(&mut |pid, status| {
+        if let Some(r) = running
+            .iter_mut()
+            .find(|r| r.root == pid && r.status.is_none())
+        {
+            r.read(report);
             r.kill_leftovers();
-            let mut status = 0;
-            // SAFETY: reaping our own child, which has ended.
-            if unsafe { libc::waitpid(r.root, &mut status, libc::__WALL) } == r.root {
-                r.status = Some(status);
-            }
-        }
-    }
-    loop {
-        let mut status = 0;
-        // SAFETY: reaping whatever child has ended, without waiting.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::__WALL) };
-        if pid <= 0 {
-            return;
-        }
-        // A root that ended since the pass above.
-        if let Some(r) = running.iter_mut().find(|r| r.root == pid) {
             r.status = Some(status);
         }
-    }
+    }) {}
 }
 
-/// Whether our child `pid` has ended, leaving it unreaped.
-fn ended_unreaped(pid: i32) -> bool {
+/// Reaps the next child that has ended, and says whether there was one.
+/// `on_ended` gets its pid and wait status first, while it is a zombie
+/// (waitid with WNOWAIT); on a kernel without WNOWAIT (EINVAL), just after.
+fn reap_next(on_ended: &mut dyn FnMut(i32, i32)) -> bool {
     // SAFETY: waitid fills a zeroed siginfo; WNOWAIT leaves the child as it is.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let r = libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let peeked = unsafe {
+        libc::waitid(
+            libc::P_ALL,
+            0,
             &mut info,
             libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
-        );
-        r == 0 && info.si_pid() == pid
+        )
+    };
+    if peeked == 0 {
+        // SAFETY: waitid filled these for an ended child (si_pid 0: none).
+        let (pid, code, status) = unsafe { (info.si_pid(), info.si_code, info.si_status()) };
+        if pid == 0 {
+            return false;
+        }
+        on_ended(pid, wait_status(code, status));
+        // SAFETY: reaping the zombie just seen. ECHILD: a kernel that reaped
+        // it despite WNOWAIT; it is gone either way.
+        let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG | libc::__WALL) };
+        return r == pid || (r < 0 && Errno::last() == Errno::ECHILD);
     }
+    if Errno::last() != Errno::EINVAL {
+        return false;
+    }
+    let mut status = 0;
+    // SAFETY: reaping whatever child has ended, without waiting.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::__WALL) };
+    if pid <= 0 {
+        return false;
+    }
+    on_ended(pid, status);
+    true
 }
 
 impl<'a> Running<'a> {
@@ -287,27 +296,32 @@ impl<'a> Running<'a> {
     /// what the report keeps crosses the serial port; step progress stays
     /// here for timeouts).
     fn read(&mut self, report: &mut dyn FnMut(&VmScenario, &Event)) {
-        if !self.reading.stderr_closed() && readable_now(self.stderr.as_raw_fd()) {
+        for _ in 0..READS_IN_A_ROW {
+            if self.reading.stderr_closed() || !readable_now(self.stderr.as_raw_fd()) {
+                break;
+            }
             self.reading.take_stderr(self.stderr.as_raw_fd());
-        }
-        if self.events_ended.is_some() || !readable_now(self.events.as_raw_fd()) {
-            return;
         }
         let (scenario, spawned) = (self.scenario, &mut self.spawned);
         // Reported pids are as the agent's root sees them: ours only when it
         // shares our namespace.
         let ours = scenario.scenario.namespace == Namespace::Caller;
-        let open = self
-            .reading
-            .take_events(self.events.as_raw_fd(), &mut |event| match event {
-                Event::Note { .. } => report(scenario, event),
-                Event::Spawned {
-                    pid, start_time, ..
-                } if ours => spawned.push((*pid, *start_time)),
-                _ => {}
-            });
-        if !open {
-            self.events_ended = Some(Instant::now());
+        for _ in 0..READS_IN_A_ROW {
+            if self.events_ended.is_some() || !readable_now(self.events.as_raw_fd()) {
+                break;
+            }
+            let open =
+                self.reading
+                    .take_events(self.events.as_raw_fd(), &mut |event| match event {
+                        Event::Note { .. } => report(scenario, event),
+                        Event::Spawned {
+                            pid, start_time, ..
+                        } if ours => spawned.push((*pid, *start_time)),
+                        _ => {}
+                    });
+            if !open {
+                self.events_ended = Some(Instant::now());
+            }
         }
     }
 
@@ -354,9 +368,9 @@ impl<'a> Running<'a> {
         self.status.is_some() && (self.events_ended.is_some() || self.reading.timed_out)
     }
 
-    /// The root is an unreaped zombie here (or just reaped, see `reap`): the
-    /// group it led and the processes it reported go, each reported one only
-    /// if /proc still shows the same start time.
+    /// The root is an unreaped zombie here (just reaped where the kernel has
+    /// no WNOWAIT): the group it led and the processes it reported go, each
+    /// reported one only if /proc still shows the same start time.
     fn kill_leftovers(&self) {
         // SAFETY: SIGKILL to the group our unreaped child leads.
         unsafe { libc::kill(-self.root, libc::SIGKILL) };
@@ -368,7 +382,9 @@ impl<'a> Running<'a> {
         }
     }
 
-    fn conclude(mut self) -> (&'a VmScenario, Event) {
+    fn conclude(mut self, report: &mut dyn FnMut(&VmScenario, &Event)) -> (&'a VmScenario, Event) {
+        // What came since the last wake-up (a timeout does not wait for it).
+        self.read(report);
         self.reading.drain_stderr(&self.stderr);
         let event = match self.reading.finished.take() {
             Some((verdict, steps_ms)) => finished(verdict, steps_ms),
@@ -385,9 +401,18 @@ impl<'a> Running<'a> {
     }
 }
 
-/// Between scenarios nothing but init may live: kill(-1) reaches every
-/// process except init itself, then everything is reaped.
-fn clean_slate() {
+/// When no scenario runs, nothing but init (and the kernel's threads) may
+/// live. What does is noted, "pid (comm)", unless it dies within
+/// EXIT_GRACE (a process already killed may take a moment); then kill(-1)
+/// reaches every process but init, and everything is reaped.
+fn clean_slate() -> Vec<String> {
+    let survivors = match poll::until(EXIT_GRACE, || {
+        let alive = user_processes();
+        alive.is_empty().then_some(())
+    }) {
+        Ok(_) => vec![],
+        Err(_) => user_processes(),
+    };
     // SAFETY: plain syscalls; as init we are exempt from kill(-1).
     unsafe { libc::kill(-1, libc::SIGKILL) };
     let _ = poll::until(EXIT_GRACE, || {
@@ -402,4 +427,24 @@ fn clean_slate() {
             return (r < 0).then_some(());
         }
     });
+    survivors
+}
+
+/// Every live process but init and the kernel's threads (kthreadd, pid 2,
+/// and its children), as "pid (comm)". Empty without /proc.
+fn user_processes() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid > 2)
+        .filter_map(|pid| {
+            let stat = crate::procfs::stat(pid).ok()?;
+            (stat.ppid != 2 && stat.state != 'Z' && stat.state != 'X').then(|| {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                format!("{pid} ({})", comm.trim())
+            })
+        })
+        .collect()
 }

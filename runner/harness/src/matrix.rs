@@ -18,6 +18,8 @@ pub struct Column {
     pub records: Vec<TrialRecord>,
     /// Why the VM as a whole failed, if it did.
     pub broken: Option<String>,
+    /// Processes init found alive with no scenario running ("pid (comm)").
+    pub left_behind: Vec<String>,
     pub figures: Figures,
 }
 
@@ -95,6 +97,9 @@ pub fn reasons(rows: &[String], columns: &[Column]) -> Vec<String> {
             let first = b.lines().next().unwrap_or_default();
             out.push(format!("{}: the VM failed: {first}", c.name));
         }
+        if let Some(line) = left_behind_line(c) {
+            out.push(line);
+        }
         for row in rows {
             if let Some(r) = c.outcome(row).filter(|r| r.outcome != Outcome::Pass) {
                 out.push(format!("{} {row}: {}: {}", c.name, r.outcome, r.reason));
@@ -102,6 +107,18 @@ pub fn reasons(rows: &[String], columns: &[Column]) -> Vec<String> {
         }
     }
     out
+}
+
+/// Init's own cleanup missed something: not the kernel's fault, but worth
+/// a line, as leftovers may have met later scenarios.
+pub fn left_behind_line(c: &Column) -> Option<String> {
+    (!c.left_behind.is_empty()).then(|| {
+        format!(
+            "{}: init found processes left behind by the scenarios, and killed them: {}",
+            c.name,
+            c.left_behind.join(", ")
+        )
+    })
 }
 
 /// The plain-text table printed at the end of a run.
@@ -234,6 +251,7 @@ mod tests {
                 ),
             ],
             broken: None,
+            left_behind: vec![],
             figures: Figures::default(),
         };
         let dead = Column {
@@ -242,6 +260,7 @@ mod tests {
             accel: "tcg".into(),
             records: vec![],
             broken: Some("kernel panic:\n    Kernel panic".into()),
+            left_behind: vec!["42 (sleep)".into()],
             figures: Figures::default(),
         };
         (rows, vec![old, dead])
@@ -265,6 +284,10 @@ mod tests {
         let md = render_markdown(&rows, &cols);
         assert!(md.contains("| `memfd::b` | unsupported | - |"), "{md}");
         assert!(md.contains("odd: the VM failed: kernel panic:"));
+        assert!(
+            md.contains("odd: init found processes left behind by the scenarios, and killed them: 42 (sleep)"),
+            "{md}"
+        );
         let html = render_html(&rows, &cols);
         assert!(html.contains("<th>5.10 (5.10.0-32-amd64)</th>"));
         assert!(html.contains("title=\"memfd_create(MFD_NOEXEC_SEAL): EINVAL &lt;needs 6.3&gt;\""));

@@ -205,7 +205,10 @@ impl SingleVm {
         let Some((chosen, floor, run)) = self.done.get() else {
             return;
         };
-        for line in matrix::figures_lines(&[column(&self.kernel.name, chosen, *floor, run, vec![])])
+        let col = column(&self.kernel.name, chosen, *floor, run, vec![]);
+        for line in matrix::figures_lines(std::slice::from_ref(&col))
+            .into_iter()
+            .chain(matrix::left_behind_line(&col))
         {
             eprintln!("orphanage: {line}");
         }
@@ -233,6 +236,7 @@ fn column(
         ),
         records,
         broken: run.broken.clone(),
+        left_behind: run.left_behind.clone(),
         figures: Figures {
             floor,
             booted: run.booted_after,
@@ -317,12 +321,11 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
                     i
                 };
                 let Some(k) = kernels.get(i) else { return };
-                // The cores are shared among the VMs still to start, so the
-                // last ones get more CPUs as the others finish.
-                let vms_left = images[i..].iter().flatten().count();
-                let cpus = cli
-                    .vm_cpus
-                    .unwrap_or(vm::cpus_each(host_cores(), parallel.min(vms_left)));
+                let vms = images.iter().flatten().count();
+                let position = images[..i].iter().flatten().count();
+                let cpus =
+                    cli.vm_cpus
+                        .unwrap_or(vm::cpus_for_cell(host_cores(), parallel, vms, position));
                 let col = match (&images[i], &host_agent) {
                     (Some(image), _) => run_cell(
                         k,
@@ -543,6 +546,7 @@ fn run_host_cell(k: &Kernel, agent: &Path, selected: &[Loaded], board: (&Board, 
         accel: "no VM".into(),
         records,
         broken: None,
+        left_behind: vec![],
         figures: Figures {
             wall: started.elapsed(),
             ..Figures::default()

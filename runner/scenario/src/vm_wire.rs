@@ -25,6 +25,10 @@ pub enum VmFrame {
     Booted { release: String, scenarios: usize },
     /// An event of one scenario.
     Event { scenario: String, event: Event },
+    /// Processes ("pid (comm)") init found alive when no scenario was
+    /// running: they escaped the killing of their scenario's group and
+    /// reported processes. Init killed them then; sent before `Done`.
+    LeftBehind { processes: Vec<String> },
     /// Every scenario has finished; the VM powers off next.
     Done,
 }
@@ -119,6 +123,9 @@ mod tests {
                     verdict: Verdict::unsupported("memfd_create(MFD_NOEXEC_SEAL): EINVAL"),
                     steps_ms: 1.0,
                 },
+            },
+            VmFrame::LeftBehind {
+                processes: vec!["42 (sleep)".into()],
             },
             VmFrame::Done,
         ];

@@ -62,6 +62,8 @@ pub struct VmRun {
     pub console: String,
     /// The VM's virtual CPUs.
     pub cpus: u32,
+    /// What init found alive once no scenario ran, and killed ("pid (comm)").
+    pub left_behind: Vec<String>,
 }
 
 fn describe_status(status: i32) -> String {
@@ -159,7 +161,7 @@ pub fn run(
         kernel: batch.kernel.clone(),
         initrd: dir.path().join("initramfs.cpio"),
         accel,
-        memory_mib: 512,
+        memory_mib: super::qemu_args::memory_mib(batch.cpus),
         cpus: batch.cpus,
         cmdline: batch.cmdline.clone(),
         qemu_args: batch.qemu_args.clone(),
@@ -295,6 +297,7 @@ pub fn run(
                         }
                         out.events.entry(scenario).or_default().push(event);
                     }
+                    Ok(VmFrame::LeftBehind { processes }) => out.left_behind = processes,
                     Ok(VmFrame::Done) => done_at = Some(Instant::now()),
                     // A stray line is kept with the console, for the diagnosis.
                     Err(e) => watch.push(format!("[result port] {e}\n").as_bytes()),
