@@ -93,6 +93,20 @@ fn nothing_left(tmp: &Path) -> Result<(), Failed> {
     check(dirs.is_empty(), || format!("left behind: {dirs:?}"))
 }
 
+/// (outcome, reason) of scenario `name` in a report's results; empty if absent.
+fn outcome_in(results: &[serde_json::Value], name: &str) -> (String, String) {
+    results
+        .iter()
+        .find(|r| r["name"] == name)
+        .map(|r| {
+            (
+                r["outcome"].as_str().unwrap().to_string(),
+                r["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .unwrap_or_default()
+}
+
 fn single_kernel_run(image: &Path) -> Result<(), Failed> {
     let tmp = tempfile::tempdir().unwrap();
     let report = tmp.path().join("report.json");
@@ -146,18 +160,7 @@ fn single_kernel_run(image: &Path) -> Result<(), Failed> {
     })?;
     let results = report["results"].as_array().unwrap();
     check(results.len() == 40, || format!("{} results", results.len()))?;
-    let outcome = |name: &str| {
-        results
-            .iter()
-            .find(|r| r["name"] == name)
-            .map(|r| {
-                (
-                    r["outcome"].as_str().unwrap().to_string(),
-                    r["reason"].as_str().unwrap().to_string(),
-                )
-            })
-            .unwrap_or_default()
-    };
+    let outcome = |name: &str| outcome_in(results, name);
     // 6.1 predates MFD_NOEXEC_SEAL (6.3): the probe's EINVAL, not a failure.
     for name in [
         "memfd::noexec_seal_flag_seals_exec",
@@ -350,18 +353,7 @@ fn scenarios_side_by_side(image: &Path) -> Result<(), Failed> {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let results = report["results"].as_array().unwrap();
-    let outcome = |name: &str| {
-        results
-            .iter()
-            .find(|r| r["name"] == format!("fixture::{name}"))
-            .map(|r| {
-                (
-                    r["outcome"].as_str().unwrap().to_string(),
-                    r["reason"].as_str().unwrap().to_string(),
-                )
-            })
-            .unwrap_or_default()
-    };
+    let outcome = |name: &str| outcome_in(results, &format!("fixture::{name}"));
     let timed_out = format!("timeout after {HANG} s");
     for (name, expected, says) in [
         ("forever", "fail", timed_out.as_str()),
