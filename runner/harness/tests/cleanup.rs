@@ -262,6 +262,11 @@ fn timeouts_leave_nothing_behind_in_either_namespace() {
             &hang.join("forever_in_caller_namespace.yaml"),
             Some(("deadline: 60s", "deadline: 1s")),
         ),
+        // A detached daemon outlives the agent: only its report gets it killed.
+        (
+            &repo().join("fixtures/leftover/agent/detached_daemon_then_forever.yaml"),
+            Some(("deadline: 60s", "deadline: 1s")),
+        ),
     ]);
     let run = check_run_leaves_nothing(suite.path(), &[]);
     for r in run.report["results"].as_array().unwrap() {
