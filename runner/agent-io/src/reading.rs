@@ -2,6 +2,8 @@ use orphanage_scenario::{verdict_without_finish, AgentEnd, Event, Verdict};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+/// The longest event line accepted; a longer one is the agent's failure.
+const LONGEST_EVENT: usize = 1024 * 1024;
 /// How much of the agent's stderr is kept: the verdict quotes only its tail.
 const STDERR_KEPT: usize = 64 * 1024;
 /// Reads of one pipe in one go at most, so a process that never stops
@@ -130,6 +132,12 @@ impl Reading {
                     ))
                 }
             }
+        }
+        if pending.len() > LONGEST_EVENT {
+            self.garbage = Some(format!(
+                "agent wrote more than {LONGEST_EVENT} bytes without ending an event line"
+            ));
+            pending.clear();
         }
         self.pending = pending;
         open
@@ -314,5 +322,26 @@ mod tests {
         assert!(!reading.take_events(ev_r.as_raw_fd(), &mut |e| seen.push(e.clone())));
         assert_eq!(seen, vec![Event::Note { text: "x".into() }]);
         assert!(reading.garbage.is_none());
+    }
+
+    #[test]
+    fn an_endless_line_is_the_agents_failure_and_is_not_kept() {
+        let (ev_r, ev_w) = pipe().unwrap();
+        let writer = std::thread::spawn(move || {
+            let mut ev_w = std::fs::File::from(ev_w);
+            let chunk = vec![b'x'; 64 * 1024];
+            for _ in 0..(LONGEST_EVENT / chunk.len() + 2) {
+                ev_w.write_all(&chunk).unwrap();
+            }
+        });
+        let mut reading = Reading::default();
+        while reading.take_events(ev_r.as_raw_fd(), &mut |_| {}) {}
+        writer.join().unwrap();
+        let garbage = reading.garbage.clone().unwrap_or_default();
+        assert!(
+            garbage.contains("without ending an event line"),
+            "{garbage}"
+        );
+        assert!(reading.pending.len() <= LONGEST_EVENT);
     }
 }

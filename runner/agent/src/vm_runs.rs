@@ -33,6 +33,8 @@ pub const LANES_PER_CPU: usize = 2;
 const AGENT_PATH: &str = "/init";
 /// How long an agent that closed its event pipe may take to exit.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
+/// The flag /proc/PID/stat shows for a kernel thread (include/linux/sched.h).
+const PF_KTHREAD: u64 = 0x0020_0000;
 /// Without a signalfd, how often ended children are looked for.
 const REAP_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -240,21 +242,33 @@ fn wait_for_news(running: &[Running], child_signals: &ChildSignals) {
 /// leftovers killed before it is reaped: until then its pid, and so its
 /// process group, cannot be anyone else's.
 fn reap(running: &mut [Running], report: &mut dyn FnMut(&VmScenario, &Event)) {
-    while reap_next(&mut |pid, status| {
-        if let Some(r) = running
-            .iter_mut()
-            .find(|r| r.root == pid && r.status.is_none())
-        {
-            r.read(report);
-            r.kill_leftovers();
-            r.status = Some(status);
+    let mut last = 0;
+    loop {
+        let mut seen = 0;
+        let reaped = reap_next(&mut |pid, status| {
+            seen = pid;
+            if let Some(r) = running
+                .iter_mut()
+                .find(|r| r.root == pid && r.status.is_none())
+            {
+                r.read(report);
+                r.kill_leftovers();
+                r.status = Some(status);
+            }
+        });
+        // The same child twice: a kernel that shows it ended but will not
+        // let it go. Next wake-up, then, not a spin in PID 1.
+        if !reaped || seen == last {
+            return;
         }
-    }) {}
+        last = seen;
+    }
 }
 
 /// Reaps the next child that has ended, and says whether there was one.
 /// `on_ended` gets its pid and wait status first, while it is a zombie
-/// (waitid with WNOWAIT); on a kernel without WNOWAIT (EINVAL), just after.
+/// (waitid with WNOWAIT); on a kernel where that waitid fails otherwise than
+/// with ECHILD (no WNOWAIT, or no waitid), just after.
 fn reap_next(on_ended: &mut dyn FnMut(i32, i32)) -> bool {
     // SAFETY: waitid fills a zeroed siginfo; WNOWAIT leaves the child as it is.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
@@ -278,12 +292,16 @@ fn reap_next(on_ended: &mut dyn FnMut(i32, i32)) -> bool {
         let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG | libc::__WALL) };
         return r == pid || (r < 0 && Errno::last() == Errno::ECHILD);
     }
-    if Errno::last() != Errno::EINVAL {
+    if Errno::last() == Errno::ECHILD {
         return false;
     }
     let mut status = 0;
-    // SAFETY: reaping whatever child has ended, without waiting.
-    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::__WALL) };
+    // SAFETY: reaping whatever child has ended, without waiting; again
+    // without __WALL where that is refused.
+    let mut pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::__WALL) };
+    if pid < 0 && Errno::last() == Errno::EINVAL {
+        pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    }
     if pid <= 0 {
         return false;
     }
@@ -430,18 +448,19 @@ fn clean_slate() -> Vec<String> {
     survivors
 }
 
-/// Every live process but init and the kernel's threads (kthreadd, pid 2,
-/// and its children), as "pid (comm)". Empty without /proc.
+/// Every live process but init and the kernel's threads (PF_KTHREAD), as
+/// "pid (comm)". Empty without /proc.
 fn user_processes() -> Vec<String> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return vec![];
     };
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid > 2)
+        .filter(|&pid| pid > 1)
         .filter_map(|pid| {
             let stat = crate::procfs::stat(pid).ok()?;
-            (stat.ppid != 2 && stat.state != 'Z' && stat.state != 'X').then(|| {
+            let kernel_thread = stat.flags & PF_KTHREAD != 0;
+            (!kernel_thread && stat.state != 'Z' && stat.state != 'X').then(|| {
                 let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
                 format!("{pid} ({})", comm.trim())
             })

@@ -79,8 +79,8 @@ pub struct Cli {
     #[arg(long)]
     pub boot_floor: bool,
 
-    /// Virtual CPUs per VM (init runs two scenarios per CPU at a time). Default: the host's cores shared among the VMs that run at once, at most 4.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    /// Virtual CPUs per VM (init runs two scenarios per CPU at a time). Default: every core (at most 4) for a kernel run alone; in a matrix, the cores shared among the cells that run at once.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16))]
     pub vm_cpus: Option<u32>,
 
     #[command(subcommand)]
