@@ -620,12 +620,14 @@ pub fn remove_on_interrupt(dir: PathBuf) {
         .push(dir);
 }
 
-/// The directory is gone already (or about to be): forget it.
-pub fn forget_on_interrupt(dir: &std::path::Path) {
-    REMOVE_ON_EXIT
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .retain(|d| d != dir);
+/// Removes a directory named by `remove_on_interrupt` now, and forgets it.
+/// Under the lock the interrupt thread holds while it removes them: so the
+/// removal is either this one or the interrupt's, never cut short by the
+/// interrupt's exit after the directory was forgotten.
+pub fn remove_now(dir: &std::path::Path) {
+    let mut dirs = REMOVE_ON_EXIT.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = std::fs::remove_dir_all(dir);
+    dirs.retain(|d| d != dir);
 }
 
 /// Blocks SIGINT and SIGTERM in this thread (and so in every thread started

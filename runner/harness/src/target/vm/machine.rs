@@ -170,13 +170,13 @@ pub fn run(
     let mut child = match spawn_qemu(&qemu_argv(&boot), Stdio::piped()) {
         Ok(c) => c,
         Err(e) => {
-            live::forget_on_interrupt(dir.path());
+            live::remove_now(dir.path());
             out.broken = Some(format!("cannot start {QEMU}: {e}"));
             return out;
         }
     };
     let Some(registration) = live::register_child(&mut child) else {
-        live::forget_on_interrupt(dir.path());
+        live::remove_now(dir.path());
         out.broken = Some("interrupted".into());
         return out;
     };
@@ -330,7 +330,7 @@ pub fn run(
         )),
         (None, None, false) => None,
     };
-    live::forget_on_interrupt(dir.path());
+    live::remove_now(dir.path());
     drop(dir);
     out
 }
