@@ -93,8 +93,10 @@ fn boot_floor(
 
 /// `explore --kernel`: a target that boots the kernel once per generated tree.
 pub fn explore_target(cli: &Cli, image: &Path) -> anyhow::Result<crate::target::Target> {
-    check_qemu()?;
+    // The user's input first: a file that is not a kernel is bad input
+    // whether or not QEMU is installed.
     vm::check_kernel_file(image).map_err(anyhow::Error::msg)?;
+    check_qemu()?;
     let chosen = vm::choose_accel(cli.accel, image);
     eprintln!(
         "orphanage: each tree boots {} in QEMU ({}: {})",
@@ -124,8 +126,10 @@ pub struct SingleVm {
 }
 
 pub fn prepare_single(cli: &Cli, image: &Path, loaded: &[Loaded]) -> anyhow::Result<Arc<SingleVm>> {
-    check_qemu()?;
+    // The user's input first: a file that is not a kernel is bad input
+    // whether or not QEMU is installed.
     vm::check_kernel_file(image).map_err(anyhow::Error::msg)?;
+    check_qemu()?;
     let kernel = Kernel {
         name: image
             .file_name()

@@ -482,13 +482,20 @@ fn main() {
         "kernels:\n  - name: a\n    path: vmlinuz\n    colour: red\n",
     )
     .unwrap();
+    // A boot-protocol header and nothing else: it passes the image check, so
+    // the only thing left to refuse is the missing QEMU.
+    let header_only = dir.path().join("bzImage");
+    let mut header = vec![0u8; 4096];
+    header[0x1fe..0x200].copy_from_slice(&[0x55, 0xaa]);
+    header[0x202..0x206].copy_from_slice(b"HdrS");
+    std::fs::write(&header_only, header).unwrap();
+    let header_only = header_only.to_string_lossy().into_owned();
     let (not_a_kernel, unknown_key) = (
         not_a_kernel.to_string_lossy().into_owned(),
         unknown_key.to_string_lossy().into_owned(),
     );
     let nk = not_a_kernel.clone();
     let uk = unknown_key.clone();
-    let nk2 = not_a_kernel.clone();
     let trials = vec![
         vm_trial(
             "vm::a_debian_kernel_runs_memfd_and_subreaper",
@@ -512,7 +519,7 @@ fn main() {
         }),
         Trial::test("vm::bad_input::qemu_missing", move || {
             bad_input(
-                &["--kernel", &nk2],
+                &["--kernel", &header_only],
                 &[("PATH", "/nonexistent")],
                 "qemu-system-x86_64: not found on PATH",
             )
