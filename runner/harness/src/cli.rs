@@ -1,7 +1,7 @@
 //! Command-line flags. libtest-mimic's own (filters, --list, --exact, --skip,
 //! --test-threads...) are flattened in, so they work as in `cargo test`.
 
-use crate::target::vm::AccelChoice;
+use crate::targets::vm::AccelChoice;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 

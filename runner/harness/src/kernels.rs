@@ -493,7 +493,7 @@ fn fetch_one(apt_dir: &Path, cache: &Path, package: &str, suite: &str) -> Result
         .ok_or_else(|| failed("no boot/vmlinuz-* in the package".into()))?;
     std::fs::create_dir_all(&dir).map_err(|e| failed(e.to_string()))?;
     // vmlinux first: a cache with vmlinuz but no vmlinux is complete too.
-    if let Err(why) = crate::target::vm::extract_vmlinux(&image, &dir.join("vmlinux")) {
+    if let Err(why) = crate::targets::vm::extract_vmlinux(&image, &dir.join("vmlinux")) {
         eprintln!("orphanage: {why}; the compressed image will be booted");
     }
     std::fs::rename(&image, dir.join("vmlinuz")).map_err(|e| failed(e.to_string()))?;

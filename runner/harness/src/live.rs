@@ -48,7 +48,7 @@ impl Container {
     /// Runs the runtime's forced delete, within a deadline: the container's
     /// processes, state and cgroups go. False if it failed or hung.
     pub fn delete(&self) -> bool {
-        crate::target::run_bounded(
+        crate::targets::run_bounded(
             &self.delete.0,
             &self.delete.1,
             std::time::Duration::from_secs(30),

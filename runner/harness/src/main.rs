@@ -10,7 +10,7 @@ mod kernels;
 mod live;
 mod matrix;
 mod report;
-mod target;
+mod targets;
 mod trials;
 mod vm_run;
 
@@ -106,7 +106,7 @@ fn run() -> anyhow::Result<ExitCode> {
     if (cli.kernel.is_some() || cli.kernels.is_some())
         && targets
             .iter()
-            .any(|t| matches!(t, target::Target::Runtime(_)))
+            .any(|t| matches!(t, targets::Target::Runtime(_)))
     {
         anyhow::bail!("--runtime and --kernel/--kernels pick different targets: give one");
     }
@@ -152,7 +152,7 @@ fn run() -> anyhow::Result<ExitCode> {
     if let Some(vm) = vm {
         let in_vm_runner = vm.runner();
         let runner: trials::Runner = Arc::new(move |l: &discover::Loaded| {
-            if let Some(why) = target::Target::Host.cannot_run(&l.scenario) {
+            if let Some(why) = targets::Target::Host.cannot_run(&l.scenario) {
                 return vec![orphanage_scenario::Event::Finished {
                     verdict: orphanage_scenario::Verdict::unsupported(why),
                     steps_ms: 0.0,
@@ -250,7 +250,7 @@ fn agent_and_subreaper(cli: &cli::Cli) -> anyhow::Result<AgentBinary> {
 
 /// The targets the command line asks for, checked before anything runs.
 struct Chosen {
-    targets: Vec<target::Target>,
+    targets: Vec<targets::Target>,
     /// Each runtime's `--version`, for the report.
     versions: Vec<String>,
     /// Bundles and runtime state; removed when dropped.
@@ -272,10 +272,10 @@ fn choose_targets(cli: &cli::Cli) -> anyhow::Result<Chosen> {
     if cli.init.is_some() && runtime_args.is_empty() {
         anyhow::bail!("--init puts an init program in a container: it needs --runtime");
     }
-    let init = cli.init.as_deref().map(target::resolve_init).transpose()?;
+    let init = cli.init.as_deref().map(targets::resolve_init).transpose()?;
     let runtimes: Vec<(String, std::path::PathBuf)> = runtime_args
         .iter()
-        .map(|a| Ok((a.clone(), target::resolve_runtime(a)?)))
+        .map(|a| Ok((a.clone(), targets::resolve_runtime(a)?)))
         .collect::<anyhow::Result<_>>()?;
     // Bundles and the runtimes' state live here, removed at the end or on Ctrl-C.
     let work_dir = if runtimes.is_empty() {
@@ -298,11 +298,11 @@ fn choose_targets(cli: &cli::Cli) -> anyhow::Result<Chosen> {
             .unwrap_or(dir)
             .join(format!("state-{i}"));
         std::fs::create_dir_all(&root).context("cannot create the runtime state directory")?;
-        let cli_ = target::RuntimeCli {
+        let cli_ = targets::RuntimeCli {
             program: program.clone(),
             root,
         };
-        versions.push(target::check_runtime(&cli_, arg)?);
+        versions.push(targets::check_runtime(&cli_, arg)?);
         let mut label = program
             .file_name()
             .map_or("runtime".into(), |n| n.to_string_lossy().into_owned());
@@ -315,7 +315,7 @@ fn choose_targets(cli: &cli::Cli) -> anyhow::Result<Chosen> {
         if let Some(init) = &init {
             label = format!("{label}+{}", init.name());
         }
-        targets.push(target::Target::Runtime(target::RuntimeTarget {
+        targets.push(targets::Target::Runtime(targets::RuntimeTarget {
             label,
             cli: cli_,
             work_dir: dir.to_path_buf(),
@@ -323,7 +323,7 @@ fn choose_targets(cli: &cli::Cli) -> anyhow::Result<Chosen> {
         }));
     }
     if targets.is_empty() {
-        targets.push(target::Target::Host);
+        targets.push(targets::Target::Host);
     }
     Ok(Chosen {
         targets,
@@ -333,12 +333,12 @@ fn choose_targets(cli: &cli::Cli) -> anyhow::Result<Chosen> {
 }
 
 /// One trivial container per runtime: the first that cannot run here says why, once.
-fn smoke_test_all(targets: &[target::Target], agent: &std::path::Path) -> Option<String> {
+fn smoke_test_all(targets: &[targets::Target], agent: &std::path::Path) -> Option<String> {
     targets.iter().find_map(|t| match t {
-        target::Target::Runtime(r) => target::smoke_test(r, agent)
+        targets::Target::Runtime(r) => targets::smoke_test(r, agent)
             .err()
             .map(|why| format!("{} cannot run a container on this machine: {why}", r.label)),
-        target::Target::Host | target::Target::Vm(_) => None,
+        targets::Target::Host | targets::Target::Vm(_) => None,
     })
 }
 
@@ -374,7 +374,7 @@ fn explore_command(cli: &cli::Cli, args: &explore::ExploreArgs) -> anyhow::Resul
         anyhow::bail!("explore runs on one target: give --runtime once");
     }
     if let Some(kernel) = &cli.kernel {
-        if matches!(targets[0], target::Target::Runtime(_)) {
+        if matches!(targets[0], targets::Target::Runtime(_)) {
             anyhow::bail!("--runtime and --kernel pick different targets: give one");
         }
         // One boot per tree: slow under TCG, but any kernel can be explored.
@@ -386,7 +386,7 @@ fn explore_command(cli: &cli::Cli, args: &explore::ExploreArgs) -> anyhow::Resul
         agent.remove();
         return Ok(ExitCode::from(3));
     }
-    let target = target::Bound {
+    let target = targets::Bound {
         target: targets.remove(0),
         agent: agent.path().to_path_buf(),
     };

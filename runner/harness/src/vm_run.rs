@@ -8,7 +8,7 @@ use crate::discover::Loaded;
 use crate::kernels::{self, FetchError, Kernel};
 use crate::matrix::{self, Column, Figures};
 use crate::report::TrialRecord;
-use crate::target::vm::{self, Batch, Chosen, Progress, VmRun};
+use crate::targets::vm::{self, Batch, Chosen, Progress, VmRun};
 use crate::{live, trials};
 use anyhow::{bail, Context};
 use orphanage_scenario::{Outcome, VmScenario};
@@ -92,7 +92,7 @@ fn boot_floor(
 }
 
 /// `explore --kernel`: a target that boots the kernel once per generated tree.
-pub fn explore_target(cli: &Cli, image: &Path) -> anyhow::Result<crate::target::Target> {
+pub fn explore_target(cli: &Cli, image: &Path) -> anyhow::Result<crate::targets::Target> {
     // The user's input first: a file that is not a kernel is bad input
     // whether or not QEMU is installed.
     vm::check_kernel_file(image).map_err(anyhow::Error::msg)?;
@@ -104,7 +104,7 @@ pub fn explore_target(cli: &Cli, image: &Path) -> anyhow::Result<crate::target::
         chosen.accel.as_str(),
         chosen.why
     );
-    Ok(crate::target::Target::Vm(crate::target::VmTarget {
+    Ok(crate::targets::Target::Vm(crate::targets::VmTarget {
         label: image
             .file_name()
             .map_or("kernel".into(), |n| n.to_string_lossy().into_owned()),
@@ -532,7 +532,7 @@ fn run_host_cell(k: &Kernel, agent: &Path, selected: &[Loaded], board: (&Board, 
         .map(|l| {
             let begun = std::time::Instant::now();
             let mut events = Vec::new();
-            crate::target::Target::Host.run(agent, &l.scenario, &mut |e| events.push(e.clone()));
+            crate::targets::Target::Host.run(agent, &l.scenario, &mut |e| events.push(e.clone()));
             TrialRecord::from_events(&l.name, &l.area, &events, begun.elapsed())
         })
         .collect();

@@ -6,7 +6,7 @@ use super::compare::{compare, Checked};
 use super::options::Options;
 use super::save;
 use crate::live;
-use crate::target::Bound;
+use crate::targets::Bound;
 use orphanage_scenario::model::{tree_strategy, Defect, Generated, Tree};
 use orphanage_scenario::{parse, Event, Outcome};
 use proptest::strategy::{Strategy, ValueTree};
