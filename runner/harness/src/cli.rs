@@ -35,6 +35,14 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
+    /// Write JUnit XML (one testsuite per target; unsupported is skipped with its reason), as CI systems read it.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Write every event of every trial as it happens, one JSON line each (what the agent saw: spawns, observations, steps).
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+
     /// Run the suite in containers made by this OCI runtime (a path, or a name
     /// on PATH). Repeat it to compare runtimes side by side. Without it, the
     /// RUNTIME environment variable is used if set; otherwise the host kernel.
@@ -60,7 +68,7 @@ pub struct Cli {
     pub kernel: Option<PathBuf>,
 
     /// Run the suite in every kernel of this matrix file and print a matrix (scenarios x kernels).
-    #[arg(long, value_name = "FILE", conflicts_with = "report")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["report", "junit", "events"])]
     pub kernels: Option<PathBuf>,
 
     /// With --kernels: only these kernels, by name (comma-separated or repeated).
@@ -126,4 +134,54 @@ pub enum KernelsCommand {
         kernels: Option<PathBuf>,
         names: Vec<String>,
     },
+}
+
+/// `--format ktap` is orphanage's, not libtest's: takes it out of the
+/// arguments before clap sees them (libtest-mimic knows only pretty, terse
+/// and json) and says whether it was there.
+pub fn take_format_ktap(args: Vec<std::ffi::OsString>) -> (Vec<std::ffi::OsString>, bool) {
+    let mut out = Vec::with_capacity(args.len());
+    let mut ktap = false;
+    let mut iter = args.into_iter().peekable();
+    while let Some(arg) = iter.next() {
+        if arg == "--format=ktap" {
+            ktap = true;
+        } else if arg == "--format" && iter.peek().is_some_and(|v| v == "ktap") {
+            iter.next();
+            ktap = true;
+        } else if arg == "--" {
+            // Everything after `--` is positional: leave it alone.
+            out.push(arg);
+            out.extend(iter.by_ref());
+        } else {
+            out.push(arg);
+        }
+    }
+    (out, ktap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case(&["orphanage", "--format", "ktap", "zombie::"], &["orphanage", "zombie::"], true)]
+    #[case(&["orphanage", "--format=ktap"], &["orphanage"], true)]
+    #[case(&["orphanage", "--format", "json"], &["orphanage", "--format", "json"], false)]
+    #[case(&["orphanage", "--", "--format", "ktap"], &["orphanage", "--", "--format", "ktap"], false)]
+    fn ktap_is_taken_out_before_clap(
+        #[case] args: &[&str],
+        #[case] left: &[&str],
+        #[case] ktap: bool,
+    ) {
+        let (out, found) = take_format_ktap(args.iter().map(Into::into).collect());
+        assert_eq!(
+            out,
+            left.iter()
+                .map(std::ffi::OsString::from)
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(found, ktap);
+    }
 }

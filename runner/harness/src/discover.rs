@@ -10,6 +10,9 @@ pub struct Loaded {
     /// `area::name`.
     pub name: String,
     pub area: String,
+    /// The file it came from, relative to the working directory when it is
+    /// under it (`suites/area/name.yaml`), so reports can point at it.
+    pub file: PathBuf,
     pub scenario: Scenario,
 }
 
@@ -81,6 +84,20 @@ pub fn test_name(file: &Path) -> Result<(String, String), DiscoverError> {
     Ok((format!("{area}::{name}"), area))
 }
 
+/// A path as a user would type it from here: relative when under the
+/// working directory, else as given.
+pub fn shown_path(path: &Path) -> PathBuf {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| {
+            let abs = std::fs::canonicalize(path).ok()?;
+            abs.strip_prefix(std::fs::canonicalize(cwd).ok()?)
+                .ok()
+                .map(Path::to_path_buf)
+        })
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
 /// Loads every scenario, or returns every error (each one line), so a user fixes them all at once.
 pub fn load_all(root: &Path) -> Result<Vec<Loaded>, Vec<DiscoverError>> {
     let files = scenario_files(root).map_err(|e| vec![e])?;
@@ -94,6 +111,7 @@ pub fn load_all(root: &Path) -> Result<Vec<Loaded>, Vec<DiscoverError>> {
             Ok(Loaded {
                 name,
                 area,
+                file: shown_path(&path),
                 scenario,
             })
         });

@@ -9,7 +9,7 @@ mod explore;
 mod kernels;
 mod live;
 mod matrix;
-mod report;
+mod reporting;
 mod targets;
 mod trials;
 mod vm_run;
@@ -17,6 +17,7 @@ mod vm_run;
 use agent_binary::AgentBinary;
 use anyhow::Context;
 use clap::Parser;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -61,7 +62,11 @@ fn default_suites() -> PathBuf {
 }
 
 fn run() -> anyhow::Result<ExitCode> {
-    let cli = cli::Cli::parse();
+    let (args, ktap) = cli::take_format_ktap(std::env::args_os().collect());
+    let cli = cli::Cli::parse_from(args);
+    if ktap && (cli.command.is_some() || cli.kernels.is_some() || cli.check || cli.test.list) {
+        anyhow::bail!("--format ktap reports scenario runs: it cannot be used with explore, --kernels, --check or --list");
+    }
     if let Some(cli::Command::Explore(args)) = &cli.command {
         return explore_command(&cli, args);
     }
@@ -140,37 +145,45 @@ fn run() -> anyhow::Result<ExitCode> {
         Some(kernel) => Some(vm_run::prepare_single(&cli, kernel, &in_vm)?),
         None => None,
     };
-    // Open the report now: a bad path is bad input, found before anything runs.
-    let report_file = match &cli.report {
-        Some(p) => Some(
-            std::fs::File::create(p)
-                .with_context(|| format!("cannot write report {}", p.display()))?,
-        ),
-        None => None,
-    };
-    let records: trials::Records = Arc::new(Mutex::new(Vec::new()));
+    // Open the reports now: a bad path is bad input, found before anything runs.
+    let cells = Arc::new(Mutex::new(cells_of(&targets, &versions, vm.is_some())));
+    let reporters = Arc::new(reporters_for(&cli, &targets, cells.clone(), ktap)?);
+    let selected = targets
+        .iter()
+        .flat_map(|t| {
+            loaded
+                .iter()
+                .map(move |l| format!("{}{}", t.prefix(), l.name))
+        })
+        .filter(|name| {
+            !cli.test
+                .is_filtered_out(&libtest_mimic::Trial::test(name, || Ok(())))
+        })
+        .count();
+    reporters.emit(&reporting::RunEvent::RunStarted { selected });
     if let Some(vm) = vm {
         let in_vm_runner = vm.runner();
-        let runner: trials::Runner = Arc::new(move |l: &discover::Loaded| {
+        let runner: trials::Runner = Arc::new(move |l, on_event| {
             if let Some(why) = targets::Target::Host.cannot_run(&l.scenario) {
-                return vec![orphanage_scenario::Event::Finished {
-                    verdict: orphanage_scenario::Verdict::unsupported(why),
-                    steps_ms: 0.0,
-                }];
+                return on_event(&unsupported(why));
             }
-            in_vm_runner(l)
+            in_vm_runner(l, on_event)
         });
-        let trials = trials::build(&loaded, &[(String::new(), runner)], records.clone());
+        let vm_trials = trials::TargetTrials {
+            prefix: String::new(),
+            label: "vm".into(),
+            runner,
+        };
+        let trials = trials::build(&loaded, &[vm_trials], reporters.clone());
         let conclusion = libtest_mimic::run(&cli.test, trials);
         if live::interrupted() {
             live::stand_down();
         }
         vm.summarize();
-        if let Some(file) = report_file {
-            let results = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
-            let report = report::Report::with_kernel("vm", &vm.release(), results);
-            serde_json::to_writer_pretty(file, &report).context("cannot write the report")?;
+        for cell in cells.lock().unwrap_or_else(|p| p.into_inner()).iter_mut() {
+            cell.kernel = vm.release();
         }
+        reporters.finish()?;
         return Ok(conclusion.exit_code());
     }
     let mut agent = agent_and_subreaper(&cli)?;
@@ -182,57 +195,140 @@ fn run() -> anyhow::Result<ExitCode> {
         }
     }
 
-    let runners: Vec<(String, trials::Runner)> = targets
+    let runners: Vec<trials::TargetTrials> = targets
         .iter()
         .map(|t| {
-            let prefix = t.prefix();
-            let (t, agent) = (t.clone(), agent.path().to_path_buf());
-            let runner: trials::Runner = Arc::new(move |l: &discover::Loaded| {
-                let mut events = Vec::new();
-                match t.cannot_run(&l.scenario) {
-                    Some(why) => events.push(orphanage_scenario::Event::Finished {
-                        verdict: orphanage_scenario::Verdict::unsupported(why),
-                        steps_ms: 0.0,
-                    }),
-                    None => t.run(&agent, &l.scenario, &mut |e| events.push(e.clone())),
-                }
-                events
-            });
-            (prefix, runner)
+            let (target, agent) = (t.clone(), agent.path().to_path_buf());
+            let runner: trials::Runner =
+                Arc::new(move |l, on_event| match target.cannot_run(&l.scenario) {
+                    Some(why) => on_event(&unsupported(why)),
+                    None => target.run(&agent, &l.scenario, on_event),
+                });
+            trials::TargetTrials {
+                prefix: t.prefix(),
+                label: t.label().to_string(),
+                runner,
+            }
         })
         .collect();
-    let trials = trials::build(&loaded, &runners, records.clone());
+    let trials = trials::build(&loaded, &runners, reporters.clone());
 
     let conclusion = libtest_mimic::run(&cli.test, trials);
     if live::interrupted() {
         live::stand_down();
     }
-    let results = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
-    if targets.len() > 1 && !results.is_empty() {
-        let labels: Vec<&str> = targets.iter().map(|t| t.label()).collect();
-        println!("{}", report::side_by_side(&results, &labels));
-    }
-    if let Some(file) = report_file {
-        let target = if versions.is_empty() {
-            "host".to_string()
-        } else {
-            targets
-                .iter()
-                .zip(&versions)
-                .map(|(t, v)| format!("{} ({v})", t.label()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let report = report::Report::new(&target, results);
-        serde_json::to_writer_pretty(file, &report).context("cannot write the report")?;
-    }
+    let written = reporters.finish();
     agent.remove();
     drop(work_dir);
     // As a subreaper we may hold orphans that died in the last moments (a
     // container's processes are ours once its init is gone): reap them all,
     // or they would outlive us as zombies.
     live::sweep_children(std::time::Duration::from_secs(5));
+    written?;
     Ok(conclusion.exit_code())
+}
+
+/// The verdict of a scenario this target cannot run at all.
+fn unsupported(why: String) -> orphanage_scenario::Event {
+    orphanage_scenario::Event::Finished {
+        verdict: orphanage_scenario::Verdict::unsupported(why),
+        steps_ms: 0.0,
+    }
+}
+
+/// One report cell per target, as far as it is known before the run (a VM's
+/// kernel release is filled in once it has booted).
+fn cells_of(
+    targets: &[targets::Target],
+    versions: &[String],
+    in_vm: bool,
+) -> Vec<reporting::CellInfo> {
+    let host_release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if in_vm {
+        return vec![reporting::CellInfo {
+            name: "vm".into(),
+            kind: "vm".into(),
+            kernel: String::new(),
+            version: None,
+            init: None,
+            summary: Default::default(),
+        }];
+    }
+    targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| reporting::CellInfo {
+            name: t.label().to_string(),
+            kind: match t {
+                targets::Target::Host => "host",
+                targets::Target::Runtime(_) => "runtime",
+                targets::Target::Vm(_) => "vm",
+            }
+            .into(),
+            kernel: host_release.clone(),
+            version: versions.get(i).cloned(),
+            init: match t {
+                targets::Target::Runtime(r) => r.init.as_ref().map(|i| i.name().to_string()),
+                _ => None,
+            },
+            summary: Default::default(),
+        })
+        .collect()
+}
+
+/// The reporters this command line asks for, their files opened already.
+fn reporters_for(
+    cli: &cli::Cli,
+    targets: &[targets::Target],
+    cells: Arc<Mutex<Vec<reporting::CellInfo>>>,
+    ktap: bool,
+) -> anyhow::Result<reporting::Reporters> {
+    let mut reporters: Vec<Box<dyn reporting::Reporter>> = Vec::new();
+    if ktap {
+        // KTAP owns standard output; libtest's lines and everything else
+        // printed from here on go to standard error instead.
+        let stdout = std::io::stdout().as_fd().try_clone_to_owned()?;
+        // SAFETY: dup2 on two open descriptors; fd 1 is replaced atomically.
+        if unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) } < 0 {
+            anyhow::bail!(
+                "cannot move libtest's output to stderr: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        reporters.push(Box::new(reporting::KtapReport::new(
+            std::io::LineWriter::new(std::fs::File::from(stdout)),
+        )));
+    }
+    if cli.test.list && (cli.report.is_some() || cli.junit.is_some() || cli.events.is_some()) {
+        anyhow::bail!(
+            "--list runs nothing, so a report would be empty: drop --report, --junit and --events"
+        );
+    }
+    {
+        let command_line: Vec<String> = std::env::args().collect();
+        if let Some(p) = &cli.report {
+            let json = reporting::JsonReport::create(p.clone(), command_line, cells)
+                .with_context(|| format!("cannot write report {}", p.display()))?;
+            reporters.push(Box::new(json));
+        }
+        if let Some(p) = &cli.events {
+            let log = reporting::EventLog::create(p.clone())
+                .with_context(|| format!("cannot write event log {}", p.display()))?;
+            reporters.push(Box::new(log));
+        }
+        if let Some(p) = &cli.junit {
+            let junit = reporting::JunitReport::create(p.clone())
+                .with_context(|| format!("cannot write JUnit report {}", p.display()))?;
+            reporters.push(Box::new(junit));
+        }
+    }
+    if targets.len() > 1 {
+        let labels = targets.iter().map(|t| t.label().to_string()).collect();
+        reporters.push(Box::new(reporting::SideBySide::new(labels)));
+    }
+    Ok(reporting::Reporters::new(reporters))
 }
 
 /// The agent for this run (`--agent`, or the embedded one written to a private

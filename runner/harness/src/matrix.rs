@@ -2,7 +2,7 @@
 //! scenario's outcome in that kernel. Rendered as text (printed at the end of
 //! a run), Markdown and a self-contained HTML page (`--matrix-report DIR`).
 
-use crate::report::TrialRecord;
+use crate::reporting::TrialRecord;
 use orphanage_scenario::Outcome;
 use std::fmt::Write;
 use std::time::Duration;
@@ -226,9 +226,14 @@ mod tests {
     use orphanage_scenario::{Event, Verdict};
 
     fn record(name: &str, v: Verdict) -> TrialRecord {
+        let trial = crate::reporting::TrialInfo {
+            name: name.into(),
+            area: "memfd".into(),
+            file: format!("suites/{}.yaml", name.replace("::", "/")).into(),
+            target: "6.1".into(),
+        };
         TrialRecord::from_events(
-            name,
-            "memfd",
+            &trial,
             &[Event::Finished {
                 verdict: v,
                 steps_ms: 0.0,

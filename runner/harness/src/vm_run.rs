@@ -7,7 +7,7 @@ use crate::cli::{Cli, KernelsCli, KernelsCommand};
 use crate::discover::Loaded;
 use crate::kernels::{self, FetchError, Kernel};
 use crate::matrix::{self, Column, Figures};
-use crate::report::TrialRecord;
+use crate::reporting::TrialRecord;
 use crate::targets::vm::{self, Batch, Chosen, Progress, VmRun};
 use crate::{live, trials};
 use anyhow::{bail, Context};
@@ -194,7 +194,11 @@ impl SingleVm {
 
     pub fn runner(self: &Arc<Self>) -> trials::Runner {
         let me = self.clone();
-        Arc::new(move |l: &Loaded| me.run().2.events_of(&l.name))
+        Arc::new(move |l: &Loaded, on_event| {
+            for e in me.run().2.events_of(&l.name) {
+                on_event(&e);
+            }
+        })
     }
 
     pub fn release(&self) -> String {
@@ -336,7 +340,7 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
                         image,
                         &agent,
                         (&chosen, cpus),
-                        &scenarios,
+                        (&scenarios, selected),
                         cli.boot_floor,
                         (&board, i),
                     ),
@@ -452,7 +456,7 @@ fn run_cell(
     image: &Path,
     agent: &[u8],
     (chosen, cpus): (&Chosen, u32),
-    scenarios: &[VmScenario],
+    (scenarios, selected): (&[VmScenario], &[Loaded]),
     with_floor: bool,
     board: (&Board, usize),
 ) -> Column {
@@ -489,18 +493,16 @@ fn run_cell(
             done == total || done % 20 == 0,
         ),
     });
-    let records: Vec<TrialRecord> = scenarios
+    let records: Vec<TrialRecord> = selected
         .iter()
-        .map(|s| {
-            let events = run.events_of(&s.name);
-            let area = s.name.split("::").next().unwrap_or_default();
+        .map(|l| {
+            let events = run.events_of(&l.name);
             let steps_ms = events.iter().find_map(|e| match e {
                 orphanage_scenario::Event::Finished { steps_ms, .. } => Some(*steps_ms),
                 _ => None,
             });
             TrialRecord::from_events(
-                &s.name,
-                area,
+                &trials::trial_info("", &k.name, l),
                 &events,
                 Duration::from_secs_f64(steps_ms.unwrap_or(0.0) / 1000.0),
             )
@@ -533,7 +535,11 @@ fn run_host_cell(k: &Kernel, agent: &Path, selected: &[Loaded], board: (&Board, 
             let begun = std::time::Instant::now();
             let mut events = Vec::new();
             crate::targets::Target::Host.run(agent, &l.scenario, &mut |e| events.push(e.clone()));
-            TrialRecord::from_events(&l.name, &l.area, &events, begun.elapsed())
+            TrialRecord::from_events(
+                &trials::trial_info("", &k.name, l),
+                &events,
+                begun.elapsed(),
+            )
         })
         .collect();
     let release = nix::sys::utsname::uname()

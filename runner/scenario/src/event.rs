@@ -79,6 +79,31 @@ impl fmt::Display for Outcome {
 pub struct Verdict {
     pub outcome: Outcome,
     pub reason: String,
+    /// What kind of fail it is, when it is more than a wrong answer. Absent
+    /// for an ordinary verdict, so older agents' lines still parse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<FailKind>,
+}
+
+/// Fails that reporters treat apart, as nextest does: a scenario that ran out
+/// of time, and one that left processes behind. Both are fails of the target
+/// (its processes did not end, or did not go), never of the harness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailKind {
+    /// The scenario passed its deadline and was killed with its whole tree.
+    Timeout,
+    /// Processes outlived the scenario (or its container) and had to be killed.
+    Leak,
+}
+
+impl FailKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailKind::Timeout => "timeout",
+            FailKind::Leak => "leak",
+        }
+    }
 }
 
 impl Verdict {
@@ -86,24 +111,42 @@ impl Verdict {
         Verdict {
             outcome: Outcome::Pass,
             reason: String::new(),
+            kind: None,
         }
     }
     pub fn fail(reason: impl Into<String>) -> Self {
         Verdict {
             outcome: Outcome::Fail,
             reason: reason.into(),
+            kind: None,
         }
     }
     pub fn unsupported(reason: impl Into<String>) -> Self {
         Verdict {
             outcome: Outcome::Unsupported,
             reason: reason.into(),
+            kind: None,
+        }
+    }
+    /// The scenario ran past its deadline: a fail of kind timeout.
+    pub fn timeout(reason: impl Into<String>) -> Self {
+        Verdict {
+            kind: Some(FailKind::Timeout),
+            ..Verdict::fail(reason)
+        }
+    }
+    /// Processes outlived the scenario: a fail of kind leak.
+    pub fn leak(reason: impl Into<String>) -> Self {
+        Verdict {
+            kind: Some(FailKind::Leak),
+            ..Verdict::fail(reason)
         }
     }
     pub fn broken(reason: impl Into<String>) -> Self {
         Verdict {
             outcome: Outcome::Broken,
             reason: reason.into(),
+            kind: None,
         }
     }
 }

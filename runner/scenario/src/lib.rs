@@ -16,7 +16,7 @@ mod vm_wire;
 
 pub use deadline::{Deadline, DEFAULT_DEADLINE, MAX_DEADLINE};
 pub use emit::to_yaml;
-pub use event::{Event, Outcome, Verdict};
+pub use event::{Event, FailKind, Outcome, Verdict};
 pub use feature::Feature;
 pub use kernel_names::{signal_name, ErrnoName, MfdFlag, Seal, SignalName, WaitFlag};
 pub use names::{ActorRef, HandleRef, NewHandle, NewName};

@@ -80,7 +80,7 @@ pub fn verdict_without_finish(
         format!("; agent stderr: {stderr_tail}")
     };
     match end {
-        AgentEnd::TimedOut => Verdict::fail(format!(
+        AgentEnd::TimedOut => Verdict::timeout(format!(
             "timeout after {deadline_secs} s (last step reached: {reached})"
         )),
         AgentEnd::Status(s) if libc_wifsignaled(s) => Verdict::broken(format!(

@@ -1,0 +1,25 @@
+//! Reporting: the executor emits one stream of events and every output is a
+//! reporter that consumes it (the JSON report, JUnit, KTAP, the event log,
+//! the side-by-side table).
+//! A new output format is one new file here.
+
+mod event;
+mod event_log;
+mod json;
+mod junit;
+mod ktap;
+mod record;
+mod reporter;
+mod side_by_side;
+mod time;
+
+pub use event::{RunEvent, TrialInfo};
+pub use event_log::EventLog;
+pub use json::{CellInfo, JsonReport};
+pub use junit::JunitReport;
+pub use ktap::KtapReport;
+pub use record::{RecordFold, TrialRecord};
+#[cfg(test)]
+pub use reporter::ReportError;
+pub use reporter::{Reporter, Reporters};
+pub use side_by_side::SideBySide;

@@ -1,0 +1,112 @@
+//! The reporter interface, and the fan-out the executor talks to.
+
+use super::event::RunEvent;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("failed to write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("failed to encode {}: {source}", path.display())]
+    Encode {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// Consumes the run's events. Reporters never see each other, and only the
+/// ones that print may print.
+pub trait Reporter: Send {
+    fn report(&mut self, event: &RunEvent<'_>) -> Result<(), ReportError>;
+}
+
+/// Every reporter of a run, fed in order from whichever trial thread has news.
+#[derive(Default)]
+pub struct Reporters {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    reporters: Vec<Box<dyn Reporter>>,
+    /// The first failure, kept for the end of the run: a report that cannot be
+    /// written must not stop the scenarios (or their cleanup) half-way.
+    error: Option<ReportError>,
+}
+
+impl Reporters {
+    pub fn new(reporters: Vec<Box<dyn Reporter>>) -> Self {
+        Reporters {
+            inner: Mutex::new(Inner {
+                reporters,
+                error: None,
+            }),
+        }
+    }
+
+    pub fn emit(&self, event: &RunEvent<'_>) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let Inner { reporters, error } = &mut *inner;
+        for r in reporters.iter_mut() {
+            if let Err(e) = r.report(event) {
+                error.get_or_insert(e);
+            }
+        }
+    }
+
+    /// Ends the run: every reporter writes, and the first error is returned.
+    pub fn finish(&self) -> Result<(), ReportError> {
+        self.emit(&RunEvent::RunFinished);
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match inner.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    struct Counting(Arc<Mutex<Vec<String>>>, bool);
+
+    impl Reporter for Counting {
+        fn report(&mut self, event: &RunEvent<'_>) -> Result<(), ReportError> {
+            let name = match event {
+                RunEvent::RunStarted { .. } => "started",
+                RunEvent::RunFinished => "finished",
+                _ => "other",
+            };
+            self.0.lock().unwrap().push(name.into());
+            if self.1 && name == "finished" {
+                return Err(ReportError::Write {
+                    path: "x.json".into(),
+                    source: std::io::Error::other("disk full"),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_reporter_hears_every_event_and_the_first_error_is_kept() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let reporters = Reporters::new(vec![
+            Box::new(Counting(seen.clone(), true)),
+            Box::new(Counting(seen.clone(), false)),
+        ]);
+        reporters.emit(&RunEvent::RunStarted { selected: 1 });
+        let err = reporters.finish().unwrap_err();
+        assert_eq!(err.to_string(), "failed to write x.json: disk full");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["started", "started", "finished", "finished"]
+        );
+    }
+}
