@@ -96,6 +96,10 @@ pub struct Cli {
 
     #[command(flatten)]
     pub test: libtest_mimic::Arguments,
+
+    /// Print the version. (libtest-mimic's flattened arguments turn clap's own flag off.)
+    #[arg(short = 'V', long = "version", action = clap::ArgAction::Version)]
+    version: (),
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -104,20 +108,14 @@ pub enum Command {
     /// the kernel did with what a reference model of reparenting predicts. On
     /// a disagreement, shrink it to a minimal tree and save that as a scenario.
     Explore(crate::explore::ExploreArgs),
+    /// Manage the kernels of the VM matrix: fetch them once, or print their paths.
+    Kernels {
+        #[command(subcommand)]
+        command: KernelsCommand,
+    },
 }
 
 /// `orphanage kernels ...`: managing the matrix's kernels.
-#[derive(Parser, Debug)]
-#[command(
-    name = "orphanage kernels",
-    version,
-    about = "Manage the kernels of the VM matrix."
-)]
-pub struct KernelsCli {
-    #[command(subcommand)]
-    pub command: KernelsCommand,
-}
-
 #[derive(Subcommand, Debug)]
 pub enum KernelsCommand {
     /// Download the matrix's Debian kernel packages once (apt-get with a private sources list and state), keeping each kernel image in the cache.
@@ -134,6 +132,18 @@ pub enum KernelsCommand {
         kernels: Option<PathBuf>,
         names: Vec<String>,
     },
+}
+
+/// A clap error as one line, as README promises for bad input: clap's first
+/// line without its `error: ` label (the usage and tips that follow are what
+/// `--help` is for).
+pub fn one_line_error(rendered: &str) -> String {
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    format!("{first} (see --help)")
 }
 
 /// `--format ktap` is orphanage's, not libtest's: takes it out of the
@@ -164,6 +174,29 @@ pub fn take_format_ktap(args: Vec<std::ffi::OsString>) -> (Vec<std::ffi::OsStrin
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    #[test]
+    fn clap_errors_become_one_line() {
+        let err = Cli::try_parse_from(["orphanage", "--bogus"]).unwrap_err();
+        let line = one_line_error(&err.render().to_string());
+        assert_eq!(line, "unexpected argument '--bogus' found (see --help)");
+        let err = Cli::try_parse_from(["orphanage", "--vm-cpus", "0"]).unwrap_err();
+        let line = one_line_error(&err.render().to_string());
+        assert!(!line.contains('\n') && line.contains("--vm-cpus"), "{line}");
+    }
+
+    #[test]
+    fn version_and_the_kernels_command_parse() {
+        let err = Cli::try_parse_from(["orphanage", "-V"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayVersion);
+        let cli = Cli::try_parse_from(["orphanage", "kernels", "path", "6.1"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Kernels {
+                command: KernelsCommand::Path { .. }
+            })
+        ));
+    }
 
     #[rstest]
     #[case(&["orphanage", "--format", "ktap", "zombie::"], &["orphanage", "zombie::"], true)]

@@ -147,6 +147,25 @@ impl Entry {
 static LIVE: Mutex<BTreeMap<u64, Entry>> = Mutex::new(BTreeMap::new());
 static NEXT: AtomicU64 = AtomicU64::new(0);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Set once the interrupt thread is waiting for signals.
+static HANDLER_INSTALLED: AtomicBool = AtomicBool::new(false);
+/// The reader of our stdout went away: the interrupt thread cleans up as for
+/// SIGTERM, but says nothing and exits as a process killed by SIGPIPE would.
+static OUTPUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// stdout's reader is gone (`orphanage | head`): clean up everything running,
+/// quietly, and exit 141 (128 + SIGPIPE). Called from the thread whose print
+/// failed; it never returns.
+pub fn output_closed() -> ! {
+    OUTPUT_CLOSED.store(true, Ordering::SeqCst);
+    if !HANDLER_INSTALLED.load(Ordering::SeqCst) {
+        // Nothing was started yet, so nothing needs cleaning up.
+        std::process::exit(128 + libc::SIGPIPE);
+    }
+    // SAFETY: a signal to ourselves; the interrupt thread takes it.
+    unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+    stand_down()
+}
 
 /// Whether Ctrl-C or SIGTERM arrived. Then the interrupt thread owns the exit:
 /// other threads must not print conclusions or pick exit codes.
@@ -640,10 +659,12 @@ pub fn install_interrupt_handler() -> nix::Result<()> {
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
     set.thread_block()?;
+    HANDLER_INSTALLED.store(true, Ordering::SeqCst);
     std::thread::Builder::new()
         .name("interrupt".into())
         .spawn(move || {
             let Ok(signal) = set.wait() else { return };
+            let quiet = OUTPUT_CLOSED.load(Ordering::SeqCst);
             let (ids, spawned, containers) = {
                 let live = live();
                 INTERRUPTED.store(true, Ordering::SeqCst);
@@ -673,6 +694,9 @@ pub fn install_interrupt_handler() -> nix::Result<()> {
                 .iter()
             {
                 let _ = std::fs::remove_dir_all(dir);
+            }
+            if quiet {
+                std::process::exit(128 + libc::SIGPIPE);
             }
             eprintln!(
                 "\norphanage: {} received, killed {} running scenario tree(s)",

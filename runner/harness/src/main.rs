@@ -23,12 +23,16 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 fn main() -> ExitCode {
-    // `orphanage kernels ...` has its own flags; the suite's filters stay positional.
-    let result = if std::env::args_os().nth(1).is_some_and(|a| a == "kernels") {
-        vm_run::kernels_command(cli::KernelsCli::parse_from(std::env::args_os().skip(1)))
-    } else {
-        run()
-    };
+    // A closed stdout (`orphanage | head`) ends the run quietly, cleaned up,
+    // as other Unix tools end, instead of as a panic that reads like a failure.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if is_broken_pipe(info) {
+            live::output_closed();
+        }
+        default_hook(info)
+    }));
+    let result = run();
     if live::interrupted() {
         // The interrupt thread reports, cleans up and exits; whatever failed
         // here failed because of it.
@@ -41,6 +45,17 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Whether a panic is a print to a closed pipe (libtest-mimic unwraps its writes).
+fn is_broken_pipe(info: &std::panic::PanicHookInfo<'_>) -> bool {
+    let payload = info.payload();
+    let text = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("");
+    text.contains("kind: BrokenPipe") || text.contains("Broken pipe")
 }
 
 /// ./fixtures/kernels.yaml when run from the repository, else the source tree's.
@@ -63,7 +78,19 @@ fn default_suites() -> PathBuf {
 
 fn run() -> anyhow::Result<ExitCode> {
     let (args, ktap) = cli::take_format_ktap(std::env::args_os().collect());
-    let cli = cli::Cli::parse_from(args);
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => anyhow::bail!(cli::one_line_error(&e.render().to_string())),
+        Err(e) => {
+            // --help and --version.
+            e.print()?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    if let Some(cli::Command::Kernels { command }) = cli.command {
+        return vm_run::kernels_command(command);
+    }
+    check_flags(&cli)?;
     if ktap && (cli.command.is_some() || cli.kernels.is_some() || cli.check || cli.test.list) {
         anyhow::bail!("--format ktap reports scenario runs: it cannot be used with explore, --kernels, --check or --list");
     }
@@ -81,10 +108,29 @@ fn run() -> anyhow::Result<ExitCode> {
         }
     };
     if cli.check {
+        // Every file was parsed and validated; a filter narrows what is
+        // counted, and one that matches nothing is a typo as in a run.
+        let selected = loaded
+            .iter()
+            .filter(|l| {
+                !cli.test
+                    .is_filtered_out(&libtest_mimic::Trial::test(&l.name, || Ok(())))
+            })
+            .count();
+        if selected == 0 {
+            anyhow::bail!("no scenario in {} matches the filters", suites.display());
+        }
         println!(
-            "{} scenarios in {} are valid",
-            loaded.len(),
-            suites.display()
+            "{selected} scenarios in {} are valid{}",
+            suites.display(),
+            if selected < loaded.len() {
+                format!(
+                    " ({} filtered out; every file was checked)",
+                    loaded.len() - selected
+                )
+            } else {
+                String::new()
+            }
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -173,6 +219,7 @@ fn run() -> anyhow::Result<ExitCode> {
             prefix: String::new(),
             label: "vm".into(),
             runner,
+            agent_clock: true,
         };
         let trials = trials::build(&loaded, &[vm_trials], reporters.clone());
         let conclusion = libtest_mimic::run(&cli.test, trials);
@@ -184,7 +231,7 @@ fn run() -> anyhow::Result<ExitCode> {
             cell.kernel = vm.release();
         }
         reporters.finish()?;
-        return Ok(conclusion.exit_code());
+        return Ok(exit_code(&cli, &conclusion, &reporters));
     }
     let mut agent = agent_and_subreaper(&cli)?;
     if !cli.test.list {
@@ -208,6 +255,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 prefix: t.prefix(),
                 label: t.label().to_string(),
                 runner,
+                agent_clock: false,
             }
         })
         .collect();
@@ -225,7 +273,47 @@ fn run() -> anyhow::Result<ExitCode> {
     // or they would outlive us as zombies.
     live::sweep_children(std::time::Duration::from_secs(5));
     written?;
-    Ok(conclusion.exit_code())
+    Ok(exit_code(&cli, &conclusion, &reporters))
+}
+
+/// libtest's exit code, except that a run in which no scenario ran is never
+/// a green one.
+fn exit_code(
+    cli: &cli::Cli,
+    conclusion: &libtest_mimic::Conclusion,
+    reporters: &reporting::Reporters,
+) -> ExitCode {
+    if !cli.test.list && reporters.finished_trials() == 0 {
+        eprintln!("orphanage: no scenario ran");
+        return ExitCode::from(2);
+    }
+    conclusion.exit_code()
+}
+
+/// Flags that would be quietly ignored, or would run nothing, are refused
+/// before anything runs.
+fn check_flags(cli: &cli::Cli) -> anyhow::Result<()> {
+    if cli.test.test_threads == Some(0) {
+        anyhow::bail!("--test-threads must be at least 1");
+    }
+    if cli.test.ignored {
+        anyhow::bail!("--ignored runs only trials marked ignored ahead of time, and orphanage marks none (unsupported is decided by probing at run time): nothing would run");
+    }
+    if cli.test.bench {
+        anyhow::bail!("--bench: the scenarios are tests, not benchmarks (figures come from `cargo bench -p orphanage`): nothing would run");
+    }
+    if cli.runtime_root.is_some()
+        && cli.runtimes.is_empty()
+        && std::env::var_os("RUNTIME").is_none_or(|r| r.is_empty())
+    {
+        anyhow::bail!("--runtime-root keeps a runtime's state: it needs --runtime");
+    }
+    if matches!(cli.command, Some(cli::Command::Explore(_)))
+        && (cli.report.is_some() || cli.junit.is_some() || cli.events.is_some())
+    {
+        anyhow::bail!("explore writes no report: it prints its comparison and saves each disagreement as a scenario (--save-to)");
+    }
+    Ok(())
 }
 
 /// The verdict of a scenario this target cannot run at all.

@@ -3,7 +3,7 @@
 //! Everything a run needs is checked here first, so bad input exits 2
 //! before any VM starts.
 
-use crate::cli::{Cli, KernelsCli, KernelsCommand};
+use crate::cli::{Cli, KernelsCommand};
 use crate::discover::Loaded;
 use crate::kernels::{self, FetchError, Kernel};
 use crate::matrix::{self, Column, Figures};
@@ -565,8 +565,8 @@ fn run_host_cell(k: &Kernel, agent: &Path, selected: &[Loaded], board: (&Board, 
 }
 
 /// `orphanage kernels fetch|path`.
-pub fn kernels_command(cli: KernelsCli) -> anyhow::Result<ExitCode> {
-    let (file, names, fetch) = match cli.command {
+pub fn kernels_command(command: KernelsCommand) -> anyhow::Result<ExitCode> {
+    let (file, names, fetch) = match command {
         KernelsCommand::Fetch { kernels, names } => (kernels, names, true),
         KernelsCommand::Path { kernels, names } => (kernels, names, false),
     };

@@ -56,6 +56,11 @@ impl RecordFold {
         }
     }
 
+    /// The time the steps took, as the agent measured it.
+    pub fn steps(&self) -> Duration {
+        Duration::from_secs_f64(self.steps_ms.max(0.0) / 1000.0)
+    }
+
     pub fn finish(self, trial: &TrialInfo, duration: Duration) -> TrialRecord {
         TrialRecord {
             name: trial.name.clone(),

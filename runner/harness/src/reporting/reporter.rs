@@ -36,6 +36,8 @@ struct Inner {
     /// The first failure, kept for the end of the run: a report that cannot be
     /// written must not stop the scenarios (or their cleanup) half-way.
     error: Option<ReportError>,
+    /// Trials that ran to a record: a run with none ran nothing.
+    finished_trials: usize,
 }
 
 impl Reporters {
@@ -44,18 +46,32 @@ impl Reporters {
             inner: Mutex::new(Inner {
                 reporters,
                 error: None,
+                finished_trials: 0,
             }),
         }
     }
 
     pub fn emit(&self, event: &RunEvent<'_>) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let Inner { reporters, error } = &mut *inner;
+        if let RunEvent::TrialFinished { .. } = event {
+            inner.finished_trials += 1;
+        }
+        let Inner {
+            reporters, error, ..
+        } = &mut *inner;
         for r in reporters.iter_mut() {
             if let Err(e) = r.report(event) {
                 error.get_or_insert(e);
             }
         }
+    }
+
+    /// How many trials have finished so far.
+    pub fn finished_trials(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .finished_trials
     }
 
     /// Ends the run: every reporter writes, and the first error is returned.
