@@ -56,8 +56,8 @@ struct Running<'a> {
     spawned: Vec<(i32, u64)>,
 }
 
-/// Runs every scenario, at most `lanes` at a time; `report` gets each event
-/// worth keeping (notes, then the verdict) as it comes. Returns the
+/// Runs every scenario, at most `lanes` at a time; `report` gets each of
+/// its events as it comes, the verdict last. Returns the
 /// processes found left behind (see `clean_slate`).
 pub fn run_all(
     scenarios: &[VmScenario],
@@ -310,9 +310,8 @@ fn reap_next(on_ended: &mut dyn FnMut(i32, i32)) -> bool {
 }
 
 impl<'a> Running<'a> {
-    /// Reads what its pipes hold; notes go to `report` as they come (only
-    /// what the report keeps crosses the serial port; step progress stays
-    /// here for timeouts).
+    /// Reads what its pipes hold; every event but the verdict goes to
+    /// `report` as it comes.
     fn read(&mut self, report: &mut dyn FnMut(&VmScenario, &Event)) {
         for _ in 0..READS_IN_A_ROW {
             if self.reading.stderr_closed() || !readable_now(self.stderr.as_raw_fd()) {
@@ -328,15 +327,24 @@ impl<'a> Running<'a> {
             if self.events_ended.is_some() || !readable_now(self.events.as_raw_fd()) {
                 break;
             }
-            let open =
-                self.reading
-                    .take_events(self.events.as_raw_fd(), &mut |event| match event {
-                        Event::Note { .. } => report(scenario, event),
-                        Event::Spawned {
-                            pid, start_time, ..
-                        } if ours => spawned.push((*pid, *start_time)),
-                        _ => {}
-                    });
+            let open = self
+                .reading
+                .take_events(self.events.as_raw_fd(), &mut |event| {
+                    if let Event::Spawned {
+                        pid, start_time, ..
+                    } = event
+                    {
+                        if ours {
+                            spawned.push((*pid, *start_time));
+                        }
+                    }
+                    // Every event crosses the port, as on a host (explore
+                    // compares the observed ones with its model); the
+                    // verdict goes once the agent has ended (`conclude`).
+                    if !matches!(event, Event::Finished { .. }) {
+                        report(scenario, event);
+                    }
+                });
             if !open {
                 self.events_ended = Some(Instant::now());
             }

@@ -99,7 +99,7 @@ pub fn explore_target(cli: &Cli, image: &Path) -> anyhow::Result<crate::targets:
     check_qemu()?;
     let chosen = vm::choose_accel(cli.accel, image);
     eprintln!(
-        "orphanage: each tree boots {} in QEMU ({}: {})",
+        "orphanage: generated trees run in batches, one boot of {} in QEMU each ({}: {})",
         image.display(),
         chosen.accel.as_str(),
         chosen.why
@@ -111,6 +111,7 @@ pub fn explore_target(cli: &Cli, image: &Path) -> anyhow::Result<crate::targets:
         kernel: image.to_path_buf(),
         agent: agent_bytes(cli)?,
         accel: chosen.accel,
+        cpus: cli.vm_cpus.unwrap_or(vm::cpus_each(host_cores(), 1)),
     }))
 }
 

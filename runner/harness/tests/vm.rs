@@ -441,7 +441,8 @@ fn bad_input(args: &[&str], env: &[(&str, &str)], says: &str) -> Result<(), Fail
     )
 }
 
-/// explore works on a booted kernel too: each generated tree in its own VM.
+/// explore works on a booted kernel too: generated trees in one boot, every
+/// event forwarded so the observed ones are compared with the model.
 fn explore_in_a_vm(image: &Path) -> Result<(), Failed> {
     let tmp = tempfile::tempdir().unwrap();
     let vm_tmp = tmp.path().join("tmp");
@@ -510,7 +511,10 @@ fn main() {
             scenarios_side_by_side,
         ),
         vm_trial("vm::ctrl_c_leaves_no_qemu", interrupt_kills_qemu),
-        vm_trial("vm::explore_boots_a_vm_per_tree", explore_in_a_vm),
+        vm_trial(
+            "vm::explore_runs_generated_trees_in_one_boot",
+            explore_in_a_vm,
+        ),
         Trial::test("vm::bad_input::not_a_kernel_image", move || {
             bad_input(&["--kernel", &nk], &[], "not a kernel image")
         }),

@@ -61,6 +61,7 @@ pub fn compare(expected: &BTreeMap<usize, Vec<(String, Prediction)>>, events: &[
     let mut differences = vec![];
     let mut step = 0;
     let mut verdict = Verdict::broken("no verdict was reported");
+    let mut seen: std::collections::BTreeSet<(usize, &str)> = Default::default();
     for event in events {
         match event {
             Event::StepStarted { index, .. } => step = *index,
@@ -80,6 +81,7 @@ pub fn compare(expected: &BTreeMap<usize, Vec<(String, Prediction)>>, events: &[
                 else {
                     continue;
                 };
+                seen.insert((step, name.as_str()));
                 let mut differ = |what, expected: String, observed: String| {
                     if expected != observed {
                         differences.push(Difference {
@@ -116,6 +118,23 @@ pub fn compare(expected: &BTreeMap<usize, Vec<(String, Prediction)>>, events: &[
                 }
             }
             _ => {}
+        }
+    }
+    // A run that passed without reporting an observation checked nothing
+    // there: a target that drops events must not agree with the model.
+    if verdict.outcome == Outcome::Pass {
+        for (step, predictions) in expected {
+            for (name, _) in predictions {
+                if !seen.contains(&(*step, name.as_str())) {
+                    differences.push(Difference {
+                        step: step + 1,
+                        name: name.clone(),
+                        what: "observation",
+                        expected: "reported".into(),
+                        observed: "nothing".into(),
+                    });
+                }
+            }
         }
     }
     match verdict.outcome {
@@ -210,6 +229,25 @@ mod tests {
                 "leaf: getppid(): expected sub, observed init (step 4)",
                 "sub: SIGCHLDs caught: expected 1 to 2, observed 3 (step 4)",
                 "mid: state: expected gone, observed zombie (step 4)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_pass_without_the_observations_is_a_mismatch() {
+        let got = run(
+            vec![observed("leaf", ProcState::Alive, Some("sub"), Some(0))],
+            Verdict::pass(),
+        );
+        let Checked::Mismatch { differences, .. } = got else {
+            panic!("{got:?}")
+        };
+        let lines: Vec<String> = differences.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "sub: observation: expected reported, observed nothing (step 4)",
+                "mid: observation: expected reported, observed nothing (step 4)",
             ]
         );
     }

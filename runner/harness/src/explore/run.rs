@@ -48,11 +48,29 @@ fn checks_text(o: &Options, case: u64, tree: &Tree) -> String {
 }
 
 fn check(target: &Bound, o: &Options, case: u64, tree: &Tree) -> (Generated, Checked) {
-    let generated = tree.to_scenario(&checks_text(o, case, tree), o.defect);
-    let mut events: Vec<Event> = Vec::new();
-    target.run(&generated.observing_only(), &mut |e| events.push(e.clone()));
-    let checked = compare(&generated.expected, &events);
-    (generated, checked)
+    check_many(target, o, &[(case, tree.clone())])
+        .pop()
+        .expect("one result per tree")
+}
+
+/// Checks several trees in one `run_batch` (one boot, on a VM), each against
+/// its own expectations.
+fn check_many(target: &Bound, o: &Options, trees: &[(u64, Tree)]) -> Vec<(Generated, Checked)> {
+    let generated: Vec<Generated> = trees
+        .iter()
+        .map(|(case, tree)| tree.to_scenario(&checks_text(o, *case, tree), o.defect))
+        .collect();
+    let scenarios: Vec<_> = generated.iter().map(Generated::observing_only).collect();
+    let mut events: Vec<Vec<Event>> = vec![Vec::new(); trees.len()];
+    target.run_batch(&scenarios, &mut |i, e| events[i].push(e.clone()));
+    generated
+        .into_iter()
+        .zip(events)
+        .map(|(g, events)| {
+            let checked = compare(&g.expected, &events);
+            (g, checked)
+        })
+        .collect()
 }
 
 /// Which cases are done, for the seed and case to resume from.
@@ -103,14 +121,22 @@ fn print_mismatch(checked: &Checked) {
 /// 101 on a mismatch or a broken run.
 pub fn explore(target: &Bound, o: &Options, save_dir: &Path) -> u8 {
     let end = o.from_case.saturating_add(o.cases);
+    // A VM runs a batch of trees per boot, using every CPU it has: one boot
+    // at a time. Elsewhere each job takes one tree at a time.
+    let batch = target.target.batch_size() as u64;
+    let jobs = if batch > 1 { 1 } else { o.jobs };
     println!(
-        "explore: seed {:#x}{}; cases {}..{}, {} processes and threads each, {} jobs, target {}",
+        "explore: seed {:#x}{}; cases {}..{}, {} processes and threads each, {}, target {}",
         o.seed,
         if o.seed_given { "" } else { " (random)" },
         o.from_case,
         end,
         o.processes,
-        o.jobs,
+        if batch > 1 {
+            format!("up to {batch} trees per boot")
+        } else {
+            format!("{jobs} jobs")
+        },
         target.name()
     );
     let progress = Arc::new(Progress::default());
@@ -134,48 +160,55 @@ pub fn explore(target: &Bound, o: &Options, save_dir: &Path) -> u8 {
     let found: Mutex<Vec<(u64, Tree, Checked)>> = Mutex::new(vec![]);
     let started = Instant::now();
     std::thread::scope(|scope| {
-        for _ in 0..o.jobs {
+        for _ in 0..jobs {
             scope.spawn(|| loop {
                 if stop.load(Ordering::SeqCst) || live::interrupted() {
                     return;
                 }
-                let case = {
-                    // Taken and marked running together, so a resume point never skips it.
+                let cases = {
+                    // Taken and marked running together, so a resume point never skips one.
                     let mut running = progress.running.lock().unwrap_or_else(|p| p.into_inner());
-                    let case = progress.next.fetch_add(1, Ordering::SeqCst);
-                    if case >= end {
+                    let first = progress.next.fetch_add(batch, Ordering::SeqCst);
+                    if first >= end {
                         return;
                     }
-                    running.insert(case);
-                    case
+                    let cases = first..first.saturating_add(batch).min(end);
+                    running.extend(cases.clone());
+                    cases
                 };
-                let tree = value_tree(o, case).current();
-                let p = tree.processes();
-                processes.fetch_add(p as u64, Ordering::SeqCst);
-                threads.fetch_add((tree.nodes.len() - p) as u64, Ordering::SeqCst);
-                let (_, checked) = check(target, o, case, &tree);
-                match checked {
-                    Checked::Agrees => {
-                        passed.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Checked::Unsupported(why) => {
-                        let mut u = unsupported.lock().unwrap_or_else(|p| p.into_inner());
-                        u.0 += 1;
-                        u.1 = why;
-                    }
-                    other => {
-                        stop.store(true, Ordering::SeqCst);
-                        found
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push((case, tree, other));
+                let trees: Vec<(u64, Tree)> = cases
+                    .clone()
+                    .map(|case| (case, value_tree(o, case).current()))
+                    .collect();
+                for (_, tree) in &trees {
+                    let p = tree.processes();
+                    processes.fetch_add(p as u64, Ordering::SeqCst);
+                    threads.fetch_add((tree.nodes.len() - p) as u64, Ordering::SeqCst);
+                }
+                let results = check_many(target, o, &trees);
+                for ((case, tree), (_, checked)) in trees.into_iter().zip(results) {
+                    match checked {
+                        Checked::Agrees => {
+                            passed.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Checked::Unsupported(why) => {
+                            let mut u = unsupported.lock().unwrap_or_else(|p| p.into_inner());
+                            u.0 += 1;
+                            u.1 = why;
+                        }
+                        other => {
+                            stop.store(true, Ordering::SeqCst);
+                            found
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push((case, tree, other));
+                        }
                     }
                 }
-                progress
-                    .running
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&case);
+                let mut running = progress.running.lock().unwrap_or_else(|p| p.into_inner());
+                for case in cases {
+                    running.remove(&case);
+                }
             });
         }
     });

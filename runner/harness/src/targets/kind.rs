@@ -9,8 +9,8 @@ use std::path::Path;
 pub enum Target {
     Host,
     Runtime(RuntimeTarget),
-    /// One scenario per boot: what `explore --kernel` uses (the suite itself
-    /// boots a kernel once for all its scenarios, see vm_run.rs).
+    /// A kernel booted for a batch of scenarios: what `explore --kernel` uses
+    /// (the suite itself boots a kernel once for all its scenarios, see vm_run.rs).
     Vm(VmTarget),
 }
 
@@ -21,6 +21,8 @@ pub struct VmTarget {
     pub kernel: std::path::PathBuf,
     pub agent: std::sync::Arc<Vec<u8>>,
     pub accel: super::vm::Accel,
+    /// Virtual CPUs for a boot that runs many scenarios.
+    pub cpus: u32,
 }
 
 impl Target {
@@ -57,26 +59,64 @@ impl Target {
         match self {
             Target::Host => run_on_host(agent, scenario, on_event),
             Target::Runtime(r) => run_in_runtime(r, agent, scenario, on_event),
-            Target::Vm(v) => {
-                let batch = super::vm::Batch {
-                    kernel: v.kernel.clone(),
-                    cmdline: String::new(),
-                    qemu_args: vec![],
-                    scenarios: vec![orphanage_scenario::VmScenario {
-                        name: "scenario".into(),
-                        scenario: scenario.clone(),
-                    }],
-                    // One scenario: a second CPU would only slow the boot.
-                    cpus: 1,
-                };
-                let run = super::vm::run_vm(&batch, &v.agent, v.accel, &[], &mut |_| {});
-                for e in run.events_of("scenario") {
-                    on_event(&e);
-                }
+            Target::Vm(_) => self.run_batch(agent, std::slice::from_ref(scenario), &mut |_, e| {
+                on_event(e)
+            }),
+        }
+    }
+
+    /// How many scenarios one `run_batch` call should carry: a VM boots once
+    /// for all of them, so many at a time; elsewhere one is as good as many.
+    pub fn batch_size(&self) -> usize {
+        match self {
+            Target::Vm(_) => VM_BATCH,
+            Target::Host | Target::Runtime(_) => 1,
+        }
+    }
+
+    /// Runs several scenarios; each event comes with the index of its
+    /// scenario, and each scenario's last event is `Finished`. A VM boots
+    /// once and its init runs them side by side.
+    pub fn run_batch(
+        &self,
+        agent: &Path,
+        scenarios: &[Scenario],
+        on_event: &mut dyn FnMut(usize, &Event),
+    ) {
+        let Target::Vm(v) = self else {
+            for (i, s) in scenarios.iter().enumerate() {
+                self.run(agent, s, &mut |e| on_event(i, e));
+            }
+            return;
+        };
+        let name = |i: usize| format!("batch::case_{i}");
+        let batch = super::vm::Batch {
+            kernel: v.kernel.clone(),
+            cmdline: String::new(),
+            qemu_args: vec![],
+            scenarios: scenarios
+                .iter()
+                .enumerate()
+                .map(|(i, s)| orphanage_scenario::VmScenario {
+                    name: name(i),
+                    scenario: s.clone(),
+                })
+                .collect(),
+            // One scenario: a second CPU would only slow the boot.
+            cpus: if scenarios.len() == 1 { 1 } else { v.cpus },
+        };
+        let run = super::vm::run_vm(&batch, &v.agent, v.accel, &[], &mut |_| {});
+        for i in 0..scenarios.len() {
+            for e in run.events_of(&name(i)) {
+                on_event(i, &e);
             }
         }
     }
 }
+
+/// Generated trees per boot in `explore --kernel`: enough that the boot is a
+/// small part of the time, few enough that a kernel that dies loses little.
+const VM_BATCH: usize = 250;
 
 /// A target together with the agent it runs: what `explore` drives, on
 /// whichever target the command line chose.
@@ -94,5 +134,10 @@ impl Bound {
     /// Runs one scenario; the last event is always `Finished`.
     pub fn run(&self, scenario: &Scenario, on_event: &mut dyn FnMut(&Event)) {
         self.target.run(&self.agent, scenario, on_event)
+    }
+
+    /// Runs several scenarios at once (see `Target::run_batch`).
+    pub fn run_batch(&self, scenarios: &[Scenario], on_event: &mut dyn FnMut(usize, &Event)) {
+        self.target.run_batch(&self.agent, scenarios, on_event)
     }
 }
