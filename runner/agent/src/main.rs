@@ -3,9 +3,10 @@
 //!
 //! `orphanage-agent run` reads a scenario (JSON) on stdin and reports events
 //! on fd 3; `orphanage-agent worker NAME FD SIGPIPE` is how a scenario process
-//! that ran an `exec` step becomes a worker again. As a VM's `/init` (pid 1,
-//! no arguments, or `vm-init`) it runs every scenario of the initramfs and
-//! powers off; `/init poweroff` only powers off (the boot floor).
+//! that ran an `exec` step becomes a worker again. As a VM's `/init` (pid 1)
+//! it runs every scenario of the initramfs and powers off, taking its options
+//! from the kernel command line after `--`; `/init poweroff` only powers off
+//! (the boot floor).
 
 mod controller;
 mod fds;
@@ -29,10 +30,15 @@ fn main() {
     let global_init = nix::unistd::getpid().as_raw() == 1 && !in_child_pid_namespace();
     match args.get(1).map(String::as_str) {
         Some("run") => controller::main(),
-        None | Some("vm-init") if global_init => vm_init::main(false),
-        // A test knob (kernel command line `-- no-pid-namespaces`): behave as on a kernel without them.
-        Some("no-pid-namespaces") if global_init => vm_init::main(true),
         Some("poweroff") if global_init => vm_init::power_off(),
+        // The words after `--` on the kernel command line (see vm_init::InitOptions).
+        _ if global_init => match vm_init::InitOptions::parse(&args[1..]) {
+            Ok(options) => vm_init::main(&options),
+            Err(why) => {
+                eprintln!("orphanage-agent (init): {why}");
+                usage()
+            }
+        },
         Some("worker") if args.len() == 5 => match args[3].parse() {
             Ok(fd) => worker::serve_execed(&args[2], fd, args[4] == "sigpipe-ignored"),
             Err(_) => usage(),
@@ -55,6 +61,6 @@ fn in_child_pid_namespace() -> bool {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: orphanage-agent run   (scenario JSON on stdin, events on fd 3)\n       orphanage-agent vm-init | poweroff   (as a VM's /init)\n       orphanage-agent worker NAME FD sigpipe-ignored|sigpipe-default");
+    eprintln!("usage: orphanage-agent run   (scenario JSON on stdin, events on fd 3)\n       orphanage-agent [vm-init] [no-pid-namespaces] [results=DEVICE] [stay-up] | poweroff   (as a VM's /init)\n       orphanage-agent worker NAME FD sigpipe-ignored|sigpipe-default");
     std::process::exit(2)
 }

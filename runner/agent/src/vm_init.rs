@@ -1,9 +1,9 @@
 //! The agent as a VM's global init (pid 1 of the whole machine). It mounts
 //! what a kernel without userspace lacks, then runs the scenarios of
 //! /scenarios.json the way the harness does on a host, several at a time
-//! (`vm_runs`). Events go out framed on the second serial port; the console
-//! (ttyS0, our fds 0-2) carries diagnostics and the kernel log. Finally it
-//! powers the machine off.
+//! (`vm_runs`). Events go out framed (`console_frames`) on the second serial
+//! port, or on the one console when told so; the console (ttyS0, our fds 0-2)
+//! carries diagnostics and the kernel log. Finally it powers the machine off.
 //!
 //! Nothing here may assume more than the syscall ABI: a missing mount or /proc
 //! file is reported, never fatal, because init exiting panics the kernel.
@@ -12,8 +12,46 @@ use nix::errno::Errno;
 use orphanage_scenario::{VmFrame, VmScenario, VM_SCENARIOS_PATH};
 use std::io::Write;
 
-/// The result port: the second serial port.
-const RESULTS_PORT: &str = "/dev/ttyS1";
+/// The result port unless told otherwise: the second serial port.
+const DEFAULT_RESULTS_PORT: &str = "/dev/ttyS1";
+
+/// What init is told on the kernel command line, after `--`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitOptions {
+    /// `no-pid-namespaces`: behave as on a kernel without them (a test knob).
+    pub simulate_no_pid_namespaces: bool,
+    /// `results=DEVICE`: where frames go. A kernel with one console (ttyS0
+    /// or hvc0) carries them between its log lines.
+    pub results_port: String,
+    /// `stay-up`: never power off, as a guest without ACPI or
+    /// isa-debug-exit cannot; the harness must stop it once the last frame
+    /// is in (a test knob).
+    pub stay_up: bool,
+}
+
+impl InitOptions {
+    /// An unknown word is refused: init then exits, and a kernel whose
+    /// command line is wrong says so by panicking, at once.
+    pub fn parse(words: &[String]) -> Result<Self, String> {
+        let mut options = InitOptions {
+            simulate_no_pid_namespaces: false,
+            results_port: DEFAULT_RESULTS_PORT.into(),
+            stay_up: false,
+        };
+        for word in words {
+            match word.as_str() {
+                "vm-init" => {}
+                "no-pid-namespaces" => options.simulate_no_pid_namespaces = true,
+                "stay-up" => options.stay_up = true,
+                w => match w.strip_prefix("results=") {
+                    Some(dev) if dev.starts_with("/dev/") => options.results_port = dev.into(),
+                    _ => return Err(format!("unknown init option {w:?}")),
+                },
+            }
+        }
+        Ok(options)
+    }
+}
 
 /// Powers off at once: the boot floor for benchmarks (same kernel, same
 /// initramfs, nothing run).
@@ -27,8 +65,7 @@ pub fn power_off() -> ! {
     std::process::exit(1)
 }
 
-/// `simulate_no_pid_namespaces`: see `pretend_no_pid_namespaces`.
-pub fn main(simulate_no_pid_namespaces: bool) -> ! {
+pub fn main(options: &InitOptions) -> ! {
     for (what, target, fstype) in [
         ("proc", "/proc", "proc"),
         ("sysfs", "/sys", "sysfs"),
@@ -55,16 +92,17 @@ pub fn main(simulate_no_pid_namespaces: bool) -> ! {
         }
     }
     let _ = std::fs::create_dir_all("/tmp");
-    if simulate_no_pid_namespaces {
+    if options.simulate_no_pid_namespaces {
         if let Err(e) = pretend_no_pid_namespaces() {
             console(&format!("cannot install the no-pid-namespaces filter: {e}"));
         }
     }
-    let mut port = match open_results_port() {
+    let port_name = options.results_port.as_str();
+    let mut port = match open_results_port(port_name) {
         Ok(p) => p,
         Err(e) => {
             console(&format!(
-                "cannot open {RESULTS_PORT}: {e}; nothing can be reported"
+                "cannot open {port_name}: {e}; nothing can be reported"
             ));
             power_off()
         }
@@ -110,6 +148,12 @@ pub fn main(simulate_no_pid_namespaces: bool) -> ! {
     }
     send(&mut port, &VmFrame::Done);
     let _ = port.flush();
+    if options.stay_up {
+        loop {
+            // SAFETY: pause takes nothing; init waits to be stopped.
+            unsafe { libc::pause() };
+        }
+    }
     power_off()
 }
 
@@ -129,13 +173,13 @@ fn mount_fs(what: &str, target: &str, fstype: &str) -> nix::Result<()> {
 }
 
 /// The result port in raw mode: no CR added to newlines, no echo, no signals.
-fn open_results_port() -> std::io::Result<std::fs::File> {
+fn open_results_port(path: &str) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     let port = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_NOCTTY)
-        .open(RESULTS_PORT)?;
+        .open(path)?;
     if let Ok(mut t) = nix::sys::termios::tcgetattr(&port) {
         nix::sys::termios::cfmakeraw(&mut t);
         let _ = nix::sys::termios::tcsetattr(&port, nix::sys::termios::SetArg::TCSANOW, &t);
@@ -143,9 +187,12 @@ fn open_results_port() -> std::io::Result<std::fs::File> {
     Ok(port)
 }
 
+/// One frame in one write, so a console's log lines interleave between
+/// frames rather than inside them where that can be helped (the reader
+/// counts the frames they break anyway).
 fn send(port: &mut std::fs::File, frame: &VmFrame) {
-    if let Err(e) = port.write_all(&frame.to_line()) {
-        console(&format!("writing to {RESULTS_PORT}: {e}"));
+    if let Err(e) = port.write_all(&orphanage_scenario::encode_frame(frame)) {
+        console(&format!("writing a result frame: {e}"));
     }
 }
 
@@ -198,4 +245,30 @@ pub fn pretend_no_pid_namespaces() -> Result<(), Errno> {
         )
     };
     Errno::result(r).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn init_options_come_from_the_command_line() {
+        let o = InitOptions::parse(&[]).unwrap();
+        assert_eq!(o.results_port, "/dev/ttyS1");
+        assert!(!o.stay_up && !o.simulate_no_pid_namespaces);
+        let o = InitOptions::parse(&words(&[
+            "stay-up",
+            "no-pid-namespaces",
+            "results=/dev/ttyS0",
+        ]))
+        .unwrap();
+        assert_eq!(o.results_port, "/dev/ttyS0");
+        assert!(o.stay_up && o.simulate_no_pid_namespaces);
+        assert!(InitOptions::parse(&words(&["results=ttyS0"])).is_err());
+        assert!(InitOptions::parse(&words(&["no-such-mode"])).is_err());
+    }
 }

@@ -87,6 +87,10 @@ pub struct Cli {
     #[arg(long)]
     pub boot_floor: bool,
 
+    /// With --kernel: where the guest sends results. `ttyS1`, a second serial port (the default), or `console`, the one console, between the kernel's log lines (for kernels with a single console).
+    #[arg(long, value_enum, value_name = "PORT")]
+    pub vm_results: Option<crate::targets::vm::ResultsPort>,
+
     /// Virtual CPUs per VM (init runs two scenarios per CPU at a time). Default: every core (at most 4) for a kernel run alone; in a matrix, the cores shared among the cells that run at once.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16))]
     pub vm_cpus: Option<u32>,

@@ -27,6 +27,10 @@ struct Entry {
     /// Extra QEMU arguments, for kernels that boot differently.
     #[serde(default)]
     qemu_args: Vec<String>,
+    /// Where results come back: `ttyS1` (a second serial port, the default)
+    /// or `console` (between the log lines of a kernel's one console).
+    #[serde(default)]
+    results: crate::targets::vm::ResultsPort,
     /// Extra kernel command line.
     #[serde(default)]
     cmdline: String,
@@ -56,6 +60,7 @@ pub struct Kernel {
     pub source: Source,
     pub qemu_args: Vec<String>,
     pub cmdline: String,
+    pub results: crate::targets::vm::ResultsPort,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +170,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Kernel>, KernelsError> {
             source,
             qemu_args: e.qemu_args,
             cmdline: e.cmdline,
+            results: e.results,
         });
     }
     if kernels.is_empty() {

@@ -302,6 +302,9 @@ fn check_flags(cli: &cli::Cli) -> anyhow::Result<()> {
     if cli.test.bench {
         anyhow::bail!("--bench: the scenarios are tests, not benchmarks (figures come from `cargo bench -p orphanage`): nothing would run");
     }
+    if cli.vm_results.is_some() && cli.kernel.is_none() {
+        anyhow::bail!("--vm-results says how a VM reports: it needs --kernel (a kernels file says it per kernel, with `results:`)");
+    }
     if cli.runtime_root.is_some()
         && cli.runtimes.is_empty()
         && std::env::var_os("RUNTIME").is_none_or(|r| r.is_empty())

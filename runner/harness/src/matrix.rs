@@ -16,6 +16,8 @@ pub struct Column {
     pub release: Option<String>,
     pub accel: String,
     pub records: Vec<TrialRecord>,
+    /// Result frames that arrived damaged (a console log line broke into them).
+    pub broken_frames: usize,
     /// Why the VM as a whole failed, if it did.
     pub broken: Option<String>,
     /// Processes init found alive with no scenario running ("pid (comm)").
@@ -29,6 +31,9 @@ pub struct Figures {
     pub floor: Option<Duration>,
     pub booted: Option<Duration>,
     pub first_result: Option<Duration>,
+    /// From QEMU's start to the last scenario's verdict: the cell ends right
+    /// after it, whether or not the guest can power off.
+    pub last_result: Option<Duration>,
     pub wall: Duration,
     /// CPU time QEMU used for the cell.
     pub qemu_cpu: Option<Duration>,
@@ -75,15 +80,20 @@ pub fn figures_lines(columns: &[Column]) -> Vec<String> {
                 _ => String::new(),
             };
             format!(
-                "{}: {} ({}); boot floor {}, init up {}, first result {}{ratio}, whole cell {} (QEMU CPU {})",
+                "{}: {} ({}); boot floor {}, init up {}, first result {}{ratio}, last result {}, whole cell {} (QEMU CPU {}){}",
                 c.name,
                 c.release.as_deref().unwrap_or("did not boot"),
                 c.accel,
                 secs(f.floor),
                 secs(f.booted),
                 secs(f.first_result),
+                secs(f.last_result),
                 secs(Some(f.wall)),
                 secs(f.qemu_cpu),
+                match c.broken_frames {
+                    0 => String::new(),
+                    n => format!("; {n} result frame(s) damaged by console output"),
+                },
             )
         })
         .collect()
@@ -255,6 +265,7 @@ mod tests {
                     Verdict::unsupported("memfd_create(MFD_NOEXEC_SEAL): EINVAL <needs 6.3>"),
                 ),
             ],
+            broken_frames: 0,
             broken: None,
             left_behind: vec![],
             figures: Figures::default(),
@@ -264,6 +275,7 @@ mod tests {
             release: None,
             accel: "tcg".into(),
             records: vec![],
+            broken_frames: 0,
             broken: Some("kernel panic:\n    Kernel panic".into()),
             left_behind: vec!["42 (sleep)".into()],
             figures: Figures::default(),

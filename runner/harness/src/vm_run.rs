@@ -80,6 +80,7 @@ fn boot_floor(
         qemu_args: kernel.qemu_args.clone(),
         scenarios: vec![],
         cpus,
+        results: kernel.results,
     };
     let run = vm::run_vm(
         &batch,
@@ -112,6 +113,7 @@ pub fn explore_target(cli: &Cli, image: &Path) -> anyhow::Result<crate::targets:
         agent: agent_bytes(cli)?,
         accel: chosen.accel,
         cpus: cli.vm_cpus.unwrap_or(vm::cpus_each(host_cores(), 1)),
+        results: cli.vm_results.unwrap_or_default(),
     }))
 }
 
@@ -138,6 +140,7 @@ pub fn prepare_single(cli: &Cli, image: &Path, loaded: &[Loaded]) -> anyhow::Res
         source: kernels::Source::Path(image.to_path_buf()),
         qemu_args: vec![],
         cmdline: String::new(),
+        results: cli.vm_results.unwrap_or_default(),
     };
     Ok(Arc::new(SingleVm {
         batch: Batch {
@@ -146,6 +149,7 @@ pub fn prepare_single(cli: &Cli, image: &Path, loaded: &[Loaded]) -> anyhow::Res
             qemu_args: vec![],
             scenarios: vm_scenarios(&selected(cli, loaded)),
             cpus: cli.vm_cpus.unwrap_or(vm::cpus_each(host_cores(), 1)),
+            results: cli.vm_results.unwrap_or_default(),
         },
         image: image.to_path_buf(),
         kernel,
@@ -244,12 +248,14 @@ fn column(
             if run.cpus == 1 { "" } else { "s" }
         ),
         records,
+        broken_frames: run.broken_frames,
         broken: run.broken.clone(),
         left_behind: run.left_behind.clone(),
         figures: Figures {
             floor,
             booted: run.booted_after,
             first_result: run.first_result_after,
+            last_result: run.last_result_after,
             wall: run.wall,
             qemu_cpu: run.qemu_cpu,
         },
@@ -482,6 +488,7 @@ fn run_cell(
         qemu_args: k.qemu_args.clone(),
         scenarios: scenarios.to_vec(),
         cpus,
+        results: k.results,
     };
     let run = vm::run_vm(&batch, agent, chosen.accel, &[], &mut |p| match p {
         Progress::Booted { release, after } => board.say(
@@ -556,6 +563,7 @@ fn run_host_cell(k: &Kernel, agent: &Path, selected: &[Loaded], board: (&Board, 
         release,
         accel: "no VM".into(),
         records,
+        broken_frames: 0,
         broken: None,
         left_behind: vec![],
         figures: Figures {

@@ -441,6 +441,87 @@ fn bad_input(args: &[&str], env: &[(&str, &str)], says: &str) -> Result<(), Fail
     )
 }
 
+/// A kernel with one console: results travel between its log lines, framed,
+/// and come back the same as on a second serial port. A guest that never
+/// powers off (init told `stay-up`, as a kernel without ACPI or
+/// isa-debug-exit) is stopped as soon as its last frame is in.
+fn one_console_and_a_guest_that_stays_up(image: &Path) -> Result<(), Failed> {
+    let tmp = tempfile::tempdir().unwrap();
+    let vm_tmp = tmp.path().join("tmp");
+    std::fs::create_dir(&vm_tmp).unwrap();
+    let suites = common::suite_of(&[
+        (
+            &repo().join("suites/memfd/seal_write_refuses_writes.yaml"),
+            None,
+        ),
+        (
+            &repo().join("suites/subreaper/nearest_ancestor_adopts.yaml"),
+            None,
+        ),
+        (
+            &repo().join("suites/zombie/zombie_stays_until_waited.yaml"),
+            None,
+        ),
+    ]);
+    let kernels = tmp.path().join("kernels.yaml");
+    std::fs::write(
+        &kernels,
+        format!(
+            "kernels:\n  - name: two-ports\n    path: {0}\n  - name: one-console\n    path: {0}\n    results: console\n    cmdline: -- stay-up\n",
+            image.display()
+        ),
+    )
+    .unwrap();
+    let out = orphanage()
+        .arg("--suites")
+        .arg(suites.path())
+        .arg("--kernels")
+        .arg(&kernels)
+        .args(["--accel", "tcg"])
+        .env("TMPDIR", &vm_tmp)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let all = format!("{stdout}\n{stderr}");
+    check(out.status.code() == Some(0), || {
+        format!("exit {:?}\n{all}", out.status)
+    })?;
+    for name in [
+        "fixture::seal_write_refuses_writes",
+        "fixture::nearest_ancestor_adopts",
+        "fixture::zombie_stays_until_waited",
+    ] {
+        let cells: Vec<&str> = stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .collect();
+        check(cells == ["pass", "pass"], || {
+            format!("{name}: {cells:?}\n{all}")
+        })?;
+    }
+    // `one-console: 6.1... last result 4.2 s, whole cell 4.3 s ...`
+    let figure = |line: &str, what: &str| -> Option<f64> {
+        let at = line.find(what)? + what.len();
+        line[at..].split_whitespace().next()?.parse().ok()
+    };
+    let line = all
+        .lines()
+        .find(|l| l.contains("one-console: ") && l.contains("whole cell"))
+        .unwrap_or_default();
+    let (last, whole) = (figure(line, "last result "), figure(line, "whole cell "));
+    check(
+        matches!((last, whole), (Some(l), Some(w)) if w - l < 3.0),
+        || format!("the VM that stays up was not stopped at its last frame: {line:?}\n{all}"),
+    )?;
+    check(!all.contains("damaged"), || all.clone())?;
+    nothing_left(&vm_tmp)
+}
+
 /// explore works on a booted kernel too: generated trees in one boot, every
 /// event forwarded so the observed ones are compared with the model.
 fn explore_in_a_vm(image: &Path) -> Result<(), Failed> {
@@ -511,6 +592,10 @@ fn main() {
             scenarios_side_by_side,
         ),
         vm_trial("vm::ctrl_c_leaves_no_qemu", interrupt_kills_qemu),
+        vm_trial(
+            "vm::one_console_carries_results_and_a_guest_that_stays_up_is_stopped",
+            one_console_and_a_guest_that_stays_up,
+        ),
         vm_trial(
             "vm::explore_runs_generated_trees_in_one_boot",
             explore_in_a_vm,

@@ -1,6 +1,7 @@
 //! The scenario model: what a scenario file says, how it is parsed and
 //! validated, and the events an agent reports. Nothing here does I/O.
 
+mod console_frames;
 mod deadline;
 mod emit;
 mod event;
@@ -14,6 +15,7 @@ mod scenario;
 mod step;
 mod vm_wire;
 
+pub use console_frames::{encode_frame, FramePiece, FrameReader};
 pub use deadline::{Deadline, DEFAULT_DEADLINE, MAX_DEADLINE};
 pub use emit::to_yaml;
 pub use event::{Event, FailKind, Outcome, Verdict};

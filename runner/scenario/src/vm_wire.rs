@@ -1,6 +1,6 @@
-//! What crosses a VM's second serial port: the agent, running as the VM's
-//! global init, frames every event with the scenario it belongs to, one JSON
-//! document per line. The harness reads these lines back into `Event`s.
+//! What crosses a VM's result port: the agent, running as the VM's global
+//! init, sends every event with the scenario it belongs to, each in a frame
+//! of its own (`console_frames`). The harness reads them back into `Event`s.
 
 use crate::event::Event;
 use crate::scenario::Scenario;
@@ -17,7 +17,7 @@ pub struct VmScenario {
     pub scenario: Scenario,
 }
 
-/// One line on the result port.
+/// One frame on the result port.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "frame", rename_all = "snake_case")]
 pub enum VmFrame {
@@ -31,27 +31,6 @@ pub enum VmFrame {
     LeftBehind { processes: Vec<String> },
     /// Every scenario has finished; the VM powers off next.
     Done,
-}
-
-impl VmFrame {
-    /// The frame as one line, newline included.
-    pub fn to_line(&self) -> Vec<u8> {
-        let mut line = serde_json::to_vec(self).expect("frames serialize");
-        line.push(b'\n');
-        line
-    }
-
-    /// Parses one line. A serial port may add a carriage return, and a line
-    /// may carry noise before the frame starts (a console message that
-    /// strayed onto the port): everything before the first `{` is ignored.
-    pub fn parse_line(line: &[u8]) -> Result<Self, String> {
-        let text = String::from_utf8_lossy(line);
-        let text = text.trim_end_matches(['\r', '\n']);
-        let start = text
-            .find('{')
-            .ok_or_else(|| format!("not a frame: {text:?}"))?;
-        serde_json::from_str(&text[start..]).map_err(|e| format!("bad frame ({e}): {text:?}"))
-    }
 }
 
 /// How an agent that never reported `Finished` ended, as its parent saw it.
@@ -107,46 +86,8 @@ fn libc_wifsignaled(status: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Outcome, Verdict};
+    use crate::Outcome;
     use rstest::rstest;
-
-    #[test]
-    fn frames_survive_the_serial_port() {
-        let frames = [
-            VmFrame::Booted {
-                release: "6.1.0-50-amd64".into(),
-                scenarios: 3,
-            },
-            VmFrame::Event {
-                scenario: "memfd::x".into(),
-                event: Event::Finished {
-                    verdict: Verdict::unsupported("memfd_create(MFD_NOEXEC_SEAL): EINVAL"),
-                    steps_ms: 1.0,
-                },
-            },
-            VmFrame::LeftBehind {
-                processes: vec!["42 (sleep)".into()],
-            },
-            VmFrame::Done,
-        ];
-        for frame in frames {
-            let mut line = frame.to_line();
-            // What a tty with ONLCR would make of it, with noise in front.
-            line.pop();
-            let mut noisy = b"\x00junk ".to_vec();
-            noisy.extend_from_slice(&line);
-            noisy.extend_from_slice(b"\r\n");
-            assert_eq!(VmFrame::parse_line(&noisy).unwrap(), frame);
-        }
-    }
-
-    #[rstest]
-    #[case(b"hello".as_slice())]
-    #[case(b"{\"frame\":\"nonsense\"}".as_slice())]
-    #[case(b"{\"frame\":\"event\"".as_slice())]
-    fn garbage_is_an_error(#[case] line: &[u8]) {
-        assert!(VmFrame::parse_line(line).is_err());
-    }
 
     #[rstest]
     #[case(

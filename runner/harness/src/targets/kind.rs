@@ -23,6 +23,7 @@ pub struct VmTarget {
     pub accel: super::vm::Accel,
     /// Virtual CPUs for a boot that runs many scenarios.
     pub cpus: u32,
+    pub results: super::vm::ResultsPort,
 }
 
 impl Target {
@@ -104,6 +105,7 @@ impl Target {
                 .collect(),
             // One scenario: a second CPU would only slow the boot.
             cpus: if scenarios.len() == 1 { 1 } else { v.cpus },
+            results: v.results,
         };
         let run = super::vm::run_vm(&batch, &v.agent, v.accel, &[], &mut |_| {});
         for i in 0..scenarios.len() {

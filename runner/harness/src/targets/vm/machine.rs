@@ -6,9 +6,9 @@
 
 use super::console::{ConsoleWatch, Death};
 use super::initramfs::agent_initramfs;
-use super::qemu_args::{qemu_argv, Accel, Boot};
+use super::qemu_args::{qemu_argv, Accel, Boot, ResultsPort};
 use crate::live;
-use orphanage_scenario::{Event, VmFrame, VmScenario};
+use orphanage_scenario::{Event, FramePiece, FrameReader, VmFrame, VmScenario};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -22,9 +22,6 @@ pub const QEMU: &str = "qemu-system-x86_64";
 /// How long the console is still read after an oops, for its trace.
 const OOPS_TRACE: Duration = Duration::from_secs(2);
 
-/// How long a VM that reported everything may take to power off before it is killed.
-const POWER_OFF_GRACE: Duration = Duration::from_secs(10);
-
 /// What one VM is asked to do.
 #[derive(Debug, Clone)]
 pub struct Batch {
@@ -34,6 +31,8 @@ pub struct Batch {
     pub scenarios: Vec<VmScenario>,
     /// Virtual CPUs; init runs two scenarios per CPU at a time.
     pub cpus: u32,
+    /// Where the guest sends its frames: a second serial port, or the console.
+    pub results: ResultsPort,
 }
 
 /// Progress of one boot, for displays.
@@ -55,6 +54,8 @@ pub struct VmRun {
     pub booted_after: Option<Duration>,
     /// From QEMU's start to the first scenario's verdict.
     pub first_result_after: Option<Duration>,
+    /// From QEMU's start to the last scenario's verdict.
+    pub last_result_after: Option<Duration>,
     pub wall: Duration,
     /// CPU time QEMU used (user + system): unlike wall time, barely moved by
     /// other work on the machine.
@@ -64,6 +65,11 @@ pub struct VmRun {
     pub cpus: u32,
     /// What init found alive once no scenario ran, and killed ("pid (comm)").
     pub left_behind: Vec<String>,
+    /// Frames that arrived damaged (a console log line broke into them).
+    pub broken_frames: usize,
+    /// The VM was stopped as soon as its last frame was in, without waiting
+    /// for it to power off (which a guest without ACPI cannot do).
+    pub stopped_after_last_frame: bool,
 }
 
 fn describe_status(status: i32) -> String {
@@ -166,6 +172,7 @@ pub fn run(
         cmdline: batch.cmdline.clone(),
         qemu_args: batch.qemu_args.clone(),
         init_args: init_args.to_vec(),
+        results: batch.results,
     };
     let mut child = match spawn_qemu(&qemu_argv(&boot), Stdio::piped()) {
         Ok(c) => c,
@@ -183,7 +190,7 @@ pub fn run(
     let mut results = child.stdout.take().expect("piped");
     let mut console_pipe = child.stderr.take().expect("piped");
     let mut watch = ConsoleWatch::default();
-    let mut pending = Vec::new();
+    let mut frames = FrameReader::default();
     let (mut results_open, mut console_open) = (true, true);
     let mut last_frame = Instant::now();
     let mut done_at: Option<Instant> = None;
@@ -198,16 +205,14 @@ pub fn run(
         if oops_at.is_some_and(|at| at.elapsed() >= OOPS_TRACE) {
             break;
         }
-        if let Some(at) = done_at {
-            // Every verdict is in: QEMU gets a moment to power off, then goes.
-            if at.elapsed() >= POWER_OFF_GRACE {
-                break;
-            }
+        if done_at.is_some() {
+            // Every frame is in: QEMU goes now, whether or not the guest can
+            // power off (ACPI, isa-debug-exit, or neither).
+            out.stopped_after_last_frame = true;
+            break;
         }
         let allowed = if let Some(at) = oops_at {
             OOPS_TRACE.saturating_sub(at.elapsed())
-        } else if let Some(at) = done_at {
-            POWER_OFF_GRACE.saturating_sub(at.elapsed())
         } else if out.release.is_some() {
             silence.saturating_sub(last_frame.elapsed())
         } else {
@@ -270,15 +275,33 @@ pub fn run(
             }
         }
         if fds[0].revents != 0 {
-            match results.read(&mut buf) {
-                Ok(0) | Err(_) => results_open = false,
-                Ok(n) => pending.extend_from_slice(&buf[..n]),
-            }
-            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=end).collect();
+            let got = match results.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    results_open = false;
+                    &[][..]
+                }
+                Ok(n) => &buf[..n],
+            };
+            for piece in frames.push(got) {
+                let frame = match piece {
+                    // The console's own text, when it shares the line.
+                    FramePiece::Text(text) => {
+                        watch.push(&text);
+                        if watch.death() == Some(Death::Oops) && oops_at.is_none() {
+                            oops_at = Some(Instant::now());
+                        }
+                        continue;
+                    }
+                    FramePiece::Broken(why) => {
+                        out.broken_frames += 1;
+                        watch.push(format!("\n[results] a damaged frame: {why}\n").as_bytes());
+                        continue;
+                    }
+                    FramePiece::Frame(frame) => frame,
+                };
                 last_frame = Instant::now();
-                match VmFrame::parse_line(&line) {
-                    Ok(VmFrame::Booted { release, .. }) => {
+                match frame {
+                    VmFrame::Booted { release, .. } => {
                         out.booted_after = Some(started.elapsed());
                         on_progress(Progress::Booted {
                             release: release.clone(),
@@ -286,9 +309,10 @@ pub fn run(
                         });
                         out.release = Some(release);
                     }
-                    Ok(VmFrame::Event { scenario, event }) => {
+                    VmFrame::Event { scenario, event } => {
                         if matches!(event, Event::Finished { .. }) {
                             out.first_result_after.get_or_insert(started.elapsed());
+                            out.last_result_after = Some(started.elapsed());
                             finished += 1;
                             on_progress(Progress::Finished {
                                 done: finished,
@@ -297,10 +321,8 @@ pub fn run(
                         }
                         out.events.entry(scenario).or_default().push(event);
                     }
-                    Ok(VmFrame::LeftBehind { processes }) => out.left_behind = processes,
-                    Ok(VmFrame::Done) => done_at = Some(Instant::now()),
-                    // A stray line is kept with the console, for the diagnosis.
-                    Err(e) => watch.push(format!("[result port] {e}\n").as_bytes()),
+                    VmFrame::LeftBehind { processes } => out.left_behind = processes,
+                    VmFrame::Done => done_at = Some(Instant::now()),
                 }
             }
         }

@@ -22,6 +22,31 @@ impl Accel {
     }
 }
 
+/// Where the guest sends its result frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultsPort {
+    /// A second serial port (ttyS1), results alone; the console is ttyS0.
+    #[default]
+    #[value(name = "ttyS1")]
+    #[serde(rename = "ttyS1")]
+    SecondSerial,
+    /// The one console (ttyS0): frames between the kernel's log lines, as on
+    /// a kernel with a single console.
+    #[value(name = "console")]
+    Console,
+}
+
+impl ResultsPort {
+    /// The init word that tells the agent where to write (`results=...`).
+    pub fn init_word(self) -> Option<&'static str> {
+        match self {
+            ResultsPort::SecondSerial => None,
+            ResultsPort::Console => Some("results=/dev/ttyS0"),
+        }
+    }
+}
+
 /// Everything one boot needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Boot {
@@ -36,6 +61,7 @@ pub struct Boot {
     pub qemu_args: Vec<String>,
     /// Arguments for init (after `--` on the command line).
     pub init_args: Vec<String>,
+    pub results: ResultsPort,
 }
 
 /// The most virtual CPUs a VM gets.
@@ -78,7 +104,11 @@ pub fn kernel_cmdline(extra: &str, init_args: &[String]) -> String {
         line.push_str(extra.trim());
     }
     if !init_args.is_empty() {
-        line.push_str(" --");
+        // Linux hands init the words after the first `--` and drops any
+        // after a second one: join an extra `-- ...` rather than add another.
+        if !line.split_whitespace().any(|w| w == "--") {
+            line.push_str(" --");
+        }
         for a in init_args {
             line.push(' ');
             line.push_str(a);
@@ -116,20 +146,30 @@ pub fn machine_args(memory_mib: u32, cpus: u32) -> Vec<OsString> {
     .to_vec()
 }
 
-/// ttyS0 to stderr (by reopening our fd 2, which works for pipes), ttyS1 to stdout.
-pub fn serial_args() -> Vec<OsString> {
-    [
-        "-chardev",
-        "file,id=console,path=/proc/self/fd/2",
-        "-serial",
-        "chardev:console",
-        "-chardev",
-        "stdio,id=results,signal=off",
-        "-serial",
-        "chardev:results",
-    ]
-    .map(OsString::from)
-    .to_vec()
+/// With a second port: ttyS0 to stderr (by reopening our fd 2, which works
+/// for pipes), ttyS1 to stdout. With the console alone: ttyS0 to stdout (fd
+/// 1, reopened the same way), and stderr keeps only QEMU's own messages.
+pub fn serial_args(results: ResultsPort) -> Vec<OsString> {
+    let args: &[&str] = match results {
+        ResultsPort::SecondSerial => &[
+            "-chardev",
+            "file,id=console,path=/proc/self/fd/2",
+            "-serial",
+            "chardev:console",
+            "-chardev",
+            "stdio,id=results,signal=off",
+            "-serial",
+            "chardev:results",
+        ],
+        // A file backend, as for the console above: output only.
+        ResultsPort::Console => &[
+            "-chardev",
+            "file,id=console,path=/proc/self/fd/1",
+            "-serial",
+            "chardev:console",
+        ],
+    };
+    args.iter().map(OsString::from).collect()
 }
 
 pub fn boot_args(kernel: &Path, initrd: &Path, cmdline: &str) -> Vec<OsString> {
@@ -147,11 +187,13 @@ pub fn boot_args(kernel: &Path, initrd: &Path, cmdline: &str) -> Vec<OsString> {
 pub fn qemu_argv(boot: &Boot) -> Vec<OsString> {
     let mut argv = machine_args(boot.memory_mib, boot.cpus);
     argv.extend(accel_args(boot.accel));
-    argv.extend(serial_args());
+    argv.extend(serial_args(boot.results));
+    let mut init_args = boot.init_args.clone();
+    init_args.extend(boot.results.init_word().map(String::from));
     argv.extend(boot_args(
         &boot.kernel,
         &boot.initrd,
-        &kernel_cmdline(&boot.cmdline, &boot.init_args),
+        &kernel_cmdline(&boot.cmdline, &init_args),
     ));
     argv.extend(boot.qemu_args.iter().map(OsString::from));
     argv
@@ -207,7 +249,26 @@ mod tests {
             cmdline: String::new(),
             qemu_args: vec![],
             init_args: vec![],
+            results: ResultsPort::SecondSerial,
         }
+    }
+
+    #[test]
+    fn one_console_carries_log_and_results_and_init_is_told() {
+        let mut b = boot(Accel::Tcg);
+        b.results = ResultsPort::Console;
+        b.init_args = vec!["stay-up".into()];
+        let argv = strings(&qemu_argv(&b));
+        assert_eq!(values_of(&argv, "-serial"), ["chardev:console"]);
+        assert_eq!(
+            values_of(&argv, "-chardev"),
+            ["stdio,id=console,signal=off"]
+        );
+        assert!(
+            values_of(&argv, "-append")[0]
+                .ends_with("console=ttyS0 panic=-1 quiet -- stay-up results=/dev/ttyS0"),
+            "{argv:?}"
+        );
     }
 
     #[rstest]
@@ -264,6 +325,7 @@ mod tests {
     #[case("", &[], "console=ttyS0 panic=-1 quiet")]
     #[case("  mitigations=off ", &[], "console=ttyS0 panic=-1 quiet mitigations=off")]
     #[case("", &["poweroff"], "console=ttyS0 panic=-1 quiet -- poweroff")]
+    #[case("-- stay-up", &["results=/dev/ttyS0"], "console=ttyS0 panic=-1 quiet -- stay-up results=/dev/ttyS0")]
     fn the_command_line_has_console_panic_and_init_args(
         #[case] extra: &str,
         #[case] init: &[&str],
