@@ -62,9 +62,10 @@ fn pid_of(pids: &Pids, name: &str) -> Result<i32, Verdict> {
 
 /// Names a pid as seen by this process, for messages: "sub (pid 3)".
 pub fn describe_pid(pids: &Pids, pid: i32) -> String {
+    // Pid 0 is no process (invisible ones are 0 in `pids`): never name one for it.
     match pids.iter().find(|(_, &p)| p == pid) {
+        _ if pid == 0 => "no process visible here (pid 0)".to_string(),
         Some((name, _)) => format!("{name} (pid {pid})"),
-        None if pid == 0 => "no process visible here (pid 0)".to_string(),
         None => format!("pid {pid}"),
     }
 }
