@@ -1,0 +1,227 @@
+//! Scenarios that can tell a broken kernel from a working one (issue 16).
+//! A wrong fixture edits what a scenario expects; these tests edit what
+//! happens instead, doing by hand what a kernel that broke the scenario's
+//! `checks:` line would do, and assert that the scenario now fails at the step
+//! that should catch it. Some also run the scenario as it was before it was
+//! strengthened, to show that the old form passed the same misbehaviour.
+
+mod common;
+
+use common::{repo, run_with_report};
+
+/// Runs suites/`scenario` with each (from, to) replacement applied, and
+/// returns its outcome and reason.
+fn run_edited(scenario: &str, edits: &[(&str, &str)]) -> (String, String) {
+    let mut text = std::fs::read_to_string(repo().join("suites").join(scenario)).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{scenario} has no `{from}`");
+        text = text.replacen(from, to, 1);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("fixture")).unwrap();
+    std::fs::write(dir.path().join("fixture/edited.yaml"), text).unwrap();
+    let run = run_with_report(dir.path(), &[], &[]);
+    let r = run.result("fixture::edited");
+    (
+        r["outcome"].as_str().unwrap().to_string(),
+        r["reason"].as_str().unwrap().to_string(),
+    )
+}
+
+fn assert_fails_at(result: &(String, String), step: &str, needle: &str) {
+    let (outcome, reason) = result;
+    assert_eq!(outcome, "fail", "{reason}");
+    assert!(reason.starts_with(step), "expected `{step}`: {reason}");
+    assert!(reason.contains(needle), "expected `{needle}`: {reason}");
+}
+
+/// What waitid(P_ALL) answers where waitid(P_PIDFD) was asked: the answer of
+/// a kernel that ignored the pidfd.
+const PIDFD_WAIT_AS_P_ALL: (&str, &str) = (
+    "wait: {for: child, api: pidfd, flags: [WNOHANG], status: running}",
+    "wait: {for: any, api: waitid, flags: [WNOHANG], status: running}",
+);
+
+#[test]
+fn waitid_pidfd_answered_as_p_all_fails_now_that_another_child_is_waitable() {
+    let strengthened = run_edited("zombie/waitid_pidfd_reaps.yaml", &[PIDFD_WAIT_AS_P_ALL]);
+    assert_fails_at(
+        &strengthened,
+        "step 5 (wait): ",
+        "expected nothing to report yet, observed exited 4",
+    );
+    // Without the second waitable child (as the scenario was), P_ALL passed.
+    let before = run_edited(
+        "zombie/waitid_pidfd_reaps.yaml",
+        &[
+            PIDFD_WAIT_AS_P_ALL,
+            ("  - spawn: {name: other}\n", ""),
+            ("  - exit: {by: other, code: 4}\n", ""),
+            ("  - expect_state: {of: other, is: zombie}\n", ""),
+            ("  - wait: {for: other, status: {exited: 4}}\n", ""),
+        ],
+    );
+    assert_eq!(before.0, "pass", "{}", before.1);
+}
+
+#[test]
+fn waitid_pidfd_on_a_stranger_answered_as_p_all_fails_now_that_the_stranger_has_a_child() {
+    let result = run_edited(
+        "zombie/waitid_pidfd_non_child_echild.yaml",
+        &[(
+            "wait: {by: stranger, for: child, api: pidfd, errno: ECHILD}",
+            "wait: {by: stranger, for: any, api: waitid, errno: ECHILD}",
+        )],
+    );
+    assert_fails_at(
+        &result,
+        "step 7 (wait): ",
+        "expected ECHILD, observed success",
+    );
+}
+
+#[test]
+fn a_wrong_exit_signal_from_another_sender_fails_count_0() {
+    // The kernel's mistake, done by hand: SIGUSR1 reaches the shared parent,
+    // but not from the sibling. With `from: sib` this passed.
+    let result = run_edited(
+        "sibling/exit_signal_is_the_callers.yaml",
+        &[(
+            "  - exit: {by: sib, code: 2}\n",
+            "  - exit: {by: sib, code: 2}\n  - kill: {by: caller, target: shared, signal: SIGUSR1}\n",
+        )],
+    );
+    assert_fails_at(
+        &result,
+        "step 8 (expect_signal): ",
+        "expected no SIGUSR1, observed 1",
+    );
+    // With `from: sib` (as the scenario was) it passed; `count: 0` with `from`
+    // is now refused before anything runs (fixtures/malformed/count_0_narrowed_by_from.yaml).
+}
+
+#[test]
+fn only_sigkill_can_end_the_namespace_members_of_ns_init_exit_kills_namespace() {
+    // Every catchable signal a kernel might send instead of SIGKILL leaves
+    // both processes alive, so the scenario's `gone` checks would fail.
+    let result = run_edited(
+        "zombie/ns_init_exit_kills_namespace.yaml",
+        &[(
+            "  - exit: {by: nsinit, code: 0}\n",
+            "  - kill: {by: nsinit, target: grandchild, signal: SIGTERM}\n\
+             \x20 - kill: {by: nsinit, target: grandchild, signal: SIGINT}\n\
+             \x20 - kill: {by: nsinit, target: grandchild, signal: SIGQUIT}\n\
+             \x20 - kill: {by: nsinit, target: grandchild, signal: SIGHUP}\n\
+             \x20 - kill: {by: nsinit, target: grandchild, signal: SIGTERM, group: true}\n\
+             \x20 - kill: {by: nsinit, target: child, signal: SIGTERM}\n\
+             \x20 - kill: {by: nsinit, target: child, signal: SIGQUIT}\n\
+             \x20 - expect_state: {of: child, is: gone, within: 200ms}\n",
+        )],
+    );
+    assert_fails_at(
+        &result,
+        "step 14 (expect_state): ",
+        "child's state: expected gone, observed alive",
+    );
+}
+
+#[test]
+fn a_subreaper_flag_in_the_clone_child_is_caught_by_the_adoption() {
+    // As if clone had passed the flag on (the read-back alone was the old check).
+    let result = run_edited(
+        "subreaper/fork_does_not_inherit_flag.yaml",
+        &[(
+            "  - spawn: {name: middle2, by: cloned}\n",
+            "  - set_subreaper: {by: cloned}\n  - spawn: {name: middle2, by: cloned}\n",
+        )],
+    );
+    assert_fails_at(
+        &result,
+        "step 16 (expect_parent): ",
+        "leaf2's parent: expected sub",
+    );
+}
+
+/// A seccomp filter that makes kill(pid, 0) fail with ESRCH, as a kernel that
+/// answers "gone" too early would. Installed in orphanage before exec, so it
+/// binds every agent it starts.
+#[cfg(target_arch = "x86_64")]
+fn kill0_says_esrch(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+    // seccomp_data: nr at 0, arch at 4, args[1] (the signal) at 24 (its low half on x86_64).
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    let program = vec![
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 4),
+        jump(AUDIT_ARCH_X86_64, 0, 4),
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+        jump(libc::SYS_kill as u32, 0, 2),
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 24),
+        jump(0, 1, 0),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+        stmt(
+            libc::BPF_RET | libc::BPF_K,
+            libc::SECCOMP_RET_ERRNO | libc::ESRCH as u32,
+        ),
+    ];
+    let program = Box::leak(program.into_boxed_slice());
+    let fprog = Box::leak(Box::new(libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_mut_ptr(),
+    }));
+    let fprog_addr = fprog as *const libc::sock_fprog as usize;
+    // SAFETY: only prctl and seccomp, both async-signal-safe, on memory leaked above.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    0,
+                    fprog_addr,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn exit_detection_by_kill0_fails_when_kill0_says_gone_too_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = dir.path().join("report.json");
+    let mut cmd = common::orphanage();
+    cmd.arg("--suites")
+        .arg(repo().join("suites"))
+        .arg("--exact")
+        .arg("kill::exit_detection_latency_kill0")
+        .arg("--report")
+        .arg(&report_path);
+    kill0_says_esrch(&mut cmd);
+    let out = cmd.output().unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    let r = &report["results"][0];
+    let reason = r["reason"].as_str().unwrap();
+    assert_eq!(r["outcome"], "fail", "{reason}");
+    assert!(
+        reason.starts_with("step 1 (measure_exit_detection): ")
+            && reason.contains("expected alive, observed kill(pid, 0) ESRCH"),
+        "{reason}"
+    );
+    assert_eq!(out.status.code(), Some(101));
+}
