@@ -161,7 +161,11 @@ enum Probed {
 
 impl std::fmt::Display for Probed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self:?}")
+        match self {
+            Probed::Variants(v) => write!(f, "variants {v:?}"),
+            Probed::Fields(v) => write!(f, "fields {v:?}"),
+            Probed::Other(message) => f.write_str(message),
+        }
     }
 }
 
