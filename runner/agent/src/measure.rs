@@ -102,7 +102,12 @@ pub fn exit_detection(
             if !alive_first {
                 let how = match method {
                     MeasureMethod::Pidfd => "poll(pidfd) readable".to_string(),
-                    MeasureMethod::Kill0 => format!("kill(pid, 0) {}", Errno::last()),
+                    MeasureMethod::Kill0 => {
+                        format!(
+                            "kill(pid, 0) {}",
+                            orphanage_scenario::ErrnoName(Errno::last())
+                        )
+                    }
                 };
                 // SAFETY: our child, blocked on its pipe; killed and reaped here.
                 unsafe {
