@@ -182,6 +182,17 @@ fn a_kill_that_returns_0_without_sending_is_caught() {
             "zombie::waitid_reports_exit_codes_and_signals",
         ],
     );
+    // The ignore scenarios pass every step up to the control's wait, which never returns.
+    for (name, _, reason) in results
+        .iter()
+        .filter(|(n, ..)| n.contains("ns_init_ignores"))
+    {
+        assert!(
+            reason.starts_with("timeout after 2 s")
+                && reason.contains(" wait {api: waitpid, by: nsinit, for: control"),
+            "{name}: {reason}"
+        );
+    }
 }
 
 #[test]
