@@ -96,8 +96,9 @@ fn a_wrong_exit_signal_from_another_sender_fails_count_0() {
         "step 8 (expect_signal): ",
         "expected no SIGUSR1, observed 1",
     );
-    // With `from: sib` (as the scenario was) it passed; `count: 0` with `from`
-    // is now refused before anything runs (fixtures/malformed/count_0_narrowed_by_from.yaml).
+    // With `from: sib`, as the scenario was, this SIGUSR1 would not have been
+    // counted: caller sent it. `count: 0` with `from` is now refused before
+    // anything runs (fixtures/malformed/count_0_narrowed_by_from.yaml).
 }
 
 #[test]
