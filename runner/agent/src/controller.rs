@@ -573,14 +573,14 @@ impl Controller {
         let want_own = own_view.get(expected).copied().unwrap_or(0);
         let want_root = root_view[expected];
         let status_path = format!("/proc/{}/status", self.actors[name].nspid[0]);
-        let mut last = (0, 0);
+        let mut last = (None, 0);
         // A zombie cannot answer; its parent is still in /proc.
         let can_answer = self.actors[name].alive;
         let mut observe = |c: &mut Self| -> Result<bool, Verdict> {
             let by_getppid = if can_answer {
-                c.getppid_of(name)?
+                Some(c.getppid_of(name)?)
             } else {
-                want_own
+                None
             };
             let by_proc = match procfs::status_field(&status_path, "PPid") {
                 Ok(v) if !v.is_empty() => v[0],
@@ -597,7 +597,7 @@ impl Controller {
                 }
             };
             last = (by_getppid, by_proc);
-            Ok(by_getppid == want_own && by_proc == want_root)
+            Ok(by_getppid.is_none_or(|p| p == want_own) && by_proc == want_root)
         };
         let (held, took) = poll::holds_within(within.unwrap_or(Duration::ZERO), || observe(self))?;
         if held {
@@ -613,6 +613,13 @@ impl Controller {
         let root_pid = |p: i32| steps::describe_pid(&root_view, p);
         let own_pid = |p: i32| steps::describe_pid(&own_view, p);
         let expected_text = format!("{expected} (pid {want_root})");
+        let Some(by_getppid) = by_getppid else {
+            // Nothing made up for the getppid() a zombie cannot run.
+            return Err(Verdict::fail(format!(
+                "{name}'s parent (a zombie, so by {status_path} PPid alone): expected {expected_text}, observed {}",
+                root_pid(by_proc)
+            )));
+        };
         Err(Verdict::fail(
             if by_proc != want_root && (by_getppid == want_own) == (by_proc == want_root) {
                 format!(

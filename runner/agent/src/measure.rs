@@ -2,14 +2,22 @@
 //! the moment its parent knows it is gone, by pidfd poll or by kill(pid, 0).
 //! The child stamps CLOCK_MONOTONIC into a shared page just before _exit, so
 //! the figure excludes everything the parent did before the child died.
+//!
+//! A method that reports an exit too early would measure a small figure and
+//! pass, so three things are checked, never clamped away: each child is seen
+//! alive by the method itself before it is let go; no exit is noticed before
+//! the child's stamp (its last instruction); and each is noticed within
+//! `within` of it.
 
+use crate::poll::micros;
 use crate::signals;
 use crate::steps::poll_readable;
 use nix::errno::Errno;
 use orphanage_scenario::{MeasureMethod, Verdict};
 use std::time::Duration;
 
-const GIVE_UP: Duration = Duration::from_secs(1);
+/// How long a measurement waits for one exit when the step names no `within`.
+pub const GIVE_UP: Duration = Duration::from_secs(1);
 
 fn now_ns() -> u64 {
     let mut ts = libc::timespec {
@@ -21,7 +29,11 @@ fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-pub fn exit_detection(method: MeasureMethod, samples: u32) -> Result<String, Verdict> {
+pub fn exit_detection(
+    method: MeasureMethod,
+    samples: u32,
+    within: Duration,
+) -> Result<String, Verdict> {
     let broken = |what: &str| Verdict::broken(format!("measure: {what}: {}", Errno::last()));
     // SAFETY: an anonymous shared page both processes can write.
     let page = unsafe {
@@ -80,14 +92,48 @@ pub fn exit_detection(method: MeasureMethod, samples: u32) -> Result<String, Ver
                     Errno::last()
                 )));
             }
+            // Alive, by the method's own test, before it is let go: a method that
+            // says "gone" for a live process must not measure a tiny latency.
+            let alive_first = match method {
+                MeasureMethod::Pidfd => !poll_readable(pidfd, 0),
+                // SAFETY: kill with signal 0 only checks existence.
+                MeasureMethod::Kill0 => (unsafe { libc::kill(pid, 0) }) == 0,
+            };
+            if !alive_first {
+                let how = match method {
+                    MeasureMethod::Pidfd => "poll(pidfd) readable".to_string(),
+                    MeasureMethod::Kill0 => {
+                        format!(
+                            "kill(pid, 0) {}",
+                            orphanage_scenario::ErrnoName(Errno::last())
+                        )
+                    }
+                };
+                // SAFETY: our child, blocked on its pipe; killed and reaped here.
+                unsafe {
+                    libc::close(go[1]);
+                    libc::kill(pid, libc::SIGKILL);
+                    if pidfd >= 0 {
+                        libc::close(pidfd);
+                    }
+                }
+                if method == MeasureMethod::Pidfd {
+                    // SAFETY: reaping our own child (kill0 mode auto-reaps).
+                    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+                }
+                return Err(Verdict::fail(format!(
+                    "{method:?}: a child that had not been let go yet: expected alive, observed {how}"
+                )));
+            }
             // SAFETY: release the child.
             unsafe {
                 libc::write(go[1], b"g".as_ptr().cast(), 1);
                 libc::close(go[1]);
             }
+            let give_up = within + Duration::from_millis(50);
             let detected = match method {
                 MeasureMethod::Pidfd => {
-                    let seen = poll_readable(pidfd, GIVE_UP.as_millis() as i32);
+                    let seen = poll_readable(pidfd, give_up.as_millis() as i32);
                     let t = now_ns();
                     // SAFETY: reap our child (killed first if its exit went unnoticed) and close its pidfd.
                     unsafe {
@@ -100,7 +146,7 @@ pub fn exit_detection(method: MeasureMethod, samples: u32) -> Result<String, Ver
                     seen.then_some(t)
                 }
                 MeasureMethod::Kill0 => {
-                    let t = kill0_until_gone(pid);
+                    let t = kill0_until_gone(pid, give_up);
                     if t.is_none() {
                         // SAFETY: our unreaped child (auto-reaped once it dies).
                         unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -110,15 +156,35 @@ pub fn exit_detection(method: MeasureMethod, samples: u32) -> Result<String, Ver
             };
             // SAFETY: the child stamped before exiting.
             let died = unsafe { std::ptr::read_volatile(stamp) };
-            match detected {
-                Some(t) if died > 0 => latencies.push(t.saturating_sub(died)),
-                _ => {
+            let sample = latencies.len() + 1;
+            let latency = match detected {
+                None => {
                     return Err(Verdict::fail(format!(
-                        "{method:?}: a child's exit went unnoticed for {} s",
-                        GIVE_UP.as_secs()
+                        "{method:?}: exit {sample}: expected it noticed within {}, observed nothing after {}",
+                        micros(within),
+                        micros(give_up)
                     )))
                 }
+                Some(t) if died == 0 || t < died => {
+                    return Err(Verdict::fail(format!(
+                        "{method:?}: exit {sample}: expected it noticed after the child's last instruction, observed it noticed {}",
+                        if died == 0 {
+                            "before the child had run it".to_string()
+                        } else {
+                            format!("{:.1} µs before it", (died - t) as f64 / 1000.0)
+                        }
+                    )))
+                }
+                Some(t) => t - died,
+            };
+            if latency > within.as_nanos() as u64 {
+                return Err(Verdict::fail(format!(
+                    "{method:?}: exit {sample}: expected it noticed within {}, observed {:.1} µs",
+                    micros(within),
+                    latency as f64 / 1000.0
+                )));
             }
+            latencies.push(latency);
         }
         Ok(())
     })();
@@ -145,8 +211,8 @@ pub fn exit_detection(method: MeasureMethod, samples: u32) -> Result<String, Ver
 }
 
 /// Polls kill(pid, 0) until ESRCH: a few yields first (most exits finish in
-/// microseconds), then sleeps that double from 10 µs to 1 ms, within GIVE_UP.
-fn kill0_until_gone(pid: i32) -> Option<u64> {
+/// microseconds), then sleeps that double from 10 µs to 1 ms, within `give_up`.
+fn kill0_until_gone(pid: i32, give_up: Duration) -> Option<u64> {
     let start = now_ns();
     let mut interval = Duration::from_micros(10);
     let mut spins = 0;
@@ -155,7 +221,7 @@ fn kill0_until_gone(pid: i32) -> Option<u64> {
         if unsafe { libc::kill(pid, 0) } == -1 && Errno::last() == Errno::ESRCH {
             return Some(now_ns());
         }
-        if now_ns() - start > GIVE_UP.as_nanos() as u64 {
+        if now_ns() - start > give_up.as_nanos() as u64 {
             return None;
         }
         if spins < 50 {

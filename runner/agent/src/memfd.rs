@@ -278,6 +278,20 @@ pub fn perform(who: &str, step: &Step) -> StepResult {
                 return Err(Verdict::fail(format!("{who}: byte {offset} of {handle}: expected {is:#04x}, observed {observed:#04x}")));
             }
         }
+        Step::ExpectSize { handle, is, .. } => {
+            let fd = handles::fd(handle.as_str())?;
+            // SAFETY: a zeroed stat is valid; fstat fills it.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: a valid stat pointer.
+            let r = ret(unsafe { libc::fstat(fd, &mut st) } as libc::c_long);
+            expect_errno(who, &format!("fstat({handle})"), r, None)?;
+            if st.st_size as u64 != *is {
+                return Err(Verdict::fail(format!(
+                    "{who}: size of {handle}: expected {is} bytes, observed {}",
+                    st.st_size
+                )));
+            }
+        }
         Step::ExpectCloexec { handle, is, .. } => {
             let fd = handles::fd(handle.as_str())?;
             // SAFETY: plain fcntl.

@@ -97,6 +97,20 @@ pub fn ignore(signal: Signal) -> nix::Result<()> {
     unsafe { sigaction(signal, &action) }.map(|_| ())
 }
 
+/// SIG_IGN for every real-time signal, which nix's `Signal` cannot name.
+pub fn ignore_realtime() -> nix::Result<()> {
+    for signo in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+        // SAFETY: a zeroed sigaction with SIG_IGN has no handler to be unsafe in.
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = libc::SIG_IGN;
+        // SAFETY: a valid action; the old one is not wanted.
+        if unsafe { libc::sigaction(signo, &action, std::ptr::null_mut()) } != 0 {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
+}
+
 pub fn restore_default(signal: Signal) -> nix::Result<()> {
     let action = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     // SAFETY: restoring the default.

@@ -62,9 +62,10 @@ fn pid_of(pids: &Pids, name: &str) -> Result<i32, Verdict> {
 
 /// Names a pid as seen by this process, for messages: "sub (pid 3)".
 pub fn describe_pid(pids: &Pids, pid: i32) -> String {
+    // Pid 0 is no process (invisible ones are 0 in `pids`): never name one for it.
     match pids.iter().find(|(_, &p)| p == pid) {
+        _ if pid == 0 => "no process visible here (pid 0)".to_string(),
         Some((name, _)) => format!("{name} (pid {pid})"),
-        None if pid == 0 => "no process visible here (pid 0)".to_string(),
         None => format!("pid {pid}"),
     }
 }
@@ -218,13 +219,23 @@ pub fn perform(who: &str, step: &Step, pids: &Pids, passed_fd: Option<OwnedFd>) 
                 )?;
             }
         }
-        Step::Ignore { signal, .. } => {
-            expect_errno(
-                who,
-                &format!("sigaction({signal}, SIG_IGN)"),
-                signals::ignore(signal.0),
-                None,
-            )?;
+        Step::Ignore { signal, every, .. } => {
+            for signal in orphanage_scenario::ignored_signals(*signal, *every) {
+                expect_errno(
+                    who,
+                    &format!("sigaction({signal}, SIG_IGN)"),
+                    signals::ignore(signal.0),
+                    None,
+                )?;
+            }
+            if *every {
+                expect_errno(
+                    who,
+                    "sigaction(SIGRTMIN..SIGRTMAX, SIG_IGN)",
+                    signals::ignore_realtime(),
+                    None,
+                )?;
+            }
         }
         Step::AutoReap { .. } => {
             expect_errno(
@@ -344,9 +355,16 @@ pub fn perform(who: &str, step: &Step, pids: &Pids, passed_fd: Option<OwnedFd>) 
             expect_errno(who, &format!("write {value} to {path}"), r, *errno)?;
         }
         Step::MeasureExitDetection {
-            method, samples, ..
+            method,
+            samples,
+            within,
+            ..
         } => {
-            notes.push(measure::exit_detection(*method, *samples)?);
+            notes.push(measure::exit_detection(
+                *method,
+                *samples,
+                within.map_or(measure::GIVE_UP, |d| d.0),
+            )?);
         }
         Step::MemfdCreate { .. }
         | Step::Pipe { .. }
@@ -357,6 +375,7 @@ pub fn perform(who: &str, step: &Step, pids: &Pids, passed_fd: Option<OwnedFd>) 
         | Step::Mmap { .. }
         | Step::Store { .. }
         | Step::ExpectByte { .. }
+        | Step::ExpectSize { .. }
         | Step::ExpectCloexec { .. }
         | Step::Close { .. } => notes.extend(crate::memfd::perform(who, step)?),
         Step::Exit { .. }
@@ -415,14 +434,26 @@ fn expect_signal(
     (count, at_most): (Option<u32>, Option<u32>),
     within: Option<Duration>,
 ) -> StepResult {
-    let sender = from.map(|f| pid_of(pids, f)).transpose()?;
+    // A sender with no pid in this namespace (0 in `pids`: it lives in an
+    // ancestor namespace) must show as si_pid 0 (pid_namespaces(7)).
+    let sender = from
+        .map(|f| {
+            pids.get(f)
+                .copied()
+                .ok_or_else(|| Verdict::broken(format!("`{f}` is not running")))
+        })
+        .transpose()?;
     let matching = || {
         signals::received()
             .into_iter()
             .filter(|&(signo, pid)| signo == signal.0 as i32 && sender.is_none_or(|s| s == pid))
             .count() as u32
     };
-    let from_text = from.map(|f| format!(" from {f}")).unwrap_or_default();
+    let from_text = match (from, sender) {
+        (Some(f), Some(0)) => format!(" from {f} (outside this pid namespace: sender pid 0)"),
+        (Some(f), _) => format!(" from {f}"),
+        (None, _) => String::new(),
+    };
     if count == Some(0) {
         // Signals queued before this request are handled before it is read,
         // so "none so far" is a fact, not a race.

@@ -230,7 +230,11 @@ fn libtest_filters_list_exact_and_skip_work_as_in_cargo_test() {
         .all(|r| r["area"] != "zombie"));
 
     let filter = run_with_report(&wrong, &["memfd::"], &[]);
-    assert_eq!(filter.report["results"].as_array().unwrap().len(), 1);
+    let memfd_files = std::fs::read_dir(wrong.join("memfd")).unwrap().count();
+    assert_eq!(
+        filter.report["results"].as_array().unwrap().len(),
+        memfd_files
+    );
 }
 
 #[test]
@@ -266,6 +270,9 @@ fn without_root_the_whole_suite_runs_in_user_namespaces_with_no_fail_and_no_brok
     std::fs::copy(env!("CARGO_BIN_EXE_orphanage"), &binary).unwrap();
     let suites = dir.path().join("suites");
     for area in std::fs::read_dir(repo().join("suites")).unwrap().flatten() {
+        if !area.path().is_dir() {
+            continue; // CHECKS.md
+        }
         let to = suites.join(area.file_name());
         std::fs::create_dir_all(&to).unwrap();
         for file in std::fs::read_dir(area.path()).unwrap().flatten() {

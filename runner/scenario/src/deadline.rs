@@ -44,7 +44,11 @@ impl FromStr for Deadline {
 impl fmt::Display for Deadline {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms % 1000 == 0 {
+        if self.0.subsec_nanos() % 1_000_000 != 0 {
+            // Below a millisecond (a latency bound): keep the microseconds.
+            let text = format!("{:.6}", self.0.as_secs_f64() * 1000.0);
+            write!(f, "{}ms", text.trim_end_matches('0').trim_end_matches('.'))
+        } else if ms % 1000 == 0 {
             write!(f, "{}s", ms / 1000)
         } else {
             write!(f, "{ms}ms")
@@ -83,6 +87,21 @@ mod tests {
             text.parse::<Deadline>().unwrap().0,
             Duration::from_millis(ms)
         );
+    }
+
+    #[rstest]
+    #[case("0.001ms")]
+    #[case("0.25ms")]
+    #[case("1.5s")]
+    #[case("2s")]
+    fn survives_the_trip_to_the_agent(#[case] text: &str) {
+        let d: Deadline = text.parse().unwrap();
+        let back: Deadline = d.to_string().parse().unwrap();
+        assert!(
+            back.0.abs_diff(d.0) < Duration::from_nanos(10),
+            "{text} became {back}"
+        );
+        assert!(!back.0.is_zero());
     }
 
     #[rstest]

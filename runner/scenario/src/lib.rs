@@ -26,7 +26,7 @@ pub use parse::{parse, ParseError};
 pub use proc_stat::ProcStat;
 pub use scenario::{InitMode, Namespace, Scenario};
 pub use step::{
-    Content, ExpectedStatus, GoneProbe, MeasureMethod, ProcState, SpawnHow, Step, WaitApi,
-    WaitTarget,
+    ignored_signals, Content, ExpectedStatus, GoneProbe, MeasureMethod, ProcState, SpawnHow, Step,
+    WaitApi, WaitTarget,
 };
 pub use vm_wire::{verdict_without_finish, AgentEnd, VmFrame, VmScenario, VM_SCENARIOS_PATH};

@@ -90,6 +90,8 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
     // The process each thread belongs to, and the processes that have threads.
     let mut process_of: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
     let mut threaded: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    // What each handle is, for the steps that work on one kind only.
+    let mut handle_kind: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
     for (i, step) in s.steps.iter().enumerate() {
         let fail = |m: String| Err((Some(i), m));
         for (field, name) in step.actor_refs() {
@@ -200,6 +202,52 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
                 return fail(format!(
                     "`at_most: {most}` is below `count: {}`: no number of signals could pass",
                     count.unwrap_or(1)
+                ));
+            }
+            Step::ExpectSignal {
+                count: Some(0),
+                from: Some(from),
+                ..
+            } => {
+                return fail(format!(
+                    "`count: 0` with `from: {from}` would let the same signal from any other \
+                     sender pass: with `count: 0`, leave out `from`"
+                ));
+            }
+            Step::Ignore { signal, every, .. } if signal.is_some() == *every => {
+                return fail("ignore takes either `signal` or `every: true`".into());
+            }
+            Step::MemfdCreate { handle, .. } => {
+                handle_kind.insert(handle.as_str(), "a memfd");
+            }
+            Step::Pipe { read, write, .. } => {
+                handle_kind.insert(read.as_str(), "a pipe");
+                handle_kind.insert(write.as_str(), "a pipe");
+            }
+            Step::Mmap { map, .. } => {
+                handle_kind.insert(map.as_str(), "a mapping");
+            }
+            Step::PidfdOpen { handle, .. } => {
+                handle_kind.insert(handle.as_str(), "a pidfd");
+            }
+            Step::ExpectSize { handle, .. } => {
+                let kind = handle_kind.get(handle.as_str()).copied();
+                if kind != Some("a memfd") {
+                    return fail(format!(
+                        "expect_size needs a memfd, and `{handle}` is {}",
+                        kind.unwrap_or("not one")
+                    ));
+                }
+            }
+            Step::MeasureExitDetection {
+                samples,
+                within: Some(within),
+                ..
+            } if within.0 * (*samples).max(1) > s.deadline() => {
+                return fail(format!(
+                    "{samples} samples of up to {within} each could outlast the scenario's \
+                     deadline ({}): lower `within` or `samples`, or raise `deadline`",
+                    crate::deadline::Deadline(s.deadline())
                 ));
             }
             Step::Observe { of } if of.is_empty() => {
@@ -419,6 +467,27 @@ mod tests {
         "  - expect_signal: {signal: SIGCHLD, at_most: 0}\n",
         4,
         "below `count: 1`"
+    )]
+    #[case::count_0_from(
+        "  - spawn: {name: a}\n  - expect_signal: {signal: SIGUSR1, from: a, count: 0}\n",
+        5,
+        "leave out `from`"
+    )]
+    #[case::ignore_both(
+        "  - ignore: {signal: SIGTERM, every: true}\n",
+        4,
+        "either `signal` or `every: true`"
+    )]
+    #[case::ignore_neither("  - ignore: {}\n", 4, "either `signal` or `every: true`")]
+    #[case::size_of_a_pipe(
+        "  - pipe: {read: r, write: w}\n  - expect_size: {handle: r, is: 0}\n",
+        5,
+        "`r` is a pipe"
+    )]
+    #[case::measure_outlasting_deadline(
+        "  - measure_exit_detection: {method: pidfd, samples: 100, within: 1s}\n",
+        4,
+        "outlast the scenario's deadline (10s)"
     )]
     fn semantic_errors_name_the_step(
         #[case] body: &str,

@@ -90,11 +90,16 @@ pub enum Step {
         #[serde(default)]
         nocldwait: bool,
     },
-    /// `by` sets `signal` to SIG_IGN.
+    /// `by` sets `signal` to SIG_IGN; with `every: true`, every signal that
+    /// can be ignored (all but SIGKILL and SIGSTOP), so that only SIGKILL can
+    /// end it. Exactly one of the two.
     Ignore {
         #[serde(default)]
         by: Option<ActorRef>,
-        signal: SignalName,
+        #[serde(default)]
+        signal: Option<SignalName>,
+        #[serde(default)]
+        every: bool,
     },
     /// `by` reaps every child as SIGCHLD arrives, the way an init program does.
     AutoReap {
@@ -114,8 +119,12 @@ pub enum Step {
         errno: Option<ErrnoName>,
     },
     /// `of` has caught `signal` (from `from`, when named). With `count: 0` it
-    /// must not have; otherwise it must catch `count` (default 1) within
-    /// `within` (default 2s), and by then no more than `at_most`.
+    /// must not have, from anyone (so `from` is refused there: a signal from a
+    /// wrong sender must not pass); otherwise it must catch `count` (default 1)
+    /// within `within` (default 2s), and by then no more than `at_most`.
+    /// A `from` that has no pid in `of`'s pid namespace (it lives in an
+    /// ancestor namespace) must appear as sender pid 0, as pid_namespaces(7)
+    /// promises.
     ExpectSignal {
         #[serde(default)]
         of: Option<ActorRef>,
@@ -288,6 +297,13 @@ pub enum Step {
         offset: u64,
         is: u8,
     },
+    /// fstat(2) on a memfd says its size is `is` bytes.
+    ExpectSize {
+        #[serde(default)]
+        of: Option<ActorRef>,
+        handle: HandleRef,
+        is: u64,
+    },
     /// fcntl(F_GETFD) on a file handle says FD_CLOEXEC is set (`is: true`) or not.
     ExpectCloexec {
         #[serde(default)]
@@ -305,12 +321,17 @@ pub enum Step {
     // ---- measurements ----
     /// Exit `samples` children one at a time and measure, from each one's last
     /// instruction to the moment `by` knows, how long `method` takes to notice.
+    /// Each child must be seen alive before it is let go, and no exit may be
+    /// noticed before the child's last instruction or later than `within`
+    /// (default 1s) after it.
     MeasureExitDetection {
         #[serde(default)]
         by: Option<ActorRef>,
         method: MeasureMethod,
         #[serde(default = "default_samples")]
         samples: u32,
+        #[serde(default)]
+        within: Option<Deadline>,
     },
 
     // ---- the container runtime (runtime target only; the harness performs these) ----
@@ -347,6 +368,22 @@ pub enum Step {
         #[serde(default)]
         within: Option<Deadline>,
     },
+}
+
+/// The signals an `ignore` step sets to SIG_IGN: `signal`, or with `every`
+/// each standard signal but SIGKILL and SIGSTOP, which cannot be ignored.
+/// (The agent also ignores the real-time signals, which have no names here.)
+pub fn ignored_signals(signal: Option<SignalName>, every: bool) -> Vec<SignalName> {
+    use nix::sys::signal::Signal;
+    let mut list: Vec<SignalName> = signal.into_iter().collect();
+    if every {
+        list.extend(
+            Signal::iterator()
+                .filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP))
+                .map(SignalName),
+        );
+    }
+    list
 }
 
 fn one() -> u64 {
@@ -524,7 +561,7 @@ impl Step {
             ExpectGlobal => "expect_global", Sysctl => "sysctl", MemfdCreate => "memfd_create",
             Pipe => "pipe", Write => "write", Truncate => "truncate", AddSeals => "add_seals",
             ExpectSeals => "expect_seals", Mmap => "mmap", Store => "store",
-            ExpectByte => "expect_byte", ExpectCloexec => "expect_cloexec", Close => "close",
+            ExpectByte => "expect_byte", ExpectSize => "expect_size", ExpectCloexec => "expect_cloexec", Close => "close",
             MeasureExitDetection => "measure_exit_detection", RuntimeKill => "runtime_kill",
             RuntimeDelete => "runtime_delete", ExpectGone => "expect_gone",
             ExpectContainerExit => "expect_container_exit",
@@ -591,6 +628,7 @@ impl Step {
             | Step::ExpectPidfd { of, .. }
             | Step::ExpectSeals { of, .. }
             | Step::ExpectByte { of, .. }
+            | Step::ExpectSize { of, .. }
             | Step::ExpectCloexec { of, .. } => add(&mut refs, "of", of),
             Step::ExpectSignal { of, from, .. } => {
                 add(&mut refs, "of", of);

@@ -203,7 +203,8 @@ impl Tree {
             },
             Sigchld::Ignore => Step::Ignore {
                 by,
-                signal: SignalName(Signal::SIGCHLD),
+                signal: Some(SignalName(Signal::SIGCHLD)),
+                every: false,
             },
         };
         if let Some(s) = self.root_sigchld {

@@ -286,15 +286,17 @@ impl World {
                     }
                 }
             }
-            Step::Ignore { signal, .. } => {
-                let signo = signal.0 as i32;
+            Step::Ignore { signal, every, .. } => {
                 let p = self.proc_mut(&by);
-                p.caught.remove(&signo);
-                p.ignored.insert(signo);
-                if signo == libc::SIGCHLD {
-                    // Linux does not reap zombies that exist when SIGCHLD
-                    // becomes SIG_IGN (wait(2) NOTES leave it unspecified).
-                    p.sigchld = Disposition::Ignore;
+                for signal in crate::step::ignored_signals(*signal, *every) {
+                    let signo = signal.0 as i32;
+                    p.caught.remove(&signo);
+                    p.ignored.insert(signo);
+                    if signo == libc::SIGCHLD {
+                        // Linux does not reap zombies that exist when SIGCHLD
+                        // becomes SIG_IGN (wait(2) NOTES leave it unspecified).
+                        p.sigchld = Disposition::Ignore;
+                    }
                 }
             }
             Step::AutoReap { .. } => {
