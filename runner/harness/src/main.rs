@@ -272,6 +272,9 @@ fn choose_targets(cli: &cli::Cli) -> anyhow::Result<Chosen> {
     if cli.init.is_some() && runtime_args.is_empty() {
         anyhow::bail!("--init puts an init program in a container: it needs --runtime");
     }
+    if !cli.runtime_args.is_empty() && runtime_args.is_empty() {
+        anyhow::bail!("--runtime-arg passes a flag to a container runtime: it needs --runtime");
+    }
     let init = cli.init.as_deref().map(targets::resolve_init).transpose()?;
     let runtimes: Vec<(String, std::path::PathBuf)> = runtime_args
         .iter()
@@ -298,9 +301,13 @@ fn choose_targets(cli: &cli::Cli) -> anyhow::Result<Chosen> {
             .unwrap_or(dir)
             .join(format!("state-{i}"));
         std::fs::create_dir_all(&root).context("cannot create the runtime state directory")?;
+        let name = program
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
         let cli_ = targets::RuntimeCli {
             program: program.clone(),
             root,
+            global: targets::runtime_global_args(&name, &cli.runtime_args),
         };
         versions.push(targets::check_runtime(&cli_, arg)?);
         let mut label = program

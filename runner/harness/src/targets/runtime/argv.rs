@@ -1,6 +1,7 @@
-//! Command lines for an OCI runtime's CLI (runc, crun and youki share it).
-//! Every verb runs with `--root` pointing at orphanage's private state
-//! directory, so a run never sees or touches the user's own containers.
+//! Command lines for an OCI runtime's CLI (runc, crun, youki and runsc share
+//! it). Every verb runs with `--root` pointing at orphanage's private state
+//! directory, so a run never sees or touches the user's own containers, then
+//! the runtime's global flags (the ones it needs here, and `--runtime-arg`s).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,56 @@ pub struct RuntimeCli {
     pub program: PathBuf,
     /// The runtime's state directory (`--root`).
     pub root: PathBuf,
+    /// Global flags given to every verb, after `--root`: `known_global_args`
+    /// and then the user's `--runtime-arg`s.
+    pub global: Vec<OsString>,
+}
+
+/// The global flags a known runtime needs on a typical host, as
+/// `bundle::init_flags` knows each init program's. runsc (gVisor) refuses to
+/// set up a network in the host's network namespace ("cannot run with
+/// network enabled in root network namespace"), and orphanage's bundles
+/// have no network namespace: `--network=none`, which every verb needs
+/// (`start` sets the network up, not `create`). runc, crun and youki need
+/// nothing.
+pub fn known_global_args(program_name: &str) -> Vec<&'static str> {
+    match program_name {
+        "runsc" => vec!["--network=none"],
+        _ => vec![],
+    }
+}
+
+/// The global flags for a runtime: the known ones, then the user's (which
+/// come last, so that one of them can override a known one, as Go's flag
+/// package and runc's both let the last occurrence win).
+pub fn global_args(program_name: &str, user: &[String]) -> Vec<OsString> {
+    known_global_args(program_name)
+        .into_iter()
+        .map(OsString::from)
+        .chain(user.iter().map(OsString::from))
+        .collect()
+}
+
+/// What to try when a runtime cannot create a container here and said why:
+/// a flag orphanage cannot guess, or a fix of the machine. None for a cause
+/// it does not know.
+pub fn hint_for(runtime_output: &str) -> Option<&'static str> {
+    let said = runtime_output.to_ascii_lowercase();
+    if said.contains("cannot run with network enabled in root network namespace") {
+        Some("try `--runtime-arg=--network=none`")
+    } else if said.contains("cgroups in hybrid mode not supported") {
+        Some(
+            "hugetlb is attached to the cgroup v2 hierarchy, which crun refuses on a hybrid \
+             layout; as root, with no cgroup using it, attach it to a v1 hierarchy instead: \
+             `mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb`",
+        )
+    } else if said.contains("rootless") {
+        Some("try `--runtime-arg=--rootless` (and `--runtime-arg=--ignore-cgroups` without cgroup delegation)")
+    } else if said.contains("/dev/kvm") {
+        Some("try `--runtime-arg=--platform=ptrace`")
+    } else {
+        None
+    }
 }
 
 fn os(parts: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
@@ -19,20 +70,15 @@ fn os(parts: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
 impl RuntimeCli {
     fn verb(&self, rest: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
         let mut argv = os(&[&"--root", &self.root]);
+        argv.extend(self.global.iter().cloned());
         argv.extend(os(rest));
         argv
     }
 
-    /// `create`, passing fd 3 (the agent's event pipe) through to the container.
+    /// `create`. No `--preserve-fds` (runsc has none): the agent's events
+    /// come on the container's stdout, which every runtime passes through.
     pub fn create(&self, id: &str, bundle: &Path) -> Vec<OsString> {
-        self.verb(&[
-            &"create",
-            &"--preserve-fds",
-            &"1",
-            &"--bundle",
-            &bundle,
-            &id,
-        ])
+        self.verb(&[&"create", &"--bundle", &bundle, &id])
     }
 
     pub fn start(&self, id: &str) -> Vec<OsString> {
@@ -61,7 +107,7 @@ impl RuntimeCli {
         }
     }
 
-    /// `--version` needs no state directory.
+    /// `--version` needs no state directory, nor any other flag.
     pub fn version(&self) -> Vec<OsString> {
         os(&[&"--version"])
     }
@@ -86,6 +132,7 @@ mod tests {
         RuntimeCli {
             program: "/usr/sbin/runc".into(),
             root: "/tmp/o/state".into(),
+            global: vec![],
         }
     }
 
@@ -94,20 +141,77 @@ mod tests {
     }
 
     #[test]
-    fn create_preserves_the_event_fd() {
+    fn create_passes_no_extra_fds() {
         assert_eq!(
             strs(cli().create("orphanage-1-2", Path::new("/tmp/o/b"))),
             [
                 "--root",
                 "/tmp/o/state",
                 "create",
-                "--preserve-fds",
-                "1",
                 "--bundle",
                 "/tmp/o/b",
                 "orphanage-1-2"
             ]
         );
+    }
+
+    #[rstest]
+    #[case("runsc", &[], &["--network=none"])]
+    #[case("runsc", &["--platform=ptrace"], &["--network=none", "--platform=ptrace"])]
+    #[case("runc", &[], &[])]
+    #[case("crun", &["--debug"], &["--debug"])]
+    #[case("youki", &[], &[])]
+    fn global_args_are_the_known_then_the_users(
+        #[case] name: &str,
+        #[case] user: &[&str],
+        #[case] expected: &[&str],
+    ) {
+        let user: Vec<String> = user.iter().map(|s| s.to_string()).collect();
+        assert_eq!(strs(global_args(name, &user)), expected);
+    }
+
+    #[test]
+    fn every_verb_carries_the_global_flags_after_the_root() {
+        let cli = RuntimeCli {
+            global: global_args("runsc", &["--platform=ptrace".into()]),
+            ..cli()
+        };
+        let expected_head = [
+            "--root",
+            "/tmp/o/state",
+            "--network=none",
+            "--platform=ptrace",
+        ];
+        for argv in [
+            cli.create("c", Path::new("/b")),
+            cli.start("c"),
+            cli.state("c"),
+            cli.kill("c", "SIGKILL", true),
+            cli.delete("c", true),
+        ] {
+            let argv = strs(argv);
+            assert_eq!(argv[..4], expected_head, "{argv:?}");
+        }
+        assert_eq!(strs(cli.version()), ["--version"]);
+    }
+
+    #[rstest]
+    #[case(
+        "starting container: setting up network: cannot run with network enabled in root network namespace",
+        Some("--runtime-arg=--network=none")
+    )]
+    #[case(
+        "cgroups in hybrid mode not supported, drop all controllers from cgroupv2",
+        Some("mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb")
+    )]
+    #[case("open /dev/kvm: no such file or directory", Some("--platform=ptrace"))]
+    #[case("cgroup setup refused: permission denied (pretend)", None)]
+    fn hints_name_the_flag_or_fix(#[case] said: &str, #[case] names: Option<&str>) {
+        match (hint_for(said), names) {
+            (Some(hint), Some(part)) => assert!(hint.contains(part), "{hint}"),
+            (None, None) => {}
+            (hint, _) => panic!("{said}: {hint:?}"),
+        }
     }
 
     #[rstest]

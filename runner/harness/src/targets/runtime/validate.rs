@@ -3,7 +3,7 @@
 //! input (exit 2); a runtime that answers but cannot run a container here
 //! stops the run with one line naming the cause.
 
-use super::argv::{answers_unknown_state, RuntimeCli};
+use super::argv::{answers_unknown_state, hint_for, RuntimeCli};
 use super::bundle::{is_dynamic_elf, InitUnderTest};
 use super::command::bounded;
 use super::container::{run_in_runtime, RuntimeTarget};
@@ -126,7 +126,10 @@ pub fn smoke_test(target: &RuntimeTarget, agent: &Path) -> Result<(), String> {
     });
     match verdict {
         Some(v) if v.outcome == Outcome::Pass => Ok(()),
-        Some(v) => Err(v.reason),
+        Some(v) => Err(match hint_for(&v.reason) {
+            Some(hint) => format!("{}; {hint}", v.reason),
+            None => v.reason,
+        }),
         None => Err("no verdict".into()),
     }
 }
@@ -161,6 +164,7 @@ mod tests {
         let cli = RuntimeCli {
             program: "/bin/sh".into(),
             root: "/nonexistent".into(),
+            global: vec![],
         };
         assert!(matches!(
             check_runtime(&cli, "sh"),
@@ -170,6 +174,7 @@ mod tests {
         let cli = RuntimeCli {
             program: resolve_runtime("echo").unwrap(),
             root: "/nonexistent".into(),
+            global: vec![],
         };
         assert!(matches!(
             check_runtime(&cli, "echo"),
