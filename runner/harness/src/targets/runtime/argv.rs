@@ -42,22 +42,40 @@ pub fn global_args(program_name: &str, user: &[String]) -> Vec<OsString> {
 }
 
 /// What to try when a runtime cannot create a container here and said why:
-/// a flag orphanage cannot guess, or a fix of the machine. None for a cause
-/// it does not know.
-pub fn hint_for(runtime_output: &str) -> Option<&'static str> {
+/// a flag orphanage cannot guess, or a fix of the machine. `v2_controllers`
+/// is what the hybrid layout's cgroup v2 hierarchy holds (its
+/// `cgroup.controllers`, at `v2_mount`). None for a cause it does not know.
+pub fn hint_for(runtime_output: &str, v2_mount: &str, v2_controllers: &str) -> Option<String> {
     let said = runtime_output.to_ascii_lowercase();
     if said.contains("cannot run with network enabled in root network namespace") {
-        Some("try `--runtime-arg=--network=none`")
+        Some("try `--runtime-arg=--network=none`".into())
     } else if said.contains("cgroups in hybrid mode not supported") {
-        Some(
-            "hugetlb is attached to the cgroup v2 hierarchy, which crun refuses on a hybrid \
-             layout; as root, with no cgroup using it, attach it to a v1 hierarchy instead: \
-             `mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb`",
-        )
+        let controllers: Vec<&str> = v2_controllers.split_whitespace().collect();
+        let names = if controllers.is_empty() {
+            vec!["hugetlb"]
+        } else {
+            controllers
+        };
+        let fix: Vec<String> = names
+            .iter()
+            .map(|c| {
+                format!("mkdir -p /sys/fs/cgroup/{c} && mount -t cgroup -o {c} cgroup /sys/fs/cgroup/{c}")
+            })
+            .collect();
+        Some(format!(
+            "the cause: {} attached to the cgroup v2 hierarchy at {v2_mount}, which crun refuses \
+             on a hybrid layout; the fix, as root and with no cgroup using it, attaches it to a v1 \
+             hierarchy instead: `{}`",
+            names.join(", "),
+            fix.join(" && ")
+        ))
     } else if said.contains("rootless") {
-        Some("try `--runtime-arg=--rootless` (and `--runtime-arg=--ignore-cgroups` without cgroup delegation)")
+        Some(
+            "try `--runtime-arg=--rootless` (and `--runtime-arg=--ignore-cgroups` without cgroup delegation)"
+                .into(),
+        )
     } else if said.contains("/dev/kvm") {
-        Some("try `--runtime-arg=--platform=ptrace`")
+        Some("try `--runtime-arg=--platform=ptrace`".into())
     } else {
         None
     }
@@ -207,11 +225,28 @@ mod tests {
     #[case("open /dev/kvm: no such file or directory", Some("--platform=ptrace"))]
     #[case("cgroup setup refused: permission denied (pretend)", None)]
     fn hints_name_the_flag_or_fix(#[case] said: &str, #[case] names: Option<&str>) {
-        match (hint_for(said), names) {
+        match (hint_for(said, "/sys/fs/cgroup/unified", "hugetlb\n"), names) {
             (Some(hint), Some(part)) => assert!(hint.contains(part), "{hint}"),
             (None, None) => {}
             (hint, _) => panic!("{said}: {hint:?}"),
         }
+    }
+
+    #[test]
+    fn the_crun_hint_names_each_controller_on_the_v2_hierarchy() {
+        let said = "cgroups in hybrid mode not supported, drop all controllers from cgroupv2";
+        let hint = hint_for(said, "/sys/fs/cgroup/unified", "hugetlb misc").unwrap();
+        assert!(
+            hint.contains(
+                "hugetlb, misc attached to the cgroup v2 hierarchy at /sys/fs/cgroup/unified"
+            ),
+            "{hint}"
+        );
+        assert!(
+            hint.contains("mount -t cgroup -o misc cgroup /sys/fs/cgroup/misc"),
+            "{hint}"
+        );
+        assert!(!hint.contains('\n'));
     }
 
     #[rstest]

@@ -931,13 +931,20 @@ mod tests {
     fn a_process_runs_on_the_host_only_if_it_runs_that_very_file() {
         let me = std::process::id() as i32;
         let exe = std::env::current_exe().unwrap();
-        assert_eq!(runs_on_host(me, &exe), Ok(()));
-        let why = runs_on_host(me, Path::new("/bin/sh")).unwrap_err();
+        assert_eq!(host_view(me, &exe), HostView::Host);
+        let HostView::NotHost(why) = host_view(me, Path::new("/bin/sh")) else {
+            panic!("/bin/sh is not this test");
+        };
         assert!(
             why.contains("not host processes") && why.contains("sh"),
             "{why}"
         );
-        assert!(runs_on_host(me, Path::new("/no/such/file")).is_err());
+        assert!(matches!(
+            host_view(me, Path::new("/no/such/file")),
+            HostView::NotHost(_)
+        ));
+        // A pid no process has (pid_max is at most 2^22).
+        assert_eq!(host_view(i32::MAX, &exe), HostView::Gone);
     }
 
     #[test]

@@ -126,12 +126,26 @@ pub fn smoke_test(target: &RuntimeTarget, agent: &Path) -> Result<(), String> {
     });
     match verdict {
         Some(v) if v.outcome == Outcome::Pass => Ok(()),
-        Some(v) => Err(match hint_for(&v.reason) {
+        Some(v) => Err(match hint_for(&v.reason, &v2_mount(), &v2_controllers()) {
             Some(hint) => format!("{}; {hint}", v.reason),
             None => v.reason,
         }),
         None => Err("no verdict".into()),
     }
+}
+
+/// Where a hybrid layout's cgroup v2 hierarchy is mounted (not at /sys/fs/cgroup itself).
+fn v2_mount() -> String {
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == "cgroup2")
+        .map_or_else(|| "/sys/fs/cgroup/unified".into(), |f| f[1].to_string())
+}
+
+fn v2_controllers() -> String {
+    std::fs::read_to_string(format!("{}/cgroup.controllers", v2_mount())).unwrap_or_default()
 }
 
 #[cfg(test)]
