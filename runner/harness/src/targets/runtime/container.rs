@@ -824,7 +824,8 @@ fn drive(
                             None => "is gone".into(),
                         };
                         ended = Some(Err(run.with_output(Verdict::fail(format!(
-                            "step {} ({}) needs the agent, but the container's init {how} after step {}",
+                            "step {} ({}) needs the agent: expected it still running after step {}, \
+                             observed the container's init {how}",
                             at + 1,
                             scenario.steps[at].keyword(),
                             at
@@ -866,7 +867,7 @@ fn drive(
     };
     let verdict = match after_harness_step {
         Some(i) => Verdict::fail(format!(
-            "the agent died after step {} ({}): the container's init {how}",
+            "the agent died after step {} ({}): expected it to go on, observed the container's init {how}",
             i + 1,
             scenario.steps[i].keyword()
         )),

@@ -10,6 +10,6 @@ mod validate;
 mod watch;
 
 pub use argv::{global_args as runtime_global_args, RuntimeCli};
-pub use command::bounded as run_bounded;
+pub use command::bounded_ticking as run_bounded_ticking;
 pub use container::{run_in_runtime, RuntimeTarget};
 pub use validate::{check_runtime, resolve_init, resolve_runtime, smoke_test};
