@@ -307,7 +307,11 @@ fn choose_targets(cli: &cli::Cli) -> anyhow::Result<Chosen> {
         let cli_ = targets::RuntimeCli {
             program: program.clone(),
             root,
-            global: targets::runtime_global_args(&name, &cli.runtime_args),
+            global: targets::runtime_global_args(
+                &name,
+                nix::unistd::geteuid().is_root(),
+                &cli.runtime_args,
+            ),
         };
         versions.push(targets::check_runtime(&cli_, arg)?);
         let mut label = program

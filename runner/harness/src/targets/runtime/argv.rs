@@ -21,11 +21,14 @@ pub struct RuntimeCli {
 /// set up a network in the host's network namespace ("cannot run with
 /// network enabled in root network namespace"), and orphanage's bundles
 /// have no network namespace: `--network=none`, which every verb needs
-/// (`start` sets the network up, not `create`). runc, crun and youki need
+/// (`start` sets the network up, not `create`). Run by a user other than
+/// root, runsc cannot make its cgroups ("configuring cgroup: mkdir …:
+/// permission denied") unless told `--rootless`. runc, crun and youki need
 /// nothing.
-pub fn known_global_args(program_name: &str) -> Vec<&'static str> {
-    match program_name {
-        "runsc" => vec!["--network=none"],
+pub fn known_global_args(program_name: &str, as_root: bool) -> Vec<&'static str> {
+    match (program_name, as_root) {
+        ("runsc", true) => vec!["--network=none"],
+        ("runsc", false) => vec!["--network=none", "--rootless"],
         _ => vec![],
     }
 }
@@ -33,8 +36,8 @@ pub fn known_global_args(program_name: &str) -> Vec<&'static str> {
 /// The global flags for a runtime: the known ones, then the user's (which
 /// come last, so that one of them can override a known one, as Go's flag
 /// package and runc's both let the last occurrence win).
-pub fn global_args(program_name: &str, user: &[String]) -> Vec<OsString> {
-    known_global_args(program_name)
+pub fn global_args(program_name: &str, as_root: bool, user: &[String]) -> Vec<OsString> {
+    known_global_args(program_name, as_root)
         .into_iter()
         .map(OsString::from)
         .chain(user.iter().map(OsString::from))
@@ -69,7 +72,9 @@ pub fn hint_for(runtime_output: &str, v2_mount: &str, v2_controllers: &str) -> O
             names.join(", "),
             fix.join(" && ")
         ))
-    } else if said.contains("rootless") {
+    } else if said.contains("rootless")
+        || (said.contains("configuring cgroup") && said.contains("permission denied"))
+    {
         Some(
             "try `--runtime-arg=--rootless` (and `--runtime-arg=--ignore-cgroups` without cgroup delegation)"
                 .into(),
@@ -174,24 +179,27 @@ mod tests {
     }
 
     #[rstest]
-    #[case("runsc", &[], &["--network=none"])]
-    #[case("runsc", &["--platform=ptrace"], &["--network=none", "--platform=ptrace"])]
-    #[case("runc", &[], &[])]
-    #[case("crun", &["--debug"], &["--debug"])]
-    #[case("youki", &[], &[])]
+    #[case("runsc", true, &[], &["--network=none"])]
+    #[case("runsc", false, &[], &["--network=none", "--rootless"])]
+    #[case("runsc", true, &["--platform=ptrace"], &["--network=none", "--platform=ptrace"])]
+    #[case("runc", true, &[], &[])]
+    #[case("runc", false, &[], &[])]
+    #[case("crun", true, &["--debug"], &["--debug"])]
+    #[case("youki", true, &[], &[])]
     fn global_args_are_the_known_then_the_users(
         #[case] name: &str,
+        #[case] as_root: bool,
         #[case] user: &[&str],
         #[case] expected: &[&str],
     ) {
         let user: Vec<String> = user.iter().map(|s| s.to_string()).collect();
-        assert_eq!(strs(global_args(name, &user)), expected);
+        assert_eq!(strs(global_args(name, as_root, &user)), expected);
     }
 
     #[test]
     fn every_verb_carries_the_global_flags_after_the_root() {
         let cli = RuntimeCli {
-            global: global_args("runsc", &["--platform=ptrace".into()]),
+            global: global_args("runsc", true, &["--platform=ptrace".into()]),
             ..cli()
         };
         let expected_head = [
@@ -223,6 +231,10 @@ mod tests {
         Some("mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb")
     )]
     #[case("open /dev/kvm: no such file or directory", Some("--platform=ptrace"))]
+    #[case(
+        "creating container: cannot set up cgroup for root: configuring cgroup: mkdir /sys/fs/cgroup/hugetlb/u1: permission denied",
+        Some("--runtime-arg=--rootless")
+    )]
     #[case("cgroup setup refused: permission denied (pretend)", None)]
     fn hints_name_the_flag_or_fix(#[case] said: &str, #[case] names: Option<&str>) {
         match (hint_for(said, "/sys/fs/cgroup/unified", "hugetlb\n"), names) {
