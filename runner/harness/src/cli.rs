@@ -52,6 +52,12 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub init: Option<String>,
 
+    /// Judge the run against this file of expected differences
+    /// (fixtures/expected/runsc.yaml, say): exit non-zero only for a fail,
+    /// broken or unsupported it does not list, or a listed one that no longer happens.
+    #[arg(long, value_name = "FILE")]
+    pub expected: Option<PathBuf>,
+
     /// Keep the runtimes' state (their --root) under this directory instead of
     /// a private temporary one, to inspect it with `RUNTIME --root DIR/state-N list`.
     #[arg(long, value_name = "DIR")]

@@ -5,6 +5,7 @@
 mod agent_binary;
 mod cli;
 mod discover;
+mod expected;
 mod explore;
 mod kernels;
 mod live;
@@ -83,6 +84,16 @@ fn run() -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    let expected = match &cli.expected {
+        Some(path) => match load_expected(path, &loaded) {
+            Ok(d) => Some((path.clone(), d)),
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => None,
+    };
     // From here on things are created: guard them against Ctrl-C first.
     live::install_interrupt_handler().context("cannot set up the interrupt handler")?;
     let Chosen {
@@ -109,6 +120,9 @@ fn run() -> anyhow::Result<ExitCode> {
             .any(|t| matches!(t, targets::Target::Runtime(_)))
     {
         anyhow::bail!("--runtime and --kernel/--kernels pick different targets: give one");
+    }
+    if cli.expected.is_some() && (cli.kernel.is_some() || cli.kernels.is_some()) {
+        anyhow::bail!("--expected judges a host or runtime run, not --kernel or --kernels");
     }
     if cli.vm_cpus.is_some() && cli.kernel.is_none() && cli.kernels.is_none() {
         anyhow::bail!("--vm-cpus sizes a VM: it needs --kernel or --kernels");
@@ -212,6 +226,14 @@ fn run() -> anyhow::Result<ExitCode> {
         let labels: Vec<&str> = targets.iter().map(|t| t.label()).collect();
         println!("{}", report::side_by_side(&results, &labels));
     }
+    let ran_something = !results.is_empty();
+    let judged_bad = expected.as_ref().map(|(path, differences)| {
+        let contexts = expected_contexts(&targets, &versions);
+        let judged = expected::judge(differences, &results, &contexts);
+        let (text, bad) = expected::summary(path, &judged);
+        println!("{text}");
+        bad
+    });
     if let Some(file) = report_file {
         let target = if versions.is_empty() {
             "host".to_string()
@@ -232,7 +254,52 @@ fn run() -> anyhow::Result<ExitCode> {
     // container's processes are ours once its init is gone): reap them all,
     // or they would outlive us as zombies.
     live::sweep_children(std::time::Duration::from_secs(5));
-    Ok(conclusion.exit_code())
+    Ok(match judged_bad {
+        // With --expected, only what the file does not foresee fails the run.
+        Some(true) => ExitCode::from(101),
+        Some(false) if ran_something => ExitCode::SUCCESS,
+        _ => conclusion.exit_code(),
+    })
+}
+
+/// `--expected FILE`, validated against the suites' scenario names.
+fn load_expected(
+    path: &std::path::Path,
+    loaded: &[discover::Loaded],
+) -> Result<Vec<expected::Difference>, expected::ExpectedError> {
+    let text = std::fs::read_to_string(path).map_err(|e| expected::ExpectedError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let names: Vec<&str> = loaded.iter().map(|l| l.name.as_str()).collect();
+    expected::parse(path, &text, &names)
+}
+
+/// What each target was, for the expected file's conditions.
+fn expected_contexts(targets: &[targets::Target], versions: &[String]) -> Vec<expected::Context> {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let mut versions = versions.iter();
+    targets
+        .iter()
+        .map(|t| {
+            let (runtime_version, platform) = match t {
+                targets::Target::Runtime(r) => (
+                    versions.next().cloned().unwrap_or_default(),
+                    targets::runtime_platform(&r.cli),
+                ),
+                _ => (String::new(), String::new()),
+            };
+            expected::Context {
+                prefix: t.prefix(),
+                runtime_version,
+                kernel: kernel.clone(),
+                platform,
+            }
+        })
+        .collect()
 }
 
 /// The agent for this run (`--agent`, or the embedded one written to a private

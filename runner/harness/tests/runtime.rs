@@ -390,7 +390,18 @@ fn runsc_suite_gives_every_scenario_a_verdict() -> Result<(), Failed> {
     let iso = Isolated::new();
     let mounts_before = mounts();
     let started = Instant::now();
-    let (run, pid) = run_isolated(&iso, &["--runtime", "runsc", "--init", "tini"]);
+    let expected = repo().join("fixtures/expected/runsc.yaml");
+    let (run, pid) = run_isolated(
+        &iso,
+        &[
+            "--runtime",
+            "runsc",
+            "--init",
+            "tini",
+            "--expected",
+            expected.to_str().unwrap(),
+        ],
+    );
     let took = started.elapsed();
     iso.assert_clean_of("runsc", pid, &mounts_before)?;
     let results = outcomes(&run);
@@ -416,10 +427,16 @@ fn runsc_suite_gives_every_scenario_a_verdict() -> Result<(), Failed> {
             format!("{name}: {outcome} without a reason: {reason}")
         })?;
     }
-    let fails = results.iter().filter(|(_, o, _)| o == "fail").count();
-    check(run.code() == Some(if fails > 0 { 101 } else { 0 }), || {
-        format!("exit {:?} with {fails} fails", run.code())
-    })?;
+    // Every fail and unsupported is a known difference, listed with its
+    // reason: so the run exits 0, and only because --expected was given.
+    check(
+        run.stdout().contains(" expected, 0 unexpected, 0 stale") && run.code() == Some(0),
+        || {
+            let judged = run.stdout();
+            let from = judged.find("expected differences").unwrap_or(0);
+            format!("exit {:?}: {}", run.code(), &judged[from..])
+        },
+    )?;
     // The checks that read only the host ran, and passed: a sandbox's death
     // and exit code, and its adoption by the harness.
     for scenario in [
@@ -483,6 +500,64 @@ fn crun_suite_with_tini_passes() -> Result<(), Failed> {
 fn crun_refuses_this_cgroup_layout() -> bool {
     std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
         .is_ok_and(|c| !c.trim().is_empty())
+}
+
+/// An expected-differences file that names no scenario of the suites is bad
+/// input: one line with file:line:column, exit 2, nothing runs.
+fn a_bad_expected_file_is_refused_before_anything_runs() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("expected.yaml");
+    std::fs::write(
+        &file,
+        "differences:\n  - scenario: memfd::no_such_scenario\n    outcome: fail\n    reason: x\n",
+    )
+    .unwrap();
+    let out = orphanage()
+        .current_dir(repo())
+        .arg("--expected")
+        .arg(&file)
+        .arg("memfd::")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    check(out.status.code() == Some(2), || {
+        format!("{:?}: {stderr}", out.status)
+    })?;
+    check(
+        stderr.lines().count() == 1
+            && stderr.contains(&format!("{}:2:15:", file.display()))
+            && stderr.contains("no scenario `memfd::no_such_scenario`"),
+        || stderr.to_string(),
+    )?;
+    check(out.stdout.is_empty(), || "scenarios ran".into())
+}
+
+/// A listed difference that no longer happens is stale, and fails the run:
+/// on the host a seal that Linux enforces, listed as a fail.
+fn a_stale_expected_difference_fails_the_run() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("expected.yaml");
+    std::fs::write(
+        &file,
+        "differences:\n  - scenario: memfd::seal_write_refuses_writes\n    outcome: fail\n    reason: pretend it is not enforced\n",
+    )
+    .unwrap();
+    let out = orphanage()
+        .current_dir(repo())
+        .arg("--expected")
+        .arg(&file)
+        .args(["--exact", "memfd::seal_write_refuses_writes"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    check(out.status.code() == Some(101), || {
+        format!("{:?}: {stdout}", out.status)
+    })?;
+    check(
+        stdout.contains("STALE       memfd::seal_write_refuses_writes")
+            && stdout.contains("0 as Linux, 0 expected, 0 unexpected, 1 stale"),
+        || stdout.to_string(),
+    )
 }
 
 /// `--runtime-arg` without `--runtime`: one line, exit 2, nothing runs.
@@ -665,6 +740,14 @@ fn main() {
             runsc_without_its_flag_names_it,
         ),
         Trial::test("runtime_arg_needs_a_runtime", runtime_arg_needs_a_runtime),
+        Trial::test(
+            "a_bad_expected_file_is_refused_before_anything_runs",
+            a_bad_expected_file_is_refused_before_anything_runs,
+        ),
+        Trial::test(
+            "a_stale_expected_difference_fails_the_run",
+            a_stale_expected_difference_fails_the_run,
+        ),
         needs("dumb_init_under_test", &["runc", "dumb-init"], || {
             init_programs_pass("dumb-init", &["subreaper_mode_adopts_orphans"])
         }),

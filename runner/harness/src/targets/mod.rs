@@ -8,5 +8,5 @@ pub mod vm;
 pub use kind::{Bound, Target, VmTarget};
 pub use runtime::{
     check_runtime, resolve_init, resolve_runtime, run_bounded_ticking, runtime_global_args,
-    smoke_test, RuntimeCli, RuntimeTarget,
+    runtime_platform, smoke_test, RuntimeCli, RuntimeTarget,
 };

@@ -44,6 +44,25 @@ pub fn global_args(program_name: &str, as_root: bool, user: &[String]) -> Vec<Os
         .collect()
 }
 
+/// The platform a runtime runs its sandbox on: the last `--platform=X` among
+/// its global flags; for runsc without one, its default, ptrace. Empty for a
+/// runtime that has no platforms.
+pub fn platform(cli: &RuntimeCli) -> String {
+    let given = cli
+        .global
+        .iter()
+        .filter_map(|a| a.to_str()?.strip_prefix("--platform=").map(String::from))
+        .next_back();
+    let is_runsc = cli.program.file_name().is_some_and(|n| n == "runsc");
+    given.unwrap_or_else(|| {
+        if is_runsc {
+            "ptrace".into()
+        } else {
+            String::new()
+        }
+    })
+}
+
 /// What to try when a runtime cannot create a container here and said why:
 /// a flag orphanage cannot guess, or a fix of the machine. `v2_controllers`
 /// is what the hybrid layout's cgroup v2 hierarchy holds (its
@@ -242,6 +261,21 @@ mod tests {
             (None, None) => {}
             (hint, _) => panic!("{said}: {hint:?}"),
         }
+    }
+
+    #[test]
+    fn the_platform_is_the_last_given_or_runscs_default() {
+        let runsc = |global: &[&str]| RuntimeCli {
+            program: "/usr/bin/runsc".into(),
+            root: "/r".into(),
+            global: global.iter().map(OsString::from).collect(),
+        };
+        assert_eq!(platform(&runsc(&["--network=none"])), "ptrace");
+        assert_eq!(
+            platform(&runsc(&["--platform=kvm", "--platform=systrap"])),
+            "systrap"
+        );
+        assert_eq!(platform(&cli()), "");
     }
 
     #[test]

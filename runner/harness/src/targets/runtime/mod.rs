@@ -9,7 +9,7 @@ mod container;
 mod validate;
 mod watch;
 
-pub use argv::{global_args as runtime_global_args, RuntimeCli};
+pub use argv::{global_args as runtime_global_args, platform as runtime_platform, RuntimeCli};
 pub use command::bounded_ticking as run_bounded_ticking;
 pub use container::{run_in_runtime, RuntimeTarget};
 pub use validate::{check_runtime, resolve_init, resolve_runtime, smoke_test};
