@@ -227,13 +227,16 @@ fn run() -> anyhow::Result<ExitCode> {
         println!("{}", report::side_by_side(&results, &labels));
     }
     let ran_something = !results.is_empty();
-    let judged_bad = expected.as_ref().map(|(path, differences)| {
-        let contexts = expected_contexts(&targets, &versions);
-        let judged = expected::judge(differences, &results, &contexts);
-        let (text, bad) = expected::summary(path, &judged);
-        println!("{text}");
-        bad
-    });
+    let judged_bad = expected
+        .as_ref()
+        .filter(|_| ran_something)
+        .map(|(path, differences)| {
+            let contexts = expected_contexts(&targets, &versions);
+            let judged = expected::judge(differences, &results, &contexts);
+            let (text, bad) = expected::summary(path, &judged);
+            println!("{text}");
+            bad
+        });
     if let Some(file) = report_file {
         let target = if versions.is_empty() {
             "host".to_string()
