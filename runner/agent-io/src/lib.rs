@@ -11,5 +11,5 @@ mod wait_status;
 
 pub use clone_flags::{clone_failed, clone_flag_names};
 pub use pipes::{above_std_fds, pipe};
-pub use reading::{read_events, readable_now, Reading, READS_IN_A_ROW};
+pub use reading::{read_events, read_events_until, readable_now, Flow, Reading, READS_IN_A_ROW};
 pub use wait_status::wait_status;

@@ -20,6 +20,8 @@ pub struct Reading {
     /// The last line that was not an event.
     pub garbage: Option<String>,
     pub timed_out: bool,
+    /// The caller's `on_event` asked to stop.
+    pub stopped: bool,
     /// Event bytes after the last complete line.
     pending: Vec<u8>,
     stderr: Vec<u8>,
@@ -50,6 +52,15 @@ pub fn readable_now(fd: RawFd) -> bool {
     unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
 }
 
+/// What the reader of an agent's events does after one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on reading.
+    Go,
+    /// Stop now: the caller has what it needs (a verdict, or a failure of its own).
+    Stop,
+}
+
 /// Reads the agent's events, one JSON line each, until it closes the events
 /// pipe (the agent and every worker gone) or `deadline` has passed since
 /// `started`, and keeps what its stderr says. Each event goes to `on_event`.
@@ -60,7 +71,26 @@ pub fn read_events(
     deadline: Duration,
     on_event: &mut dyn FnMut(&Event),
 ) -> Reading {
-    let mut reading = Reading::default();
+    read_events_until(events, Some(stderr), started, deadline, &mut |e| {
+        on_event(e);
+        Flow::Go
+    })
+}
+
+/// As `read_events`, but `on_event` may stop the reading (`Reading::stopped`)
+/// after any event; the lines after it stay unread. Without `stderr` (a
+/// container's goes to the runtime's log), only the events are read.
+pub fn read_events_until(
+    events: &OwnedFd,
+    stderr: Option<&OwnedFd>,
+    started: Instant,
+    deadline: Duration,
+    on_event: &mut dyn FnMut(&Event) -> Flow,
+) -> Reading {
+    let mut reading = Reading {
+        stderr_closed: stderr.is_none(),
+        ..Reading::default()
+    };
     loop {
         let left = deadline.saturating_sub(started.elapsed());
         if left.is_zero() {
@@ -74,10 +104,9 @@ pub fn read_events(
                 revents: 0,
             },
             libc::pollfd {
-                fd: if reading.stderr_closed {
-                    -1
-                } else {
-                    stderr.as_raw_fd()
+                fd: match stderr {
+                    Some(fd) if !reading.stderr_closed => fd.as_raw_fd(),
+                    _ => -1,
                 },
                 events: libc::POLLIN,
                 revents: 0,
@@ -94,11 +123,14 @@ pub fn read_events(
         if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
             return reading;
         }
-        if fds[1].revents != 0 {
-            reading.take_stderr(stderr.as_raw_fd());
+        if let (Some(fd), true) = (stderr, fds[1].revents != 0) {
+            reading.take_stderr(fd.as_raw_fd());
         }
-        if fds[0].revents != 0 && !reading.take_events(events.as_raw_fd(), on_event) {
-            return reading;
+        if fds[0].revents != 0 {
+            let open = reading.take_events_until(events.as_raw_fd(), on_event);
+            if !open || reading.stopped {
+                return reading;
+            }
         }
     }
 }
@@ -108,6 +140,19 @@ impl Reading {
     /// init reads several agents at once): each complete line goes to
     /// `on_event`. False at end of file: every writer is gone.
     pub fn take_events(&mut self, events: RawFd, on_event: &mut dyn FnMut(&Event)) -> bool {
+        self.take_events_until(events, &mut |e| {
+            on_event(e);
+            Flow::Go
+        })
+    }
+
+    /// As `take_events`, but `on_event` may stop at any event: then the
+    /// lines after it are kept unread and `stopped` is set.
+    pub fn take_events_until(
+        &mut self,
+        events: RawFd,
+        on_event: &mut dyn FnMut(&Event) -> Flow,
+    ) -> bool {
         let mut pending = std::mem::take(&mut self.pending);
         let open = read_some(events, &mut pending) != Some(0);
         while let Some(end) = pending.iter().position(|&b| b == b'\n') {
@@ -123,7 +168,10 @@ impl Reading {
                         }
                         _ => {}
                     }
-                    on_event(&event);
+                    if on_event(&event) == Flow::Stop {
+                        self.stopped = true;
+                        break;
+                    }
                 }
                 Err(e) => {
                     self.garbage = Some(format!(
@@ -303,6 +351,37 @@ mod tests {
         reading.drain_stderr(&err_r);
         assert_eq!(reading.stderr_tail(), "last words");
         drop(err_w);
+    }
+
+    #[test]
+    fn a_caller_can_stop_at_an_event_and_the_rest_stays_unread() {
+        let (ev_r, ev_w) = pipe().unwrap();
+        let mut ev_w = std::fs::File::from(ev_w);
+        let mut input = line(&Event::Note { text: "a".into() });
+        input.extend(line(&Event::Note {
+            text: "stop".into(),
+        }));
+        input.extend(line(&Event::Note { text: "b".into() }));
+        ev_w.write_all(&input).unwrap();
+        // The writer stays open: only the stop can end this read before the deadline.
+        let mut seen = vec![];
+        let reading = read_events_until(
+            &ev_r,
+            None,
+            Instant::now(),
+            Duration::from_secs(10),
+            &mut |e| {
+                seen.push(e.clone());
+                match e {
+                    Event::Note { text } if text == "stop" => Flow::Stop,
+                    _ => Flow::Go,
+                }
+            },
+        );
+        assert!(reading.stopped && !reading.timed_out);
+        assert_eq!(seen.len(), 2);
+        assert!(!reading.pending.is_empty(), "the third line stays unread");
+        drop(ev_w);
     }
 
     #[test]

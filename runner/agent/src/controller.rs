@@ -42,8 +42,18 @@ struct Controller {
     started: Instant,
 }
 
-pub fn main() -> ! {
+/// `events_on_stdout`: the events go to stdout (the runtime target), which
+/// becomes fd 3 here; fd 1 then becomes a copy of stderr, so that nothing
+/// else the agent or its workers print can land among the events.
+pub fn main(events_on_stdout: bool) -> ! {
     signals::reset_all();
+    if events_on_stdout {
+        // SAFETY: dup2 on the std fds, before anything else uses them.
+        if unsafe { libc::dup2(1, EVENTS_FD) } < 0 || unsafe { libc::dup2(2, 1) } < 0 {
+            eprintln!("orphanage-agent: cannot move the events to stdout's pipe");
+            std::process::exit(2);
+        }
+    }
     // SAFETY: fd 3 is ours by convention with the harness; workers must not inherit it.
     unsafe { libc::fcntl(EVENTS_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
     // SAFETY: as above; the File owns fd 3 from here.
@@ -78,6 +88,19 @@ pub fn main() -> ! {
     let verdict = controller.run();
     let steps_ms = controller.started.elapsed().as_secs_f64() * 1000.0;
     controller.finish(verdict, steps_ms)
+}
+
+/// Whether any mount in /proc/self/mountinfo text is in a peer group
+/// (`shared:N`) or receives from one (`master:N`): its optional fields,
+/// between the mount options and the ` - ` separator.
+fn propagates(mountinfo: &str) -> bool {
+    mountinfo.lines().any(|line| {
+        let before_separator = line.split(" - ").next().unwrap_or("");
+        before_separator
+            .split_whitespace()
+            .skip(6)
+            .any(|field| field.starts_with("shared:") || field.starts_with("master:"))
+    })
 }
 
 fn placeholder() -> Scenario {
@@ -217,8 +240,21 @@ impl Controller {
         use nix::mount::{mount, MsFlags};
         let none: Option<&str> = None;
         // Without this, our mounts would propagate to the host's mount table.
-        mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
-            .map_err(|e| Verdict::broken(format!("mount --make-rprivate /: {e}")))?;
+        if let Err(e) = mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none) {
+            // A kernel without shared subtrees (gVisor's Sentry before 2023
+            // refuses MS_PRIVATE with EINVAL) has nothing that propagates:
+            // then there is nothing to make private, and the mounts below
+            // stay here. Otherwise the agent cannot keep the host clean.
+            let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            if e != Errno::EINVAL || mountinfo.is_empty() || propagates(&mountinfo) {
+                return Err(Verdict::broken(format!("mount --make-rprivate /: {e}")));
+            }
+            self.emit(&Event::Note {
+                text: "mount(\"/\", MS_REC|MS_PRIVATE): EINVAL; no mount here is shared or a \
+                       slave (/proc/self/mountinfo), so none of the agent's mounts can propagate"
+                    .into(),
+            });
+        }
         if let Err(e) = mount(
             Some("proc"),
             "/proc",
@@ -819,4 +855,23 @@ fn raise_nofile_limit() -> nix::Result<()> {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
     setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::propagates;
+
+    #[test]
+    fn shared_and_slave_mounts_propagate_private_ones_do_not() {
+        let private = "22 1 0:21 / / rw,relatime - ext4 /dev/vda rw\n\
+                       23 22 0:5 / /proc rw,nosuid - proc proc rw\n";
+        assert!(!propagates(private));
+        let shared = "22 1 0:21 / / rw,relatime shared:1 - ext4 /dev/vda rw\n";
+        assert!(propagates(shared));
+        let slave = "22 1 0:21 / / rw,relatime master:3 - ext4 /dev/vda rw\n";
+        assert!(propagates(slave));
+        // "shared:" in a source or option after the separator is not a peer group.
+        let named = "22 1 0:21 / / rw - tmpfs shared:x rw\n";
+        assert!(!propagates(named));
+    }
 }

@@ -2,11 +2,12 @@
 //! same file runs on the host, inside a container and as a VM's /init.
 //!
 //! `orphanage-agent run` reads a scenario (JSON) on stdin and reports events
-//! on fd 3; `orphanage-agent worker NAME FD SIGPIPE` is how a scenario process
-//! that ran an `exec` step becomes a worker again. As a VM's `/init` (pid 1)
-//! it runs every scenario of the initramfs and powers off, taking its options
-//! from the kernel command line after `--`; `/init poweroff` only powers off
-//! (the boot floor).
+//! on fd 3 (on stdout with `--events-on-stdout`, in a container);
+//! `orphanage-agent worker NAME FD SIGPIPE` is how a scenario process that ran
+//! an `exec` step becomes a worker again. As a VM's `/init` (pid 1) it runs
+//! every scenario of the initramfs and powers off, taking its options from the
+//! kernel command line after `--`; `/init poweroff` only powers off (the boot
+//! floor).
 
 mod controller;
 mod fds;
@@ -29,7 +30,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let global_init = nix::unistd::getpid().as_raw() == 1 && !in_child_pid_namespace();
     match args.get(1).map(String::as_str) {
-        Some("run") => controller::main(),
+        Some("run") => controller::main(args.get(2).is_some_and(|a| a == EVENTS_ON_STDOUT)),
         Some("poweroff") if global_init => vm_init::power_off(),
         // The words after `--` on the kernel command line (see vm_init::InitOptions).
         _ if global_init => match vm_init::InitOptions::parse(&args[1..]) {
@@ -60,7 +61,12 @@ fn in_child_pid_namespace() -> bool {
         .unwrap_or(false)
 }
 
+/// `run --events-on-stdout`: the runtime target's one channel. Every OCI
+/// runtime passes the container's stdio through (runsc included, which has
+/// no `--preserve-fds`), so the events travel on the container's stdout.
+const EVENTS_ON_STDOUT: &str = "--events-on-stdout";
+
 fn usage() -> ! {
-    eprintln!("usage: orphanage-agent run   (scenario JSON on stdin, events on fd 3)\n       orphanage-agent [vm-init] [no-pid-namespaces] [results=DEVICE] [stay-up] | poweroff   (as a VM's /init)\n       orphanage-agent worker NAME FD sigpipe-ignored|sigpipe-default");
+    eprintln!("usage: orphanage-agent run [--events-on-stdout]   (scenario JSON on stdin, events on fd 3 or stdout)\n       orphanage-agent [vm-init] [no-pid-namespaces] [results=DEVICE] [stay-up] | poweroff   (as a VM's /init)\n       orphanage-agent worker NAME FD sigpipe-ignored|sigpipe-default");
     std::process::exit(2)
 }

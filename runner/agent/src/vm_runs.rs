@@ -183,7 +183,7 @@ fn start(s: &VmScenario, unblock: libc::sigset_t) -> Result<Running<'_>, Verdict
         // Nothing of init's (the results port, other agents' pipes, the
         // signalfd) stays open in the scenario.
         crate::fds::close_all_except(&[0, 1, 2, 3]);
-        crate::controller::main();
+        crate::controller::main(false);
     }
     if pid < 0 {
         let errno = orphanage_scenario::ErrnoName(Errno::last());

@@ -20,7 +20,7 @@ use std::path::PathBuf;
         ignored (unsupported: a probed feature is missing; the reason names the probe and its errno).\n\n\
         Exit code: 0 when nothing failed or broke, 101 when something did, 2 for bad input (nothing runs), \
         3 when the runtime cannot run a container on this machine (one line says why).",
-    after_help = "Examples:\n  orphanage                          run the whole suite\n  orphanage subreaper::              run one area\n  orphanage --check                  validate every scenario file, run nothing\n  orphanage --report out.json        also write a JSON report\n  orphanage --list                   list scenario names\n  orphanage --runtime runc           run the suite in runc containers\n  orphanage --runtime runc --runtime ./youki --init tini\n                                     two runtimes side by side, tini under test\n  orphanage explore --cases 500      check 500 generated process trees against the reference model\n  orphanage --runtime runc explore   the same, each tree in a runc container\n  orphanage --kernel vmlinuz         boot that kernel in QEMU and run the suite inside it\n  orphanage kernels fetch            download the kernels of fixtures/kernels.yaml\n  orphanage --kernels fixtures/kernels.yaml   run the kernel matrix"
+    after_help = "Examples:\n  orphanage                          run the whole suite\n  orphanage subreaper::              run one area\n  orphanage --check                  validate every scenario file, run nothing\n  orphanage --report out.json        also write a JSON report\n  orphanage --list                   list scenario names\n  orphanage --runtime runc           run the suite in runc containers\n  orphanage --runtime runc --runtime ./youki --init tini\n                                     two runtimes side by side, tini under test\n  orphanage --runtime runsc --runtime-arg=--platform=ptrace\n                                     the suite in gVisor, with a runsc flag\n  orphanage explore --cases 500      check 500 generated process trees against the reference model\n  orphanage --runtime runc explore   the same, each tree in a runc container\n  orphanage --kernel vmlinuz         boot that kernel in QEMU and run the suite inside it\n  orphanage kernels fetch            download the kernels of fixtures/kernels.yaml\n  orphanage --kernels fixtures/kernels.yaml   run the kernel matrix"
 )]
 pub struct Cli {
     /// Validate every scenario file and exit, running nothing.
@@ -49,10 +49,22 @@ pub struct Cli {
     #[arg(long = "runtime", value_name = "RUNTIME")]
     pub runtimes: Vec<String>,
 
+    /// A global flag for every runtime verb (repeatable), after the flags
+    /// orphanage knows a runtime needs (runsc: --network=none). For example
+    /// --runtime-arg=--platform=ptrace for runsc. Needs --runtime.
+    #[arg(long = "runtime-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub runtime_args: Vec<String>,
+
     /// Put this init program (tini, dumb-init, catatonit...) under test as the
     /// container's PID 1, for the `namespace: under_init` scenarios. Needs --runtime.
     #[arg(long, value_name = "PATH")]
     pub init: Option<String>,
+
+    /// Judge the run against this file of expected differences
+    /// (fixtures/expected/runsc.yaml, say): exit non-zero only for a fail,
+    /// broken or unsupported it does not list, or a listed one that no longer happens.
+    #[arg(long, value_name = "FILE")]
+    pub expected: Option<PathBuf>,
 
     /// Keep the runtimes' state (their --root) under this directory instead of
     /// a private temporary one, to inspect it with `RUNTIME --root DIR/state-N list`.

@@ -48,10 +48,18 @@ impl Container {
     /// Runs the runtime's forced delete, within a deadline: the container's
     /// processes, state and cgroups go. False if it failed or hung.
     pub fn delete(&self) -> bool {
-        crate::targets::run_bounded(
+        self.delete_while(&mut || {})
+    }
+
+    /// As `delete`, calling `tick` while the runtime works: on the way out
+    /// after an interrupt, runsc's delete waits for its sandbox and gofer to
+    /// vanish, and as our zombies they vanish only when reaped.
+    pub fn delete_while(&self, tick: &mut dyn FnMut()) -> bool {
+        crate::targets::run_bounded_ticking(
             &self.delete.0,
             &self.delete.1,
             std::time::Duration::from_secs(30),
+            tick,
         )
         .is_ok_and(|r| r.ok)
     }
@@ -683,9 +691,11 @@ pub fn install_interrupt_handler() -> nix::Result<()> {
             for &id in &ids {
                 reap_root(id, Some(until.saturating_duration_since(Instant::now())));
             }
-            // Containers after their processes: delete removes state and cgroups.
+            // Containers after their processes: delete removes state and
+            // cgroups. Every root is reaped or left to the sweep by now, so
+            // reaping whatever child has exited steals no one's status.
             for c in &containers {
-                c.delete();
+                c.delete_while(&mut reap_exited_children);
             }
             sweep_children(Duration::from_secs(5));
             for dir in REMOVE_ON_EXIT

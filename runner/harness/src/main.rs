@@ -5,6 +5,7 @@
 mod agent_binary;
 mod cli;
 mod discover;
+mod expected;
 mod explore;
 mod kernels;
 mod live;
@@ -134,6 +135,16 @@ fn run() -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    let expected = match &cli.expected {
+        Some(path) => match load_expected(path, &loaded) {
+            Ok(d) => Some((path.clone(), d)),
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => None,
+    };
     // From here on things are created: guard them against Ctrl-C first.
     live::install_interrupt_handler().context("cannot set up the interrupt handler")?;
     let Chosen {
@@ -160,6 +171,9 @@ fn run() -> anyhow::Result<ExitCode> {
             .any(|t| matches!(t, targets::Target::Runtime(_)))
     {
         anyhow::bail!("--runtime and --kernel/--kernels pick different targets: give one");
+    }
+    if cli.expected.is_some() && (cli.kernel.is_some() || cli.kernels.is_some()) {
+        anyhow::bail!("--expected judges a host or runtime run, not --kernel or --kernels");
     }
     if cli.vm_cpus.is_some() && cli.kernel.is_none() && cli.kernels.is_none() {
         anyhow::bail!("--vm-cpus sizes a VM: it needs --kernel or --kernels");
@@ -193,7 +207,17 @@ fn run() -> anyhow::Result<ExitCode> {
     };
     // Open the reports now: a bad path is bad input, found before anything runs.
     let cells = Arc::new(Mutex::new(cells_of(&targets, &versions, vm.is_some())));
-    let reporters = Arc::new(reporters_for(&cli, &targets, cells.clone(), ktap)?);
+    let mut reporters = reporters_for(&cli, &targets, cells.clone(), ktap)?;
+    let judgement = reporting::Judgement::default();
+    if let Some((path, differences)) = expected {
+        reporters.add(Box::new(reporting::ExpectedReport::new(
+            path,
+            differences,
+            expected_contexts(&targets, &versions),
+            judgement.clone(),
+        )));
+    }
+    let reporters = Arc::new(reporters);
     let selected = targets
         .iter()
         .flat_map(|t| {
@@ -273,7 +297,53 @@ fn run() -> anyhow::Result<ExitCode> {
     // or they would outlive us as zombies.
     live::sweep_children(std::time::Duration::from_secs(5));
     written?;
-    Ok(exit_code(&cli, &conclusion, &reporters))
+    let judged_bad = *judgement.lock().unwrap_or_else(|p| p.into_inner());
+    Ok(match judged_bad {
+        // With --expected, only what the file does not foresee fails the run.
+        Some(true) => ExitCode::from(101),
+        Some(false) => ExitCode::SUCCESS,
+        None => exit_code(&cli, &conclusion, &reporters),
+    })
+}
+
+/// `--expected FILE`, validated against the suites' scenario names.
+fn load_expected(
+    path: &std::path::Path,
+    loaded: &[discover::Loaded],
+) -> Result<Vec<expected::Difference>, expected::ExpectedError> {
+    let text = std::fs::read_to_string(path).map_err(|e| expected::ExpectedError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let names: Vec<&str> = loaded.iter().map(|l| l.name.as_str()).collect();
+    expected::parse(path, &text, &names)
+}
+
+/// What each target was, for the expected file's conditions.
+fn expected_contexts(targets: &[targets::Target], versions: &[String]) -> Vec<expected::Context> {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let mut versions = versions.iter();
+    targets
+        .iter()
+        .map(|t| {
+            let (runtime_version, platform) = match t {
+                targets::Target::Runtime(r) => (
+                    versions.next().cloned().unwrap_or_default(),
+                    targets::runtime_platform(&r.cli),
+                ),
+                _ => (String::new(), String::new()),
+            };
+            expected::Context {
+                prefix: t.prefix(),
+                runtime_version,
+                kernel: kernel.clone(),
+                platform,
+            }
+        })
+        .collect()
 }
 
 /// libtest's exit code, except that a run in which no scenario ran is never
@@ -459,6 +529,9 @@ fn choose_targets(cli: &cli::Cli) -> anyhow::Result<Chosen> {
     if cli.init.is_some() && runtime_args.is_empty() {
         anyhow::bail!("--init puts an init program in a container: it needs --runtime");
     }
+    if !cli.runtime_args.is_empty() && runtime_args.is_empty() {
+        anyhow::bail!("--runtime-arg passes a flag to a container runtime: it needs --runtime");
+    }
     let init = cli.init.as_deref().map(targets::resolve_init).transpose()?;
     let runtimes: Vec<(String, std::path::PathBuf)> = runtime_args
         .iter()
@@ -485,9 +558,17 @@ fn choose_targets(cli: &cli::Cli) -> anyhow::Result<Chosen> {
             .unwrap_or(dir)
             .join(format!("state-{i}"));
         std::fs::create_dir_all(&root).context("cannot create the runtime state directory")?;
+        let name = program
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
         let cli_ = targets::RuntimeCli {
             program: program.clone(),
             root,
+            global: targets::runtime_global_args(
+                &name,
+                nix::unistd::geteuid().is_root(),
+                &cli.runtime_args,
+            ),
         };
         versions.push(targets::check_runtime(&cli_, arg)?);
         let mut label = program

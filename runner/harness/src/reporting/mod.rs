@@ -5,6 +5,7 @@
 
 mod event;
 mod event_log;
+mod expected_report;
 mod json;
 mod junit;
 mod ktap;
@@ -15,6 +16,7 @@ mod time;
 
 pub use event::{RunEvent, TrialInfo};
 pub use event_log::EventLog;
+pub use expected_report::{ExpectedReport, Judgement};
 pub use json::{CellInfo, JsonReport};
 pub use junit::JunitReport;
 pub use ktap::KtapReport;

@@ -51,6 +51,15 @@ impl Reporters {
         }
     }
 
+    /// One more reporter, before the run starts.
+    pub fn add(&mut self, reporter: Box<dyn Reporter>) {
+        self.inner
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .reporters
+            .push(reporter);
+    }
+
     pub fn emit(&self, event: &RunEvent<'_>) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if let RunEvent::TrialFinished { .. } = event {

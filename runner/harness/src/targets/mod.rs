@@ -7,6 +7,6 @@ pub mod vm;
 
 pub use kind::{Bound, Target, VmTarget};
 pub use runtime::{
-    check_runtime, resolve_init, resolve_runtime, run_bounded, smoke_test, RuntimeCli,
-    RuntimeTarget,
+    check_runtime, resolve_init, resolve_runtime, run_bounded_ticking, runtime_global_args,
+    runtime_platform, smoke_test, RuntimeCli, RuntimeTarget,
 };

@@ -1,6 +1,7 @@
-//! Command lines for an OCI runtime's CLI (runc, crun and youki share it).
-//! Every verb runs with `--root` pointing at orphanage's private state
-//! directory, so a run never sees or touches the user's own containers.
+//! Command lines for an OCI runtime's CLI (runc, crun, youki and runsc share
+//! it). Every verb runs with `--root` pointing at orphanage's private state
+//! directory, so a run never sees or touches the user's own containers, then
+//! the runtime's global flags (the ones it needs here, and `--runtime-arg`s).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,98 @@ pub struct RuntimeCli {
     pub program: PathBuf,
     /// The runtime's state directory (`--root`).
     pub root: PathBuf,
+    /// Global flags given to every verb, after `--root`: `known_global_args`
+    /// and then the user's `--runtime-arg`s.
+    pub global: Vec<OsString>,
+}
+
+/// The global flags a known runtime needs on a typical host, as
+/// `bundle::init_flags` knows each init program's. runsc (gVisor) refuses to
+/// set up a network in the host's network namespace ("cannot run with
+/// network enabled in root network namespace"), and orphanage's bundles
+/// have no network namespace: `--network=none`, which every verb needs
+/// (`start` sets the network up, not `create`). Run by a user other than
+/// root, runsc cannot make its cgroups ("configuring cgroup: mkdir …:
+/// permission denied") unless told `--rootless`. runc, crun and youki need
+/// nothing.
+pub fn known_global_args(program_name: &str, as_root: bool) -> Vec<&'static str> {
+    match (program_name, as_root) {
+        ("runsc", true) => vec!["--network=none"],
+        ("runsc", false) => vec!["--network=none", "--rootless"],
+        _ => vec![],
+    }
+}
+
+/// The global flags for a runtime: the known ones, then the user's (which
+/// come last, so that one of them can override a known one, as Go's flag
+/// package and runc's both let the last occurrence win).
+pub fn global_args(program_name: &str, as_root: bool, user: &[String]) -> Vec<OsString> {
+    known_global_args(program_name, as_root)
+        .into_iter()
+        .map(OsString::from)
+        .chain(user.iter().map(OsString::from))
+        .collect()
+}
+
+/// The platform a runtime runs its sandbox on: the last `--platform=X` among
+/// its global flags; for runsc without one, its default, ptrace. Empty for a
+/// runtime that has no platforms.
+pub fn platform(cli: &RuntimeCli) -> String {
+    let given = cli
+        .global
+        .iter()
+        .filter_map(|a| a.to_str()?.strip_prefix("--platform=").map(String::from))
+        .next_back();
+    let is_runsc = cli.program.file_name().is_some_and(|n| n == "runsc");
+    given.unwrap_or_else(|| {
+        if is_runsc {
+            "ptrace".into()
+        } else {
+            String::new()
+        }
+    })
+}
+
+/// What to try when a runtime cannot create a container here and said why:
+/// a flag orphanage cannot guess, or a fix of the machine. `v2_controllers`
+/// is what the hybrid layout's cgroup v2 hierarchy holds (its
+/// `cgroup.controllers`, at `v2_mount`). None for a cause it does not know.
+pub fn hint_for(runtime_output: &str, v2_mount: &str, v2_controllers: &str) -> Option<String> {
+    let said = runtime_output.to_ascii_lowercase();
+    if said.contains("cannot run with network enabled in root network namespace") {
+        Some("try `--runtime-arg=--network=none`".into())
+    } else if said.contains("cgroups in hybrid mode not supported") {
+        let controllers: Vec<&str> = v2_controllers.split_whitespace().collect();
+        let names = if controllers.is_empty() {
+            vec!["hugetlb"]
+        } else {
+            controllers
+        };
+        let fix: Vec<String> = names
+            .iter()
+            .map(|c| {
+                format!("mkdir -p /sys/fs/cgroup/{c} && mount -t cgroup -o {c} cgroup /sys/fs/cgroup/{c}")
+            })
+            .collect();
+        Some(format!(
+            "the cause: {} attached to the cgroup v2 hierarchy at {v2_mount}, which crun refuses \
+             on a hybrid layout; the fix, as root and with no cgroup using it, attaches it to a v1 \
+             hierarchy instead: `{}`",
+            names.join(", "),
+            fix.join(" && ")
+        ))
+    } else if said.contains("rootless")
+        || (said.contains("configuring cgroup") && said.contains("permission denied"))
+    {
+        Some(
+            "try `--runtime-arg=--rootless` (and `--runtime-arg=--ignore-cgroups` without cgroup delegation)"
+                .into(),
+        )
+    } else if said.contains("/dev/kvm") {
+        Some("try `--runtime-arg=--platform=ptrace`".into())
+    } else {
+        None
+    }
 }
 
 fn os(parts: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
@@ -19,20 +112,15 @@ fn os(parts: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
 impl RuntimeCli {
     fn verb(&self, rest: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
         let mut argv = os(&[&"--root", &self.root]);
+        argv.extend(self.global.iter().cloned());
         argv.extend(os(rest));
         argv
     }
 
-    /// `create`, passing fd 3 (the agent's event pipe) through to the container.
+    /// `create`. No `--preserve-fds` (runsc has none): the agent's events
+    /// come on the container's stdout, which every runtime passes through.
     pub fn create(&self, id: &str, bundle: &Path) -> Vec<OsString> {
-        self.verb(&[
-            &"create",
-            &"--preserve-fds",
-            &"1",
-            &"--bundle",
-            &bundle,
-            &id,
-        ])
+        self.verb(&[&"create", &"--bundle", &bundle, &id])
     }
 
     pub fn start(&self, id: &str) -> Vec<OsString> {
@@ -61,7 +149,7 @@ impl RuntimeCli {
         }
     }
 
-    /// `--version` needs no state directory.
+    /// `--version` needs no state directory, nor any other flag.
     pub fn version(&self) -> Vec<OsString> {
         os(&[&"--version"])
     }
@@ -86,6 +174,7 @@ mod tests {
         RuntimeCli {
             program: "/usr/sbin/runc".into(),
             root: "/tmp/o/state".into(),
+            global: vec![],
         }
     }
 
@@ -94,20 +183,116 @@ mod tests {
     }
 
     #[test]
-    fn create_preserves_the_event_fd() {
+    fn create_passes_no_extra_fds() {
         assert_eq!(
             strs(cli().create("orphanage-1-2", Path::new("/tmp/o/b"))),
             [
                 "--root",
                 "/tmp/o/state",
                 "create",
-                "--preserve-fds",
-                "1",
                 "--bundle",
                 "/tmp/o/b",
                 "orphanage-1-2"
             ]
         );
+    }
+
+    #[rstest]
+    #[case("runsc", true, &[], &["--network=none"])]
+    #[case("runsc", false, &[], &["--network=none", "--rootless"])]
+    #[case("runsc", true, &["--platform=ptrace"], &["--network=none", "--platform=ptrace"])]
+    #[case("runc", true, &[], &[])]
+    #[case("runc", false, &[], &[])]
+    #[case("crun", true, &["--debug"], &["--debug"])]
+    #[case("youki", true, &[], &[])]
+    fn global_args_are_the_known_then_the_users(
+        #[case] name: &str,
+        #[case] as_root: bool,
+        #[case] user: &[&str],
+        #[case] expected: &[&str],
+    ) {
+        let user: Vec<String> = user.iter().map(|s| s.to_string()).collect();
+        assert_eq!(strs(global_args(name, as_root, &user)), expected);
+    }
+
+    #[test]
+    fn every_verb_carries_the_global_flags_after_the_root() {
+        let cli = RuntimeCli {
+            global: global_args("runsc", true, &["--platform=ptrace".into()]),
+            ..cli()
+        };
+        let expected_head = [
+            "--root",
+            "/tmp/o/state",
+            "--network=none",
+            "--platform=ptrace",
+        ];
+        for argv in [
+            cli.create("c", Path::new("/b")),
+            cli.start("c"),
+            cli.state("c"),
+            cli.kill("c", "SIGKILL", true),
+            cli.delete("c", true),
+        ] {
+            let argv = strs(argv);
+            assert_eq!(argv[..4], expected_head, "{argv:?}");
+        }
+        assert_eq!(strs(cli.version()), ["--version"]);
+    }
+
+    #[rstest]
+    #[case(
+        "starting container: setting up network: cannot run with network enabled in root network namespace",
+        Some("--runtime-arg=--network=none")
+    )]
+    #[case(
+        "cgroups in hybrid mode not supported, drop all controllers from cgroupv2",
+        Some("mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb")
+    )]
+    #[case("open /dev/kvm: no such file or directory", Some("--platform=ptrace"))]
+    #[case(
+        "creating container: cannot set up cgroup for root: configuring cgroup: mkdir /sys/fs/cgroup/hugetlb/u1: permission denied",
+        Some("--runtime-arg=--rootless")
+    )]
+    #[case("cgroup setup refused: permission denied (pretend)", None)]
+    fn hints_name_the_flag_or_fix(#[case] said: &str, #[case] names: Option<&str>) {
+        match (hint_for(said, "/sys/fs/cgroup/unified", "hugetlb\n"), names) {
+            (Some(hint), Some(part)) => assert!(hint.contains(part), "{hint}"),
+            (None, None) => {}
+            (hint, _) => panic!("{said}: {hint:?}"),
+        }
+    }
+
+    #[test]
+    fn the_platform_is_the_last_given_or_runscs_default() {
+        let runsc = |global: &[&str]| RuntimeCli {
+            program: "/usr/bin/runsc".into(),
+            root: "/r".into(),
+            global: global.iter().map(OsString::from).collect(),
+        };
+        assert_eq!(platform(&runsc(&["--network=none"])), "ptrace");
+        assert_eq!(
+            platform(&runsc(&["--platform=kvm", "--platform=systrap"])),
+            "systrap"
+        );
+        assert_eq!(platform(&cli()), "");
+    }
+
+    #[test]
+    fn the_crun_hint_names_each_controller_on_the_v2_hierarchy() {
+        let said = "cgroups in hybrid mode not supported, drop all controllers from cgroupv2";
+        let hint = hint_for(said, "/sys/fs/cgroup/unified", "hugetlb misc").unwrap();
+        assert!(
+            hint.contains(
+                "hugetlb, misc attached to the cgroup v2 hierarchy at /sys/fs/cgroup/unified"
+            ),
+            "{hint}"
+        );
+        assert!(
+            hint.contains("mount -t cgroup -o misc cgroup /sys/fs/cgroup/misc"),
+            "{hint}"
+        );
+        assert!(!hint.contains('\n'));
     }
 
     #[rstest]

@@ -114,7 +114,12 @@ pub fn spec_for(
     init_mode: Option<InitMode>,
     init: Option<&InitUnderTest>,
 ) -> Result<BundleSpec, String> {
-    let agent = vec![AGENT_IN_ROOTFS.to_string(), "run".to_string()];
+    // The events come on the container's stdout: see container.rs.
+    let agent = vec![
+        AGENT_IN_ROOTFS.to_string(),
+        "run".to_string(),
+        "--events-on-stdout".to_string(),
+    ];
     match namespace {
         Namespace::Fresh => Ok(BundleSpec {
             args: agent,
@@ -242,7 +247,10 @@ mod tests {
     fn agent_is_init_of_a_private_pid_namespace() {
         let spec = spec_for(Namespace::Fresh, None, None).unwrap();
         let c = config(&template(), &spec);
-        assert_eq!(c["process"]["args"], json!(["/orphanage-agent", "run"]));
+        assert_eq!(
+            c["process"]["args"],
+            json!(["/orphanage-agent", "run", "--events-on-stdout"])
+        );
         assert!(pid_namespace(&c));
         assert_eq!(c["process"]["terminal"], json!(false));
     }
@@ -261,9 +269,9 @@ mod tests {
     }
 
     #[rstest]
-    #[case(InitMode::Child, &["/init-under-test", "--", "/orphanage-agent", "run"], true)]
-    #[case(InitMode::Group, &["/init-under-test", "-g", "--", "/orphanage-agent", "run"], true)]
-    #[case(InitMode::Subreaper, &["/init-under-test", "-s", "--", "/orphanage-agent", "run"], false)]
+    #[case(InitMode::Child, &["/init-under-test", "--", "/orphanage-agent", "run", "--events-on-stdout"], true)]
+    #[case(InitMode::Group, &["/init-under-test", "-g", "--", "/orphanage-agent", "run", "--events-on-stdout"], true)]
+    #[case(InitMode::Subreaper, &["/init-under-test", "-s", "--", "/orphanage-agent", "run", "--events-on-stdout"], false)]
     fn init_under_test_runs_the_agent(
         #[case] mode: InitMode,
         #[case] args: &[&str],

@@ -18,12 +18,24 @@ pub struct Ran {
 /// Waits for a started command, killing it past `limit`: its whole process
 /// group when it leads one (a half-made `runc init` goes with `runc create`).
 pub fn wait_bounded(child: &mut Child, limit: Duration) -> Result<ExitStatus, String> {
+    wait_bounded_ticking(child, limit, &mut || {})
+}
+
+/// As `wait_bounded`, calling `tick` at each poll: a sandboxed runtime's
+/// `delete` waits for its sandbox to vanish, and the sandbox is our child,
+/// so the caller reaps it meanwhile.
+pub fn wait_bounded_ticking(
+    child: &mut Child,
+    limit: Duration,
+    tick: &mut dyn FnMut(),
+) -> Result<ExitStatus, String> {
     let start = Instant::now();
     let mut interval = Duration::from_micros(100);
     loop {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             return Ok(status);
         }
+        tick();
         if start.elapsed() > limit {
             // SAFETY: our unreaped child leads this group, so the id is not reused.
             unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
@@ -45,6 +57,16 @@ pub fn bounded(
     args: &[std::ffi::OsString],
     limit: Duration,
 ) -> Result<Ran, String> {
+    bounded_ticking(program, args, limit, &mut || {})
+}
+
+/// As `bounded`, calling `tick` while it waits (see `wait_bounded_ticking`).
+pub fn bounded_ticking(
+    program: &Path,
+    args: &[std::ffi::OsString],
+    limit: Duration,
+    tick: &mut dyn FnMut(),
+) -> Result<Ran, String> {
     let mut out = tempfile::tempfile().map_err(|e| format!("tempfile: {e}"))?;
     let mut err = tempfile::tempfile().map_err(|e| format!("tempfile: {e}"))?;
     let mut child = Command::new(program)
@@ -55,7 +77,7 @@ pub fn bounded(
         .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
-    let status = wait_bounded(&mut child, limit)?;
+    let status = wait_bounded_ticking(&mut child, limit, tick)?;
     let read = |f: &mut std::fs::File| {
         let mut text = String::new();
         let _ = f.seek(SeekFrom::Start(0));

@@ -5,15 +5,16 @@
 use super::argv::{answers_unknown_state, RuntimeCli};
 use super::bundle::{self, InitUnderTest};
 use super::cgroup;
-use super::command::{bounded, wait_bounded, Ran};
+use super::command::{bounded_ticking, wait_bounded, Ran};
 use super::watch::{self, Watched};
 use crate::live::{self, Container, Registration, Tree};
-use nix::errno::Errno;
+use orphanage_agent_io::{read_events_until, Flow};
 use orphanage_scenario::{
     signal_name, Event, ExpectedStatus, GoneProbe, Namespace, Outcome, Scenario, Step, Verdict,
 };
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -44,9 +45,14 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), Verdict> {
         .map_err(|e| Verdict::broken(format!("pipe2: {e}")))
 }
 
-/// Runs a runtime verb to completion (bounded), capturing what it said.
-fn run(cli: &RuntimeCli, argv: Vec<std::ffi::OsString>) -> Result<Ran, String> {
-    bounded(&cli.program, &argv, COMMAND_DEADLINE)
+/// Runs a runtime verb to completion (bounded), capturing what it said;
+/// `tick` runs while it waits.
+fn run(
+    cli: &RuntimeCli,
+    argv: Vec<std::ffi::OsString>,
+    tick: &mut dyn FnMut(),
+) -> Result<Ran, String> {
+    bounded_ticking(&cli.program, &argv, COMMAND_DEADLINE, tick)
         .map_err(|e| format!("{} {}: {e}", cli.program.display(), words(&argv)))
 }
 
@@ -87,6 +93,10 @@ struct Run<'a> {
     agent_stdin: Option<std::fs::File>,
     /// Reported processes that were gone before the harness could pin them.
     gone_unpinned: Vec<String>,
+    /// Set when the container's processes are not host processes (gVisor's
+    /// runsc: they live in the sandbox's own kernel): why the harness thinks so.
+    /// Then only what the host sees is checked: the sandbox's host processes.
+    sandboxed: Option<String>,
     torn_down: bool,
 }
 
@@ -112,9 +122,25 @@ impl Run<'_> {
         }
     }
 
+    /// Reaps what of a sandbox has exited: the sandbox itself (the root, through
+    /// the registration) and its helpers. runsc's `delete` and `kill` wait
+    /// for the sandbox to vanish, which a zombie of ours never does. Nothing
+    /// on a runtime whose processes are host processes (they are the
+    /// scenario's to observe).
+    fn reap_sandbox(&mut self) {
+        if self.sandboxed.is_none() {
+            return;
+        }
+        self.try_reap_init(Some(Duration::ZERO));
+        for w in &self.watched {
+            w.reap_if_exited_child();
+        }
+    }
+
     fn verb(&mut self, name: &str, argv: Vec<std::ffi::OsString>) -> Result<Ran, Verdict> {
         let line = words(&argv);
-        let ran = run(&self.target.cli, argv).map_err(Verdict::broken)?;
+        let cli = self.target.cli.clone();
+        let ran = run(&cli, argv, &mut || self.reap_sandbox()).map_err(Verdict::broken)?;
         if !ran.ok {
             self.note_output(name, &ran);
             return Err(Verdict::fail(format!(
@@ -140,6 +166,40 @@ impl Run<'_> {
         self.init_status
     }
 
+    /// Pins every host process in the container's cgroup that is not pinned
+    /// yet: for a sandboxed runtime, the sandbox's helpers (runsc's gofer, the
+    /// ptrace platform's stub processes). They are ours to kill and reap:
+    /// as a subreaper the harness inherits them, and runsc's `delete` waits
+    /// until its gofer is gone, which an unreaped zombie of ours never is.
+    /// (After `create`, runc, crun and youki leave only the init there.)
+    fn pin_cgroup_members(&mut self) {
+        let Some(text) = self
+            .cgroup_procs
+            .iter()
+            .find_map(|f| std::fs::read_to_string(f).ok())
+        else {
+            return;
+        };
+        for pid in cgroup::parse_procs(&text) {
+            if self.everyone().iter().any(|w| w.pid == pid) {
+                continue;
+            }
+            let Some(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|t| orphanage_scenario::ProcStat::parse(&t))
+            else {
+                continue;
+            };
+            let name = format!("host process {pid} of the sandbox");
+            if let Ok(w) = Watched::pin(&name, pid, stat.start_time) {
+                if let Some(r) = &self.registration {
+                    r.add_spawned(pid, stat.start_time);
+                }
+                self.watched.push(w);
+            }
+        }
+    }
+
     fn everyone(&self) -> Vec<&Watched> {
         self.init.iter().chain(self.watched.iter()).collect()
     }
@@ -163,6 +223,14 @@ impl Run<'_> {
     /// The watched processes named; one that was gone before it could be
     /// pinned is gone, and left out.
     fn named(&self, names: &[orphanage_scenario::ActorRef]) -> Result<Vec<&Watched>, Verdict> {
+        if let Some(why) = &self.sandboxed {
+            let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+            return Err(Verdict::unsupported(format!(
+                "{} cannot be watched from the host: {why}; only the runtime's own `ps` could \
+                 say whether they are gone, and the system under test does not grade itself",
+                names.join(", ")
+            )));
+        }
         let mut found = Vec::new();
         for n in names {
             if let Some(w) = self.everyone().into_iter().find(|w| w.name == n.as_str()) {
@@ -196,8 +264,9 @@ impl Run<'_> {
                         format!("{} listed in cgroup.procs", cgroup::parse_procs(&t).len())
                     });
                 Ok(vec![format!(
-                    "kill race: {alive} of {} processes still alive to kill -0, {listed}, when `kill{}` returned",
+                    "kill race: {alive} of {} {}processes still alive to kill -0, {listed}, when `kill{}` returned",
                     self.everyone().len(),
+                    if self.sandboxed.is_some() { "host (sandbox) " } else { "" },
                     if *all { " --all" } else { "" }
                 )])
             }
@@ -214,10 +283,11 @@ impl Run<'_> {
                     .filter(|w| w.alive(GoneProbe::Kill0))
                     .count();
                 Ok(vec![format!(
-                    "`delete{}` took {:.1} ms; {alive} of {} processes still alive when it returned",
+                    "`delete{}` took {:.1} ms; {alive} of {} {}processes still alive when it returned",
                     if *force { " --force" } else { "" },
                     started.elapsed().as_secs_f64() * 1000.0,
-                    self.everyone().len()
+                    self.everyone().len(),
+                    if self.sandboxed.is_some() { "host (sandbox) " } else { "" },
                 )])
             }
             Step::ExpectGone { of, via, within } => {
@@ -241,9 +311,14 @@ impl Run<'_> {
                 let cgroup = |run: &Run| if all { run.cgroup_members() } else { vec![] };
                 let count = targets.len();
                 let result = watch::until_gone(&targets, *via, within, &mut || cgroup(self));
+                let whom = if self.sandboxed.is_some() {
+                    " (from the host: the sandbox and its host processes, the kernel the container ran in; its cgroup empty)"
+                } else {
+                    ""
+                };
                 match result {
                     Ok(took) => Ok(vec![format!(
-                        "all {count} gone via {} after {:.3} ms",
+                        "all {count}{whom} gone via {} after {:.3} ms",
                         match via {
                             GoneProbe::Pidfd => "pidfd",
                             GoneProbe::Kill0 => "kill -0",
@@ -275,8 +350,9 @@ impl Run<'_> {
                 let me = std::process::id() as i32;
                 if self.init_status.is_none() && parent.is_some_and(|p| p != me) {
                     return Err(Verdict::fail(format!(
-                        "the container's init (pid {pid}) has parent {}, not the harness ({me}): \
+                        "the container's init (pid {pid}{}) has parent {}, not the harness ({me}): \
                          a subreaper should adopt it once the runtime's create process exits",
+                        if self.sandboxed.is_some() { ", the sandbox" } else { "" },
                         parent.unwrap_or(0)
                     )));
                 }
@@ -285,25 +361,39 @@ impl Run<'_> {
                         "expected the container's init to exit within {within:?}; it is still running"
                     )));
                 };
-                let observed = describe_status(s);
-                let matches = match status {
-                    ExpectedStatus::Exited(code) => {
+                let observed = self.describe_init_status(s);
+                let matches = match (status, self.sandboxed.is_some()) {
+                    (ExpectedStatus::Exited(code), _) => {
                         libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == *code
                     }
-                    ExpectedStatus::Signaled(sig) => {
+                    (ExpectedStatus::Signaled(sig), false) => {
                         libc::WIFSIGNALED(s) && libc::WTERMSIG(s) == sig.0 as i32
                     }
-                    ExpectedStatus::Dumped(sig) => {
+                    // The host sees the sandbox, which exits 128+N when the
+                    // container's init is killed by signal N, as a shell reports it.
+                    (ExpectedStatus::Signaled(sig), true) => {
+                        libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == 128 + sig.0 as i32
+                    }
+                    (ExpectedStatus::Dumped(sig), false) => {
                         libc::WIFSIGNALED(s)
                             && libc::WTERMSIG(s) == sig.0 as i32
                             && libc::WCOREDUMP(s)
                     }
-                    ExpectedStatus::Running => false,
+                    (ExpectedStatus::Dumped(_), true) => {
+                        return Err(Verdict::unsupported(
+                            "the sandbox's exit code cannot say whether the container's init dumped core",
+                        ))
+                    }
+                    (ExpectedStatus::Running, _) => false,
                 };
                 if matches {
-                    Ok(vec![format!(
-                        "the harness reaped the container's init: {observed}"
-                    )])
+                    Ok(vec![match &self.sandboxed {
+                        None => format!("the harness reaped the container's init: {observed}"),
+                        Some(_) => format!(
+                            "the harness reaped the sandbox (host pid {pid}), which ends with the \
+                             container's init and carries its status: {observed}"
+                        ),
+                    }])
                 } else {
                     Err(Verdict::fail(format!(
                         "container's init: expected {status:?}, observed {observed}"
@@ -322,6 +412,22 @@ impl Run<'_> {
         if let Some(stdin) = self.agent_stdin.as_mut() {
             // The agent may have died since; then the next event is EOF.
             let _ = stdin.write_all(format!("{at}\n").as_bytes());
+        }
+    }
+}
+
+impl Run<'_> {
+    /// The status the harness reaped, in words. A sandbox's exit code
+    /// stands for its init's status: 128+N for a death by signal N.
+    fn describe_init_status(&self, s: i32) -> String {
+        let plain = describe_status(s);
+        match (&self.sandboxed, libc::WIFEXITED(s), libc::WEXITSTATUS(s)) {
+            (Some(_), true, code) if code > 128 && code < 128 + 65 => format!(
+                "{plain} (the sandbox's code for its init killed by {})",
+                signal_name(code - 128)
+            ),
+            (Some(_), _, _) => format!("{plain} (the sandbox's status)"),
+            (None, _, _) => plain,
         }
     }
 }
@@ -354,7 +460,11 @@ impl Run<'_> {
         if std::mem::replace(&mut self.torn_down, true) {
             return Ok(());
         }
-        if self.host_pid_namespace {
+        if self.sandboxed.is_some() {
+            // The sandbox's helpers and stubs born since the last look.
+            self.pin_cgroup_members();
+        }
+        if self.host_pid_namespace || self.sandboxed.is_some() {
             for w in &self.watched {
                 if let Some(fd) = w.pidfd() {
                     // SAFETY: pidfd_send_signal on a pidfd we hold.
@@ -374,7 +484,8 @@ impl Run<'_> {
         let mut problem = Ok(());
         if self.registration.is_some() {
             let delete = self.target.cli.delete(&self.id, true);
-            match run(&self.target.cli, delete) {
+            let cli = self.target.cli.clone();
+            match run(&cli, delete, &mut || self.reap_sandbox()) {
                 Ok(r) if r.ok => {}
                 Ok(r) => {
                     problem = Err(format!(
@@ -389,8 +500,9 @@ impl Run<'_> {
                 // Gone from the runtime's state, as an unknown container
                 // answers. Eventually: whether delete is synchronous is a
                 // check of its own (kill_race::delete_force_is_synchronous).
-                let forgotten = || {
-                    run(&self.target.cli, self.target.cli.state(&self.id))
+                let cli = self.target.cli.clone();
+                let mut forgotten = || {
+                    run(&cli, cli.state(&self.id), &mut || self.reap_sandbox())
                         .is_ok_and(|r| answers_unknown_state(r.ok, &r.output))
                 };
                 let started = Instant::now();
@@ -490,6 +602,7 @@ pub fn run_in_runtime(
         runtime_said: String::new(),
         agent_stdin: None,
         gone_unpinned: vec![],
+        sandboxed: None,
         torn_down: false,
     };
     let (mut verdict, steps_ms) = match drive(&mut run, &spec, agent, scenario, on_event) {
@@ -498,7 +611,8 @@ pub fn run_in_runtime(
     };
     if let Err(problem) = run.teardown() {
         verdict = match verdict.outcome {
-            Outcome::Pass => Verdict::fail(format!("cleanup: {problem}")),
+            // The container outlived its teardown: the runtime leaked it.
+            Outcome::Pass => Verdict::leak(format!("cleanup: {problem}")),
             _ => Verdict {
                 reason: format!("{}; cleanup: {problem}", verdict.reason),
                 ..verdict
@@ -535,9 +649,6 @@ fn drive(
     let (events_r, events_w) = pipe()?;
     let log = std::fs::File::create(run.log_path())
         .map_err(|e| Verdict::broken(format!("cannot create the runtime log: {e}")))?;
-    let log2 = log
-        .try_clone()
-        .map_err(|e| Verdict::broken(format!("dup: {e}")))?;
     // Registered before create, so an interrupt from here on deletes the container.
     let Some(registration) = live::register(Tree {
         agent: 0,
@@ -551,19 +662,20 @@ fn drive(
     };
     run.registration = Some(registration);
     let create = target.cli.create(&id, &bundle_dir);
-    let events_fd = events_w.as_raw_fd();
     let mut command = Command::new(&target.cli.program);
+    // The container's stdio is the create process's: every runtime passes it
+    // through (runsc has no --preserve-fds), so the agent's events come on
+    // the container's stdout, and its stderr and the runtime's go to the log.
     command
         .args(&create)
         .stdin(Stdio::from(stdin_r))
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log2));
-    // SAFETY: between fork and exec only dup2 and setsid, both async-signal-safe.
-    // fd 3 becomes the agent's event pipe (passed on by --preserve-fds 1); its
-    // own session keeps the terminal's Ctrl-C away from the container.
+        .stdout(Stdio::from(events_w))
+        .stderr(Stdio::from(log));
+    // SAFETY: between fork and exec only setsid, which is async-signal-safe.
+    // Its own session keeps the terminal's Ctrl-C away from the container.
     unsafe {
         command.pre_exec(move || {
-            if libc::dup2(events_fd, 3) < 0 || libc::setsid() < 0 {
+            if libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -572,10 +684,9 @@ fn drive(
     let mut creating = command.spawn().map_err(|e| {
         Verdict::broken(format!("cannot run {}: {e}", target.cli.program.display()))
     })?;
-    drop(command); // our copies of the container's stdin and log
+    drop(command); // our copies of the container's stdio
     let created = wait_bounded(&mut creating, COMMAND_DEADLINE)
         .map_err(|e| run.with_output(Verdict::fail(format!("`{} create`: {e}", target.label))))?;
-    drop(events_w);
     if !created.success() {
         return Err(run.with_output(Verdict::fail(format!(
             "`{} create` failed ({created})",
@@ -615,6 +726,10 @@ fn drive(
         &std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
         &std::fs::read_to_string("/proc/self/mounts").unwrap_or_default(),
     );
+    // What else the runtime left in the container's cgroup, while it is
+    // surely alive: once the container's program exits, a sandbox's helpers
+    // may exit too, and their zombies leave cgroup.procs.
+    run.pin_cgroup_members();
     run.verb("start", target.cli.start(&id))
         .map_err(|v| run.with_output(v))?;
     // After start: the agent is reading by then, so a scenario larger than
@@ -625,128 +740,179 @@ fn drive(
     let _ = stdin.write_all(&json);
     run.agent_stdin = Some(stdin);
 
-    // The agent's events, with the harness's steps woven in at each handoff.
-    let mut pending = Vec::new();
-    let mut last_step = String::from("before the first step");
+    // The agent's events, read with the same bounds as on the host, with the
+    // harness's steps woven in at each handoff.
+    let program_in_rootfs = bundle_dir.join("rootfs").join(
+        if scenario.namespace == Namespace::UnderInit {
+            bundle::INIT_IN_ROOTFS
+        } else {
+            bundle::AGENT_IN_ROOTFS
+        }
+        .trim_start_matches('/'),
+    );
+    let mut ended: Option<Result<(Verdict, f64), Verdict>> = None;
     let mut after_harness_step: Option<usize> = None;
-    loop {
-        let left = deadline.saturating_sub(started_at.elapsed());
-        if left.is_zero() {
-            return Err(run.with_output(Verdict::fail(format!(
-                "timeout after {} s (last step reached: {last_step})",
-                deadline.as_secs_f64()
-            ))));
-        }
-        let mut p = libc::pollfd {
-            fd: events_r.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let r = unsafe {
-            libc::poll(
-                &mut p,
-                1,
-                left.as_millis().clamp(1, i32::MAX as u128) as i32,
-            )
-        };
-        if r < 0 && Errno::last() != Errno::EINTR {
-            return Err(Verdict::broken(format!("poll: {}", Errno::last())));
-        }
-        if r <= 0 {
-            continue;
-        }
-        let mut buf = [0u8; 8192];
-        // SAFETY: reading into a local buffer.
-        let n = unsafe { libc::read(events_r.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            // EOF: the agent and its workers are gone without a verdict.
-            let status = run.try_reap_init(Some(Duration::from_secs(2)));
-            let how = status.map_or("is gone".to_string(), describe_status);
-            let verdict = match after_harness_step {
-                Some(i) => Verdict::fail(format!(
-                    "the agent died after step {} ({}): the container's init {how}",
-                    i + 1,
-                    scenario.steps[i].keyword()
-                )),
-                None => Verdict::broken(format!(
-                    "the agent ended without a verdict (last step reached: {last_step}): the container's init {how}"
-                )),
-            };
-            return Err(run.with_output(verdict));
-        }
-        pending.extend_from_slice(&buf[..n as usize]);
-        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            let event: Event = serde_json::from_slice(&line).map_err(|e| {
-                Verdict::broken(format!(
-                    "agent wrote a bad event ({e}): {}",
-                    String::from_utf8_lossy(&line).trim()
-                ))
-            })?;
-            match &event {
-                Event::Spawned {
-                    name,
-                    pid,
-                    start_time,
-                } => {
-                    let host_pid = if spec.host_pid_namespace {
-                        Some(*pid)
-                    } else {
-                        watch::host_pid(*pid, init_pid)
-                    };
-                    // Not found, or found with another start time: it has exited
-                    // and been reaped already, so it is gone.
-                    match host_pid.map(|hp| (hp, Watched::pin(name, hp, *start_time))) {
-                        Some((hp, Ok(w))) => {
-                            if let Some(r) = &run.registration {
-                                r.add_spawned(hp, *start_time);
-                            }
-                            run.watched.push(w);
-                        }
-                        _ => run.gone_unpinned.push(name.clone()),
+    let reading = read_events_until(&events_r, None, started_at, deadline, &mut |event| {
+        match event {
+            Event::Started { .. } => {
+                // The container's program runs by now: is it the process the
+                // host knows as the container's init?
+                if let HostView::NotHost(why) = host_view(init_pid, &program_in_rootfs) {
+                    run.sandboxed = Some(why);
+                    if let Some(init) = run.init.as_mut() {
+                        init.name = format!("the sandbox (host pid {init_pid})");
                     }
-                    on_event(&event);
+                    run.pin_cgroup_members();
                 }
-                Event::StepStarted { index, summary } => {
-                    last_step = format!("step {} {summary}", index + 1);
-                    after_harness_step = None;
-                    on_event(&event);
-                }
-                Event::Handoff { index } => {
-                    // This step and every harness step after it run here; the
-                    // agent may not survive them (a kill), so it is not asked.
-                    let mut at = *index;
-                    while at < scenario.steps.len() && scenario.steps[at].runs_in_harness() {
-                        run_harness_step(run, scenario, at, on_event)?;
-                        at += 1;
-                    }
-                    if at == scenario.steps.len() {
-                        return Ok((Verdict::pass(), started_at.elapsed().as_secs_f64() * 1000.0));
-                    }
-                    if let Some(init) = &run.init {
-                        if !init.alive(GoneProbe::Pidfd) {
-                            let how = run
-                                .try_reap_init(Some(Duration::from_secs(1)))
-                                .map_or("is gone".into(), describe_status);
-                            return Err(run.with_output(Verdict::fail(format!(
-                                    "step {} ({}) needs the agent, but the container's init {how} after step {}",
-                                    at + 1,
-                                    scenario.steps[at].keyword(),
-                                    at
-                                )),
-                            ));
-                        }
-                    }
-                    after_harness_step = Some(at - 1);
-                    run.hand_back(at);
-                }
-                Event::Finished { verdict, steps_ms } => {
-                    return Ok((run.with_output(verdict.clone()), *steps_ms));
-                }
-                _ => on_event(&event),
+                on_event(event);
             }
+            Event::Spawned {
+                name,
+                pid,
+                start_time,
+            } => {
+                if run.sandboxed.is_some() {
+                    // No host pid to find; but a fork inside may have made
+                    // a stub process on the host.
+                    run.pin_cgroup_members();
+                    on_event(event);
+                    return Flow::Go;
+                }
+                let host_pid = if spec.host_pid_namespace {
+                    Some(*pid)
+                } else {
+                    watch::host_pid(*pid, init_pid)
+                };
+                // Not found, or found with another start time: it has exited
+                // and been reaped already, so it is gone.
+                match host_pid.map(|hp| (hp, Watched::pin(name, hp, *start_time))) {
+                    Some((hp, Ok(w))) => {
+                        if let Some(r) = &run.registration {
+                            r.add_spawned(hp, *start_time);
+                        }
+                        run.watched.push(w);
+                    }
+                    _ => run.gone_unpinned.push(name.clone()),
+                }
+                on_event(event);
+            }
+            Event::StepStarted { .. } => {
+                after_harness_step = None;
+                on_event(event);
+            }
+            Event::Handoff { index } => {
+                // This step and every harness step after it run here; the
+                // agent may not survive them (a kill), so it is not asked.
+                let mut at = *index;
+                while at < scenario.steps.len() && scenario.steps[at].runs_in_harness() {
+                    if let Err(v) = run_harness_step(run, scenario, at, on_event) {
+                        ended = Some(Err(v));
+                        return Flow::Stop;
+                    }
+                    at += 1;
+                }
+                if at == scenario.steps.len() {
+                    ended = Some(Ok((
+                        Verdict::pass(),
+                        started_at.elapsed().as_secs_f64() * 1000.0,
+                    )));
+                    return Flow::Stop;
+                }
+                if let Some(init) = &run.init {
+                    if !init.alive(GoneProbe::Pidfd) {
+                        let how = match run.try_reap_init(Some(Duration::from_secs(1))) {
+                            Some(s) => run.describe_init_status(s),
+                            None => "is gone".into(),
+                        };
+                        ended = Some(Err(run.with_output(Verdict::fail(format!(
+                            "step {} ({}) needs the agent: expected it still running after step {}, \
+                             observed the container's init {how}",
+                            at + 1,
+                            scenario.steps[at].keyword(),
+                            at
+                        )))));
+                        return Flow::Stop;
+                    }
+                }
+                after_harness_step = Some(at - 1);
+                run.hand_back(at);
+            }
+            Event::Finished { verdict, steps_ms } => {
+                ended = Some(Ok((run.with_output(verdict.clone()), *steps_ms)));
+                return Flow::Stop;
+            }
+            _ => on_event(event),
         }
+        Flow::Go
+    });
+    if let Some(ended) = ended {
+        return ended;
+    }
+    let last_step = reading
+        .reached
+        .clone()
+        .unwrap_or_else(|| "before the first step".into());
+    if reading.timed_out {
+        return Err(run.with_output(Verdict::timeout(format!(
+            "timeout after {} s (last step reached: {last_step})",
+            deadline.as_secs_f64()
+        ))));
+    }
+    if let Some(garbage) = reading.garbage {
+        return Err(run.with_output(Verdict::broken(garbage)));
+    }
+    // End of file: the agent and its workers are gone without a verdict.
+    let how = match run.try_reap_init(Some(Duration::from_secs(2))) {
+        Some(s) => run.describe_init_status(s),
+        None => "is gone".to_string(),
+    };
+    let verdict = match after_harness_step {
+        Some(i) => Verdict::fail(format!(
+            "the agent died after step {} ({}): expected it to go on, observed the container's init {how}",
+            i + 1,
+            scenario.steps[i].keyword()
+        )),
+        None => Verdict::broken(format!(
+            "the agent ended without a verdict (last step reached: {last_step}): the container's init {how}"
+        )),
+    };
+    Err(run.with_output(verdict))
+}
+
+/// What the host sees of the container's program.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HostView {
+    /// The container's init is a host process running the program.
+    Host,
+    /// It is not (why): the container's processes live elsewhere.
+    NotHost(String),
+    /// The init is gone already (its `exe` link cannot be read): no process
+    /// of it is left to watch either way.
+    Gone,
+}
+
+/// Whether the process the host knows as the container's init (`state`'s
+/// pid) runs the container's program, the file in its rootfs: the same
+/// inode on the same device. Not so under gVisor, where `state` names the
+/// sandbox (runsc itself) and the container's processes live in the
+/// sandbox's own kernel.
+pub fn host_view(init_pid: i32, program_in_rootfs: &Path) -> HostView {
+    let exe = format!("/proc/{init_pid}/exe");
+    let id = |m: std::fs::Metadata| (m.dev(), m.ino());
+    let (Ok(running), Ok(path)) = (std::fs::metadata(&exe).map(id), std::fs::read_link(&exe))
+    else {
+        return HostView::Gone;
+    };
+    match std::fs::metadata(program_in_rootfs).map(id) {
+        Ok(program) if program == running => HostView::Host,
+        _ => HostView::NotHost(format!(
+            "the container's init as the host sees it (pid {init_pid}) runs {}, not the \
+             container's {}: its processes are not host processes",
+            path.display(),
+            program_in_rootfs
+                .file_name()
+                .map_or("program".into(), |n| n.to_string_lossy().into_owned())
+        )),
     }
 }
 
@@ -761,6 +927,26 @@ mod tests {
         assert_eq!(state_pid(state), Some(6141));
         assert_eq!(state_pid(r#"{"id":"c","pid":0,"status":"stopped"}"#), None);
         assert_eq!(state_pid("not json"), None);
+    }
+
+    #[test]
+    fn a_process_runs_on_the_host_only_if_it_runs_that_very_file() {
+        let me = std::process::id() as i32;
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(host_view(me, &exe), HostView::Host);
+        let HostView::NotHost(why) = host_view(me, Path::new("/bin/sh")) else {
+            panic!("/bin/sh is not this test");
+        };
+        assert!(
+            why.contains("not host processes") && why.contains("sh"),
+            "{why}"
+        );
+        assert!(matches!(
+            host_view(me, Path::new("/no/such/file")),
+            HostView::NotHost(_)
+        ));
+        // A pid no process has (pid_max is at most 2^22).
+        assert_eq!(host_view(i32::MAX, &exe), HostView::Gone);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The OCI runtime target: each scenario runs in a container made by a
-//! runtime's CLI (runc, crun, youki), with the agent as its init.
+//! runtime's CLI (runc, crun, youki, runsc), with the agent as its init.
 
 mod argv;
 mod bundle;
@@ -9,7 +9,7 @@ mod container;
 mod validate;
 mod watch;
 
-pub use argv::RuntimeCli;
-pub use command::bounded as run_bounded;
+pub use argv::{global_args as runtime_global_args, platform as runtime_platform, RuntimeCli};
+pub use command::bounded_ticking as run_bounded_ticking;
 pub use container::{run_in_runtime, RuntimeTarget};
 pub use validate::{check_runtime, resolve_init, resolve_runtime, smoke_test};

@@ -3,7 +3,7 @@
 //! input (exit 2); a runtime that answers but cannot run a container here
 //! stops the run with one line naming the cause.
 
-use super::argv::{answers_unknown_state, RuntimeCli};
+use super::argv::{answers_unknown_state, hint_for, RuntimeCli};
 use super::bundle::{is_dynamic_elf, InitUnderTest};
 use super::command::bounded;
 use super::container::{run_in_runtime, RuntimeTarget};
@@ -126,9 +126,26 @@ pub fn smoke_test(target: &RuntimeTarget, agent: &Path) -> Result<(), String> {
     });
     match verdict {
         Some(v) if v.outcome == Outcome::Pass => Ok(()),
-        Some(v) => Err(v.reason),
+        Some(v) => Err(match hint_for(&v.reason, &v2_mount(), &v2_controllers()) {
+            Some(hint) => format!("{}; {hint}", v.reason),
+            None => v.reason,
+        }),
         None => Err("no verdict".into()),
     }
+}
+
+/// Where a hybrid layout's cgroup v2 hierarchy is mounted (not at /sys/fs/cgroup itself).
+fn v2_mount() -> String {
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == "cgroup2")
+        .map_or_else(|| "/sys/fs/cgroup/unified".into(), |f| f[1].to_string())
+}
+
+fn v2_controllers() -> String {
+    std::fs::read_to_string(format!("{}/cgroup.controllers", v2_mount())).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -161,6 +178,7 @@ mod tests {
         let cli = RuntimeCli {
             program: "/bin/sh".into(),
             root: "/nonexistent".into(),
+            global: vec![],
         };
         assert!(matches!(
             check_runtime(&cli, "sh"),
@@ -170,6 +188,7 @@ mod tests {
         let cli = RuntimeCli {
             program: resolve_runtime("echo").unwrap(),
             root: "/nonexistent".into(),
+            global: vec![],
         };
         assert!(matches!(
             check_runtime(&cli, "echo"),

@@ -108,6 +108,28 @@ impl Watched {
         }
     }
 
+    /// Reaps it if it has exited and is our child (a sandbox's helper the
+    /// harness inherited), without waiting; through its pidfd, so never
+    /// another process. False otherwise (running, not ours, no pidfd).
+    pub fn reap_if_exited_child(&self) -> bool {
+        let Some(fd) = &self.pidfd else {
+            return false;
+        };
+        // SAFETY: a zeroed siginfo is valid; waitid fills it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid(P_PIDFD) on a pidfd we hold, not waiting.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                fd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::__WALL,
+            )
+        };
+        // SAFETY: si_pid is set when waitid reaped a child.
+        r == 0 && unsafe { info.si_pid() } != 0
+    }
+
     pub fn pidfd(&self) -> Option<i32> {
         self.pidfd.as_ref().map(|f| f.as_raw_fd())
     }
