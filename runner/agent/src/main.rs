@@ -2,7 +2,9 @@
 //! same file runs on the host, inside a container and as a VM's /init.
 //!
 //! `orphanage-agent run` reads a scenario (JSON) on stdin and reports events
-//! on fd 3; `orphanage-agent worker NAME FD SIGPIPE` is how a scenario process
+//! on fd 3; `orphanage-agent run subreaper-root WHY` runs a `namespace:
+//! fresh` scenario without a pid namespace, under a subreaper root (WHY says
+//! why there is no pid namespace, for the reasons it gives); `orphanage-agent worker NAME FD SIGPIPE` is how a scenario process
 //! that ran an `exec` step becomes a worker again. As a VM's `/init` (pid 1,
 //! no arguments, or `vm-init`) it runs every scenario of the initramfs and
 //! powers off; `/init poweroff` only powers off (the boot floor).
@@ -19,6 +21,7 @@ mod protocol;
 mod signals;
 mod spawn;
 mod steps;
+mod subreaper_root;
 mod vm_init;
 mod vm_runs;
 mod worker;
@@ -28,13 +31,20 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let global_init = nix::unistd::getpid().as_raw() == 1 && !in_child_pid_namespace();
     match args.get(1).map(String::as_str) {
-        Some("run") => controller::main(),
-        None | Some("vm-init") if global_init => vm_init::main(false),
-        // A test knob (kernel command line `-- no-pid-namespaces`): behave as on a kernel without them.
-        Some("no-pid-namespaces") if global_init => vm_init::main(true),
-        Some("poweroff") if global_init => vm_init::power_off(),
+        Some("run") if args.len() == 2 => controller::main(controller::Start::as_written()),
+        Some("run") if args.len() == 4 && args[2] == "subreaper-root" => {
+            subreaper_root::main(&args[3])
+        }
         Some("worker") if args.len() == 5 => match args[3].parse() {
             Ok(fd) => worker::serve_execed(&args[2], fd, args[4] == "sigpipe-ignored"),
+            Err(_) => usage(),
+        },
+        Some("poweroff") if global_init => vm_init::power_off(),
+        // Test knobs on the kernel command line (`-- no-pid-namespaces`, ...).
+        // An unknown one ends init like any bad usage (the kernel panics, and
+        // the harness reports init exiting).
+        _ if global_init => match vm_init::Knobs::parse(&args[1..]) {
+            Ok(knobs) => vm_init::main(knobs),
             Err(_) => usage(),
         },
         _ => usage(),
@@ -55,6 +65,6 @@ fn in_child_pid_namespace() -> bool {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: orphanage-agent run   (scenario JSON on stdin, events on fd 3)\n       orphanage-agent vm-init | poweroff   (as a VM's /init)\n       orphanage-agent worker NAME FD sigpipe-ignored|sigpipe-default");
+    eprintln!("usage: orphanage-agent run [subreaper-root WHY]   (scenario JSON on stdin, events on fd 3)\n       orphanage-agent vm-init | poweroff   (as a VM's /init)\n       orphanage-agent worker NAME FD sigpipe-ignored|sigpipe-default");
     std::process::exit(2)
 }

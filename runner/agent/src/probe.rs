@@ -13,19 +13,16 @@ pub fn probe(feature: Feature, in_private_tmp: bool) -> Result<(), String> {
     let check = |call: &str, r: Result<(), Errno>| r.or_else(|e| fail(call, e));
     let mut int: libc::c_int = 0;
     match feature {
-        Feature::ChildSubreaper => {
-            // SAFETY: the kernel writes one int.
-            let r = unsafe {
-                libc::prctl(
-                    libc::PR_GET_CHILD_SUBREAPER,
-                    &mut int as *mut libc::c_int,
-                    0,
-                    0,
-                    0,
-                )
-            };
-            check("prctl(PR_GET_CHILD_SUBREAPER)", ok_if(r == 0))
-        }
+        // The set, not the get: it is what the scenarios use, and what a
+        // kernel without subreapers refuses (EINVAL for an unknown option).
+        // In a throwaway child, so the caller's flag stays as it was.
+        Feature::ChildSubreaper => check(
+            "prctl(PR_SET_CHILD_SUBREAPER)",
+            in_child(|| {
+                // SAFETY: prctl with integer arguments.
+                unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }
+            }),
+        ),
         Feature::Pdeathsig => {
             // SAFETY: the kernel writes one int.
             let r = unsafe {

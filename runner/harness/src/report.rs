@@ -1,7 +1,7 @@
 //! Results: one record per trial, folded from that trial's events, and the
 //! JSON report (`--report`): kernel, target, results and summary.
 
-use orphanage_scenario::{Event, Outcome, Verdict};
+use orphanage_scenario::{Event, Outcome, RootMode, Verdict};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -11,6 +11,10 @@ pub struct TrialRecord {
     pub area: String,
     pub outcome: Outcome,
     pub reason: String,
+    /// How the scenario's root ran (`pid_namespace`, `subreaper_root`,
+    /// `caller_namespace`, `under_init`), as the agent said; null when no
+    /// agent started.
+    pub mode: Option<RootMode>,
     pub duration_ms: f64,
     /// Time the scenario's own steps took, as the agent measured it.
     pub steps_ms: f64,
@@ -24,9 +28,11 @@ impl TrialRecord {
         let mut verdict = Verdict::broken("no verdict was reported");
         let mut steps_ms = 0.0;
         let mut notes = Vec::new();
+        let mut mode = None;
         for event in events {
             match event {
                 Event::Note { text } => notes.push(text.clone()),
+                Event::Started { mode: m, .. } => mode = Some(*m),
                 Event::Finished {
                     verdict: v,
                     steps_ms: s,
@@ -42,6 +48,7 @@ impl TrialRecord {
             area: area.to_string(),
             outcome: verdict.outcome,
             reason: verdict.reason,
+            mode,
             duration_ms: duration.as_secs_f64() * 1000.0,
             steps_ms,
             notes,
@@ -163,11 +170,35 @@ mod tests {
         assert_eq!(r.reason, "expected a, observed b");
         assert_eq!(r.notes, vec!["took 3 µs"]);
         assert_eq!(r.steps_ms, 1.5);
+        assert_eq!(r.mode, None, "no agent said how it ran");
+    }
+
+    #[test]
+    fn a_record_says_how_its_root_ran() {
+        let events = [
+            Event::Started {
+                pid: 7,
+                mode: RootMode::SubreaperRoot,
+            },
+            finished(Verdict::pass()),
+        ];
+        let r = TrialRecord::from_events("zombie::x", "zombie", &events, Duration::ZERO);
+        assert_eq!(r.mode, Some(RootMode::SubreaperRoot));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["mode"], "subreaper_root");
     }
 
     #[test]
     fn a_stream_without_a_verdict_is_broken() {
-        let r = TrialRecord::from_events("a::b", "a", &[Event::Started { pid: 1 }], Duration::ZERO);
+        let r = TrialRecord::from_events(
+            "a::b",
+            "a",
+            &[Event::Started {
+                pid: 1,
+                mode: RootMode::PidNamespace,
+            }],
+            Duration::ZERO,
+        );
         assert_eq!(r.outcome, Outcome::Broken);
     }
 
@@ -241,7 +272,7 @@ mod tests {
             assert!(json.get(key).is_some(), "{key}");
         }
         let result = &json["results"][0];
-        for key in ["name", "area", "outcome", "reason", "duration_ms"] {
+        for key in ["name", "area", "outcome", "reason", "mode", "duration_ms"] {
             assert!(result.get(key).is_some(), "{key}");
         }
         assert_eq!(result["outcome"], "pass");
