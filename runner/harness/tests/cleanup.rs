@@ -250,6 +250,24 @@ fn a_crash_leaves_nothing_behind() {
     check_run_leaves_nothing(&repo().join("fixtures/crash"), &[]);
 }
 
+/// Under subreaper roots (`--no-pid-namespace`) no pid namespace's end
+/// kills a tree: the holder above each root kills and reaps what is left,
+/// and the harness kills the rest by process group and start time.
+#[test]
+fn runs_under_subreaper_roots_leave_nothing_behind() {
+    let run = check_run_leaves_nothing(&repo().join("suites"), &["--no-pid-namespace"]);
+    assert_eq!(run.code(), Some(0), "{}", run.stdout());
+    let run = check_run_leaves_nothing(&repo().join("fixtures/wrong"), &["--no-pid-namespace"]);
+    assert_eq!(run.code(), Some(101));
+    let run = check_run_leaves_nothing(&repo().join("fixtures/crash"), &["--no-pid-namespace"]);
+    let crashed = run.result("agent::store_to_readonly_mapping");
+    assert_eq!(crashed["outcome"], "broken");
+    assert!(
+        crashed["reason"].as_str().unwrap().contains("SIGSEGV"),
+        "the holder ends as its root did: {crashed}"
+    );
+}
+
 #[test]
 fn timeouts_leave_nothing_behind_in_either_namespace() {
     let hang = repo().join("fixtures/hang/agent");
@@ -268,15 +286,17 @@ fn timeouts_leave_nothing_behind_in_either_namespace() {
             Some(("deadline: 60s", "deadline: 1s")),
         ),
     ]);
-    let run = check_run_leaves_nothing(suite.path(), &[]);
-    for r in run.report["results"].as_array().unwrap() {
-        assert!(
-            r["reason"]
-                .as_str()
-                .unwrap()
-                .starts_with("timeout after 1 s"),
-            "{r}"
-        );
+    for extra in [&[][..], &["--no-pid-namespace"]] {
+        let run = check_run_leaves_nothing(suite.path(), extra);
+        for r in run.report["results"].as_array().unwrap() {
+            assert!(
+                r["reason"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("timeout after 1 s"),
+                "{extra:?}: {r}"
+            );
+        }
     }
 }
 
@@ -310,6 +330,17 @@ fn interrupt_leaves_nothing(signal: libc::c_int, suites: &Path, extra: &[&str], 
 #[test]
 fn ctrl_c_kills_every_tree_and_leaves_nothing_behind() {
     interrupt_leaves_nothing(libc::SIGINT, &repo().join("fixtures/hang"), &[], 9);
+}
+
+// Under a subreaper root the fresh tree has one more: the holder above its root.
+#[test]
+fn ctrl_c_kills_every_tree_under_subreaper_roots_and_leaves_nothing_behind() {
+    interrupt_leaves_nothing(
+        libc::SIGINT,
+        &repo().join("fixtures/hang"),
+        &["--no-pid-namespace"],
+        10,
+    );
 }
 
 #[test]
