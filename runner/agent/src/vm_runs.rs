@@ -171,7 +171,7 @@ fn start(
     }
     let fds = (stdin_r.as_raw_fd(), events_w.as_raw_fd(), err_w.as_raw_fd());
     let mut subreaper_root =
-        force_subreaper_root.then(|| "forced by --no-pid-namespace".to_string());
+        (fresh && force_subreaper_root).then(|| "forced by --no-pid-namespace".to_string());
     let mut pid = start_root(flags, fds, unblock, subreaper_root.as_deref());
     if pid < 0 && fresh && Errno::last() == Errno::EINVAL && subreaper_root.is_none() {
         // No pid namespaces here: a subreaper root stands in for the init.

@@ -316,3 +316,28 @@ fn no_pid_namespace_with_a_runtime_is_bad_input() {
         assert!(out.stdout.is_empty(), "nothing may run");
     }
 }
+
+/// The small kernel (a Linux built without pid namespaces and
+/// without memfd): at least 35 verdicts, none a fail or broken.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn without_pid_namespaces_and_memfd_at_least_35_scenarios_get_a_verdict() {
+    let lacks = Lacks {
+        pid_namespaces: true,
+        enosys: vec![libc::SYS_memfd_create],
+        ..Lacks::default()
+    };
+    let run = host_suite(&lacks, &[], "suites");
+    let on_host = no_fail_no_broken(&run);
+    for r in unsupported(&on_host) {
+        let why = reason(r);
+        assert!(
+            NO_PID_NAMESPACE.iter().any(|p| why.starts_with(p))
+                || why.starts_with("memfd_create(MFD_CLOEXEC): ENOSYS"),
+            "{}: {why}",
+            r["name"]
+        );
+    }
+    let verdicts = on_host.iter().filter(|r| r["outcome"] != "unsupported").count();
+    assert!(verdicts >= 35, "{verdicts} verdicts");
+}
