@@ -251,7 +251,7 @@ impl Controller {
         }
         if self.scenario.needs_pid_namespace_root() {
             return Some(Verdict::unsupported(format!(
-                "{}, and the scenario declares `requires: [pid_namespace]`: its subject is a pid-namespace init, which a subreaper root does not stand in for (needs {})",
+                "{}, and the scenario declares `requires: [pid_namespace]`: it needs a pid namespace of its own, which a subreaper root does not give it (needs {})",
                 root.why,
                 Feature::PidNamespace.needs()
             )));

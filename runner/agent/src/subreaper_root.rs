@@ -99,10 +99,25 @@ fn become_subreaper() -> Result<(), String> {
 
 /// A mount namespace of our own with a private tmpfs on /tmp, as a fresh
 /// namespace's init has (core files land there and vanish with it). Without
-/// the privilege to make one, there is none, and scenarios that need it say so.
+/// the privilege for one, inside a user namespace of our own where we are
+/// root, as the harness gives an unprivileged fresh namespace. Where neither
+/// can be made there is no private /tmp, and scenarios that need it say so.
 fn private_tmp() -> nix::Result<()> {
     use nix::mount::{mount, MsFlags};
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    use nix::sched::{unshare, CloneFlags};
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWNS) {
+        if e != Errno::EPERM {
+            return Err(e);
+        }
+        let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+        unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)?;
+        let write = |file: &str, text: String| {
+            std::fs::write(format!("/proc/self/{file}"), text).map_err(crate::procfs::io_errno)
+        };
+        write("setgroups", "deny".into())?;
+        write("uid_map", format!("0 {uid} 1"))?;
+        write("gid_map", format!("0 {gid} 1"))?;
+    }
     let none: Option<&str> = None;
     // Without this, the tmpfs would propagate to the caller's mount table.
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)?;

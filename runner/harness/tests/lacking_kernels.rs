@@ -338,6 +338,9 @@ fn without_pid_namespaces_and_memfd_at_least_35_scenarios_get_a_verdict() {
             r["name"]
         );
     }
-    let verdicts = on_host.iter().filter(|r| r["outcome"] != "unsupported").count();
+    let verdicts = on_host
+        .iter()
+        .filter(|r| r["outcome"] != "unsupported")
+        .count();
     assert!(verdicts >= 35, "{verdicts} verdicts");
 }
