@@ -2,8 +2,9 @@
 //! fresh pid namespace (with a user namespace when we are not root) or as a
 //! plain process in ours. Where the kernel refuses CLONE_NEWPID with EINVAL,
 //! or `--no-pid-namespace` says so, a fresh namespace's scenario runs in ours
-//! under a subreaper root instead (the agent's `subreaper_root`). The harness is multi-threaded, so the agent starts
-//! by clone(2) + execve(2) with nothing but async-signal-safe calls between.
+//! under a subreaper root instead (the agent's `subreaper_root`). The harness
+//! is multi-threaded, so the agent starts by clone(2) + execve(2) with
+//! nothing but async-signal-safe calls between.
 
 use crate::live::{self, Registration, Tree};
 use nix::errno::Errno;
