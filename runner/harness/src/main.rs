@@ -62,12 +62,12 @@ fn default_suites() -> PathBuf {
 
 fn run() -> anyhow::Result<ExitCode> {
     let cli = cli::Cli::parse();
-    if let Some(cli::Command::Explore(args)) = &cli.command {
-        return explore_command(&cli, args);
-    }
     if let Some(why) = no_pid_namespace_conflict(&cli) {
         eprintln!("orphanage: {why}");
         return Ok(ExitCode::from(2));
+    }
+    if let Some(cli::Command::Explore(args)) = &cli.command {
+        return explore_command(&cli, args);
     }
     let suites = cli.suites.clone().unwrap_or_else(default_suites);
     let loaded = match discover::load_all(&suites) {
@@ -283,6 +283,9 @@ fn no_pid_namespace_conflict(cli: &cli::Cli) -> Option<&'static str> {
     }
     if cli.kernels.is_some() {
         return Some("--no-pid-namespace with --kernels: give it to each kernel of the matrix file instead, as `cmdline: -- subreaper-root`");
+    }
+    if cli.kernel.is_some() && cli.command.is_some() {
+        return Some("--no-pid-namespace with `explore --kernel`: not yet; `explore` runs under subreaper roots on the host, and `--kernel K --no-pid-namespace` runs the suite so");
     }
     None
 }

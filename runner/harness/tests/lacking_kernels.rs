@@ -291,26 +291,35 @@ fn without_either_the_fresh_scenarios_are_unsupported_with_both_reasons() {
     );
 }
 
+/// Extra arguments, an environment variable, and what the one line must name.
+type BadInput<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>, &'a str);
+
 #[test]
 fn no_pid_namespace_with_a_runtime_is_bad_input() {
-    for env in [None, Some(("RUNTIME", "runc"))] {
+    let cases: [BadInput; 4] = [
+        (&["--runtime", "runc"], None, "--runtime"),
+        (&[], Some(("RUNTIME", "runc")), "--runtime"),
+        (&["--runtime", "runc", "explore"], None, "--runtime"),
+        (
+            &["--kernels", "fixtures/kernels.yaml"],
+            None,
+            "cmdline: -- subreaper-root",
+        ),
+    ];
+    for (args, env, message) in cases {
         let mut cmd = orphanage();
         cmd.current_dir(repo())
-            .args(["--no-pid-namespace", "--suites", "fixtures/crash"]);
-        match env {
-            Some((k, v)) => {
-                cmd.env(k, v);
-            }
-            None => {
-                cmd.args(["--runtime", "runc"]);
-            }
+            .args(["--no-pid-namespace", "--suites", "fixtures/crash"])
+            .args(args);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
         }
         let out = cmd.output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
         assert!(
-            stderr.contains("--no-pid-namespace") && stderr.contains("--runtime"),
+            stderr.contains("--no-pid-namespace") && stderr.contains(message),
             "{stderr}"
         );
         assert!(out.stdout.is_empty(), "nothing may run");
