@@ -1,12 +1,13 @@
-//! The agent's root process: in a fresh pid namespace, its init. It reads the
-//! scenario, probes the features it needs, drives the steps one by one through
-//! the workers, and reports events to the harness on fd 3.
+//! The agent's root process: in a fresh pid namespace, its init (without
+//! one, a child subreaper standing in for it: see `subreaper_root`). It reads
+//! the scenario, probes the features it needs, drives the steps one by one
+//! through the workers, and reports events to the harness on fd 3.
 
 use crate::protocol::{self, Pids, Reply, Request};
 use crate::{poll, probe, procfs, signals, steps};
 use nix::errno::Errno;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use orphanage_scenario::{Event, Namespace, ProcState, Scenario, Step, Verdict};
+use orphanage_scenario::{Event, Feature, Namespace, ProcState, RootMode, Scenario, Step, Verdict};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -14,6 +15,43 @@ use std::time::{Duration, Instant};
 
 /// The fd on which the harness reads our events.
 pub const EVENTS_FD: RawFd = 3;
+
+/// How the root starts.
+pub struct Start {
+    /// Set when a `namespace: fresh` scenario runs without a pid namespace.
+    pub subreaper_root: Option<SubreaperRoot>,
+    /// Events on stdout instead of fd 3 (in a container, whose runtime may
+    /// pass nothing but stdio).
+    pub events_on_stdout: bool,
+}
+
+impl Start {
+    /// The scenario's own namespace, as its file says.
+    pub fn as_written() -> Start {
+        Start {
+            subreaper_root: None,
+            events_on_stdout: false,
+        }
+    }
+
+    /// As written, with the events on stdout.
+    pub fn events_on_stdout() -> Start {
+        Start {
+            events_on_stdout: true,
+            ..Start::as_written()
+        }
+    }
+}
+
+/// What the process that made a subreaper root prepared for it.
+pub struct SubreaperRoot {
+    /// Why there is no pid namespace: the refused call and its errno, or the flag that forced it.
+    pub why: String,
+    /// Whether /tmp is a private tmpfs in a mount namespace of the scenario's own.
+    pub private_tmp: bool,
+    /// The refused prctl when the root could not become a subreaper: then nothing stands in.
+    pub refused: Option<String>,
+}
 
 struct Actor {
     /// None for the root itself.
@@ -40,14 +78,15 @@ struct Controller {
     /// Where the harness hands steps back (runtime target).
     stdin: std::io::BufReader<std::io::Stdin>,
     started: Instant,
+    subreaper_root: Option<SubreaperRoot>,
 }
 
-/// `events_on_stdout`: the events go to stdout (the runtime target), which
-/// becomes fd 3 here; fd 1 then becomes a copy of stderr, so that nothing
-/// else the agent or its workers print can land among the events.
-pub fn main(events_on_stdout: bool) -> ! {
+/// `start.events_on_stdout`: the events go to stdout (the runtime target),
+/// which becomes fd 3 here; fd 1 then becomes a copy of stderr, so that
+/// nothing else the agent or its workers print can land among the events.
+pub fn main(start: Start) -> ! {
     signals::reset_all();
-    if events_on_stdout {
+    if start.events_on_stdout {
         // SAFETY: dup2 on the std fds, before anything else uses them.
         if unsafe { libc::dup2(1, EVENTS_FD) } < 0 || unsafe { libc::dup2(2, 1) } < 0 {
             eprintln!("orphanage-agent: cannot move the events to stdout's pipe");
@@ -72,9 +111,17 @@ pub fn main(events_on_stdout: bool) -> ! {
         events,
         stdin,
         started: Instant::now(),
+        subreaper_root: start.subreaper_root,
+    };
+    let mode = match (&controller.subreaper_root, &scenario) {
+        (Some(_), _) => RootMode::SubreaperRoot,
+        (None, Ok(s)) => s.root_mode(),
+        (None, Err(_)) if nix::unistd::getpid().as_raw() == 1 => RootMode::PidNamespace,
+        (None, Err(_)) => RootMode::CallerNamespace,
     };
     controller.emit(&Event::Started {
         pid: nix::unistd::getpid().as_raw(),
+        mode,
     });
     let scenario = match scenario {
         Ok(s) => s,
@@ -134,6 +181,9 @@ impl Controller {
             Ok(private) => private,
             Err(v) => return v,
         };
+        if let Some(v) = self.stand_in_refused() {
+            return v;
+        }
         for feature in self.scenario.required_features() {
             if let Err(why) = probe::probe(feature, in_private_tmp) {
                 return Verdict::unsupported(format!("{why} (needs {})", feature.needs()));
@@ -223,12 +273,53 @@ impl Controller {
         Verdict::pass()
     }
 
+    /// Under a subreaper root: why the scenario cannot run there, if it cannot.
+    fn stand_in_refused(&self) -> Option<Verdict> {
+        let root = self.subreaper_root.as_ref()?;
+        if let Some(refused) = &root.refused {
+            return Some(Verdict::unsupported(format!(
+                "{}, and {refused} for a subreaper root to stand in for the namespace's init (needs {}, or {})",
+                root.why,
+                Feature::PidNamespace.needs(),
+                Feature::ChildSubreaper.needs()
+            )));
+        }
+        if self.scenario.needs_pid_namespace_root() {
+            return Some(Verdict::unsupported(format!(
+                "{}, and the scenario declares `requires: [pid_namespace]`: it needs a pid namespace of its own, which a subreaper root does not give it (needs {})",
+                root.why,
+                Feature::PidNamespace.needs()
+            )));
+        }
+        // The sysctl belongs to the pid namespace, which is the caller's here.
+        if self
+            .scenario
+            .required_features()
+            .contains(&Feature::MemfdNoexecSysctl)
+        {
+            return Some(Verdict::unsupported(format!(
+                "{}: vm.memfd_noexec would be written in the caller's pid namespace (needs {})",
+                root.why,
+                Feature::PidNamespace.needs()
+            )));
+        }
+        None
+    }
+
     /// In a fresh namespace: a private /proc for this pid namespace and a
     /// private /tmp (core files land there and vanish with the namespace).
     /// Mount namespaces die with their last process, so nothing is left behind.
     fn setup(&mut self) -> Result<bool, Verdict> {
         let _ = raise_nofile_limit();
         signals::reset_record();
+        if let Some(root) = &self.subreaper_root {
+            if self.scenario.namespace != Namespace::Fresh {
+                return Err(Verdict::broken(
+                    "a subreaper root stands in only for a fresh namespace's init",
+                ));
+            }
+            return Ok(root.private_tmp);
+        }
         if self.scenario.namespace != Namespace::Fresh {
             return Ok(false);
         }
@@ -279,10 +370,12 @@ impl Controller {
     }
 
     fn teardown(&mut self) {
-        if self.scenario.namespace == Namespace::Fresh {
+        if self.scenario.namespace == Namespace::Fresh && self.subreaper_root.is_none() {
             return; // our exit as init kills and reaps the whole namespace
         }
         // In the caller's namespace nothing does that for us: kill what we made.
+        // (Under a subreaper root, what escapes this goes to the process
+        // above us, which kills it: see `subreaper_root`.)
         for actor in self
             .actors
             .values()

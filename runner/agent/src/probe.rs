@@ -13,9 +13,13 @@ pub fn probe(feature: Feature, in_private_tmp: bool) -> Result<(), String> {
     let check = |call: &str, r: Result<(), Errno>| r.or_else(|e| fail(call, e));
     let mut int: libc::c_int = 0;
     match feature {
+        // The set, not the get: it is what the scenarios use, and what a
+        // kernel without subreapers refuses (EINVAL for an unknown option).
+        // To the value it has, so the caller stays as it was (no throwaway
+        // child: it would take a pid the scenario's processes expect).
         Feature::ChildSubreaper => {
             // SAFETY: the kernel writes one int.
-            let r = unsafe {
+            let got = unsafe {
                 libc::prctl(
                     libc::PR_GET_CHILD_SUBREAPER,
                     &mut int as *mut libc::c_int,
@@ -24,7 +28,10 @@ pub fn probe(feature: Feature, in_private_tmp: bool) -> Result<(), String> {
                     0,
                 )
             };
-            check("prctl(PR_GET_CHILD_SUBREAPER)", ok_if(r == 0))
+            let value = if got == 0 { int as libc::c_ulong } else { 0 };
+            // SAFETY: prctl with integer arguments.
+            let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, value, 0, 0, 0) };
+            check("prctl(PR_SET_CHILD_SUBREAPER)", ok_if(r == 0))
         }
         Feature::Pdeathsig => {
             // SAFETY: the kernel writes one int.

@@ -8,50 +8,11 @@
 //! Nothing here may assume more than the syscall ABI: a missing mount or /proc
 //! file is reported, never fatal, because init exiting panics the kernel.
 
-use nix::errno::Errno;
 use orphanage_scenario::{VmFrame, VmScenario, VM_SCENARIOS_PATH};
 use std::io::Write;
 
 /// The result port unless told otherwise: the second serial port.
 const DEFAULT_RESULTS_PORT: &str = "/dev/ttyS1";
-
-/// What init is told on the kernel command line, after `--`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InitOptions {
-    /// `no-pid-namespaces`: behave as on a kernel without them (a test knob).
-    pub simulate_no_pid_namespaces: bool,
-    /// `results=DEVICE`: where frames go. A kernel with one console (ttyS0
-    /// or hvc0) carries them between its log lines.
-    pub results_port: String,
-    /// `stay-up`: never power off, as a guest without ACPI or
-    /// isa-debug-exit cannot; the harness must stop it once the last frame
-    /// is in (a test knob).
-    pub stay_up: bool,
-}
-
-impl InitOptions {
-    /// An unknown word is refused: init then exits, and a kernel whose
-    /// command line is wrong says so by panicking, at once.
-    pub fn parse(words: &[String]) -> Result<Self, String> {
-        let mut options = InitOptions {
-            simulate_no_pid_namespaces: false,
-            results_port: DEFAULT_RESULTS_PORT.into(),
-            stay_up: false,
-        };
-        for word in words {
-            match word.as_str() {
-                "vm-init" => {}
-                "no-pid-namespaces" => options.simulate_no_pid_namespaces = true,
-                "stay-up" => options.stay_up = true,
-                w => match w.strip_prefix("results=") {
-                    Some(dev) if dev.starts_with("/dev/") => options.results_port = dev.into(),
-                    _ => return Err(format!("unknown init option {w:?}")),
-                },
-            }
-        }
-        Ok(options)
-    }
-}
 
 /// Powers off at once: the boot floor for benchmarks (same kernel, same
 /// initramfs, nothing run).
@@ -65,7 +26,7 @@ pub fn power_off() -> ! {
     std::process::exit(1)
 }
 
-pub fn main(options: &InitOptions) -> ! {
+pub fn main(knobs: Knobs) -> ! {
     for (what, target, fstype) in [
         ("proc", "/proc", "proc"),
         ("sysfs", "/sys", "sysfs"),
@@ -92,12 +53,15 @@ pub fn main(options: &InitOptions) -> ! {
         }
     }
     let _ = std::fs::create_dir_all("/tmp");
-    if options.simulate_no_pid_namespaces {
-        if let Err(e) = pretend_no_pid_namespaces() {
-            console(&format!("cannot install the no-pid-namespaces filter: {e}"));
+    let lacks = knobs.lacks();
+    if lacks.anything() {
+        if let Err(e) = orphanage_agent_io::install_filter(&lacks.program()) {
+            console(&format!(
+                "cannot install the filter that simulates {lacks:?}: {e}"
+            ));
         }
     }
-    let port_name = options.results_port.as_str();
+    let port_name = knobs.results_port();
     let mut port = match open_results_port(port_name) {
         Ok(p) => p,
         Err(e) => {
@@ -129,15 +93,20 @@ pub fn main(options: &InitOptions) -> ! {
     );
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let lanes = crate::vm_runs::LANES_PER_CPU * cpus;
-    let left_behind = crate::vm_runs::run_all(&scenarios, lanes, &mut |s, event| {
-        send(
-            &mut port,
-            &VmFrame::Event {
-                scenario: s.name.clone(),
-                event: event.clone(),
-            },
-        )
-    });
+    let left_behind = crate::vm_runs::run_all(
+        &scenarios,
+        lanes,
+        knobs.force_subreaper_root,
+        &mut |s, event| {
+            send(
+                &mut port,
+                &VmFrame::Event {
+                    scenario: s.name.clone(),
+                    event: event.clone(),
+                },
+            )
+        },
+    );
     if !left_behind.is_empty() {
         send(
             &mut port,
@@ -148,7 +117,7 @@ pub fn main(options: &InitOptions) -> ! {
     }
     send(&mut port, &VmFrame::Done);
     let _ = port.flush();
-    if options.stay_up {
+    if knobs.stay_up {
         loop {
             // SAFETY: pause takes nothing; init waits to be stopped.
             unsafe { libc::pause() };
@@ -196,79 +165,108 @@ fn send(port: &mut std::fs::File, frame: &VmFrame) {
     }
 }
 
-/// For testing the harness against a kernel without pid namespaces (as
-/// Asterinas is): a seccomp filter on init, inherited by everything it
-/// starts, makes clone(2) and unshare(2) with CLONE_NEWPID fail with EINVAL,
-/// and clone3(2) (whose flags a filter cannot read) with ENOSYS, as on a
-/// kernel that predates it. The kernel itself then returns those errnos.
-pub fn pretend_no_pid_namespaces() -> Result<(), Errno> {
-    const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
-    let stmt = |code: u32, k: u32| libc::sock_filter {
-        code: code as u16,
-        jt: 0,
-        jf: 0,
-        k,
-    };
-    let jump = |op: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
-        code: (libc::BPF_JMP | op | libc::BPF_K) as u16,
-        jt,
-        jf,
-        k,
-    };
-    let load = |offset: u32| stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, offset);
-    let ret = |k: u32| stmt(libc::BPF_RET | libc::BPF_K, k);
-    let program = [
-        load(4),                                               // 0: seccomp_data.arch
-        jump(libc::BPF_JEQ, AUDIT_ARCH_X86_64, 0, 5),          // 1: another arch: allow
-        load(0),                                               // 2: seccomp_data.nr
-        jump(libc::BPF_JEQ, libc::SYS_clone3 as u32, 5, 0),    // 3: to ENOSYS
-        jump(libc::BPF_JEQ, libc::SYS_clone as u32, 2, 0),     // 4: to the flags
-        jump(libc::BPF_JEQ, libc::SYS_unshare as u32, 1, 0),   // 5: to the flags
-        ret(libc::SECCOMP_RET_ALLOW),                          // 6
-        load(16),                                              // 7: args[0], low half
-        jump(libc::BPF_JSET, libc::CLONE_NEWPID as u32, 2, 0), // 8: to EINVAL
-        ret(libc::SECCOMP_RET_ALLOW),                          // 9
-        ret(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),    // 10
-        ret(libc::SECCOMP_RET_ERRNO | libc::EINVAL as u32),    // 11
-    ];
-    let fprog = libc::sock_fprog {
-        len: program.len() as u16,
-        filter: program.as_ptr() as *mut libc::sock_filter,
-    };
-    // SAFETY: the filter is read during the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            0,
-            &fprog as *const libc::sock_fprog,
-        )
-    };
-    Errno::result(r).map(|_| ())
+/// Init's options, given after `--` on the kernel command line, which the
+/// kernel passes to init as arguments: where results go, and test knobs.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Knobs {
+    /// `no-pid-namespaces`: a seccomp filter on init, inherited by
+    /// everything it starts, makes clone(2) and unshare(2) with CLONE_NEWPID
+    /// fail with EINVAL, and clone3(2) (whose flags a filter cannot read)
+    /// with ENOSYS, as on a kernel without them (Asterinas) that predates
+    /// clone3. The kernel itself then returns those errnos.
+    pub no_pid_namespaces: bool,
+    /// `no-subreapers`: prctl(PR_SET/GET_CHILD_SUBREAPER) fail with EINVAL.
+    pub no_subreapers: bool,
+    /// `subreaper-root`: `namespace: fresh` scenarios run under a subreaper
+    /// root though the kernel has pid namespaces (`--no-pid-namespace`).
+    pub force_subreaper_root: bool,
+    /// `results=DEVICE`: where frames go (default ttyS1). A kernel with one
+    /// console carries them between its log lines (`results=/dev/ttyS0`).
+    pub results_port: Option<String>,
+    /// `stay-up`: never power off, as a guest without ACPI or isa-debug-exit
+    /// cannot; the harness must stop it once the last frame is in.
+    pub stay_up: bool,
+}
+
+impl Knobs {
+    /// The knobs among init's arguments; `vm-init` (the default) is none.
+    /// Err names an unknown one.
+    pub fn parse(args: &[String]) -> Result<Knobs, String> {
+        let mut knobs = Knobs::default();
+        for arg in args {
+            match arg.as_str() {
+                "vm-init" => {}
+                "no-pid-namespaces" => knobs.no_pid_namespaces = true,
+                "no-subreapers" => knobs.no_subreapers = true,
+                "subreaper-root" => knobs.force_subreaper_root = true,
+                "stay-up" => knobs.stay_up = true,
+                other => match other.strip_prefix("results=") {
+                    Some(dev) if dev.starts_with("/dev/") => knobs.results_port = Some(dev.into()),
+                    _ => return Err(other.to_string()),
+                },
+            }
+        }
+        Ok(knobs)
+    }
+
+    fn results_port(&self) -> &str {
+        self.results_port.as_deref().unwrap_or(DEFAULT_RESULTS_PORT)
+    }
+
+    /// What the simulated kernel lacks.
+    fn lacks(&self) -> orphanage_agent_io::Lacks {
+        orphanage_agent_io::Lacks {
+            pid_namespaces: self.no_pid_namespaces,
+            subreapers: self.no_subreapers,
+            enosys: if self.no_pid_namespaces {
+                vec![libc::SYS_clone3]
+            } else {
+                vec![]
+            },
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn words(w: &[&str]) -> Vec<String> {
-        w.iter().map(|s| s.to_string()).collect()
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
-    fn init_options_come_from_the_command_line() {
-        let o = InitOptions::parse(&[]).unwrap();
-        assert_eq!(o.results_port, "/dev/ttyS1");
-        assert!(!o.stay_up && !o.simulate_no_pid_namespaces);
-        let o = InitOptions::parse(&words(&[
-            "stay-up",
-            "no-pid-namespaces",
-            "results=/dev/ttyS0",
-        ]))
-        .unwrap();
-        assert_eq!(o.results_port, "/dev/ttyS0");
-        assert!(o.stay_up && o.simulate_no_pid_namespaces);
-        assert!(InitOptions::parse(&words(&["results=ttyS0"])).is_err());
-        assert!(InitOptions::parse(&words(&["no-such-mode"])).is_err());
+    fn knobs_come_from_inits_arguments() {
+        assert_eq!(Knobs::parse(&args(&[])), Ok(Knobs::default()));
+        assert_eq!(Knobs::parse(&args(&["vm-init"])), Ok(Knobs::default()));
+        assert_eq!(
+            Knobs::parse(&args(&["no-pid-namespaces", "no-subreapers"])),
+            Ok(Knobs {
+                no_pid_namespaces: true,
+                no_subreapers: true,
+                ..Knobs::default()
+            })
+        );
+        let k = Knobs::parse(&args(&["stay-up", "results=/dev/ttyS0"])).unwrap();
+        assert!(k.stay_up);
+        assert_eq!(k.results_port(), "/dev/ttyS0");
+        assert_eq!(Knobs::default().results_port(), "/dev/ttyS1");
+        assert!(Knobs::parse(&args(&["results=ttyS0"])).is_err());
+        assert_eq!(
+            Knobs::parse(&args(&["subreaper-root"])).map(|k| k.force_subreaper_root),
+            Ok(true)
+        );
+        assert_eq!(
+            Knobs::parse(&args(&["frobnicate"])),
+            Err("frobnicate".into())
+        );
+    }
+
+    #[test]
+    fn no_pid_namespaces_also_hides_clone3() {
+        let lacks = Knobs::parse(&args(&["no-pid-namespaces"])).unwrap().lacks();
+        assert!(lacks.pid_namespaces && !lacks.subreapers);
+        assert_eq!(lacks.enosys, vec![libc::SYS_clone3]);
+        assert!(!Knobs::default().lacks().anything());
     }
 }

@@ -54,6 +54,8 @@ struct Running<'a> {
     killed: bool,
     /// (pid, start time) of every process the agent reported, in our namespace.
     spawned: Vec<(i32, u64)>,
+    /// The root runs in our pid namespace (`namespace: caller`, or a subreaper root).
+    shares_our_namespace: bool,
 }
 
 /// Runs every scenario, at most `lanes` at a time; `report` gets each of
@@ -62,6 +64,7 @@ struct Running<'a> {
 pub fn run_all(
     scenarios: &[VmScenario],
     lanes: usize,
+    force_subreaper_root: bool,
     report: &mut dyn FnMut(&VmScenario, &Event),
 ) -> Vec<String> {
     let child_signals = ChildSignals::new();
@@ -71,7 +74,7 @@ pub fn run_all(
     loop {
         while running.len() < lanes.max(1) {
             let Some(s) = queue.next() else { break };
-            match start(s, child_signals.mask()) {
+            match start(s, child_signals.mask(), force_subreaper_root) {
                 Ok(r) => running.push(r),
                 Err(verdict) => report(s, &finished(verdict, 0.0)),
             }
@@ -150,40 +153,36 @@ impl ChildSignals {
 }
 
 /// Starts one scenario's agent; Err is the verdict when it could not start.
-fn start(s: &VmScenario, unblock: libc::sigset_t) -> Result<Running<'_>, Verdict> {
+fn start(
+    s: &VmScenario,
+    unblock: libc::sigset_t,
+    force_subreaper_root: bool,
+) -> Result<Running<'_>, Verdict> {
     let broken = |e: std::io::Error| Verdict::broken(format!("making the agent's pipes: {e}"));
     let (stdin_r, stdin_w) = pipe().map_err(broken)?;
     let (events_r, events_w) = pipe().map_err(broken)?;
     let (err_r, err_w) = pipe().map_err(broken)?;
     let high = |fd| above_std_fds(fd).map_err(broken);
     let (stdin_r, events_w, err_w) = (high(stdin_r)?, high(events_w)?, high(err_w)?);
+    let fresh = s.scenario.namespace == Namespace::Fresh;
     let mut flags = libc::SIGCHLD as libc::c_ulong;
-    if s.scenario.namespace == Namespace::Fresh {
+    if fresh && !force_subreaper_root {
         flags |= (libc::CLONE_NEWPID | libc::CLONE_NEWNS) as libc::c_ulong;
     }
-    let (fd_in, fd_ev, fd_err) = (stdin_r.as_raw_fd(), events_w.as_raw_fd(), err_w.as_raw_fd());
-    // SAFETY: init is single-threaded, so the child may go on in Rust without
-    // exec: it becomes the agent's root directly. Under TCG that skips
-    // loading and relocating the agent and re-translating its code for each
-    // scenario. The child never returns here.
-    let pid =
-        unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) } as i32;
-    if pid == 0 {
-        // SAFETY: plain fd and signal-mask calls on what was prepared above.
-        unsafe {
-            libc::sigprocmask(libc::SIG_UNBLOCK, &unblock, std::ptr::null_mut());
-            libc::dup2(fd_in, 0);
-            libc::dup2(fd_err, 1);
-            libc::dup2(fd_err, 2);
-            libc::dup2(fd_ev, 3);
-            // Its own session and group, so everything it leaves in our
-            // namespace can be killed as a group.
-            libc::setsid();
-        }
-        // Nothing of init's (the results port, other agents' pipes, the
-        // signalfd) stays open in the scenario.
-        crate::fds::close_all_except(&[0, 1, 2, 3]);
-        crate::controller::main(false);
+    let fds = (stdin_r.as_raw_fd(), events_w.as_raw_fd(), err_w.as_raw_fd());
+    let mut subreaper_root =
+        (fresh && force_subreaper_root).then(|| "forced by --no-pid-namespace".to_string());
+    let mut pid = start_root(flags, fds, unblock, subreaper_root.as_deref());
+    if pid < 0 && fresh && Errno::last() == Errno::EINVAL && subreaper_root.is_none() {
+        // No pid namespaces here: a subreaper root stands in for the init.
+        let errno = orphanage_scenario::ErrnoName(Errno::EINVAL);
+        let why = format!(
+            "clone({}): {errno}",
+            orphanage_agent_io::clone_flag_names(flags)
+        );
+        flags = libc::SIGCHLD as libc::c_ulong;
+        pid = start_root(flags, fds, unblock, Some(&why));
+        subreaper_root = Some(why);
     }
     if pid < 0 {
         let errno = orphanage_scenario::ErrnoName(Errno::last());
@@ -205,7 +204,47 @@ fn start(s: &VmScenario, unblock: libc::sigset_t) -> Result<Running<'_>, Verdict
         status: None,
         killed: false,
         spawned: vec![],
+        shares_our_namespace: !fresh || subreaper_root.is_some(),
     })
+}
+
+/// Clones the agent's root with `flags` and returns its pid (-1 and errno
+/// on failure). The child gets `fds` as its stdin, events and stderr and
+/// runs the controller, under a subreaper root when `subreaper_root` says
+/// why there is no pid namespace.
+fn start_root(
+    flags: libc::c_ulong,
+    (fd_in, fd_ev, fd_err): (i32, i32, i32),
+    unblock: libc::sigset_t,
+    subreaper_root: Option<&str>,
+) -> i32 {
+    // SAFETY: init is single-threaded, so the child may go on in Rust without
+    // exec: it becomes the agent's root directly. Under TCG that skips
+    // loading and relocating the agent and re-translating its code for each
+    // scenario. The child never returns here.
+    let pid =
+        unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) } as i32;
+    if pid != 0 {
+        return pid;
+    }
+    // SAFETY: plain fd and signal-mask calls on what was prepared above.
+    unsafe {
+        libc::sigprocmask(libc::SIG_UNBLOCK, &unblock, std::ptr::null_mut());
+        libc::dup2(fd_in, 0);
+        libc::dup2(fd_err, 1);
+        libc::dup2(fd_err, 2);
+        libc::dup2(fd_ev, 3);
+        // Its own session and group, so everything it leaves in our
+        // namespace can be killed as a group.
+        libc::setsid();
+    }
+    // Nothing of init's (the results port, other agents' pipes, the
+    // signalfd) stays open in the scenario.
+    crate::fds::close_all_except(&[0, 1, 2, 3]);
+    match subreaper_root {
+        Some(why) => crate::subreaper_root::main(why),
+        None => crate::controller::main(crate::controller::Start::as_written()),
+    }
 }
 
 /// Waits until an agent wrote, a child ended or the nearest deadline came.
@@ -322,7 +361,7 @@ impl<'a> Running<'a> {
         let (scenario, spawned) = (self.scenario, &mut self.spawned);
         // Reported pids are as the agent's root sees them: ours only when it
         // shares our namespace.
-        let ours = scenario.scenario.namespace == Namespace::Caller;
+        let ours = self.shares_our_namespace;
         for _ in 0..READS_IN_A_ROW {
             if self.events_ended.is_some() || !readable_now(self.events.as_raw_fd()) {
                 break;

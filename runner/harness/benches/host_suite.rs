@@ -3,7 +3,8 @@
 //! Prints the whole host suite's wall time and the median per-scenario
 //! overhead: the harness's time for a scenario minus the time its steps took
 //! inside the agent (namespace setup, exec, probes, teardown and reporting are
-//! overhead; the scenario's own waiting is not).
+//! overhead; the scenario's own waiting is not). Then the same with
+//! `--no-pid-namespace`: every fresh scenario under a subreaper root.
 
 use std::path::Path;
 use std::process::Command;
@@ -18,6 +19,18 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     // cargo bench passes --bench; nothing else to parse.
+    for (label, extra) in [
+        ("host suite", &[][..]),
+        (
+            "host suite under subreaper roots (--no-pid-namespace)",
+            &["--no-pid-namespace"][..],
+        ),
+    ] {
+        bench(label, extra);
+    }
+}
+
+fn bench(label: &str, extra: &[&str]) {
     let suites = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites");
     let dir = tempfile::tempdir().unwrap();
     let mut walls = Vec::new();
@@ -31,6 +44,7 @@ fn main() {
             .arg(&suites)
             .arg("--report")
             .arg(&report)
+            .args(extra)
             .arg("-q")
             .output()
             .expect("run orphanage");
@@ -50,7 +64,7 @@ fn main() {
         }
     }
     println!(
-        "host suite: {scenarios} scenarios, {RUNS} runs, {} cores",
+        "{label}: {scenarios} scenarios, {RUNS} runs, {} cores",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(

@@ -71,6 +71,13 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub runtime_root: Option<PathBuf>,
 
+    /// Run every `namespace: fresh` scenario without a pid namespace, under a
+    /// root process that is a child subreaper in orphanage's own namespace, as
+    /// happens by itself on a kernel that refuses CLONE_NEWPID. For tests and
+    /// comparison; each result's `mode` says how it ran. Not with --runtime.
+    #[arg(long)]
+    pub no_pid_namespace: bool,
+
     /// Use this agent binary instead of the one built into orphanage.
     #[arg(long, value_name = "PATH")]
     pub agent: Option<PathBuf>,

@@ -291,6 +291,7 @@ mod tests {
             file: String::new(),
             target: String::new(),
             kind: None,
+            mode: None,
             outcome,
             reason: String::new(),
             duration_ms: 0.0,

@@ -194,8 +194,13 @@ pub fn stand_down() -> ! {
 pub fn become_subreaper() -> nix::Result<()> {
     // SAFETY: prctl with integer arguments.
     let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    nix::errno::Errno::result(r).map(|_| ())
+    nix::errno::Errno::result(r)?;
+    SUBREAPER.store(true, Ordering::SeqCst);
+    Ok(())
 }
+
+/// Whether `become_subreaper` succeeded: only then do orphans come to us.
+static SUBREAPER: AtomicBool = AtomicBool::new(false);
 
 fn live() -> std::sync::MutexGuard<'static, BTreeMap<u64, Entry>> {
     LIVE.lock().unwrap_or_else(|p| p.into_inner())
@@ -541,7 +546,14 @@ fn reap_if_same(pid: i32, started: u64) {
 /// becomes ours within moments: poll each one until it is gone or ours.
 fn reap_adopted(spawned: &[(i32, u64)]) {
     let me = std::process::id() as i32;
-    let deadline = Instant::now() + Duration::from_secs(2);
+    // Not a subreaper (a kernel without them), no orphan ever becomes ours:
+    // nothing to wait for, only our own children to reap.
+    let wait = if SUBREAPER.load(Ordering::SeqCst) {
+        Duration::from_secs(2)
+    } else {
+        Duration::ZERO
+    };
+    let deadline = Instant::now() + wait;
     for &(pid, started) in spawned {
         let mut interval = Duration::from_micros(20);
         loop {

@@ -95,6 +95,9 @@ fn run() -> anyhow::Result<ExitCode> {
     if ktap && (cli.command.is_some() || cli.kernels.is_some() || cli.check || cli.test.list) {
         anyhow::bail!("--format ktap reports scenario runs: it cannot be used with explore, --kernels, --check or --list");
     }
+    if let Some(why) = no_pid_namespace_conflict(&cli) {
+        anyhow::bail!(why);
+    }
     if let Some(cli::Command::Explore(args)) = &cli.command {
         return explore_command(&cli, args);
     }
@@ -234,7 +237,7 @@ fn run() -> anyhow::Result<ExitCode> {
     if let Some(vm) = vm {
         let in_vm_runner = vm.runner();
         let runner: trials::Runner = Arc::new(move |l, on_event| {
-            if let Some(why) = targets::Target::Host.cannot_run(&l.scenario) {
+            if let Some(why) = targets::Target::Host(Default::default()).cannot_run(&l.scenario) {
                 return on_event(&unsupported(why));
             }
             in_vm_runner(l, on_event)
@@ -257,7 +260,12 @@ fn run() -> anyhow::Result<ExitCode> {
         reporters.finish()?;
         return Ok(exit_code(&cli, &conclusion, &reporters));
     }
-    let mut agent = agent_and_subreaper(&cli)?;
+    let mut agent = agent_binary(&cli)?;
+    if let Some(why) = subreaper_missing_for(&targets) {
+        eprintln!("orphanage: {why}");
+        agent.remove();
+        return Ok(ExitCode::from(3));
+    }
     if !cli.test.list {
         if let Some(why) = smoke_test_all(&targets, agent.path()) {
             eprintln!("orphanage: {why}");
@@ -423,7 +431,7 @@ fn cells_of(
         .map(|(i, t)| reporting::CellInfo {
             name: t.label().to_string(),
             kind: match t {
-                targets::Target::Host => "host",
+                targets::Target::Host(_) => "host",
                 targets::Target::Runtime(_) => "runtime",
                 targets::Target::Vm(_) => "vm",
             }
@@ -492,17 +500,50 @@ fn reporters_for(
     Ok(reporting::Reporters::new(reporters))
 }
 
-/// The agent for this run (`--agent`, or the embedded one written to a private
-/// directory), with the harness made the subreaper of everything it starts.
-fn agent_and_subreaper(cli: &cli::Cli) -> anyhow::Result<AgentBinary> {
-    let agent = match &cli.agent {
+/// The agent for this run (`--agent`, or the embedded one written to a private directory).
+fn agent_binary(cli: &cli::Cli) -> anyhow::Result<AgentBinary> {
+    Ok(match &cli.agent {
         Some(p) if p.is_file() => AgentBinary::given(p),
         Some(p) => anyhow::bail!("{}: no such agent binary", p.display()),
         None => AgentBinary::materialize(|dir| live::remove_on_interrupt(dir.to_path_buf()))
             .context("cannot write the agent to a temporary directory")?,
-    };
-    live::become_subreaper().context("cannot become a child subreaper")?;
-    Ok(agent)
+    })
+}
+
+/// Makes the harness the subreaper of everything it starts, where the kernel
+/// has subreapers. Only a runtime target cannot do without: it adopts each
+/// container's init once the runtime's `create` exits. On the host, cleanup
+/// rests on pid namespaces, process groups and pidfds, and scenarios that
+/// need a subreaper say so themselves. Some(line) when a target cannot run.
+fn subreaper_missing_for(targets: &[targets::Target]) -> Option<String> {
+    let refused = live::become_subreaper().err()?;
+    targets.iter().find_map(|t| match t {
+        targets::Target::Runtime(r) => Some(format!(
+            "{} needs the harness to be a child subreaper, to adopt each container's init: prctl(PR_SET_CHILD_SUBREAPER): {}",
+            r.label,
+            orphanage_scenario::ErrnoName(refused)
+        )),
+        targets::Target::Host(_) | targets::Target::Vm(_) => None,
+    })
+}
+
+/// `--no-pid-namespace` runs on this kernel (or a VM's): containers bring
+/// their own pid namespaces, and a matrix gives each kernel its own knobs.
+fn no_pid_namespace_conflict(cli: &cli::Cli) -> Option<&'static str> {
+    if !cli.no_pid_namespace {
+        return None;
+    }
+    let runtime = !cli.runtimes.is_empty() || std::env::var("RUNTIME").is_ok_and(|r| !r.is_empty());
+    if runtime {
+        return Some("--no-pid-namespace runs scenarios under a subreaper root on this kernel; containers bring their own pid namespaces: drop --runtime (or $RUNTIME)");
+    }
+    if cli.kernels.is_some() {
+        return Some("--no-pid-namespace with --kernels: give it to each kernel of the matrix file instead, as `cmdline: -- subreaper-root`");
+    }
+    if cli.kernel.is_some() && cli.command.is_some() {
+        return Some("--no-pid-namespace with `explore --kernel`: not yet; `explore` runs under subreaper roots on the host, and `--kernel K --no-pid-namespace` runs the suite so");
+    }
+    None
 }
 
 /// The targets the command line asks for, checked before anything runs.
@@ -591,7 +632,9 @@ fn choose_targets(cli: &cli::Cli) -> anyhow::Result<Chosen> {
         }));
     }
     if targets.is_empty() {
-        targets.push(targets::Target::Host);
+        targets.push(targets::Target::Host(targets::HostTarget {
+            force_subreaper_root: cli.no_pid_namespace,
+        }));
     }
     Ok(Chosen {
         targets,
@@ -606,7 +649,7 @@ fn smoke_test_all(targets: &[targets::Target], agent: &std::path::Path) -> Optio
         targets::Target::Runtime(r) => targets::smoke_test(r, agent)
             .err()
             .map(|why| format!("{} cannot run a container on this machine: {why}", r.label)),
-        targets::Target::Host | targets::Target::Vm(_) => None,
+        targets::Target::Host(_) | targets::Target::Vm(_) => None,
     })
 }
 
@@ -648,7 +691,12 @@ fn explore_command(cli: &cli::Cli, args: &explore::ExploreArgs) -> anyhow::Resul
         // One boot per tree: slow under TCG, but any kernel can be explored.
         targets = vec![vm_run::explore_target(cli, kernel)?];
     }
-    let mut agent = agent_and_subreaper(cli)?;
+    let mut agent = agent_binary(cli)?;
+    if let Some(why) = subreaper_missing_for(&targets) {
+        eprintln!("orphanage: {why}");
+        agent.remove();
+        return Ok(ExitCode::from(3));
+    }
     if let Some(why) = smoke_test_all(&targets, agent.path()) {
         eprintln!("orphanage: {why}");
         agent.remove();

@@ -181,7 +181,10 @@ mod tests {
         // The runner checks, between its two events, that the first has
         // already been heard: streaming, not a buffer handed over at the end.
         let runner: Runner = Arc::new(move |_, on_event| {
-            on_event(&Event::Started { pid: 7 });
+            on_event(&Event::Started {
+                pid: 7,
+                mode: orphanage_scenario::RootMode::PidNamespace,
+            });
             *s.lock().unwrap() = h.lock().unwrap().len();
             on_event(&Event::Finished {
                 verdict: Verdict::pass(),

@@ -145,7 +145,12 @@ pub fn prepare_single(cli: &Cli, image: &Path, loaded: &[Loaded]) -> anyhow::Res
     Ok(Arc::new(SingleVm {
         batch: Batch {
             kernel: image.to_path_buf(),
-            cmdline: String::new(),
+            // The knob tells the VM's init what the flag tells the host target.
+            cmdline: if cli.no_pid_namespace {
+                "-- subreaper-root".into()
+            } else {
+                String::new()
+            },
             qemu_args: vec![],
             scenarios: vm_scenarios(&selected(cli, loaded)),
             cpus: cli.vm_cpus.unwrap_or(vm::cpus_each(host_cores(), 1)),
@@ -298,7 +303,9 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
             })
             .context("cannot write the agent to a temporary directory")?,
         };
-        live::become_subreaper().context("cannot become a child subreaper")?;
+        // The host column needs no subreaper: its cleanup rests on pid
+        // namespaces, process groups and pidfds.
+        let _ = live::become_subreaper();
         Some(agent)
     } else {
         None
@@ -542,7 +549,8 @@ fn run_host_cell(k: &Kernel, agent: &Path, selected: &[Loaded], board: (&Board, 
         .map(|l| {
             let begun = std::time::Instant::now();
             let mut events = Vec::new();
-            crate::targets::Target::Host.run(agent, &l.scenario, &mut |e| events.push(e.clone()));
+            crate::targets::Target::Host(Default::default())
+                .run(agent, &l.scenario, &mut |e| events.push(e.clone()));
             TrialRecord::from_events(
                 &trials::trial_info("", &k.name, l),
                 &events,

@@ -250,6 +250,91 @@ fn a_crash_leaves_nothing_behind() {
     check_run_leaves_nothing(&repo().join("fixtures/crash"), &[]);
 }
 
+/// Under subreaper roots (`--no-pid-namespace`) no pid namespace's end
+/// kills a tree: the holder above each root kills and reaps what is left,
+/// and the harness kills the rest by process group and start time.
+#[test]
+fn runs_under_subreaper_roots_leave_nothing_behind() {
+    let run = check_run_leaves_nothing(&repo().join("suites"), &["--no-pid-namespace"]);
+    assert_eq!(run.code(), Some(0), "{}", run.stdout());
+    let run = check_run_leaves_nothing(&repo().join("fixtures/wrong"), &["--no-pid-namespace"]);
+    assert_eq!(run.code(), Some(101));
+    let run = check_run_leaves_nothing(&repo().join("fixtures/crash"), &["--no-pid-namespace"]);
+    let crashed = run.result("agent::store_to_readonly_mapping");
+    assert_eq!(crashed["outcome"], "broken");
+    assert!(
+        crashed["reason"].as_str().unwrap().contains("SIGSEGV"),
+        "the holder ends as its root did: {crashed}"
+    );
+}
+
+/// Without subreapers (a seccomp filter on orphanage refuses
+/// PR_SET_CHILD_SUBREAPER) the harness adopts nothing: cleanup rests on pid
+/// namespaces, process groups and pidfds alone. This test process stays a
+/// subreaper, so whatever escaped would still be found here. It stands in for
+/// init, which on such a kernel inherits the killed orphans of a caller's
+/// namespace scenario: those may wait here as zombies for it to reap, and
+/// nothing else may be left, running or a zombie.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn runs_without_subreapers_leave_nothing_behind() {
+    use std::os::unix::process::CommandExt;
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let hang = repo().join("fixtures/hang/agent");
+    let timeouts = suite_of(&[
+        (
+            &hang.join("forever.yaml"),
+            Some(("deadline: 60s", "deadline: 1s")),
+        ),
+        (
+            &hang.join("forever_in_caller_namespace.yaml"),
+            Some(("deadline: 60s", "deadline: 1s")),
+        ),
+        (
+            &repo().join("fixtures/leftover/agent/detached_daemon_then_forever.yaml"),
+            Some(("deadline: 60s", "deadline: 1s")),
+        ),
+    ]);
+    for suites in [repo().join("suites"), timeouts.path().to_path_buf()] {
+        let iso = Isolated::new();
+        let program = orphanage_agent_io::Lacks {
+            subreapers: true,
+            ..Default::default()
+        }
+        .program();
+        let mut cmd = iso.command();
+        cmd.arg("--suites").arg(&suites).arg("-q");
+        // SAFETY: only prctl and seccomp between fork and exec.
+        unsafe { cmd.pre_exec(move || orphanage_agent_io::install_filter(&program)) };
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let expected = if suites.ends_with("suites") { 0 } else { 101 };
+        assert_eq!(out.status.code(), Some(expected), "{stdout}");
+        let me = std::process::id() as i32;
+        let all = processes(&iso.marker);
+        let init_reaps = |p: &Proc| p.state == 'Z' && p.ppid == me;
+        let handed_to_init = descendants(&all)
+            .into_iter()
+            .filter(|p| init_reaps(p))
+            .count();
+        let mut left: Vec<&Proc> = descendants(&all);
+        left.extend(all.iter().filter(|p| p.marked));
+        let left: Vec<String> = left
+            .into_iter()
+            .filter(|p| !init_reaps(p))
+            .map(Proc::describe)
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:#?}");
+        // Reaps what init would have; the rest of the check (mounts, temporary files) follows.
+        clear_descendants();
+        iso.assert_clean();
+        eprintln!(
+            "{}: {handed_to_init} killed orphans were left to init to reap",
+            suites.display()
+        );
+    }
+}
+
 #[test]
 fn timeouts_leave_nothing_behind_in_either_namespace() {
     let hang = repo().join("fixtures/hang/agent");
@@ -268,15 +353,17 @@ fn timeouts_leave_nothing_behind_in_either_namespace() {
             Some(("deadline: 60s", "deadline: 1s")),
         ),
     ]);
-    let run = check_run_leaves_nothing(suite.path(), &[]);
-    for r in run.report["results"].as_array().unwrap() {
-        assert!(
-            r["reason"]
-                .as_str()
-                .unwrap()
-                .starts_with("timeout after 1 s"),
-            "{r}"
-        );
+    for extra in [&[][..], &["--no-pid-namespace"]] {
+        let run = check_run_leaves_nothing(suite.path(), extra);
+        for r in run.report["results"].as_array().unwrap() {
+            assert!(
+                r["reason"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("timeout after 1 s"),
+                "{extra:?}: {r}"
+            );
+        }
     }
 }
 
@@ -310,6 +397,17 @@ fn interrupt_leaves_nothing(signal: libc::c_int, suites: &Path, extra: &[&str], 
 #[test]
 fn ctrl_c_kills_every_tree_and_leaves_nothing_behind() {
     interrupt_leaves_nothing(libc::SIGINT, &repo().join("fixtures/hang"), &[], 9);
+}
+
+// Under a subreaper root the fresh tree has one more: the holder above its root.
+#[test]
+fn ctrl_c_kills_every_tree_under_subreaper_roots_and_leaves_nothing_behind() {
+    interrupt_leaves_nothing(
+        libc::SIGINT,
+        &repo().join("fixtures/hang"),
+        &["--no-pid-namespace"],
+        10,
+    );
 }
 
 #[test]

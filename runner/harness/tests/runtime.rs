@@ -383,6 +383,36 @@ fn an_environment_error_is_one_line_and_exit_3() -> Result<(), Failed> {
     iso.assert_clean(pid, &mounts_before)
 }
 
+/// On a kernel without subreapers (simulated by a seccomp filter) the
+/// runtime target cannot adopt a container's init: one line, exit 3, nothing run.
+fn without_subreapers_the_runtime_target_stops_with_one_line() -> Result<(), Failed> {
+    use std::os::unix::process::CommandExt;
+    let program = orphanage_agent_io::Lacks {
+        subreapers: true,
+        ..Default::default()
+    }
+    .program();
+    let mut cmd = orphanage();
+    cmd.current_dir(repo())
+        .args(["--runtime", "runc", "kill_race::"]);
+    // SAFETY: only prctl and seccomp between fork and exec.
+    unsafe { cmd.pre_exec(move || orphanage_agent_io::install_filter(&program)) };
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    check(out.status.code() == Some(3), || {
+        format!("{:?}: {stderr}", out.status)
+    })?;
+    check(stderr.lines().count() == 1, || {
+        format!("not one line: {stderr}")
+    })?;
+    check(
+        stderr.contains("needs the harness to be a child subreaper")
+            && stderr.contains("prctl(PR_SET_CHILD_SUBREAPER): EINVAL"),
+        || stderr.to_string(),
+    )?;
+    check(out.stdout.is_empty(), || "scenarios ran".into())
+}
+
 /// The whole suite in gVisor: every scenario gets a verdict, nothing is
 /// broken, each unsupported one names its probe, each fail says what was
 /// expected, and nothing of the run is left behind.
@@ -754,6 +784,11 @@ fn main() {
         needs("catatonit_under_test", &["runc", "catatonit"], || {
             init_programs_pass("catatonit", &[])
         }),
+        needs(
+            "without_subreapers_the_runtime_target_stops_with_one_line",
+            &["runc"],
+            without_subreapers_the_runtime_target_stops_with_one_line,
+        ),
         needs("kill_ignoring_all_is_caught", &["runc"], || {
             wrapper_is_caught(
                 "kill-ignores-all",

@@ -330,55 +330,13 @@ fn without_root_the_whole_suite_runs_in_user_namespaces_with_no_fail_and_no_brok
 #[cfg(target_arch = "x86_64")]
 fn pretend_kernel_lacks(cmd: &mut std::process::Command, syscalls: &[libc::c_long]) {
     use std::os::unix::process::CommandExt;
-    const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
-    let stmt = |code: u32, k: u32| libc::sock_filter {
-        code: code as u16,
-        jt: 0,
-        jf: 0,
-        k,
-    };
-    let jump = |k: u32, jt: u8, jf: u8| libc::sock_filter {
-        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
-        jt,
-        jf,
-        k,
-    };
-    let n = syscalls.len() as u8;
-    let mut program = vec![
-        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 4), // seccomp_data.arch
-        jump(AUDIT_ARCH_X86_64, 0, n + 1),                   // another arch: allow
-        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0), // seccomp_data.nr
-    ];
-    for (i, &nr) in syscalls.iter().enumerate() {
-        program.push(jump(nr as u32, n - i as u8, 0)); // listed: to the ENOSYS return
+    let program = orphanage_agent_io::Lacks {
+        enosys: syscalls.to_vec(),
+        ..Default::default()
     }
-    program.push(stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW));
-    program.push(stmt(
-        libc::BPF_RET | libc::BPF_K,
-        libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
-    ));
-    let program = Box::leak(program.into_boxed_slice());
-    let fprog = Box::leak(Box::new(libc::sock_fprog {
-        len: program.len() as u16,
-        filter: program.as_mut_ptr(),
-    }));
-    let fprog_addr = fprog as *const libc::sock_fprog as usize;
-    // SAFETY: only prctl and seccomp, both async-signal-safe, on memory leaked above.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                || libc::syscall(
-                    libc::SYS_seccomp,
-                    libc::SECCOMP_SET_MODE_FILTER,
-                    0,
-                    fprog_addr,
-                ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    .program();
+    // SAFETY: only prctl and seccomp between fork and exec, on memory the closure owns.
+    unsafe { cmd.pre_exec(move || orphanage_agent_io::install_filter(&program)) };
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -211,10 +211,15 @@ fn matrix_with_a_panicking_kernel(image: &Path) -> Result<(), Failed> {
             &repo().join("suites/subreaper/nearest_ancestor_adopts.yaml"),
             None,
         ),
+        (
+            &repo().join("suites/subreaper/no_subreaper_init_adopts.yaml"),
+            None,
+        ),
     ]);
     let kernels = tmp.path().join("kernels.yaml");
     // The same kernel four ways: as it is; with init told to filter
-    // CLONE_NEWPID to EINVAL (a kernel without pid namespaces, as Asterinas);
+    // CLONE_NEWPID to EINVAL (a kernel without pid namespaces, as Asterinas,
+    // where a subreaper root stands in for the namespace's init);
     // with rdinit naming no file, so the kernel finds no init and panics; and
     // with an argument init does not know, so init exits.
     std::fs::write(
@@ -265,6 +270,10 @@ fn matrix_with_a_panicking_kernel(image: &Path) -> Result<(), Failed> {
         ),
         (
             "fixture::nearest_ancestor_adopts",
+            ["pass", "pass", "BROKEN", "BROKEN"],
+        ),
+        (
+            "fixture::no_subreaper_init_adopts",
             ["pass", "unsupported", "BROKEN", "BROKEN"],
         ),
     ] {
@@ -280,7 +289,7 @@ fn matrix_with_a_panicking_kernel(image: &Path) -> Result<(), Failed> {
         stdout.to_string()
     })?;
     check(
-        stdout.contains("no-pidns fixture::nearest_ancestor_adopts: unsupported: clone(CLONE_NEWPID|CLONE_NEWNS): EINVAL (needs pid namespaces)"),
+        stdout.contains("no-pidns fixture::no_subreaper_init_adopts: unsupported: clone(CLONE_NEWPID|CLONE_NEWNS): EINVAL, and the scenario declares `requires: [pid_namespace]`"),
         || stdout.to_string(),
     )?;
     check(all.contains("Kernel panic"), || {
@@ -289,12 +298,112 @@ fn matrix_with_a_panicking_kernel(image: &Path) -> Result<(), Failed> {
     let md = std::fs::read_to_string(report_dir.join("matrix.md")).unwrap();
     check(
         md.contains(
-            "| `fixture::nearest_ancestor_adopts` | pass | unsupported | BROKEN | BROKEN |",
+            "| `fixture::no_subreaper_init_adopts` | pass | unsupported | BROKEN | BROKEN |",
         ),
         || md.clone(),
     )?;
     let html = std::fs::read_to_string(report_dir.join("matrix.html")).unwrap();
     check(html.contains("<td class=\"broken\""), || html.clone())?;
+    nothing_left(&vm_tmp)
+}
+
+/// The same Debian kernel with init told to simulate (seccomp) a kernel
+/// without pid namespaces, without subreapers, without both, and with pid
+/// namespaces but the subreaper root forced: in each, exactly what needs the
+/// missing piece is unsupported, with the refused call, and nothing fails.
+fn kernels_lacking_pid_namespaces_or_subreapers(image: &Path) -> Result<(), Failed> {
+    let tmp = tempfile::tempdir().unwrap();
+    let vm_tmp = tmp.path().join("tmp");
+    std::fs::create_dir(&vm_tmp).unwrap();
+    let scenarios = [
+        "subreaper/nearest_ancestor_adopts",
+        "subreaper/no_subreaper_init_adopts",
+        "pid1/ns_init_ignores_sigkill_and_sigstop_from_inside",
+        "zombie/zombie_stays_until_waited",
+        "sibling/youki_sibling_init_stays_with_manager",
+        "sibling/pid_namespace_init_gets_einval",
+        "memfd/seal_write_refuses_writes",
+    ];
+    let files: Vec<PathBuf> = scenarios
+        .iter()
+        .map(|s| repo().join(format!("suites/{s}.yaml")))
+        .collect();
+    let suites = common::suite_of(
+        &files
+            .iter()
+            .map(|f| (f.as_path(), None))
+            .collect::<Vec<_>>(),
+    );
+    let kernels = tmp.path().join("kernels.yaml");
+    let cells = [
+        ("no-pidns", "no-pid-namespaces"),
+        ("no-subreapers", "no-subreapers"),
+        ("neither", "no-pid-namespaces no-subreapers"),
+        ("forced", "subreaper-root"),
+    ];
+    let mut yaml = String::from("kernels:\n");
+    for (name, knobs) in cells {
+        yaml.push_str(&format!(
+            "  - name: {name}\n    path: {}\n    cmdline: -- {knobs}\n",
+            image.display()
+        ));
+    }
+    std::fs::write(&kernels, yaml).unwrap();
+    let started = Instant::now();
+    let out = orphanage()
+        .arg("--suites")
+        .arg(suites.path())
+        .arg("--kernels")
+        .arg(&kernels)
+        .args(["--accel", "tcg"])
+        .env("TMPDIR", &vm_tmp)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let all = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("four cells in {:.1} s", started.elapsed().as_secs_f64());
+    check(out.status.code() == Some(0), || {
+        format!("exit {:?}\n{all}", out.status)
+    })?;
+    let row = |name: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    };
+    let (p, u) = ("pass", "unsupported");
+    for (name, expected) in [
+        ("fixture::nearest_ancestor_adopts", [p, u, u, p]),
+        ("fixture::no_subreaper_init_adopts", [u, p, u, u]),
+        (
+            "fixture::ns_init_ignores_sigkill_and_sigstop_from_inside",
+            [u, p, u, p],
+        ),
+        ("fixture::zombie_stays_until_waited", [p, p, u, p]),
+        (
+            "fixture::youki_sibling_init_stays_with_manager",
+            [p, u, u, p],
+        ),
+        ("fixture::pid_namespace_init_gets_einval", [u, p, u, u]),
+        ("fixture::seal_write_refuses_writes", [p, p, p, p]),
+    ] {
+        check(row(name) == expected, || {
+            format!("{name}: {:?}, expected {expected:?}\n{all}", row(name))
+        })?;
+    }
+    for reason in [
+        "no-subreapers fixture::nearest_ancestor_adopts: unsupported: prctl(PR_SET_CHILD_SUBREAPER): EINVAL",
+        "neither fixture::zombie_stays_until_waited: unsupported: clone(CLONE_NEWPID|CLONE_NEWNS): EINVAL, and prctl(PR_SET_CHILD_SUBREAPER): EINVAL",
+        "no-pidns fixture::ns_init_ignores_sigkill_and_sigstop_from_inside: unsupported: unshare(CLONE_NEWPID) in a child: EINVAL",
+        "forced fixture::pid_namespace_init_gets_einval: unsupported: forced by --no-pid-namespace",
+    ] {
+        check(stdout.contains(reason), || format!("no `{reason}`:\n{all}"))?;
+    }
     nothing_left(&vm_tmp)
 }
 
@@ -590,6 +699,10 @@ fn main() {
         vm_trial(
             "vm::scenarios_side_by_side_keep_their_verdicts",
             scenarios_side_by_side,
+        ),
+        vm_trial(
+            "vm::kernels_lacking_pid_namespaces_or_subreapers",
+            kernels_lacking_pid_namespaces_or_subreapers,
         ),
         vm_trial("vm::ctrl_c_leaves_no_qemu", interrupt_kills_qemu),
         vm_trial(

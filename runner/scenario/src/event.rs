@@ -2,6 +2,7 @@
 //! these as JSON lines; the harness adds its own (timeouts, crashes) and the
 //! reporters consume them all.
 
+use crate::root_mode::RootMode;
 use crate::step::ProcState;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -9,8 +10,10 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    /// The agent is running, with this pid in the harness's pid namespace.
-    Started { pid: i32 },
+    /// The agent's root is running, with this pid in its own pid namespace
+    /// (the harness's, except for a pid-namespace init, which sees 1), and
+    /// stands where the scenario says `init` or `agent` in this `mode`.
+    Started { pid: i32, mode: RootMode },
     /// A scenario process exists. `pid` and `start_time` (field 22 of
     /// /proc/PID/stat) are as the agent's root sees them; in the caller's
     /// namespace they let the harness kill it safely against pid reuse.

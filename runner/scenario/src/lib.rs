@@ -11,6 +11,7 @@ pub mod model;
 mod names;
 mod parse;
 mod proc_stat;
+mod root_mode;
 mod scenario;
 mod step;
 mod vm_wire;
@@ -24,6 +25,7 @@ pub use kernel_names::{signal_name, ErrnoName, MfdFlag, Seal, SignalName, WaitFl
 pub use names::{ActorRef, HandleRef, NewHandle, NewName};
 pub use parse::{parse, ParseError};
 pub use proc_stat::ProcStat;
+pub use root_mode::RootMode;
 pub use scenario::{InitMode, Namespace, Scenario};
 pub use step::{
     ignored_signals, Content, ExpectedStatus, GoneProbe, MeasureMethod, ProcState, SpawnHow, Step,

@@ -3,6 +3,7 @@
 use crate::deadline::{Deadline, DEFAULT_DEADLINE};
 use crate::feature::Feature;
 use crate::names::{ROOT_IN_CALLER_NAMESPACE, ROOT_IN_FRESH_NAMESPACE};
+use crate::root_mode::RootMode;
 use crate::step::{SpawnHow, Step, WaitApi};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -70,6 +71,24 @@ impl Scenario {
             Namespace::Fresh => ROOT_IN_FRESH_NAMESPACE,
             Namespace::Caller | Namespace::UnderInit => ROOT_IN_CALLER_NAMESPACE,
         }
+    }
+
+    /// How the root runs when the target gives the scenario what it asks for.
+    pub fn root_mode(&self) -> RootMode {
+        match self.namespace {
+            Namespace::Fresh => RootMode::PidNamespace,
+            Namespace::Caller => RootMode::CallerNamespace,
+            Namespace::UnderInit => RootMode::UnderInit,
+        }
+    }
+
+    /// Whether the scenario declared `requires: [pid_namespace]`: its subject
+    /// is a pid-namespace init (the root's own, or one whose meaning changes
+    /// when the root is a subreaper), so a subreaper root cannot stand in for
+    /// it. A pid namespace only implied by a `pid_namespace` spawn is a
+    /// nested one, which a subreaper root can create like any init.
+    pub fn needs_pid_namespace_root(&self) -> bool {
+        self.namespace == Namespace::Fresh && self.requires.contains(&Feature::PidNamespace)
     }
 
     /// Whether only the runtime target can run this scenario: it drives the

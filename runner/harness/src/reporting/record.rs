@@ -1,7 +1,7 @@
 //! One record per trial, folded from that trial's events as they stream past.
 
 use super::event::TrialInfo;
-use orphanage_scenario::{Event, FailKind, Outcome, Verdict};
+use orphanage_scenario::{Event, FailKind, Outcome, RootMode, Verdict};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -18,6 +18,10 @@ pub struct TrialRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<FailKind>,
     pub reason: String,
+    /// How the scenario's root ran (`pid_namespace`, `subreaper_root`,
+    /// `caller_namespace`, `under_init`), as the agent said; null when no
+    /// agent started.
+    pub mode: Option<RootMode>,
     pub duration_ms: f64,
     /// Time the scenario's own steps took, as the agent measured it.
     pub steps_ms: f64,
@@ -32,6 +36,7 @@ pub struct RecordFold {
     verdict: Verdict,
     steps_ms: f64,
     notes: Vec<String>,
+    mode: Option<RootMode>,
 }
 
 impl Default for RecordFold {
@@ -40,6 +45,7 @@ impl Default for RecordFold {
             verdict: Verdict::broken("no verdict was reported"),
             steps_ms: 0.0,
             notes: Vec::new(),
+            mode: None,
         }
     }
 }
@@ -48,6 +54,7 @@ impl RecordFold {
     pub fn take(&mut self, event: &Event) {
         match event {
             Event::Note { text } => self.notes.push(text.clone()),
+            Event::Started { mode, .. } => self.mode = Some(*mode),
             Event::Finished { verdict, steps_ms } => {
                 self.verdict = verdict.clone();
                 self.steps_ms = *steps_ms;
@@ -70,6 +77,7 @@ impl RecordFold {
             outcome: self.verdict.outcome,
             kind: self.verdict.kind,
             reason: self.verdict.reason,
+            mode: self.mode,
             duration_ms: duration.as_secs_f64() * 1000.0,
             steps_ms: self.steps_ms,
             notes: self.notes,
@@ -173,12 +181,34 @@ pub(crate) mod tests {
         assert_eq!(r.notes, vec!["took 3 µs"]);
         assert_eq!(r.steps_ms, 1.5);
         assert_eq!(r.file, "suites/zombie/x.yaml");
+        assert_eq!(r.mode, None, "no agent said how it ran");
+    }
+
+    #[test]
+    fn a_record_says_how_its_root_ran() {
+        let events = [
+            Event::Started {
+                pid: 7,
+                mode: RootMode::SubreaperRoot,
+            },
+            finished(Verdict::pass()),
+        ];
+        let r = TrialRecord::from_events(&trial("zombie::x"), &events, Duration::ZERO);
+        assert_eq!(r.mode, Some(RootMode::SubreaperRoot));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["mode"], "subreaper_root");
     }
 
     #[test]
     fn a_stream_without_a_verdict_is_broken() {
-        let r =
-            TrialRecord::from_events(&trial("a::b"), &[Event::Started { pid: 1 }], Duration::ZERO);
+        let r = TrialRecord::from_events(
+            &trial("a::b"),
+            &[Event::Started {
+                pid: 1,
+                mode: RootMode::PidNamespace,
+            }],
+            Duration::ZERO,
+        );
         assert_eq!(r.outcome, Outcome::Broken);
     }
 

@@ -1,7 +1,10 @@
 //! The host target: the agent runs on the running kernel, as the init of a
 //! fresh pid namespace (with a user namespace when we are not root) or as a
-//! plain process in ours. The harness is multi-threaded, so the agent starts
-//! by clone(2) + execve(2) with nothing but async-signal-safe calls between.
+//! plain process in ours. Where the kernel refuses CLONE_NEWPID with EINVAL,
+//! or `--no-pid-namespace` says so, a fresh namespace's scenario runs in ours
+//! under a subreaper root instead (the agent's `subreaper_root`). The harness
+//! is multi-threaded, so the agent starts by clone(2) + execve(2) with
+//! nothing but async-signal-safe calls between.
 
 use crate::live::{self, Registration, Tree};
 use nix::errno::Errno;
@@ -13,6 +16,17 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// How the host target runs scenarios.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostTarget {
+    /// `--no-pid-namespace`: every `namespace: fresh` scenario runs under a
+    /// subreaper root, as on a kernel without pid namespaces.
+    pub force_subreaper_root: bool,
+}
+
+/// Why a subreaper root stands in, when forced (the agent words its reasons with it).
+const FORCED: &str = "forced by --no-pid-namespace";
+
 /// How long an agent that closed its event pipe may take to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
@@ -20,10 +34,12 @@ const EXIT_GRACE: Duration = Duration::from_secs(2);
 /// Without id maps to write, the child shares our memory and we sleep until
 /// it has exec'd (what posix_spawn does): no copy of the harness's page
 /// tables, and no copy-on-write faults in the harness afterwards.
-pub fn clone_flags(namespace: Namespace, euid: u32) -> (libc::c_ulong, bool) {
+/// A subreaper root lives in our namespaces: its agent makes its own mount namespace.
+pub fn clone_flags(namespace: Namespace, euid: u32, subreaper_root: bool) -> (libc::c_ulong, bool) {
     let base = libc::SIGCHLD as libc::c_ulong;
     let vfork = (libc::CLONE_VM | libc::CLONE_VFORK) as libc::c_ulong;
     match namespace {
+        _ if subreaper_root => (base | vfork, false),
         Namespace::Caller | Namespace::UnderInit => (base | vfork, false),
         Namespace::Fresh if euid == 0 => (
             base | vfork | (libc::CLONE_NEWPID | libc::CLONE_NEWNS) as libc::c_ulong,
@@ -46,11 +62,19 @@ pub fn id_maps(uid: u32, gid: u32) -> [(&'static str, String); 3] {
     ]
 }
 
-pub fn agent_argv(agent: &Path) -> Vec<CString> {
-    vec![
+/// `AGENT run`, or `AGENT run subreaper-root WHY` where a subreaper root
+/// stands in for a missing pid namespace (WHY: the refused clone and its errno,
+/// or the flag that forced it).
+pub fn agent_argv(agent: &Path, subreaper_root: Option<&str>) -> Vec<CString> {
+    let mut argv = vec![
         CString::new(agent.as_os_str().as_bytes()).unwrap(),
         CString::new("run").unwrap(),
-    ]
+    ];
+    if let Some(why) = subreaper_root {
+        argv.push(CString::new("subreaper-root").unwrap());
+        argv.push(CString::new(why).unwrap_or_default());
+    }
+    argv
 }
 
 /// Enough for the few libc calls the child makes before execve.
@@ -110,9 +134,53 @@ struct Started {
     events: OwnedFd,
     stderr: OwnedFd,
     registration: Registration,
+    /// The agent's tree is in our pid namespace (`namespace: caller`, or a subreaper root).
+    shares_our_namespace: bool,
 }
 
-fn start(agent: &Path, scenario: &Scenario) -> Result<Started, Verdict> {
+/// Starts the agent for `scenario`: in a fresh pid namespace unless forced
+/// otherwise or refused one with EINVAL, and then under a subreaper root.
+fn start(agent: &Path, scenario: &Scenario, host: HostTarget) -> Result<Started, Verdict> {
+    let fresh = scenario.namespace == Namespace::Fresh;
+    if fresh && host.force_subreaper_root {
+        return start_as(agent, scenario, Some(FORCED)).map_err(Refused::into_verdict);
+    }
+    match start_as(agent, scenario, None) {
+        Err(Refused::PidNamespace(why)) if fresh => start_as(agent, scenario, Some(&why)),
+        other => other,
+    }
+    .map_err(Refused::into_verdict)
+}
+
+/// Why an agent did not start.
+enum Refused {
+    /// clone(2) with CLONE_NEWPID failed with EINVAL: the clone and its errno.
+    PidNamespace(String),
+    Other(Verdict),
+}
+
+impl Refused {
+    fn into_verdict(self) -> Verdict {
+        match self {
+            Refused::PidNamespace(why) => {
+                Verdict::unsupported(format!("{why} (needs pid namespaces)"))
+            }
+            Refused::Other(v) => v,
+        }
+    }
+}
+
+impl From<Verdict> for Refused {
+    fn from(v: Verdict) -> Refused {
+        Refused::Other(v)
+    }
+}
+
+fn start_as(
+    agent: &Path,
+    scenario: &Scenario,
+    subreaper_root: Option<&str>,
+) -> Result<Started, Refused> {
     let broken = |e: std::io::Error| Verdict::broken(format!("making the agent's pipes: {e}"));
     let (stdin_r, stdin_w) = pipe().map_err(broken)?;
     let (events_r, events_w) = pipe().map_err(broken)?;
@@ -122,9 +190,9 @@ fn start(agent: &Path, scenario: &Scenario) -> Result<Started, Verdict> {
     let (stdin_r, events_w, err_w, sync_r) =
         (high(stdin_r)?, high(events_w)?, high(err_w)?, high(sync_r)?);
     let euid = nix::unistd::geteuid().as_raw();
-    let (flags, user_namespace) = clone_flags(scenario.namespace, euid);
+    let (flags, user_namespace) = clone_flags(scenario.namespace, euid, subreaper_root.is_some());
 
-    let argv = agent_argv(agent);
+    let argv = agent_argv(agent, subreaper_root);
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
     let env: Vec<CString> = std::env::vars_os()
@@ -156,16 +224,25 @@ fn start(agent: &Path, scenario: &Scenario) -> Result<Started, Verdict> {
         )
     };
     if pid < 0 {
+        let errno = Errno::last();
+        if errno == Errno::EINVAL && flags & libc::CLONE_NEWPID as libc::c_ulong != 0 {
+            return Err(Refused::PidNamespace(format!(
+                "clone({}): {}",
+                orphanage_agent_io::clone_flag_names(flags),
+                ErrnoName(errno)
+            )));
+        }
         let needs = if user_namespace {
             "pid namespaces and unprivileged user namespaces"
         } else {
             "pid namespaces"
         };
-        return Err(clone_failed(flags, ErrnoName(Errno::last()), needs));
+        return Err(clone_failed(flags, ErrnoName(errno), needs).into());
     }
     let Some(registration) = live::register(Tree {
         agent: pid,
-        caller_namespace: scenario.namespace == Namespace::Caller,
+        // A subreaper root shares our namespace: its tree is killed as a caller's is.
+        caller_namespace: scenario.namespace == Namespace::Caller || subreaper_root.is_some(),
         spawned: vec![],
         container: None,
     }) else {
@@ -173,7 +250,7 @@ fn start(agent: &Path, scenario: &Scenario) -> Result<Started, Verdict> {
         // SAFETY: our unreaped child.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         reap(pid);
-        return Err(Verdict::broken("interrupted"));
+        return Err(Verdict::broken("interrupted").into());
     };
     drop((stdin_r, events_w, err_w, sync_r));
     if user_namespace {
@@ -183,7 +260,8 @@ fn start(agent: &Path, scenario: &Scenario) -> Result<Started, Verdict> {
                 registration.reap_root(None);
                 return Err(Verdict::unsupported(format!(
                     "writing /proc/{pid}/{file} for a user namespace: {e}"
-                )));
+                ))
+                .into());
             }
         }
     }
@@ -202,6 +280,7 @@ fn start(agent: &Path, scenario: &Scenario) -> Result<Started, Verdict> {
         events: events_r,
         stderr: err_r,
         registration,
+        shares_our_namespace: scenario.namespace == Namespace::Caller || subreaper_root.is_some(),
     })
 }
 
@@ -224,7 +303,12 @@ fn reap_within(grace: Duration, registration: &Registration) -> Option<i32> {
 
 /// Runs one scenario on the running kernel. Every event goes to `on_event`,
 /// and the last one is always `Finished`, whether from the agent or made here.
-pub fn run_on_host(agent: &Path, scenario: &Scenario, on_event: &mut dyn FnMut(&Event)) {
+pub fn run_on_host(
+    host: HostTarget,
+    agent: &Path,
+    scenario: &Scenario,
+    on_event: &mut dyn FnMut(&Event),
+) {
     let started_at = Instant::now();
     let finish = |on_event: &mut dyn FnMut(&Event), verdict: Verdict| {
         on_event(&Event::Finished {
@@ -236,7 +320,8 @@ pub fn run_on_host(agent: &Path, scenario: &Scenario, on_event: &mut dyn FnMut(&
         events,
         stderr,
         registration,
-    } = match start(agent, scenario) {
+        shares_our_namespace,
+    } = match start(agent, scenario, host) {
         Ok(s) => s,
         Err(v) => return finish(on_event, v),
     };
@@ -262,7 +347,7 @@ pub fn run_on_host(agent: &Path, scenario: &Scenario, on_event: &mut dyn FnMut(&
         &registration,
     );
     reading.drain_stderr(&stderr);
-    if scenario.namespace == Namespace::Caller {
+    if shares_our_namespace {
         // The agent kills what it made; this catches anything it could not,
         // and reaps what was orphaned to us.
         registration.kill();
@@ -292,12 +377,24 @@ mod tests {
         #[case] extra: libc::c_int,
         #[case] maps: bool,
     ) {
-        let (flags, needs_maps) = clone_flags(ns, euid);
+        let (flags, needs_maps) = clone_flags(ns, euid, false);
         assert_eq!(
             flags,
             libc::SIGCHLD as libc::c_ulong | extra as libc::c_ulong
         );
         assert_eq!(needs_maps, maps);
+    }
+
+    #[rstest]
+    #[case(0)]
+    #[case(1000)]
+    fn a_subreaper_root_is_started_in_our_namespaces(#[case] euid: u32) {
+        let (flags, needs_maps) = clone_flags(Namespace::Fresh, euid, true);
+        assert_eq!(
+            flags,
+            (libc::SIGCHLD | libc::CLONE_VM | libc::CLONE_VFORK) as libc::c_ulong
+        );
+        assert!(!needs_maps);
     }
 
     #[test]
@@ -310,12 +407,26 @@ mod tests {
 
     #[test]
     fn argv_runs_the_agent() {
-        let argv = agent_argv(Path::new("/tmp/x/orphanage-agent"));
+        let argv = agent_argv(Path::new("/tmp/x/orphanage-agent"), None);
         assert_eq!(
             argv,
             vec![
                 CString::new("/tmp/x/orphanage-agent").unwrap(),
                 CString::new("run").unwrap()
+            ]
+        );
+        let argv = agent_argv(
+            Path::new("/a"),
+            Some("clone(CLONE_NEWPID|CLONE_NEWNS): EINVAL"),
+        );
+        let argv: Vec<&str> = argv.iter().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(
+            argv,
+            [
+                "/a",
+                "run",
+                "subreaper-root",
+                "clone(CLONE_NEWPID|CLONE_NEWNS): EINVAL"
             ]
         );
     }

@@ -1,13 +1,13 @@
 //! The target a trial runs on: the running kernel, or one OCI runtime.
 
-use super::host::run_on_host;
+use super::host::{run_on_host, HostTarget};
 use super::runtime::{run_in_runtime, RuntimeTarget};
 use orphanage_scenario::{Event, Scenario};
 use std::path::Path;
 
 #[derive(Debug, Clone)]
 pub enum Target {
-    Host,
+    Host(HostTarget),
     Runtime(RuntimeTarget),
     /// A kernel booted for a batch of scenarios: what `explore --kernel` uses
     /// (the suite itself boots a kernel once for all its scenarios, see vm_run.rs).
@@ -30,7 +30,7 @@ impl Target {
     /// The prefix of trial names (`runc:`), so runtimes sit side by side in one run.
     pub fn prefix(&self) -> String {
         match self {
-            Target::Host => String::new(),
+            Target::Host(_) => String::new(),
             Target::Runtime(r) => format!("{}:", r.label),
             Target::Vm(v) => format!("{}:", v.label),
         }
@@ -38,7 +38,7 @@ impl Target {
 
     pub fn label(&self) -> &str {
         match self {
-            Target::Host => "host",
+            Target::Host(_) => "host",
             Target::Runtime(r) => &r.label,
             Target::Vm(v) => &v.label,
         }
@@ -47,7 +47,7 @@ impl Target {
     /// Why this target cannot run the scenario at all, if it cannot.
     pub fn cannot_run(&self, scenario: &Scenario) -> Option<String> {
         match self {
-            Target::Host | Target::Vm(_) if scenario.needs_runtime() => Some(
+            Target::Host(_) | Target::Vm(_) if scenario.needs_runtime() => Some(
                 "needs an OCI runtime target (--runtime): it drives the runtime, or tests an init program in a container"
                     .into(),
             ),
@@ -58,7 +58,7 @@ impl Target {
     /// Runs one scenario; the last event is always `Finished`.
     pub fn run(&self, agent: &Path, scenario: &Scenario, on_event: &mut dyn FnMut(&Event)) {
         match self {
-            Target::Host => run_on_host(agent, scenario, on_event),
+            Target::Host(host) => run_on_host(*host, agent, scenario, on_event),
             Target::Runtime(r) => run_in_runtime(r, agent, scenario, on_event),
             Target::Vm(_) => self.run_batch(agent, std::slice::from_ref(scenario), &mut |_, e| {
                 on_event(e)
@@ -71,7 +71,7 @@ impl Target {
     pub fn batch_size(&self) -> usize {
         match self {
             Target::Vm(_) => VM_BATCH,
-            Target::Host | Target::Runtime(_) => 1,
+            Target::Host(_) | Target::Runtime(_) => 1,
         }
     }
 

@@ -5,6 +5,7 @@ mod kind;
 mod runtime;
 pub mod vm;
 
+pub use host::HostTarget;
 pub use kind::{Bound, Target, VmTarget};
 pub use runtime::{
     check_runtime, resolve_init, resolve_runtime, run_bounded_ticking, runtime_global_args,
