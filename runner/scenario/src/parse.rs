@@ -24,7 +24,29 @@ impl fmt::Display for ParseError {
 }
 
 /// Parses and validates one scenario. `path` is only used in messages.
+/// The largest scenario file: past this it is a generator's runaway, not a
+/// behaviour someone wrote down.
+pub const MAX_SCENARIO_BYTES: usize = 1 << 20;
+/// The most steps, and the most processes and threads (`spawn` steps), a
+/// scenario may have.
+pub const MAX_STEPS: usize = 10_000;
+pub const MAX_PROCESSES: usize = 4_096;
+
 pub fn parse(path: &str, text: &str) -> Result<Scenario, ParseError> {
+    let whole = |message: String| ParseError {
+        path: path.to_string(),
+        position: None,
+        message,
+    };
+    if text.len() > MAX_SCENARIO_BYTES {
+        return Err(whole(format!(
+            "the file is {} bytes; a scenario may be at most 1 MiB",
+            text.len()
+        )));
+    }
+    // Editors on some systems begin UTF-8 files with a byte-order mark, which
+    // YAML would otherwise read as part of the first key.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let scenario: Scenario = with_scope(|| yaml_serde::from_str(text)).map_err(|e| {
         let mut position = e.location().map(|l| (l.line(), l.column()));
         let message = without_location(&e.to_string());
@@ -43,6 +65,26 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, ParseError> {
             message,
         }
     })?;
+    if scenario.steps.len() > MAX_STEPS {
+        return Err(ParseError {
+            path: path.to_string(),
+            position: step_position(text, MAX_STEPS),
+            message: format!(
+                "{} steps; a scenario may have at most {MAX_STEPS}",
+                scenario.steps.len()
+            ),
+        });
+    }
+    let spawns = scenario
+        .steps
+        .iter()
+        .filter(|s| s.keyword() == "spawn")
+        .count();
+    if spawns > MAX_PROCESSES {
+        return Err(whole(format!(
+            "{spawns} processes and threads; a scenario may have at most {MAX_PROCESSES}"
+        )));
+    }
     validate(&scenario).map_err(|(step, message)| ParseError {
         path: path.to_string(),
         position: step.and_then(|i| step_position(text, i)),
@@ -342,6 +384,44 @@ mod tests {
 
     fn with_steps(steps: &str) -> String {
         format!("{HEAD}steps:\n{steps}")
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_key() {
+        let text = format!("\u{feff}{}", with_steps("  - spawn: {name: a}\n"));
+        assert_eq!(parse("x.yaml", &text).unwrap().steps.len(), 1);
+    }
+
+    #[test]
+    fn files_steps_and_processes_have_limits() {
+        let big = format!(
+            "{}# {}\n",
+            with_steps("  - spawn: {name: a}\n"),
+            "x".repeat(MAX_SCENARIO_BYTES)
+        );
+        let e = parse("x.yaml", &big).unwrap_err();
+        assert!(e.to_string().contains("at most 1 MiB"), "{e}");
+        let many: String = (0..=MAX_STEPS)
+            .map(|_| "  - spawn: {name: a}\n")
+            .take(1)
+            .chain((0..MAX_STEPS).map(|_| "  - exit: {by: a, code: 0}\n"))
+            .collect();
+        let e = parse("x.yaml", &with_steps(&many)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("10001 steps; a scenario may have at most 10000"),
+            "{e}"
+        );
+        assert_eq!(e.position.map(|p| p.0), Some(10_004), "{e}");
+        let spawns: String = (0..=MAX_PROCESSES)
+            .map(|i| format!("  - spawn: {{name: p{i}}}\n"))
+            .collect();
+        let e = parse("x.yaml", &with_steps(&spawns)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("4097 processes and threads; a scenario may have at most 4096"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -262,7 +262,7 @@ mod tests {
         assert_eq!(values_of(&argv, "-serial"), ["chardev:console"]);
         assert_eq!(
             values_of(&argv, "-chardev"),
-            ["stdio,id=console,signal=off"]
+            ["file,id=console,path=/proc/self/fd/1"]
         );
         assert!(
             values_of(&argv, "-append")[0]
