@@ -65,10 +65,12 @@ pub struct Kernel {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelsError {
-    #[error("{}: {source}", .path.display())]
+    // Not `source`: the message already says it, and a chained source would
+    // be printed a second time by the CLI's `{:#}`.
+    #[error("{}: {error}", .path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}:{line}:{column}: {message}", .path.display())]
     Syntax {
@@ -185,9 +187,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Kernel>, KernelsError> {
 }
 
 pub fn load(path: &Path) -> Result<Vec<Kernel>, KernelsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| KernelsError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| KernelsError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     parse(path, &text)
 }
