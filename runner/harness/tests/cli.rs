@@ -34,7 +34,11 @@ fn bad_flags_are_one_line_and_exit_2(#[case] args: &[&str], #[case] says: &str) 
     assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
     assert!(stderr.contains(says), "{args:?}: {stderr}");
-    assert_eq!(stderr.matches("os error").count(), says.matches("os error").count(), "{stderr}");
+    assert_eq!(
+        stderr.matches("os error").count(),
+        says.matches("os error").count(),
+        "{stderr}"
+    );
     assert!(
         out.stdout.is_empty(),
         "{args:?} printed {:?}",
