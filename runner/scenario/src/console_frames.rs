@@ -141,6 +141,16 @@ impl FrameReader {
     }
 }
 
+impl FrameReader {
+    /// The line has ended: whatever is still held (a frame cut off by a
+    /// panic, say) is console text after all.
+    pub fn finish(&mut self) -> Vec<FramePiece> {
+        let mut pieces = Vec::new();
+        push_text(&mut pieces, std::mem::take(&mut self.pending));
+        pieces
+    }
+}
+
 fn push_text(pieces: &mut Vec<FramePiece>, text: Vec<u8>) {
     if !text.is_empty() {
         pieces.push(FramePiece::Text(text));
@@ -238,6 +248,26 @@ mod tests {
             .filter(|p| matches!(p, FramePiece::Broken(_)))
             .collect();
         assert_eq!(broken.len(), 1, "{pieces:?}");
+    }
+
+    #[test]
+    fn a_frame_cut_off_by_the_end_is_handed_back_as_text() {
+        let mut stream = encode_frame(&VmFrame::Done);
+        stream.truncate(stream.len() - 3);
+        stream.extend_from_slice(b"Kernel panic - not syncing: x\n");
+        let mut reader = FrameReader::default();
+        let pieces = reader.push(&stream[..stream.len() - 30]);
+        assert!(frames_in(&pieces).is_empty());
+        let mut rest = reader.push(&stream[stream.len() - 30..]);
+        rest.extend(reader.finish());
+        let text: Vec<u8> = rest
+            .into_iter()
+            .flat_map(|p| match p {
+                FramePiece::Text(t) => t,
+                _ => vec![],
+            })
+            .collect();
+        assert!(String::from_utf8_lossy(&text).contains("Kernel panic"));
     }
 
     #[test]

@@ -22,6 +22,12 @@ pub const QEMU: &str = "qemu-system-x86_64";
 /// How long the console is still read after an oops, for its trace.
 const OOPS_TRACE: Duration = Duration::from_secs(2);
 
+/// Once every scenario has its verdict, how long init may take to send its
+/// last frames (what it left behind, after up to 2 s of watching it die;
+/// then `Done`). A log line can break the `Done` frame on a shared console;
+/// then the run is over all the same.
+const LAST_FRAMES_GRACE: Duration = Duration::from_secs(5);
+
 /// What one VM is asked to do.
 #[derive(Debug, Clone)]
 pub struct Batch {
@@ -205,6 +211,13 @@ pub fn run(
         if oops_at.is_some_and(|at| at.elapsed() >= OOPS_TRACE) {
             break;
         }
+        if done_at.is_none()
+            && total > 0
+            && finished >= total
+            && last_frame.elapsed() >= LAST_FRAMES_GRACE
+        {
+            done_at = Some(Instant::now());
+        }
         if done_at.is_some() {
             // Every frame is in: QEMU goes now, whether or not the guest can
             // power off (ACPI, isa-debug-exit, or neither).
@@ -213,6 +226,8 @@ pub fn run(
         }
         let allowed = if let Some(at) = oops_at {
             OOPS_TRACE.saturating_sub(at.elapsed())
+        } else if total > 0 && finished >= total {
+            LAST_FRAMES_GRACE.saturating_sub(last_frame.elapsed())
         } else if out.release.is_some() {
             silence.saturating_sub(last_frame.elapsed())
         } else {
@@ -325,6 +340,13 @@ pub fn run(
                     VmFrame::Done => done_at = Some(Instant::now()),
                 }
             }
+        }
+    }
+    // A frame cut off by the end (a panic in the middle of one, say) was
+    // console text after all: the watch must see it.
+    for piece in frames.finish() {
+        if let FramePiece::Text(text) = piece {
+            watch.push(&text);
         }
     }
     // Whatever ended the loop, QEMU goes now (it has usually exited already).
