@@ -484,18 +484,15 @@ fn reporters_for(
     {
         let command_line: Vec<String> = std::env::args().collect();
         if let Some(p) = &cli.report {
-            let json = reporting::JsonReport::create(p.clone(), command_line, cells)
-                .with_context(|| format!("cannot write report {}", p.display()))?;
+            let json = reporting::JsonReport::create(p.clone(), command_line, cells)?;
             reporters.push(Box::new(json));
         }
         if let Some(p) = &cli.events {
-            let log = reporting::EventLog::create(p.clone())
-                .with_context(|| format!("cannot write event log {}", p.display()))?;
+            let log = reporting::EventLog::create(p.clone())?;
             reporters.push(Box::new(log));
         }
         if let Some(p) = &cli.junit {
-            let junit = reporting::JunitReport::create(p.clone())
-                .with_context(|| format!("cannot write JUnit report {}", p.display()))?;
+            let junit = reporting::JunitReport::create(p.clone())?;
             reporters.push(Box::new(junit));
         }
     }

@@ -22,6 +22,7 @@ use std::process::Stdio;
 #[case::report_with_explore(&["--report", "/tmp/orphanage-never.json", "explore"], "explore writes no report")]
 #[case::report_with_list(&["--list", "--report", "/tmp/orphanage-never.json"], "--list runs nothing")]
 #[case::ktap_with_check(&["--check", "--format", "ktap"], "--format ktap reports scenario runs")]
+#[case::unwritable_report(&["--report", "/no/such/dir/r.json"], "cannot write report /no/such/dir/r.json: No such file or directory (os error 2)")]
 #[case::missing_kernels_file(&["--kernels", "/no/such/kernels.yaml"], "/no/such/kernels.yaml: No such file or directory (os error 2)")]
 fn bad_flags_are_one_line_and_exit_2(#[case] args: &[&str], #[case] says: &str) {
     let out = orphanage()

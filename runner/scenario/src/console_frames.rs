@@ -89,6 +89,14 @@ fn header(after: &[u8]) -> Header {
 }
 
 impl FrameReader {
+    /// The line has ended: whatever is still held (a frame cut off by a
+    /// panic, say) is console text after all.
+    pub fn finish(&mut self) -> Vec<FramePiece> {
+        let mut pieces = Vec::new();
+        push_text(&mut pieces, std::mem::take(&mut self.pending));
+        pieces
+    }
+
     /// Takes more bytes from the line; returns what they completed.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<FramePiece> {
         self.pending.extend_from_slice(bytes);
@@ -138,16 +146,6 @@ impl FrameReader {
                 }
             }
         }
-    }
-}
-
-impl FrameReader {
-    /// The line has ended: whatever is still held (a frame cut off by a
-    /// panic, say) is console text after all.
-    pub fn finish(&mut self) -> Vec<FramePiece> {
-        let mut pieces = Vec::new();
-        push_text(&mut pieces, std::mem::take(&mut self.pending));
-        pieces
     }
 }
 

@@ -3,7 +3,7 @@
 //! steps, notes) for a kernel developer to read after a surprising verdict.
 
 use super::event::RunEvent;
-use super::reporter::{ReportError, Reporter};
+use super::reporter::{create_file, ReportError, Reporter};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -15,10 +15,7 @@ pub struct EventLog<W: Write + Send> {
 impl EventLog<std::io::BufWriter<std::fs::File>> {
     /// Opens the file now, so a bad path is refused before anything runs.
     pub fn create(path: PathBuf) -> Result<Self, ReportError> {
-        let file = std::fs::File::create(&path).map_err(|source| ReportError::Write {
-            path: path.clone(),
-            source,
-        })?;
+        let file = create_file("event log", &path)?;
         Ok(EventLog {
             path,
             out: std::io::BufWriter::new(file),
@@ -47,6 +44,7 @@ fn line(event: &RunEvent<'_>) -> Option<serde_json::Value> {
 impl<W: Write + Send> Reporter for EventLog<W> {
     fn report(&mut self, event: &RunEvent<'_>) -> Result<(), ReportError> {
         let failed = |source| ReportError::Write {
+            what: "event log",
             path: self.path.clone(),
             source,
         };

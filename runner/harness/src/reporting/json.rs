@@ -8,7 +8,7 @@
 
 use super::event::RunEvent;
 use super::record::{Summary, TrialRecord};
-use super::reporter::{ReportError, Reporter};
+use super::reporter::{create_file, ReportError, Reporter};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -102,10 +102,7 @@ impl JsonReport {
         command_line: Vec<String>,
         cells: std::sync::Arc<std::sync::Mutex<Vec<CellInfo>>>,
     ) -> Result<Self, ReportError> {
-        let file = std::fs::File::create(&path).map_err(|source| ReportError::Write {
-            path: path.clone(),
-            source,
-        })?;
+        let file = create_file("report", &path)?;
         Ok(JsonReport {
             path,
             file: Some(file),
@@ -134,6 +131,7 @@ impl Reporter for JsonReport {
                 );
                 serde_json::to_writer_pretty(std::io::BufWriter::new(file), &report).map_err(
                     |source| ReportError::Encode {
+                        what: "report",
                         path: self.path.clone(),
                         source,
                     },

@@ -5,7 +5,7 @@
 
 use super::event::RunEvent;
 use super::record::TrialRecord;
-use super::reporter::{ReportError, Reporter};
+use super::reporter::{create_file, ReportError, Reporter};
 use orphanage_scenario::Outcome;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use std::path::PathBuf;
@@ -20,10 +20,7 @@ pub struct JunitReport {
 impl JunitReport {
     /// Opens the file now, so a bad path is refused before anything runs.
     pub fn create(path: PathBuf) -> Result<Self, ReportError> {
-        let file = std::fs::File::create(&path).map_err(|source| ReportError::Write {
-            path: path.clone(),
-            source,
-        })?;
+        let file = create_file("JUnit report", &path)?;
         Ok(JunitReport {
             path,
             file: Some(file),
@@ -109,6 +106,7 @@ impl Reporter for JunitReport {
                 junit_xml(&self.records)
                     .serialize(std::io::BufWriter::new(file))
                     .map_err(|e| ReportError::Write {
+                        what: "JUnit report",
                         path: self.path.clone(),
                         source: std::io::Error::other(e.to_string()),
                     })?;

@@ -101,6 +101,7 @@ impl<W: Write + Send> Reporter for KtapReport<W> {
 
 fn stdout_error(source: std::io::Error) -> ReportError {
     ReportError::Write {
+        what: "KTAP to",
         path: PathBuf::from("standard output"),
         source,
     }

@@ -6,16 +6,32 @@ use std::sync::Mutex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("failed to write {}: {source}", path.display())]
+    /// The source is chained (not repeated here): the CLI prints the chain.
+    #[error("cannot write {what} {}", path.display())]
     Write {
+        what: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("failed to encode {}: {source}", path.display())]
+    #[error("cannot encode {what} {}", path.display())]
     Encode {
+        what: &'static str,
         path: PathBuf,
         source: serde_json::Error,
     },
+}
+
+/// Creates a reporter's output file now, so a path that cannot be written is
+/// bad input, found before anything runs.
+pub fn create_file(
+    what: &'static str,
+    path: &std::path::Path,
+) -> Result<std::fs::File, ReportError> {
+    std::fs::File::create(path).map_err(|source| ReportError::Write {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Consumes the run's events. Reporters never see each other, and only the
@@ -111,6 +127,7 @@ mod tests {
             self.0.lock().unwrap().push(name.into());
             if self.1 && name == "finished" {
                 return Err(ReportError::Write {
+                    what: "report",
                     path: "x.json".into(),
                     source: std::io::Error::other("disk full"),
                 });
@@ -128,7 +145,11 @@ mod tests {
         ]);
         reporters.emit(&RunEvent::RunStarted { selected: 1 });
         let err = reporters.finish().unwrap_err();
-        assert_eq!(err.to_string(), "failed to write x.json: disk full");
+        assert_eq!(err.to_string(), "cannot write report x.json");
+        assert_eq!(
+            format!("{:#}", anyhow::Error::from(err)),
+            "cannot write report x.json: disk full"
+        );
         assert_eq!(
             *seen.lock().unwrap(),
             ["started", "started", "finished", "finished"]
