@@ -120,6 +120,11 @@ pub struct Cli {
     #[command(flatten)]
     pub test: libtest_mimic::Arguments,
 
+    /// Further filters, as cargo test takes them: a scenario runs when its
+    /// name contains any FILTER (equals one, with --exact).
+    #[arg(value_name = "FILTER")]
+    pub more_filters: Vec<String>,
+
     /// Print the version. (libtest-mimic's flattened arguments turn clap's own flag off.)
     #[arg(short = 'V', long = "version", action = clap::ArgAction::Version)]
     version: (),

@@ -7,6 +7,7 @@ mod cli;
 mod discover;
 mod expected;
 mod explore;
+mod filters;
 mod kernels;
 mod live;
 mod matrix;
@@ -107,6 +108,7 @@ fn run() -> anyhow::Result<ExitCode> {
     if let Some(cli::Command::Explore(args)) = &cli.command {
         return explore_command(&cli, args);
     }
+    let filters = filters::Filters::new(&cli.test, &cli.more_filters);
     let suites = cli.suites.clone().unwrap_or_else(default_suites);
     let loaded = match discover::load_all(&suites) {
         Ok(l) => l,
@@ -120,13 +122,7 @@ fn run() -> anyhow::Result<ExitCode> {
     if cli.check {
         // Every file was parsed and validated; a filter narrows what is
         // counted, and one that matches nothing is a typo as in a run.
-        let selected = loaded
-            .iter()
-            .filter(|l| {
-                !cli.test
-                    .is_filtered_out(&libtest_mimic::Trial::test(&l.name, || Ok(())))
-            })
-            .count();
+        let selected = loaded.iter().filter(|l| filters.selects(&l.name)).count();
         if selected == 0 {
             anyhow::bail!("no scenario in {} matches the filters", suites.display());
         }
@@ -162,16 +158,12 @@ fn run() -> anyhow::Result<ExitCode> {
         work_dir,
     } = choose_targets(&cli)?;
     // A filter that selects nothing is a typo, not a green run.
-    let filtered = cli.test.filter.is_some() || !cli.test.skip.is_empty();
     let selects_nothing = targets.iter().all(|t| {
-        loaded.iter().all(|l| {
-            cli.test.is_filtered_out(&libtest_mimic::Trial::test(
-                format!("{}{}", t.prefix(), l.name),
-                || Ok(()),
-            ))
-        })
+        loaded
+            .iter()
+            .all(|l| !filters.selects(&format!("{}{}", t.prefix(), l.name)))
     });
-    if filtered && !cli.test.list && selects_nothing {
+    if filters.narrows() && !cli.test.list && selects_nothing {
         anyhow::bail!("no scenario in {} matches the filters", suites.display());
     }
     if (cli.kernel.is_some() || cli.kernels.is_some())
@@ -196,10 +188,7 @@ fn run() -> anyhow::Result<ExitCode> {
     if let Some(file) = &cli.kernels {
         let selected: Vec<discover::Loaded> = in_vm
             .iter()
-            .filter(|l| {
-                !cli.test
-                    .is_filtered_out(&libtest_mimic::Trial::test(&l.name, || Ok(())))
-            })
+            .filter(|l| filters.selects(&l.name))
             .cloned()
             .collect();
         if cli.test.list {
@@ -234,10 +223,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(move |l| format!("{}{}", t.prefix(), l.name))
         })
-        .filter(|name| {
-            !cli.test
-                .is_filtered_out(&libtest_mimic::Trial::test(name, || Ok(())))
-        })
+        .filter(|name| filters.selects(name))
         .count();
     reporters.emit(&reporting::RunEvent::RunStarted { selected });
     if let Some(vm) = vm {
@@ -255,7 +241,7 @@ fn run() -> anyhow::Result<ExitCode> {
             agent_clock: true,
         };
         let trials = trials::build(&loaded, &[vm_trials], reporters.clone());
-        let conclusion = libtest_mimic::run(&cli.test, trials);
+        let conclusion = run_trials(&cli, &filters, trials);
         if live::interrupted() {
             live::stand_down();
         }
@@ -299,7 +285,7 @@ fn run() -> anyhow::Result<ExitCode> {
         .collect();
     let trials = trials::build(&loaded, &runners, reporters.clone());
 
-    let conclusion = libtest_mimic::run(&cli.test, trials);
+    let conclusion = run_trials(&cli, &filters, trials);
     if live::interrupted() {
         live::stand_down();
     }
@@ -318,6 +304,17 @@ fn run() -> anyhow::Result<ExitCode> {
         Some(false) => ExitCode::SUCCESS,
         None => exit_code(&cli, &conclusion, &reporters),
     })
+}
+
+/// libtest-mimic runs the trials the filters select (it takes one filter
+/// itself, so they are handed to it as exact skips).
+fn run_trials(
+    cli: &cli::Cli,
+    filters: &filters::Filters,
+    trials: Vec<libtest_mimic::Trial>,
+) -> libtest_mimic::Conclusion {
+    let args = filters.libtest_arguments(&cli.test, trials.iter().map(|t| t.name()));
+    libtest_mimic::run(&args, trials)
 }
 
 /// `--expected FILE`, validated against the suites' scenario names.

@@ -113,3 +113,106 @@ fn a_closed_stdout_ends_the_run_quietly() {
     assert_eq!(status.code(), Some(141), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Several positional filters select what any of them selects, as in cargo
+/// test, with --list, --check, --exact and --skip alike.
+#[rstest]
+#[case::list(&["--list", "subreaper::", "zombie::"], &["subreaper::", "zombie::"])]
+#[case::list_skip(&["--list", "subreaper::", "zombie::", "--skip", "zombie::zombie_"], &["subreaper::", "zombie::"])]
+#[case::list_exact(&["--list", "--exact", "zombie::zombie_stays_until_waited", "subreaper::nearest_ancestor_adopts"], &["zombie::zombie_stays_until_waited", "subreaper::nearest_ancestor_adopts"])]
+fn several_filters_select_what_any_selects(#[case] args: &[&str], #[case] areas: &[&str]) {
+    let listed = |args: &[&str]| -> Vec<String> {
+        let out = orphanage()
+            .args(args)
+            .current_dir(repo())
+            .env_remove("RUNTIME")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_suffix(": test"))
+            .map(str::to_string)
+            .collect()
+    };
+    let all = listed(&["--list"]);
+    let skip = args
+        .iter()
+        .position(|a| *a == "--skip")
+        .map(|i| args[i + 1]);
+    let exact = args.contains(&"--exact");
+    let want: Vec<String> = all
+        .iter()
+        .filter(|n| {
+            areas
+                .iter()
+                .any(|a| if exact { *n == a } else { n.contains(a) })
+        })
+        .filter(|n| skip.is_none_or(|s| !n.contains(s)))
+        .cloned()
+        .collect();
+    assert!(
+        want.len() >= 2 && want.len() < all.len(),
+        "{args:?}: {want:?}"
+    );
+    assert_eq!(listed(args), want, "{args:?}");
+}
+
+#[test]
+fn several_filters_count_at_check_and_run_both() {
+    let out = orphanage()
+        .args(["--check", "subreaper::", "zombie::"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let count = |area: &str| {
+        std::fs::read_dir(repo().join("suites").join(area))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!(
+            "{} scenarios in suites are valid",
+            count("subreaper") + count("zombie")
+        )),
+        "{stdout}"
+    );
+    let out = orphanage()
+        .args([
+            "--exact",
+            "zombie::zombie_stays_until_waited",
+            "subreaper::nearest_ancestor_adopts",
+        ])
+        .current_dir(repo())
+        .env_remove("RUNTIME")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for name in [
+        "zombie::zombie_stays_until_waited",
+        "subreaper::nearest_ancestor_adopts",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("test {name} ")) && l.ends_with("... ok")),
+            "{stdout}"
+        );
+    }
+    let total: usize = std::fs::read_dir(repo().join("suites"))
+        .unwrap()
+        .flatten()
+        .filter(|a| a.path().is_dir())
+        .map(|a| std::fs::read_dir(a.path()).unwrap().count())
+        .sum();
+    assert!(
+        stdout.contains(&format!(
+            "2 passed; 0 failed; 0 ignored; 0 measured; {} filtered out",
+            total - 2
+        )),
+        "{stdout}"
+    );
+}
