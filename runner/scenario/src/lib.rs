@@ -15,6 +15,7 @@ mod root_mode;
 mod scenario;
 mod step;
 mod vm_wire;
+mod yaml_errors;
 
 pub use console_frames::{encode_frame, FramePiece, FrameReader};
 pub use deadline::{Deadline, DEFAULT_DEADLINE, MAX_DEADLINE};
@@ -32,3 +33,7 @@ pub use step::{
     WaitApi, WaitTarget,
 };
 pub use vm_wire::{verdict_without_finish, AgentEnd, VmFrame, VmScenario, VM_SCENARIOS_PATH};
+pub use yaml_errors::{
+    check_syntax as check_yaml_syntax, explain as explain_yaml_error, key_position,
+    list_item_field_position, list_item_position, top_level_key_position, YamlProblem,
+};
