@@ -98,14 +98,19 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, ParseError> {
             "{spawns} processes and threads; a scenario may have at most {MAX_PROCESSES}"
         )));
     }
-    validate(&scenario).map_err(|(step, message)| ParseError {
-        path: path.to_string(),
-        position: step.and_then(|i| list_item_position(text, "steps", i)),
-        message: match step {
-            Some(i) => format!("steps[{i}]: {message}"),
-            None => message,
-        },
-    })?;
+    validate(&scenario)
+        .and_then(|()| match crate::model::authoring_mistake(&scenario) {
+            Some((step, message)) => Err((Some(step), message)),
+            None => Ok(()),
+        })
+        .map_err(|(step, message)| ParseError {
+            path: path.to_string(),
+            position: step.and_then(|i| list_item_position(text, "steps", i)),
+            message: match step {
+                Some(i) => format!("steps[{i}]: {message}"),
+                None => message,
+            },
+        })?;
     Ok(scenario)
 }
 
