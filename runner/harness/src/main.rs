@@ -8,6 +8,7 @@ mod discover;
 mod expected;
 mod explore;
 mod filters;
+mod install;
 mod kernels;
 mod live;
 mod matrix;
@@ -97,6 +98,23 @@ fn run() -> anyhow::Result<ExitCode> {
     };
     if let Some(cli::Command::Kernels { command }) = cli.command {
         return vm_run::kernels_command(command);
+    }
+    match &cli.command {
+        Some(cli::Command::Completions { shell }) => {
+            print!("{}", install::completion(*shell));
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(cli::Command::Man) => {
+            print!("{}", install::man_page());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(cli::Command::Install { prefix }) => {
+            for path in install::install(prefix)? {
+                println!("installed {}", path.display());
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(cli::Command::Explore(_) | cli::Command::Kernels { .. }) | None => {}
     }
     check_flags(&cli)?;
     if ktap && (cli.command.is_some() || cli.kernels.is_some() || cli.check || cli.test.list) {

@@ -23,6 +23,7 @@ use std::process::Stdio;
 #[case::report_with_list(&["--list", "--report", "/tmp/orphanage-never.json"], "--list runs nothing")]
 #[case::ktap_with_check(&["--check", "--format", "ktap"], "--format ktap reports scenario runs")]
 #[case::unwritable_report(&["--report", "/no/such/dir/r.json"], "cannot write report /no/such/dir/r.json: No such file or directory (os error 2)")]
+#[case::unknown_shell(&["completions", "nosuch"], "invalid value 'nosuch' for '<SHELL>' (see --help)")]
 #[case::missing_kernels_file(&["--kernels", "/no/such/kernels.yaml"], "/no/such/kernels.yaml: No such file or directory (os error 2)")]
 fn bad_flags_are_one_line_and_exit_2(#[case] args: &[&str], #[case] says: &str) {
     let out = orphanage()
@@ -64,7 +65,20 @@ fn version_is_printed(#[case] args: &[&str]) {
 fn help_names_the_kernels_command_and_explains_it() {
     let out = orphanage().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("kernels  Manage the kernels"), "{help}");
+    for (command, says) in [
+        ("kernels", "Manage the kernels"),
+        ("completions", "Print the completion script"),
+        ("man", "Print orphanage(1)"),
+        ("install", "Install orphanage, its man page"),
+    ] {
+        assert!(
+            help.lines().any(|l| {
+                let mut words = l.split_whitespace();
+                words.next() == Some(command) && l.contains(says)
+            }),
+            "{help}"
+        );
+    }
     let out = orphanage().args(["help", "kernels"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{help}");
@@ -215,4 +229,50 @@ fn several_filters_count_at_check_and_run_both() {
         )),
         "{stdout}"
     );
+}
+
+/// One command installs orphanage, its man page and its completions, each
+/// where its reader looks; the installed copy runs on its own.
+#[test]
+fn install_puts_orphanage_its_man_page_and_completions_under_the_prefix() {
+    let prefix = tempfile::tempdir().unwrap();
+    let out = orphanage()
+        .args(["install", "--prefix"])
+        .arg(prefix.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let man = std::fs::read_to_string(prefix.path().join("share/man/man1/orphanage.1")).unwrap();
+    assert!(man.contains(".SH SYNOPSIS"), "{man}");
+    let bash = std::fs::read_to_string(
+        prefix
+            .path()
+            .join("share/bash-completion/completions/orphanage"),
+    )
+    .unwrap();
+    assert!(bash.contains("--runtime-arg"), "{bash}");
+    for shell in [
+        "share/zsh/site-functions/_orphanage",
+        "share/fish/vendor_completions.d/orphanage.fish",
+    ] {
+        assert!(prefix.path().join(shell).is_file(), "{shell}");
+    }
+    let installed = std::process::Command::new(prefix.path().join("bin/orphanage"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&installed.stdout).trim(),
+        format!("orphanage {}", env!("CARGO_PKG_VERSION"))
+    );
+    // What `completions` and `man` print is what was installed.
+    let printed = orphanage().args(["completions", "bash"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&printed.stdout), bash);
+    let printed = orphanage().arg("man").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&printed.stdout), man);
 }
