@@ -137,6 +137,17 @@ fn run() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    // The expected file is input too: --check validates it with the rest.
+    let expected = match &cli.expected {
+        Some(path) => match load_expected(path, &loaded) {
+            Ok(d) => Some((path.clone(), d)),
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => None,
+    };
     if cli.check {
         // Every file was parsed and validated; a filter narrows what is
         // counted, and one that matches nothing is a typo as in a run.
@@ -158,16 +169,6 @@ fn run() -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let expected = match &cli.expected {
-        Some(path) => match load_expected(path, &loaded) {
-            Ok(d) => Some((path.clone(), d)),
-            Err(e) => {
-                eprintln!("{e}");
-                return Ok(ExitCode::from(2));
-            }
-        },
-        None => None,
-    };
     // From here on things are created: guard them against Ctrl-C first.
     live::install_interrupt_handler().context("cannot set up the interrupt handler")?;
     let Chosen {
@@ -404,11 +405,17 @@ fn check_flags(cli: &cli::Cli) -> anyhow::Result<()> {
     if cli.vm_results.is_some() && cli.kernel.is_none() {
         anyhow::bail!("--vm-results says how a VM reports: it needs --kernel (a kernels file says it per kernel, with `results:`)");
     }
-    if cli.runtime_root.is_some()
-        && cli.runtimes.is_empty()
-        && std::env::var_os("RUNTIME").is_none_or(|r| r.is_empty())
-    {
+    // Flags for a container runtime mean nothing without one, --check included.
+    let no_runtime =
+        cli.runtimes.is_empty() && std::env::var_os("RUNTIME").is_none_or(|r| r.is_empty());
+    if cli.runtime_root.is_some() && no_runtime {
         anyhow::bail!("--runtime-root keeps a runtime's state: it needs --runtime");
+    }
+    if cli.init.is_some() && no_runtime {
+        anyhow::bail!("--init puts an init program in a container: it needs --runtime");
+    }
+    if !cli.runtime_args.is_empty() && no_runtime {
+        anyhow::bail!("--runtime-arg passes a flag to a container runtime: it needs --runtime");
     }
     if matches!(cli.command, Some(cli::Command::Explore(_)))
         && (cli.report.is_some() || cli.junit.is_some() || cli.events.is_some())
@@ -585,12 +592,6 @@ fn choose_targets(cli: &cli::Cli) -> anyhow::Result<Chosen> {
     } else {
         cli.runtimes.clone()
     };
-    if cli.init.is_some() && runtime_args.is_empty() {
-        anyhow::bail!("--init puts an init program in a container: it needs --runtime");
-    }
-    if !cli.runtime_args.is_empty() && runtime_args.is_empty() {
-        anyhow::bail!("--runtime-arg passes a flag to a container runtime: it needs --runtime");
-    }
     let init = cli.init.as_deref().map(targets::resolve_init).transpose()?;
     let runtimes: Vec<(String, std::path::PathBuf)> = runtime_args
         .iter()

@@ -276,3 +276,73 @@ fn install_puts_orphanage_its_man_page_and_completions_under_the_prefix() {
     let printed = orphanage().arg("man").output().unwrap();
     assert_eq!(String::from_utf8_lossy(&printed.stdout), man);
 }
+
+/// The code in a README table cell: `x`, or `` x `with` ticks ``.
+fn code_of(cell: &str) -> Option<&str> {
+    let cell = cell.trim();
+    cell.strip_prefix("`` ")
+        .and_then(|c| c.strip_suffix(" ``"))
+        .or_else(|| cell.strip_prefix('`').and_then(|c| c.strip_suffix('`')))
+}
+
+/// The rows of the README table after `marker`, as their cells' code.
+fn readme_rows(marker: &str) -> Vec<Vec<String>> {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let rows: Vec<Vec<String>> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with(marker))
+        .skip(3) // the marker, the header, the rule
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| code_of(c).unwrap_or(c.trim()).to_string())
+                .collect()
+        })
+        .collect();
+    assert!(rows.len() >= 10, "README lost its table after {marker}");
+    rows
+}
+
+/// README's bad-input table is true: each command line exits 2 with one line
+/// that says what its row says, and runs nothing.
+#[test]
+fn every_row_of_readmes_bad_input_table_is_true() {
+    for row in readme_rows("<!-- bad-input table") {
+        let (args, says) = (&row[0], &row[1]);
+        let out = orphanage()
+            .args(args.split_whitespace())
+            .current_dir(repo())
+            .env_remove("RUNTIME")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args}: {stderr}");
+        assert!(
+            stderr.contains(says.as_str()),
+            "{args}: {stderr}\nREADME says: {says}"
+        );
+        assert!(out.stdout.is_empty(), "{args}: ran something");
+    }
+    assert!(!std::path::Path::new("/tmp/orphanage-never.json").exists());
+}
+
+/// README's table of bad files quotes each fixture's own line.
+#[test]
+fn every_row_of_readmes_bad_file_table_quotes_its_fixture() {
+    for row in readme_rows("<!-- bad-file table") {
+        let (file, says) = (&row[1], &row[2]);
+        let text = std::fs::read_to_string(repo().join("fixtures/malformed").join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let expect = text.lines().next().unwrap();
+        let (_, message) = expect
+            .strip_prefix("# expect: ")
+            .and_then(|e| e.split_once(' '))
+            .unwrap_or_else(|| panic!("{file}: {expect}"));
+        assert!(
+            message.starts_with(says.as_str()),
+            "{file}: {message}\nREADME says: {says}"
+        );
+    }
+}
