@@ -5,12 +5,13 @@
 use super::argv::{answers_unknown_state, RuntimeCli};
 use super::bundle::{self, InitUnderTest};
 use super::cgroup;
-use super::command::{bounded_ticking, wait_bounded, Ran};
+use super::command::{bounded_ticking, wait_bounded, CommandError, Ran};
 use super::watch::{self, Watched};
 use crate::live::{self, Container, Registration, Tree};
-use orphanage_agent_io::{read_events_until, Flow};
+use orphanage_agent_io::{read_events_until, Countdown, Flow};
 use orphanage_scenario::{
-    signal_name, Event, ExpectedStatus, GoneProbe, Namespace, Outcome, Scenario, Step, Verdict,
+    signal_name, Event, ExpectedStatus, FailKind, GoneProbe, Namespace, Outcome, Scenario, Step,
+    Verdict,
 };
 use std::io::Write;
 use std::os::fd::OwnedFd;
@@ -34,26 +35,26 @@ pub struct RuntimeTarget {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
-/// How long a container may take to vanish from the runtime's state after `delete --force`.
-const CLEANUP_DEADLINE: Duration = Duration::from_secs(10);
-
-/// How long the runtime's own commands may take before the scenario is broken.
-const COMMAND_DEADLINE: Duration = Duration::from_secs(30);
+/// What teardown may take, all of it: killing, reaping, `delete --force`, and
+/// the container vanishing from the runtime's state. A budget of its own, not
+/// what is left of the scenario's deadline: a scenario that timed out still
+/// leaves nothing behind.
+const CLEANUP_BUDGET: Duration = Duration::from_secs(20);
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), Verdict> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Verdict::broken(format!("pipe2: {e}")))
 }
 
-/// Runs a runtime verb to completion (bounded), capturing what it said;
-/// `tick` runs while it waits.
+/// Runs a runtime verb to completion, killing it past `limit`, capturing
+/// what it said; `tick` runs while it waits.
 fn run(
     cli: &RuntimeCli,
-    argv: Vec<std::ffi::OsString>,
+    argv: &[std::ffi::OsString],
+    limit: Duration,
     tick: &mut dyn FnMut(),
-) -> Result<Ran, String> {
-    bounded_ticking(&cli.program, &argv, COMMAND_DEADLINE, tick)
-        .map_err(|e| format!("{} {}: {e}", cli.program.display(), words(&argv)))
+) -> Result<Ran, CommandError> {
+    bounded_ticking(&cli.program, argv, limit, tick)
 }
 
 fn words(argv: &[std::ffi::OsString]) -> String {
@@ -80,6 +81,9 @@ fn last_lines(text: &str, n: usize) -> String {
 /// reaps its init and removes the bundle.
 struct Run<'a> {
     target: &'a RuntimeTarget,
+    /// The scenario's deadline, started before the bundle is made: every
+    /// runtime command and every wait of a step gets what is left of it.
+    clock: Countdown,
     id: String,
     bundle: PathBuf,
     host_pid_namespace: bool,
@@ -137,10 +141,19 @@ impl Run<'_> {
         }
     }
 
+    /// Runs a runtime verb within what is left of the scenario's deadline.
+    /// One still running when it runs out makes the scenario a timeout.
     fn verb(&mut self, name: &str, argv: Vec<std::ffi::OsString>) -> Result<Ran, Verdict> {
         let line = words(&argv);
         let cli = self.target.cli.clone();
-        let ran = run(&cli, argv, &mut || self.reap_sandbox()).map_err(Verdict::broken)?;
+        let limit = self.clock.remaining();
+        let ran = run(&cli, &argv, limit, &mut || self.reap_sandbox()).map_err(|e| match e {
+            CommandError::NoAnswer { .. } => Verdict::timeout(format!(
+                "`{} {line}` was still running, and was killed",
+                self.target.label
+            )),
+            other => Verdict::broken(format!("`{} {line}`: {other}", self.target.label)),
+        })?;
         if !ran.ok {
             self.note_output(name, &ran);
             return Err(Verdict::fail(format!(
@@ -307,7 +320,8 @@ impl Run<'_> {
                         "no process of the container could be watched",
                     ));
                 }
-                let within = within.map_or(Duration::ZERO, |d| d.0);
+                let asked = within.map_or(Duration::ZERO, |d| d.0);
+                let within = self.clock.cap(asked);
                 let cgroup = |run: &Run| if all { run.cgroup_members() } else { vec![] };
                 let count = targets.len();
                 let result = watch::until_gone(&targets, *via, within, &mut || cgroup(self));
@@ -325,6 +339,10 @@ impl Run<'_> {
                         },
                         took.as_secs_f64() * 1000.0
                     )]),
+                    Err(alive) if within < asked => Err(Verdict::timeout(format!(
+                        "the deadline came while waiting for every process to be gone; still alive: {}",
+                        alive.join(", ")
+                    ))),
                     Err(alive) => Err(Verdict::fail(format!(
                         "expected every process gone{}, observed still alive: {}",
                         if within.is_zero() {
@@ -337,7 +355,8 @@ impl Run<'_> {
                 }
             }
             Step::ExpectContainerExit { status, within } => {
-                let within = within.map_or(Duration::from_secs(2), |d| d.0);
+                let asked = within.map_or(Duration::from_secs(2), |d| d.0);
+                let within = self.clock.cap(asked);
                 let Some(init) = &self.init else {
                     return Err(Verdict::broken("the container's init is unknown"));
                 };
@@ -357,6 +376,11 @@ impl Run<'_> {
                     )));
                 }
                 let Some(s) = self.try_reap_init(Some(within)) else {
+                    if within < asked {
+                        return Err(Verdict::timeout(
+                            "the deadline came while waiting for the container's init to exit",
+                        ));
+                    }
                     return Err(Verdict::fail(format!(
                         "expected the container's init to exit within {within:?}; it is still running"
                     )));
@@ -460,6 +484,7 @@ impl Run<'_> {
         if std::mem::replace(&mut self.torn_down, true) {
             return Ok(());
         }
+        let budget = Countdown::start(CLEANUP_BUDGET);
         if self.sandboxed.is_some() {
             // The sandbox's helpers and stubs born since the last look.
             self.pin_cgroup_members();
@@ -477,7 +502,7 @@ impl Run<'_> {
         if let Some(reg) = &self.registration {
             reg.kill();
         }
-        self.try_reap_init(Some(Duration::from_secs(2)));
+        self.try_reap_init(Some(budget.cap(Duration::from_secs(2))));
         if let Some(reg) = &self.registration {
             reg.reap_adopted();
         }
@@ -485,7 +510,9 @@ impl Run<'_> {
         if self.registration.is_some() {
             let delete = self.target.cli.delete(&self.id, true);
             let cli = self.target.cli.clone();
-            match run(&cli, delete, &mut || self.reap_sandbox()) {
+            match run(&cli, &delete, budget.remaining(), &mut || {
+                self.reap_sandbox()
+            }) {
                 Ok(r) if r.ok => {}
                 Ok(r) => {
                     problem = Err(format!(
@@ -501,21 +528,25 @@ impl Run<'_> {
                 // answers. Eventually: whether delete is synchronous is a
                 // check of its own (kill_race::delete_force_is_synchronous).
                 let cli = self.target.cli.clone();
+                let state = cli.state(&self.id);
                 let mut forgotten = || {
-                    run(&cli, cli.state(&self.id), &mut || self.reap_sandbox())
-                        .is_ok_and(|r| answers_unknown_state(r.ok, &r.output))
+                    run(&cli, &state, budget.remaining(), &mut || {
+                        self.reap_sandbox()
+                    })
+                    .is_ok_and(|r| answers_unknown_state(r.ok, &r.output))
                 };
                 let started = Instant::now();
                 let mut interval = Duration::from_millis(1);
                 while !forgotten() {
-                    if started.elapsed() > CLEANUP_DEADLINE {
+                    if budget.expired() {
                         problem = Err(format!(
-                            "the runtime still knows the container {CLEANUP_DEADLINE:?} after `delete --force`"
+                            "the runtime still knows the container {:.1} s after `delete --force`",
+                            started.elapsed().as_secs_f64()
                         ));
                         break;
                     }
-                    // A poll interval against the deadline, not a synchronisation point.
-                    std::thread::sleep(interval);
+                    // A poll interval against the budget, not a synchronisation point.
+                    std::thread::sleep(budget.cap(interval));
                     interval = (interval * 2).min(Duration::from_millis(100));
                 }
             }
@@ -559,7 +590,17 @@ fn run_harness_step(
             Ok(())
         }
         Err(mut v) => {
-            v.reason = format!("step {} ({}): {}", index + 1, step.keyword(), v.reason);
+            v.reason = if v.kind == Some(FailKind::Timeout) {
+                format!(
+                    "timeout after {} s (last step reached: step {} {}): {}",
+                    run.clock.limit().as_secs_f64(),
+                    index + 1,
+                    step.keyword(),
+                    v.reason
+                )
+            } else {
+                format!("step {} ({}): {}", index + 1, step.keyword(), v.reason)
+            };
             Err(run.with_output(v))
         }
     }
@@ -591,6 +632,7 @@ pub fn run_in_runtime(
     );
     let mut run = Run {
         target,
+        clock: Countdown::start(scenario.deadline()),
         bundle: target.work_dir.join(&id),
         id,
         host_pid_namespace: spec.host_pid_namespace,
@@ -632,8 +674,6 @@ fn drive(
     on_event: &mut dyn FnMut(&Event),
 ) -> Result<(Verdict, f64), Verdict> {
     let target = run.target;
-    let started_at = Instant::now();
-    let deadline = scenario.deadline();
     let id = run.id.clone();
     let bundle_dir = run.bundle.clone();
     let template: serde_json::Value =
@@ -685,8 +725,17 @@ fn drive(
         Verdict::broken(format!("cannot run {}: {e}", target.cli.program.display()))
     })?;
     drop(command); // our copies of the container's stdio
-    let created = wait_bounded(&mut creating, COMMAND_DEADLINE)
-        .map_err(|e| run.with_output(Verdict::fail(format!("`{} create`: {e}", target.label))))?;
+    let created = wait_bounded(&mut creating, run.clock.remaining()).map_err(|e| {
+        run.with_output(match e {
+            CommandError::NoAnswer { .. } => Verdict::timeout(format!(
+                "timeout after {} s (last step reached: before the first step): \
+                 `{} create` was still running, and was killed",
+                run.clock.limit().as_secs_f64(),
+                target.label
+            )),
+            other => Verdict::broken(format!("`{} create`: {other}", target.label)),
+        })
+    })?;
     if !created.success() {
         return Err(run.with_output(Verdict::fail(format!(
             "`{} create` failed ({created})",
@@ -752,7 +801,8 @@ fn drive(
     );
     let mut ended: Option<Result<(Verdict, f64), Verdict>> = None;
     let mut after_harness_step: Option<usize> = None;
-    let reading = read_events_until(&events_r, None, started_at, deadline, &mut |event| {
+    let clock = run.clock;
+    let reading = read_events_until(&events_r, None, &clock, &mut |event| {
         match event {
             Event::Started { .. } => {
                 // The container's program runs by now: is it the process the
@@ -814,13 +864,13 @@ fn drive(
                 if at == scenario.steps.len() {
                     ended = Some(Ok((
                         Verdict::pass(),
-                        started_at.elapsed().as_secs_f64() * 1000.0,
+                        clock.elapsed().as_secs_f64() * 1000.0,
                     )));
                     return Flow::Stop;
                 }
                 if let Some(init) = &run.init {
                     if !init.alive(GoneProbe::Pidfd) {
-                        let how = match run.try_reap_init(Some(Duration::from_secs(1))) {
+                        let how = match run.try_reap_init(Some(clock.cap(Duration::from_secs(1)))) {
                             Some(s) => run.describe_init_status(s),
                             None => "is gone".into(),
                         };
@@ -855,14 +905,14 @@ fn drive(
     if reading.timed_out {
         return Err(run.with_output(Verdict::timeout(format!(
             "timeout after {} s (last step reached: {last_step})",
-            deadline.as_secs_f64()
+            clock.limit().as_secs_f64()
         ))));
     }
     if let Some(garbage) = reading.garbage {
         return Err(run.with_output(Verdict::broken(garbage)));
     }
     // End of file: the agent and its workers are gone without a verdict.
-    let how = match run.try_reap_init(Some(Duration::from_secs(2))) {
+    let how = match run.try_reap_init(Some(clock.cap(Duration::from_secs(2)))) {
         Some(s) => run.describe_init_status(s),
         None => "is gone".to_string(),
     };
