@@ -1,5 +1,5 @@
 use crate::Countdown;
-use orphanage_scenario::{verdict_without_finish, AgentEnd, Event, Verdict};
+use orphanage_scenario::{verdict_without_finish, AgentEnd, Event, Verdict, WaitStatus};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
@@ -231,7 +231,7 @@ impl Reading {
     /// how it ended (`status` from waitpid; None when someone else reaped it).
     pub fn verdict_without_finish(
         &self,
-        status: Option<i32>,
+        status: Option<WaitStatus>,
         deadline: Duration,
         agent: &str,
     ) -> Verdict {
@@ -309,7 +309,11 @@ mod tests {
     fn a_bad_line_makes_the_run_broken() {
         let (reading, seen) = read(b"not json\n", b"", false);
         assert!(seen.is_empty());
-        let v = reading.verdict_without_finish(Some(0), Duration::from_secs(1), "agent");
+        let v = reading.verdict_without_finish(
+            Some(WaitStatus::Exited(0)),
+            Duration::from_secs(1),
+            "agent",
+        );
         assert_eq!(v.outcome, Outcome::Broken);
         assert!(v.reason.contains("not json"), "{}", v.reason);
     }
@@ -331,7 +335,11 @@ mod tests {
     fn the_stderr_tail_is_the_last_five_lines() {
         let (reading, _) = read(b"", b"1\n2\n3\n4\n5\n6\n", false);
         assert_eq!(reading.stderr_tail(), "2 | 3 | 4 | 5 | 6");
-        let v = reading.verdict_without_finish(Some(3 << 8), Duration::from_secs(1), "agent");
+        let v = reading.verdict_without_finish(
+            Some(WaitStatus::Exited(3)),
+            Duration::from_secs(1),
+            "agent",
+        );
         assert!(
             v.reason.contains("exited 3") && v.reason.contains("2 | 3"),
             "{}",

@@ -9,6 +9,7 @@
 use crate::live::{self, Registration, Tree};
 use nix::errno::Errno;
 use orphanage_agent_io::{above_std_fds, clone_failed, pipe, read_events, Countdown};
+use orphanage_scenario::WaitStatus;
 use orphanage_scenario::{ErrnoName, Event, Namespace, Scenario, Verdict};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -293,7 +294,7 @@ fn reap(pid: i32) -> Option<i32> {
 
 /// Reaps the agent, killing it if it lingers past `grace`. None if the
 /// interrupt handler reaped it first.
-fn reap_within(grace: Duration, registration: &Registration) -> Option<i32> {
+fn reap_within(grace: Duration, registration: &Registration) -> Option<WaitStatus> {
     if let Some(exit) = registration.reap_root(Some(grace)) {
         return Some(exit.status);
     }

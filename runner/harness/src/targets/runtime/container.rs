@@ -11,7 +11,7 @@ use crate::live::{self, Container, Registration, Tree};
 use orphanage_agent_io::{read_events_until, Countdown, Flow};
 use orphanage_scenario::{
     signal_name, Event, ExpectedStatus, FailKind, GoneProbe, Namespace, Outcome, Scenario, Step,
-    Verdict,
+    Verdict, WaitStatus,
 };
 use std::io::Write;
 use std::os::fd::OwnedFd;
@@ -89,7 +89,7 @@ struct Run<'a> {
     host_pid_namespace: bool,
     registration: Option<Registration>,
     init: Option<Watched>,
-    init_status: Option<i32>,
+    init_status: Option<WaitStatus>,
     watched: Vec<Watched>,
     cgroup_procs: Vec<PathBuf>,
     /// Everything the runtime printed, for failure reports.
@@ -169,7 +169,7 @@ impl Run<'_> {
     /// Reaps the init if it has exited (it is our child: the harness adopted
     /// it), waiting up to `block`. Through the registration, which reaps
     /// under the lock that its kills take.
-    fn try_reap_init(&mut self, block: Option<Duration>) -> Option<i32> {
+    fn try_reap_init(&mut self, block: Option<Duration>) -> Option<WaitStatus> {
         if self.init_status.is_none() && self.init.is_some() {
             let registration = self.registration.as_ref()?;
             self.init_status = registration
@@ -387,28 +387,19 @@ impl Run<'_> {
                 };
                 let observed = self.describe_init_status(s);
                 let matches = match (status, self.sandboxed.is_some()) {
-                    (ExpectedStatus::Exited(code), _) => {
-                        libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == *code
-                    }
-                    (ExpectedStatus::Signaled(sig), false) => {
-                        libc::WIFSIGNALED(s) && libc::WTERMSIG(s) == sig.0 as i32
-                    }
+                    (_, false) => s.matches(*status),
+                    (ExpectedStatus::Exited(_), true) => s.matches(*status),
                     // The host sees the sandbox, which exits 128+N when the
                     // container's init is killed by signal N, as a shell reports it.
                     (ExpectedStatus::Signaled(sig), true) => {
-                        libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == 128 + sig.0 as i32
-                    }
-                    (ExpectedStatus::Dumped(sig), false) => {
-                        libc::WIFSIGNALED(s)
-                            && libc::WTERMSIG(s) == sig.0 as i32
-                            && libc::WCOREDUMP(s)
+                        s == WaitStatus::Exited(128 + sig.0 as i32)
                     }
                     (ExpectedStatus::Dumped(_), true) => {
                         return Err(Verdict::unsupported(
                             "the sandbox's exit code cannot say whether the container's init dumped core",
                         ))
                     }
-                    (ExpectedStatus::Running, _) => false,
+                    (ExpectedStatus::Running, true) => false,
                 };
                 if matches {
                     Ok(vec![match &self.sandboxed {
@@ -443,34 +434,15 @@ impl Run<'_> {
 impl Run<'_> {
     /// The status the harness reaped, in words. A sandbox's exit code
     /// stands for its init's status: 128+N for a death by signal N.
-    fn describe_init_status(&self, s: i32) -> String {
-        let plain = describe_status(s);
-        match (&self.sandboxed, libc::WIFEXITED(s), libc::WEXITSTATUS(s)) {
-            (Some(_), true, code) if code > 128 && code < 128 + 65 => format!(
-                "{plain} (the sandbox's code for its init killed by {})",
+    fn describe_init_status(&self, s: WaitStatus) -> String {
+        match (&self.sandboxed, s) {
+            (Some(_), WaitStatus::Exited(code)) if code > 128 && code < 128 + 65 => format!(
+                "{s} (the sandbox's code for its init killed by {})",
                 signal_name(code - 128)
             ),
-            (Some(_), _, _) => format!("{plain} (the sandbox's status)"),
-            (None, _, _) => plain,
+            (Some(_), _) => format!("{s} (the sandbox's status)"),
+            (None, _) => s.to_string(),
         }
-    }
-}
-
-fn describe_status(s: i32) -> String {
-    if libc::WIFEXITED(s) {
-        format!("exited {}", libc::WEXITSTATUS(s))
-    } else if libc::WIFSIGNALED(s) {
-        format!(
-            "killed by {}{}",
-            signal_name(libc::WTERMSIG(s)),
-            if libc::WCOREDUMP(s) {
-                " (core dumped)"
-            } else {
-                ""
-            }
-        )
-    } else {
-        format!("status {s:#x}")
     }
 }
 
@@ -492,10 +464,7 @@ impl Run<'_> {
         if self.host_pid_namespace || self.sandboxed.is_some() {
             for w in &self.watched {
                 if let Some(fd) = w.pidfd() {
-                    // SAFETY: pidfd_send_signal on a pidfd we hold.
-                    unsafe {
-                        libc::syscall(libc::SYS_pidfd_send_signal, fd, libc::SIGKILL, 0usize, 0u32)
-                    };
+                    let _ = orphanage_agent_io::pidfd_send_signal(fd, libc::SIGKILL);
                 }
             }
         }
@@ -997,11 +966,5 @@ mod tests {
         ));
         // A pid no process has (pid_max is at most 2^22).
         assert_eq!(host_view(i32::MAX, &exe), HostView::Gone);
-    }
-
-    #[test]
-    fn statuses_read_as_words() {
-        assert_eq!(describe_status(3 << 8), "exited 3");
-        assert_eq!(describe_status(libc::SIGTERM), "killed by SIGTERM");
     }
 }
