@@ -97,7 +97,7 @@ fn boot_floor(
 pub fn explore_target(cli: &Cli, image: &Path) -> anyhow::Result<crate::targets::Target> {
     // The user's input first: a file that is not a kernel is bad input
     // whether or not QEMU is installed.
-    vm::check_kernel_file(image).map_err(anyhow::Error::msg)?;
+    vm::check_kernel_file(image)?;
     check_qemu()?;
     let chosen = vm::choose_accel(cli.accel, image);
     eprintln!(
@@ -132,7 +132,7 @@ pub struct SingleVm {
 pub fn prepare_single(cli: &Cli, image: &Path, loaded: &[Loaded]) -> anyhow::Result<Arc<SingleVm>> {
     // The user's input first: a file that is not a kernel is bad input
     // whether or not QEMU is installed.
-    vm::check_kernel_file(image).map_err(anyhow::Error::msg)?;
+    vm::check_kernel_file(image)?;
     check_qemu()?;
     let kernel = Kernel {
         name: image
@@ -288,7 +288,7 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
                 k.name
             );
         };
-        vm::check_kernel_file(&image).map_err(anyhow::Error::msg)?;
+        vm::check_kernel_file(&image)?;
         images.push(Some(image));
     }
     if selected.is_empty() {
