@@ -11,7 +11,6 @@ mod filters;
 mod install;
 mod kernels;
 mod live;
-mod matrix;
 mod reporting;
 mod targets;
 mod trials;
