@@ -42,6 +42,8 @@ struct Books<'a> {
     world: Option<World>,
     /// Each thread's process (a process is its own).
     process_of: HashMap<String, String>,
+    /// Each process's threads.
+    threads: HashMap<String, Vec<String>>,
     /// Each process's creator process (the root has none).
     creator: HashMap<String, String>,
     /// Where each spawn that was expected to fail failed.
@@ -66,6 +68,7 @@ impl<'a> Books<'a> {
             root,
             world,
             process_of: HashMap::from([(root.to_string(), root.to_string())]),
+            threads: HashMap::new(),
             creator: HashMap::new(),
             failed_spawn: HashMap::new(),
             alive: BTreeSet::from([root.to_string()]),
@@ -186,6 +189,10 @@ impl<'a> Books<'a> {
                 let name = name.to_string();
                 if *how == SpawnHow::Thread {
                     self.process_of.insert(name.clone(), holder.clone());
+                    self.threads
+                        .entry(holder.clone())
+                        .or_default()
+                        .push(name.clone());
                 } else {
                     self.process_of.insert(name.clone(), name.clone());
                     self.creator.insert(name.clone(), holder.clone());
@@ -234,18 +241,40 @@ impl<'a> Books<'a> {
         if leaves_the_tree_alone(step) {
             return;
         }
-        let known = |name: &str| name == world.root() || world.spawned().iter().any(|s| s == name);
-        if step.actor_refs().iter().any(|(_, a)| !known(a.as_str())) {
+        // A name the books know is one the model spawned too (the model
+        // stopped being followed where the two could part).
+        let process_of = &self.process_of;
+        if step
+            .actor_refs()
+            .iter()
+            .any(|(_, a)| !process_of.contains_key(a.as_str()))
+        {
             self.world = None;
             return;
         }
         match world.apply(step) {
             Ok(applied) if applied.disagreement.is_none() => {
-                let died: Vec<String> = self
-                    .alive
-                    .iter()
-                    .filter(|t| world.state(t) != ProcState::Alive)
-                    .cloned()
+                // Only these steps end a life: the performer's or target's
+                // process, its threads, and with a namespace's init its
+                // whole namespace (looked at only then, as it costs a walk
+                // over everyone).
+                let victim = match step {
+                    Step::Exit { by, .. } | Step::Exec { by, .. } => Some(by.as_str()),
+                    Step::Kill { target, .. } => Some(target.as_str()),
+                    _ => None,
+                };
+                let Some(victim) = victim else { return };
+                let process = world.process_of(victim).to_string();
+                let candidates: Vec<String> = if world.is_ns_init(&process) {
+                    self.alive.iter().cloned().collect()
+                } else {
+                    let mut c = vec![victim.to_string(), process.clone()];
+                    c.extend(self.threads.get(&process).into_iter().flatten().cloned());
+                    c
+                };
+                let died: Vec<String> = candidates
+                    .into_iter()
+                    .filter(|t| self.alive.contains(t) && world.state(t) != ProcState::Alive)
                     .collect();
                 let performer = step.performer().map_or(world.root(), |a| a.as_str());
                 let performer = world.process_of(performer).to_string();
