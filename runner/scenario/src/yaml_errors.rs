@@ -375,6 +375,9 @@ fn expected_in_words(expected: &str) -> String {
         "a map" => "a mapping (key: value)",
         "a string" | "string" => "text",
         "a character" | "char" => "one character",
+        "newtype variant" => "the word with its value, as a mapping (`{exited: 0}`)",
+        "unit variant" => "a bare word",
+        "map with a single key" => "a mapping with one key: one step per `- ` item",
         _ if expected.starts_with("struct variant ") || expected.starts_with("struct ") => {
             "a mapping of its fields ({key: value, ...})"
         }
@@ -396,6 +399,8 @@ fn found_in_words(found: &str) -> String {
         "sequence" => "a list".into(),
         "map" => "a mapping".into(),
         "unit value" => "nothing".into(),
+        "unit variant" => "a bare word".into(),
+        "newtype variant" | "tuple variant" | "struct variant" => "a word with a value".into(),
         _ => found.to_string(),
     }
 }
@@ -508,12 +513,22 @@ mod tests {
         "steps[0].wait.status.exited: invalid type: floating point `1.5`, expected i32",
         "steps[0].wait.status.exited: expected a whole number from -2147483648 to 2147483647, found 1.5"
     )]
+    #[case(
+        "steps[2].wait.status: invalid type: unit variant, expected newtype variant",
+        "steps[2].wait.status: expected the word with its value, as a mapping (`{exited: 0}`), found a bare word"
+    )]
+    #[case(
+        "steps[0]: invalid type: map, expected map with a single key",
+        "steps[0]: expected a mapping with one key: one step per `- ` item, found a mapping"
+    )]
     #[case("unknown field `x`", "unknown field `x`")]
     fn rust_type_names_become_words(#[case] serde: &str, #[case] words: &str) {
         assert_eq!(reword_types(serde), words);
-        for rust in ["u8", "u32", "u64", "i32", "Step::", "struct"] {
+        for rust in ["u8", "u32", "u64", "i32", "Step::", "struct", "variant"] {
             assert!(
-                !words.contains(&format!("expected {rust}")) && !words.contains("Step::"),
+                !words.contains(&format!("expected {rust}"))
+                    && !words.contains("Step::")
+                    && !words.contains("variant"),
                 "{words}"
             );
         }
