@@ -33,7 +33,8 @@ usage: ci/run-matrix.sh VERB [ARGS...]
   cell CELL [ARG...]       runs CELL: OUT/cells/CELL.json (--report), .xml (--junit), .log;
                            ARGs go to orphanage (filters, --suites DIR ...)
   merge [DIR [ARG...]]     merges DIR/cells/*.json into DIR/matrix.html, matrix.md, all.xml
-  all [ARG...]             build, then prepare and run every cell, then merge
+  all [ARG...]             build (unless $ORPHANAGE is set), then prepare and run
+                           every cell, then merge
 
 OUT is $MATRIX_OUT (default out/ in the repository); the binary is
 $ORPHANAGE (default target/release/orphanage).
@@ -187,7 +188,7 @@ need_binary() {
 kvm_note() {
     local dev=$1
     if [ -c "$dev" ] && [ -r "$dev" ] && [ -w "$dev" ]; then
-        echo "KVM: $dev is usable: orphanage boots kernels with KVM"
+        echo "KVM: $dev is accessible: orphanage uses KVM if its probe answers (else TCG, and it says why)"
     elif [ -e "$dev" ]; then
         echo "KVM: $dev is not readable and writable by $(id -un): orphanage falls back to TCG"
     else
@@ -308,7 +309,8 @@ cmd_merge() {
 
 cmd_all() {
     local cell failed=()
-    cmd_build
+    # A binary given in ORPHANAGE is used as it is.
+    [ -n "${ORPHANAGE:-}" ] || cmd_build
     while read -r cell; do
         if ! { cmd_prepare "$cell" && cmd_cell "$cell" "$@"; }; then
             failed+=("$cell")

@@ -666,7 +666,7 @@ fn kvm_is_probed_and_named() -> Result<(), Failed> {
     for (device, says) in [
         (
             Path::new("/dev/null"),
-            "is usable: orphanage boots kernels with KVM",
+            "is accessible: orphanage uses KVM if its probe answers",
         ),
         (&dir.path().join("kvm"), "falls back to TCG"),
     ] {
@@ -766,14 +766,20 @@ fn host_cell_runs_orphanage_and_leaves_its_report_and_junit() -> Result<(), Fail
     )
 }
 
-/// A stand-in for orphanage that records its arguments and writes the
-/// files a merge writes: it tests what the script does around the merge.
+/// A stand-in for orphanage's merge, which is built on another branch: it
+/// records its arguments in $RECORD and writes the files a merge writes, so
+/// that what the script does around the merge is tested. Anything but a
+/// merge goes to the real orphanage.
 fn recording_orphanage(dir: &Path) -> PathBuf {
     let path = dir.join("orphanage");
     std::fs::write(
         &path,
-        "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$RECORD\"\n\
-         while [ $# -gt 0 ]; do case $1 in --html|--markdown|--junit) echo \"made by the stand-in\" > \"$2\"; shift;; esac; shift; done\n",
+        format!(
+            "#!/bin/sh\n[ \"$1\" = merge ] || exec {} \"$@\"\n\
+             printf '%s\\n' \"$@\" > \"$RECORD\"\n\
+             while [ $# -gt 0 ]; do case $1 in --html|--markdown|--junit) echo \"made by the stand-in\" > \"$2\"; shift;; esac; shift; done\n",
+            env!("CARGO_BIN_EXE_orphanage")
+        ),
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -867,6 +873,59 @@ fn merge_names_every_report_and_every_missing_cell() -> Result<(), Failed> {
             && String::from_utf8_lossy(&got.stderr).contains("no report in"),
         || text(&got),
     )
+}
+
+/// `all` in a copy of the repository's scripts whose ci/cells lists only
+/// the host: every cell runs, then the merge, and a failed cell fails `all`
+/// without stopping the merge.
+fn all_runs_every_cell_then_merges() -> Result<(), Failed> {
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::create_dir(copy.path().join("ci")).unwrap();
+    std::fs::copy(repo().join(SCRIPT), copy.path().join(SCRIPT)).unwrap();
+    std::fs::write(copy.path().join("ci/cells"), "host\n").unwrap();
+    let tools = tempfile::tempdir().unwrap();
+    let stand_in = recording_orphanage(tools.path());
+    let record = tools.path().join("argv");
+    let all = |suites: &str, scenario: &str| {
+        Command::new("bash")
+            .arg(copy.path().join(SCRIPT))
+            .arg("all")
+            .arg("--suites")
+            .arg(repo().join(suites))
+            .args(["--exact", scenario])
+            .env("ORPHANAGE", &stand_in)
+            .env("RECORD", &record)
+            .env_remove("MATRIX_OUT")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .output()
+            .unwrap()
+    };
+    let got = all("suites", "subreaper::nearest_ancestor_adopts");
+    check(
+        got.status.success()
+            && String::from_utf8_lossy(&got.stdout).contains("matrix: every cell ran"),
+        || text(&got),
+    )?;
+    let report = copy.path().join("out/cells/host.json");
+    check(report.is_file(), || {
+        format!("no {}: {}", report.display(), text(&got))
+    })?;
+    let argv = std::fs::read_to_string(&record)?;
+    check(
+        argv.lines().nth(1) == Some(report.to_str().unwrap()),
+        || format!("merged {argv}"),
+    )?;
+
+    std::fs::remove_file(&record)?;
+    let got = all("fixtures/wrong", "subreaper::reparent_to_wrong_process");
+    check(
+        got.status.code() == Some(1)
+            && String::from_utf8_lossy(&got.stderr).contains("matrix: failed: host"),
+        || text(&got),
+    )?;
+    check(record.is_file(), || {
+        format!("the merge did not run after a failed cell: {}", text(&got))
+    })
 }
 
 /// Whether this orphanage has the `merge` command (built on another branch).
@@ -1146,6 +1205,10 @@ fn main() {
         Trial::test(
             "merge_names_every_report_and_every_missing_cell",
             merge_names_every_report_and_every_missing_cell,
+        ),
+        Trial::test(
+            "all_runs_every_cell_then_merges",
+            all_runs_every_cell_then_merges,
         ),
         // Not a missing program: the command itself is not in this build yet.
         Trial::ignorable_test("merge_of_a_real_host_cell", || {
