@@ -29,15 +29,15 @@ case $family in
         ;;
 esac
 
-if ! command -v cargo >/dev/null; then
-    # Debian's and Ubuntu's rustup is rustup itself; Fedora's is rustup-init.
-    if command -v rustup-init >/dev/null; then
-        rustup-init -y --profile minimal
-    else
-        rustup default stable
-    fi
-fi
+# Debian's and Ubuntu's rustup package is rustup itself; Fedora's installs
+# it with rustup-init. Where each puts its cargo proxy differs, so the
+# toolchain's own bin directory goes first on PATH.
 export PATH=$HOME/.cargo/bin:$PATH
+if ! command -v rustup >/dev/null && command -v rustup-init >/dev/null; then
+    rustup-init -y --profile minimal --default-toolchain stable
+fi
+rustup toolchain install stable --profile minimal
+PATH=$(dirname "$(rustup which --toolchain stable cargo)"):$PATH
 
 # The build stays on the box's own disk: a synced folder is slow for it,
 # and some kinds refuse the hard links cargo makes.
