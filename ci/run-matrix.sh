@@ -25,7 +25,7 @@ usage: ci/run-matrix.sh VERB [ARGS...]
   packages CELL            the Debian packages CELL needs, one a line
   install CELL...|all      apt-get installs what the cells need
   build                    cargo build --release of orphanage
-  prepare CELL             fetches a kernel cell's kernel and says whether KVM is usable;
+  prepare CELL             fetches a kernel cell's kernel and says whether /dev/kvm is accessible;
                            for crun, moves hybrid cgroup v2 controllers to v1 (see cgroups)
   cgroups                  attach each controller of a hybrid layout's v2 hierarchy to v1
   command CELL [ARG...]    prints the orphanage command line CELL runs, one argument a line

@@ -645,7 +645,11 @@ fn each_cell_installs_what_it_runs() -> Result<(), Failed> {
             c if c.starts_with("kernel-") => {
                 vec!["qemu-system-x86", "debian-archive-keyring", "zstd"]
             }
-            c => c.trim_start_matches("runtime-").split('-').collect(),
+            // runtime-RT-INIT: the runtime's package and the init's (dumb-init has a dash).
+            c => match c.trim_start_matches("runtime-").split_once('-') {
+                Some((runtime, init)) => vec![runtime, init],
+                None => vec![c.trim_start_matches("runtime-")],
+            },
         };
         for package in needed {
             check(packages.contains(package), || {
