@@ -114,14 +114,17 @@ packages_for() {
 }
 
 # The command line of a cell, one argument a line: the binary, the target,
-# the report and JUnit paths in DIR, then ARGs. IMAGE is a kernel cell's image.
+# the report and JUnit paths in DIR, then ARGs.
 cell_argv() {
-    local cell=$1 dir=$2 image=$3
-    shift 3
+    local cell=$1 dir=$2
+    shift 2
     echo "$orphanage"
     case $cell in
         host) ;;
-        kernel-*) printf '%s\n' --kernel "$image" ;;
+        # Through the kernels file, not --kernel IMAGE: an entry's qemu_args,
+        # cmdline and results port apply, and the report's cell is named
+        # after the kernel.
+        kernel-*) printf '%s\n' --kernels "$repo/fixtures/kernels.yaml" --only-kernel "${cell#kernel-}" ;;
         runtime-*)
             local runtime init
             read -r runtime init <<<"$(runtime_and_init "$cell")"
@@ -166,16 +169,6 @@ merge_inputs() {
         cell=$(basename "$file" .json)
         [ -n "${listed[$cell]:-}" ] || echo "$file"
     done
-}
-
-# kernel-NAME -> the cached image of NAME, or a message and exit 2.
-kernel_image() {
-    local name=${1#kernel-} line
-    need_binary
-    if ! line=$("$orphanage" kernels path "$name" 2>/dev/null); then
-        die "kernel $name is not cached: run \`ci/run-matrix.sh prepare $1\`"
-    fi
-    echo "${line#*$'\t'}"
 }
 
 need_binary() {
@@ -250,23 +243,21 @@ cmd_command() {
         merge_argv "$dir" "${inputs[@]}"
         return
     fi
-    local cell=$1 image=""
+    local cell=$1
     shift
     is_cell "$cell" || die "no cell \`$cell\` in $cells_file"
-    [[ $cell != kernel-* ]] || image=$(kernel_image "$cell")
-    cell_argv "$cell" "$out/cells" "$image" "$@"
+    cell_argv "$cell" "$out/cells" "$@"
 }
 
 cmd_cell() {
     [ $# -gt 0 ] || die "cell needs a cell"
-    local cell=$1 image="" argv status
+    local cell=$1 argv status
     shift
     is_cell "$cell" || die "no cell \`$cell\` in $cells_file"
     need_binary
-    [[ $cell != kernel-* ]] || image=$(kernel_image "$cell")
     mkdir -p "$out/cells"
     rm -f "$out/cells/$cell".{json,xml,log}
-    mapfile -t argv < <(cell_argv "$cell" "$out/cells" "$image" "$@")
+    mapfile -t argv < <(cell_argv "$cell" "$out/cells" "$@")
     echo "cell $cell: ${argv[*]}"
     # From the repository, where a runtime cell finds its suites and fixtures.
     set +e
