@@ -175,9 +175,9 @@ need_binary() {
     [ -x "$orphanage" ] || die "no orphanage at $orphanage: run \`ci/run-matrix.sh build\` (or set ORPHANAGE)"
 }
 
-# Why orphanage will or will not use KVM. orphanage itself probes KVM and
-# falls back to TCG (--accel auto); this only makes the choice visible in
-# the log, where a cell's run time depends on it tenfold.
+# Whether this machine offers KVM at all. orphanage itself probes KVM before
+# booting and falls back to TCG (--accel auto); this puts the device's state
+# in the log, since a kernel cell's run time depends on it tenfold.
 kvm_note() {
     local dev=$1
     if [ -c "$dev" ] && [ -r "$dev" ] && [ -w "$dev" ]; then
