@@ -241,6 +241,11 @@ pub fn explore(target: &Bound, o: &Options, save_dir: &Path) -> u8 {
     let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
     // The lowest case first, so that a rerun with the seed finds the same one.
     found.sort_by_key(|(case, _, _)| *case);
+    let broken: Vec<u64> = found
+        .iter()
+        .filter(|(_, _, c)| matches!(c, Checked::Broken(_)))
+        .map(|(case, _, _)| *case)
+        .collect();
     let Some((case, tree, checked)) = found.into_iter().next() else {
         let checked = passed + unsupported;
         let per_tree = |n: AtomicU64| n.into_inner() as f64 / checked.max(1) as f64;
@@ -265,7 +270,23 @@ pub fn explore(target: &Bound, o: &Options, save_dir: &Path) -> u8 {
         return 0;
     };
     if let Checked::Broken(why) = &checked {
-        println!("explore: case {case} broke (the harness or agent failed, not the kernel): {why}");
+        if batch > 1 && broken.len() > 1 {
+            // A VM that fails takes every tree still running in it along:
+            // the lowest case need not be the one that did it.
+            println!(
+                "explore: {} cases of one boot broke together ({}); whichever caused it is among them, each rerun alone with --from-case N --cases 1: {why}",
+                broken.len(),
+                broken
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        } else {
+            println!(
+                "explore: case {case} broke (the harness or agent failed, not the kernel): {why}"
+            );
+        }
         println!(
             "explore: rerun with --seed {:#x} --from-case {case}",
             o.seed
