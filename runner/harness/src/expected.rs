@@ -185,7 +185,7 @@ impl Conditions {
 }
 
 /// How one result compares with the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mark {
     /// Passed, and nothing was listed: as Linux does.
     AsLinux,
@@ -196,6 +196,27 @@ pub enum Mark {
     Unexpected,
     /// Listed, but it passed: the difference is gone.
     Stale,
+}
+
+/// How one outcome of one scenario compares with the file, on a target
+/// that was `context` when it ran, and the difference listed for it.
+pub fn mark_of<'a>(
+    differences: &'a [Difference],
+    scenario: &str,
+    outcome: Outcome,
+    context: &Context,
+) -> (Mark, Option<&'a Difference>) {
+    let listed = differences
+        .iter()
+        .find(|d| d.scenario == scenario && d.when.hold(context));
+    let mark = match (listed, outcome) {
+        (None, Outcome::Pass) => Mark::AsLinux,
+        (None, _) => Mark::Unexpected,
+        (Some(_), Outcome::Pass) => Mark::Stale,
+        (Some(d), o) if d.outcome == o => Mark::Expected,
+        (Some(_), _) => Mark::Unexpected,
+    };
+    (mark, listed)
 }
 
 /// Each result with its mark and the difference listed for it, if any.
@@ -212,16 +233,10 @@ pub fn judge<'a>(
                 .iter()
                 .filter(|c| r.name.starts_with(&c.prefix))
                 .max_by_key(|c| c.prefix.len());
-            let scenario = context.map_or(r.name.as_str(), |c| &r.name[c.prefix.len()..]);
-            let listed = differences
-                .iter()
-                .find(|d| d.scenario == scenario && context.is_some_and(|c| d.when.hold(c)));
-            let mark = match (listed, r.outcome) {
-                (None, Outcome::Pass) => Mark::AsLinux,
-                (None, _) => Mark::Unexpected,
-                (Some(_), Outcome::Pass) => Mark::Stale,
-                (Some(d), o) if d.outcome == o => Mark::Expected,
-                (Some(_), _) => Mark::Unexpected,
+            let (mark, listed) = match context {
+                Some(c) => mark_of(differences, &r.name[c.prefix.len()..], r.outcome, c),
+                // No context: nothing listed can hold.
+                None => mark_of(&[], &r.name, r.outcome, &Context::default()),
             };
             (r.name.clone(), r.outcome, mark, listed)
         })

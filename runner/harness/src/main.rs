@@ -3,6 +3,7 @@
 //! libtest-mimic, write the report. Bad input exits 2 before anything runs.
 
 mod agent_binary;
+mod baseline;
 mod cli;
 mod discover;
 mod expected;
@@ -10,6 +11,8 @@ mod explore;
 mod kernels;
 mod live;
 mod matrix;
+mod merge;
+mod report_file;
 mod reporting;
 mod targets;
 mod trials;
@@ -97,6 +100,19 @@ fn run() -> anyhow::Result<ExitCode> {
     if let Some(cli::Command::Kernels { command }) = cli.command {
         return vm_run::kernels_command(command);
     }
+    if let Some(cli::Command::Merge(args)) = &cli.command {
+        if cli.report.is_some()
+            || cli.junit.is_some()
+            || cli.baseline.is_some()
+            || cli.expected.is_some()
+        {
+            anyhow::bail!("merge takes its own --junit, --baseline and --expected, after `merge`; it writes no JSON report");
+        }
+        return merge::merge(
+            args,
+            Some(&cli.suites.clone().unwrap_or_else(default_suites)),
+        );
+    }
     check_flags(&cli)?;
     if ktap && (cli.command.is_some() || cli.kernels.is_some() || cli.check || cli.test.list) {
         anyhow::bail!("--format ktap reports scenario runs: it cannot be used with explore, --kernels, --check or --list");
@@ -154,6 +170,10 @@ fn run() -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
+    let baseline = match &cli.baseline {
+        Some(path) => Some((path.clone(), load_baseline(path, &loaded)?)),
+        None => None,
+    };
     // From here on things are created: guard them against Ctrl-C first.
     live::install_interrupt_handler().context("cannot set up the interrupt handler")?;
     let Chosen {
@@ -180,6 +200,9 @@ fn run() -> anyhow::Result<ExitCode> {
             .any(|t| matches!(t, targets::Target::Runtime(_)))
     {
         anyhow::bail!("--runtime and --kernel/--kernels pick different targets: give one");
+    }
+    if cli.baseline.is_some() && cli.kernels.is_some() {
+        anyhow::bail!("--baseline compares one run's cells; for a --kernels matrix, merge its report: orphanage merge REPORT --baseline FILE");
     }
     if cli.expected.is_some() && (cli.kernel.is_some() || cli.kernels.is_some()) {
         anyhow::bail!("--expected judges a host or runtime run, not --kernel or --kernels");
@@ -226,6 +249,15 @@ fn run() -> anyhow::Result<ExitCode> {
             judgement.clone(),
         )));
     }
+    let regressed = reporting::Regressed::default();
+    if let Some((path, report)) = baseline {
+        reporters.add(Box::new(reporting::BaselineReport::new(
+            path,
+            report,
+            cells.clone(),
+            regressed.clone(),
+        )));
+    }
     let reporters = Arc::new(reporters);
     let selected = targets
         .iter()
@@ -264,7 +296,8 @@ fn run() -> anyhow::Result<ExitCode> {
             cell.kernel = vm.release();
         }
         reporters.finish()?;
-        return Ok(exit_code(&cli, &conclusion, &reporters));
+        let code = exit_code(&cli, &conclusion, &reporters);
+        return Ok(with_regressions(&cli, code, &regressed));
     }
     let mut agent = agent_binary(&cli)?;
     if let Some(why) = subreaper_missing_for(&targets) {
@@ -312,12 +345,36 @@ fn run() -> anyhow::Result<ExitCode> {
     live::sweep_children(std::time::Duration::from_secs(5));
     written?;
     let judged_bad = *judgement.lock().unwrap_or_else(|p| p.into_inner());
-    Ok(match judged_bad {
+    let code = match judged_bad {
         // With --expected, only what the file does not foresee fails the run.
         Some(true) => ExitCode::from(101),
         Some(false) => ExitCode::SUCCESS,
         None => exit_code(&cli, &conclusion, &reporters),
-    })
+    };
+    Ok(with_regressions(&cli, code, &regressed))
+}
+
+/// `--fail-on-regression`: a regression against the baseline makes the run
+/// fail (101), whatever else it did; otherwise the code stands.
+fn with_regressions(cli: &cli::Cli, code: ExitCode, regressed: &reporting::Regressed) -> ExitCode {
+    let regressed = *regressed.lock().unwrap_or_else(|p| p.into_inner());
+    if cli.fail_on_regression && regressed == Some(true) {
+        ExitCode::from(101)
+    } else {
+        code
+    }
+}
+
+/// `--baseline FILE`: an orphanage report of this schema, sharing scenarios
+/// with these suites (a grown or shrunk suite does; another suite does not).
+fn load_baseline(
+    path: &std::path::Path,
+    loaded: &[discover::Loaded],
+) -> anyhow::Result<report_file::ReportFile> {
+    let mut read = report_file::read_all(&[path.to_path_buf()])?;
+    let names: std::collections::HashSet<&str> = loaded.iter().map(|l| l.name.as_str()).collect();
+    baseline::check_same_suite(path, &read, &names)?;
+    Ok(read.remove(0))
 }
 
 /// `--expected FILE`, validated against the suites' scenario names.
@@ -395,6 +452,11 @@ fn check_flags(cli: &cli::Cli) -> anyhow::Result<()> {
     {
         anyhow::bail!("--runtime-root keeps a runtime's state: it needs --runtime");
     }
+    if (cli.test.list || cli.check || matches!(cli.command, Some(cli::Command::Explore(_))))
+        && cli.baseline.is_some()
+    {
+        anyhow::bail!("--baseline compares a run's results: --list, --check and explore give none");
+    }
     if matches!(cli.command, Some(cli::Command::Explore(_)))
         && (cli.report.is_some() || cli.junit.is_some() || cli.events.is_some())
     {
@@ -428,6 +490,7 @@ fn cells_of(
             kernel: String::new(),
             version: None,
             init: None,
+            platform: None,
             summary: Default::default(),
         }];
     }
@@ -446,6 +509,12 @@ fn cells_of(
             version: versions.get(i).cloned(),
             init: match t {
                 targets::Target::Runtime(r) => r.init.as_ref().map(|i| i.name().to_string()),
+                _ => None,
+            },
+            platform: match t {
+                targets::Target::Runtime(r) => {
+                    Some(targets::runtime_platform(&r.cli)).filter(|p| !p.is_empty())
+                }
                 _ => None,
             },
             summary: Default::default(),
