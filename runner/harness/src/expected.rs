@@ -34,6 +34,10 @@ struct Entry {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Conditions {
+    /// The target's name (`runsc+tini`, `runc`, `host`): what keeps an
+    /// entry to its runtime when one file judges a merge of many.
+    #[serde(default)]
+    pub target: Option<String>,
     /// The runtime's `--version` (its first line).
     #[serde(default)]
     pub runtime_version: Option<String>,
@@ -168,6 +172,8 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 pub struct Context {
     /// Trial-name prefix of the target (`runsc:`; empty for the host).
     pub prefix: String,
+    /// The target's name (`runsc+tini`, `host`).
+    pub target: String,
     pub runtime_version: String,
     pub kernel: String,
     pub platform: String,
@@ -178,7 +184,8 @@ impl Conditions {
         let holds = |pattern: &Option<String>, value: &str| {
             pattern.as_deref().is_none_or(|p| glob(p, value))
         };
-        holds(&self.runtime_version, &context.runtime_version)
+        holds(&self.target, &context.target)
+            && holds(&self.runtime_version, &context.runtime_version)
             && holds(&self.kernel, &context.kernel)
             && holds(&self.platform, &context.platform)
     }
@@ -373,6 +380,7 @@ mod tests {
         let d = parse(path(), text, KNOWN).unwrap();
         let context = Context {
             prefix: "runsc:".into(),
+            target: "runsc".into(),
             runtime_version: "runsc version 0.0~20221219.0".into(),
             kernel: "6.18".into(),
             platform: "ptrace".into(),
@@ -402,6 +410,21 @@ mod tests {
             text.ends_with("1 as Linux, 1 expected, 1 unexpected, 1 stale"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_target_condition_keeps_an_entry_to_its_runtime() {
+        let when = Conditions {
+            target: Some("runsc*".into()),
+            ..Default::default()
+        };
+        let on = |target: &str| Context {
+            target: target.into(),
+            ..Default::default()
+        };
+        assert!(when.hold(&on("runsc+tini")));
+        assert!(!when.hold(&on("runc+tini")));
+        assert!(!when.hold(&on("host")));
     }
 
     #[test]

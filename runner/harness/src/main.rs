@@ -409,6 +409,7 @@ fn expected_contexts(targets: &[targets::Target], versions: &[String]) -> Vec<ex
             };
             expected::Context {
                 prefix: t.prefix(),
+                target: t.label().to_string(),
                 runtime_version,
                 kernel: kernel.clone(),
                 platform,

@@ -37,10 +37,10 @@ table.matrix thead th{position:sticky;top:0;background:var(--head);z-index:2;ver
 table.matrix .scenario{position:sticky;left:0;background:Canvas;z-index:1;min-width:18em;max-width:30em}\
 table.matrix thead th.scenario{z-index:3;background:var(--head)}\
 tr.area th{background:var(--head);text-align:left;font-size:1.05em;position:sticky;left:0}\
-.kernel{font-weight:700;word-break:break-all}.target{color:var(--muted);word-break:break-word}\
+.kernel{font-weight:700;overflow-wrap:anywhere}table.list .kernel{white-space:nowrap}.target{color:var(--muted);word-break:break-word}\
 .file{color:var(--muted);font-size:.85em;display:block;word-break:break-all}\
-.counts{display:block;margin-top:.3em;white-space:nowrap}\
-.counts b{display:inline-block;padding:0 .3em;margin-right:.15em;border-radius:.3em;font-weight:600}\
+.counts{display:block;margin-top:.3em}\
+.counts b{display:inline-block;padding:0 .3em;margin:.1em .15em 0 0;border-radius:.3em;font-weight:600;white-space:nowrap}\
 .pass{background:var(--pass);color:var(--pass-fg)}.fail{background:var(--fail);color:var(--fail-fg)}\
 .unsupported{background:var(--unsupported);color:var(--unsupported-fg)}.broken{background:var(--broken);color:var(--broken-fg)}\
 .missing{color:var(--missing-fg);font-style:italic;background:repeating-linear-gradient(135deg,transparent 0 6px,var(--unsupported) 6px 8px)}\

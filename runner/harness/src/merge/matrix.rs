@@ -76,6 +76,7 @@ impl<'a> Column<'a> {
     pub fn context(&self) -> Context {
         Context {
             prefix: String::new(),
+            target: self.cell.name.clone(),
             runtime_version: self.cell.version.clone().unwrap_or_default(),
             kernel: self.cell.kernel.clone(),
             platform: self.cell.platform.clone().unwrap_or_default(),
