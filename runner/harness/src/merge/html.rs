@@ -15,6 +15,12 @@ use std::fmt::Write;
 /// The longest reason a note shows; the rest is counted, not shown.
 const REASON_CHARS: usize = 8000;
 
+/// A kernel release, target or version as a header shows it: a machine
+/// that sends a kilobyte of release string does not get a kilobyte of header.
+fn short(text: &str) -> String {
+    html(&clip(text, 120))
+}
+
 const STYLE: &str = "\
 :root{color-scheme:light dark;--line:#d0d7de;--muted:#57606a;--head:#f6f8fa;\
 --pass:#dafbe1;--pass-fg:#116329;--fail:#ffd7d5;--fail-fg:#82071e;--unsupported:#eaeef2;\
@@ -37,7 +43,7 @@ table.matrix thead th{position:sticky;top:0;background:var(--head);z-index:2;ver
 table.matrix .scenario{position:sticky;left:0;background:Canvas;z-index:1;min-width:18em;max-width:30em}\
 table.matrix thead th.scenario{z-index:3;background:var(--head)}\
 tr.area th{background:var(--head);text-align:left;font-size:1.05em;position:sticky;left:0}\
-.kernel{font-weight:700;overflow-wrap:anywhere}table.list .kernel{white-space:nowrap}.target{color:var(--muted);word-break:break-word}\
+.kernel{font-weight:700;overflow-wrap:anywhere}table.list .kernel{min-width:12em;max-width:22em}.target{color:var(--muted);word-break:break-word}\
 .file{color:var(--muted);font-size:.85em;display:block;word-break:break-all}\
 .counts{display:block;margin-top:.3em}\
 .counts b{display:inline-block;padding:0 .3em;margin:.1em .15em 0 0;border-radius:.3em;font-weight:600;white-space:nowrap}\
@@ -188,10 +194,10 @@ fn columns(out: &mut String, m: &Matrix<'_>) {
             "<tr id=\"col-{}\"><td>#{}</td><td class=\"kernel\">{}</td><td>{}<span class=\"target\"> · {}</span></td><td>{}</td><td>{}</td><td class=\"mono\">{}",
             c.number,
             c.number,
-            html(&c.cell.kernel),
-            html(&c.cell.name),
-            html(&target_text(c.cell)),
-            html(&c.cell.kind),
+            short(&c.cell.kernel),
+            short(&c.cell.name),
+            short(&target_text(c.cell)),
+            short(&c.cell.kind),
             counts_html(&c.counts),
             html(&c.source.display().to_string()),
         );
@@ -277,9 +283,9 @@ fn differences(out: &mut String, m: &Matrix<'_>) {
             "<th><a href=\"#col-{}\">#{}</a> <span class=\"kernel\">{}</span><br>{}<br><span class=\"target\">{}</span>{}</th>",
             c.number,
             c.number,
-            html(&c.cell.kernel),
-            html(&c.cell.name),
-            html(&target_text(c.cell)),
+            short(&c.cell.kernel),
+            short(&c.cell.name),
+            short(&target_text(c.cell)),
             counts_html(&c.counts)
         );
     }
