@@ -174,12 +174,21 @@ pub enum KernelsCommand {
 /// line without its `error: ` label (the usage and tips that follow are what
 /// `--help` is for).
 pub fn one_line_error(rendered: &str) -> String {
-    let first = rendered
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    format!("{first} (see --help)")
+    let mut lines = rendered.lines().skip_while(|l| l.trim().is_empty());
+    let first = lines.next().unwrap_or("");
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    // "the following required arguments were not provided:" lists them on
+    // the indented lines below: those belong to the one line.
+    if line.ends_with(':') {
+        let listed: Vec<&str> = lines
+            .take_while(|l| l.starts_with(' ') && !l.trim().is_empty())
+            .map(str::trim)
+            .collect();
+        if !listed.is_empty() {
+            line = format!("{line} {}", listed.join(", "));
+        }
+    }
+    format!("{line} (see --help)")
 }
 
 /// `--format ktap` is orphanage's, not libtest's: takes it out of the
@@ -216,6 +225,11 @@ mod tests {
         let err = Cli::try_parse_from(["orphanage", "--bogus"]).unwrap_err();
         let line = one_line_error(&err.render().to_string());
         assert_eq!(line, "unexpected argument '--bogus' found (see --help)");
+        let err = Cli::try_parse_from(["orphanage", "--fail-on-regression"]).unwrap_err();
+        assert_eq!(
+            one_line_error(&err.render().to_string()),
+            "the following required arguments were not provided: --baseline <FILE> (see --help)"
+        );
         let err = Cli::try_parse_from(["orphanage", "--vm-cpus", "0"]).unwrap_err();
         let line = one_line_error(&err.render().to_string());
         assert!(!line.contains('\n') && line.contains("--vm-cpus"), "{line}");
