@@ -302,7 +302,9 @@ mod tests {
             )
         );
         let missing = dir.path().join("none.json");
-        let e = read_all(&[missing.clone()]).unwrap_err().to_string();
+        let e = read_all(std::slice::from_ref(&missing))
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             format!(
