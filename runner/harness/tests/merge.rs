@@ -437,7 +437,7 @@ fn a_hostile_report_cannot_inject_into_any_output() {
     // Table rows keep their cell count: no unescaped pipe, no raw newline.
     let row = markdown
         .lines()
-        .find(|l| l.starts_with("| memfd\\:\\:sealed"))
+        .find(|l| l.starts_with("| memfd::sealed"))
         .unwrap();
     let unescaped_pipes = row
         .char_indices()

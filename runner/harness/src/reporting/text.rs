@@ -87,10 +87,12 @@ pub fn html(text: &str) -> String {
 }
 
 /// Neutralised, then `<`, `>` and `&` as entities (so not even a renderer
-/// that passes HTML through sees a tag) and every other ASCII punctuation
-/// character backslash-escaped (CommonMark lets any be, and then none can
-/// start markup: not a pipe that would end a table cell, nor a backtick).
-/// Newlines become `<br>`, so a reason stays inside its cell.
+/// that passes HTML through sees a tag or an entity), and every character
+/// that can open inline markup backslash-escaped: `|` that would end a
+/// table cell, backticks, emphasis, links and images, strikethrough, math
+/// and the backslash itself. Newlines become `<br>`, so a reason stays
+/// inside its cell and no line of it can start a block (a heading, a
+/// list), which is why `#`, `-` and `.` need no escape.
 pub fn markdown(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 4);
     for c in neutralise(text).chars() {
@@ -100,7 +102,7 @@ pub fn markdown(text: &str) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
-            c if c.is_ascii_punctuation() => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' | '!' | '$' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -143,7 +145,7 @@ mod tests {
         let md = markdown("a | b `code` <img src=x> **bold** [l](u) &amp;\nnext");
         assert_eq!(
             md,
-            "a \\| b \\`code\\` &lt;img src\\=x&gt; \\*\\*bold\\*\\* \\[l\\]\\(u\\) &amp;amp\\;<br>next"
+            "a \\| b \\`code\\` &lt;img src=x&gt; \\*\\*bold\\*\\* \\[l\\](u) &amp;amp;<br>next"
         );
         assert!(!md.contains('\n'));
         // Every pipe left is escaped.
