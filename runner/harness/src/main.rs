@@ -10,7 +10,6 @@ mod expected;
 mod explore;
 mod kernels;
 mod live;
-mod matrix;
 mod merge;
 mod report_file;
 mod reporting;

@@ -6,8 +6,9 @@
 use crate::cli::{Cli, KernelsCommand};
 use crate::discover::Loaded;
 use crate::kernels::{self, FetchError, Kernel};
-use crate::matrix::{self, Column, Figures};
-use crate::reporting::TrialRecord;
+use crate::reporting::{
+    self, CellInfo, Column, Figures, MatrixReport, Reporters, RunEvent, TrialRecord,
+};
 use crate::targets::vm::{self, Batch, Chosen, Progress, VmRun};
 use crate::{live, trials};
 use anyhow::{bail, Context};
@@ -224,9 +225,9 @@ impl SingleVm {
             return;
         };
         let col = column(&self.kernel.name, chosen, *floor, run, vec![]);
-        for line in matrix::figures_lines(std::slice::from_ref(&col))
+        for line in reporting::figures_lines(std::slice::from_ref(&col))
             .into_iter()
-            .chain(matrix::left_behind_line(&col))
+            .chain(reporting::left_behind_line(&col))
         {
             eprintln!("orphanage: {line}");
         }
@@ -320,6 +321,33 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
             why: "no VM".into(),
         },
     };
+    // The reports' files are opened now: a bad path is bad input, found
+    // before any VM starts.
+    let cells = Arc::new(Mutex::new(
+        kernels
+            .iter()
+            .zip(&images)
+            .map(|(k, image)| CellInfo {
+                name: k.name.clone(),
+                kind: if image.is_some() { "vm" } else { "host" }.into(),
+                kernel: String::new(),
+                version: None,
+                init: None,
+                platform: None,
+                summary: Default::default(),
+            })
+            .collect(),
+    ));
+    let shared_columns = Arc::new(Mutex::new(
+        kernels.iter().map(|k| Column::waiting(&k.name)).collect(),
+    ));
+    let mut reporters = crate::reporters_for(cli, &[], cells.clone(), false)?;
+    reporters.add(Box::new(MatrixReport::new(
+        selected.iter().map(|l| l.name.clone()).collect(),
+        shared_columns.clone(),
+        cli.matrix_report.clone(),
+    )?));
+    let reporters = Arc::new(reporters);
     let scenarios = vm_scenarios(selected);
     let parallel = host_cores().min(kernels.len());
     eprintln!(
@@ -330,8 +358,10 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
         chosen.why,
     );
     let next = Mutex::new(0usize);
-    let columns: Mutex<Vec<Option<Column>>> = Mutex::new(vec![None; kernels.len()]);
-    let started = std::time::Instant::now();
+    let bad = std::sync::atomic::AtomicBool::new(false);
+    reporters.emit(&RunEvent::RunStarted {
+        selected: kernels.len() * selected.len(),
+    });
     let board = Board::new(kernels.iter().map(|k| k.name.clone()));
     std::thread::scope(|scope| {
         for _ in 0..parallel {
@@ -356,60 +386,70 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
                         (&chosen, cpus),
                         (&scenarios, selected),
                         cli.boot_floor,
-                        (&board, i),
+                        (&board, i, &reporters),
                     ),
-                    (None, Some(host)) => run_host_cell(k, host.path(), selected, (&board, i)),
+                    (None, Some(host)) => {
+                        run_host_cell(k, host.path(), selected, (&board, i, &reporters))
+                    }
                     (None, None) => unreachable!("the host agent exists when a column needs it"),
                 };
                 if live::interrupted() {
                     live::stand_down();
                 }
-                columns.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(col);
+                if col
+                    .records
+                    .iter()
+                    .any(|r| matches!(r.outcome, Outcome::Fail | Outcome::Broken))
+                {
+                    bad.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                cells.lock().unwrap_or_else(|p| p.into_inner())[i].kernel =
+                    col.release.clone().unwrap_or_default();
+                // The reporter has the records from the events already.
+                shared_columns.lock().unwrap_or_else(|p| p.into_inner())[i] = Column {
+                    records: vec![],
+                    ..col
+                };
             });
         }
     });
     board.finish();
-    let columns: Vec<Column> = columns
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .into_iter()
-        .flatten()
-        .collect();
-    let rows: Vec<String> = selected.iter().map(|l| l.name.clone()).collect();
-    println!();
-    print!("{}", matrix::render_text(&rows, &columns));
-    println!();
-    for l in matrix::reasons(&rows, &columns) {
-        println!("{l}");
+    reporters.finish()?;
+    if reporters.finished_trials() == 0 {
+        eprintln!("orphanage: no scenario ran");
+        return Ok(ExitCode::from(2));
     }
-    println!();
-    for l in matrix::figures_lines(&columns) {
-        println!("{l}");
-    }
-    println!("whole matrix: {:.1} s", started.elapsed().as_secs_f64());
-    if let Some(dir) = &cli.matrix_report {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        std::fs::write(
-            dir.join("matrix.md"),
-            matrix::render_markdown(&rows, &columns),
-        )
-        .with_context(|| format!("cannot write {}", dir.join("matrix.md").display()))?;
-        std::fs::write(
-            dir.join("matrix.html"),
-            matrix::render_html(&rows, &columns),
-        )
-        .with_context(|| format!("cannot write {}", dir.join("matrix.html").display()))?;
-    }
-    let bad = columns.iter().any(|c| {
-        c.records
-            .iter()
-            .any(|r| matches!(r.outcome, Outcome::Fail | Outcome::Broken))
-    });
-    Ok(if bad {
+    Ok(if bad.into_inner() {
         ExitCode::from(101)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Tells the reporters about one scenario of a cell: its trial, its events
+/// and its record, which it returns.
+fn report_trial(
+    reporters: &Reporters,
+    kernel: &str,
+    l: &Loaded,
+    events: &[orphanage_scenario::Event],
+    duration: Duration,
+) -> TrialRecord {
+    // Prefixed like a runtime's trials, so names are unique across cells.
+    let trial = trials::trial_info(&format!("{kernel}:"), kernel, l);
+    reporters.emit(&RunEvent::TrialStarted { trial: &trial });
+    for event in events {
+        reporters.emit(&RunEvent::Scenario {
+            trial: &trial,
+            event,
+        });
+    }
+    let record = TrialRecord::from_events(&trial, events, duration);
+    reporters.emit(&RunEvent::TrialFinished {
+        trial: &trial,
+        record: &record,
+    });
+    record
 }
 
 /// The matrix's progress while kernels boot. On a terminal, one status line
@@ -472,9 +512,8 @@ fn run_cell(
     (chosen, cpus): (&Chosen, u32),
     (scenarios, selected): (&[VmScenario], &[Loaded]),
     with_floor: bool,
-    board: (&Board, usize),
+    (board, i, reporters): (&Board, usize, &Reporters),
 ) -> Column {
-    let (board, i) = board;
     let floor = if with_floor {
         board.set(i, "measuring the boot floor".into(), true);
         boot_floor(k, image, agent, chosen, cpus)
@@ -516,8 +555,10 @@ fn run_cell(
                 orphanage_scenario::Event::Finished { steps_ms, .. } => Some(*steps_ms),
                 _ => None,
             });
-            TrialRecord::from_events(
-                &trials::trial_info("", &k.name, l),
+            report_trial(
+                reporters,
+                &k.name,
+                l,
                 &events,
                 Duration::from_secs_f64(steps_ms.unwrap_or(0.0) / 1000.0),
             )
@@ -540,8 +581,12 @@ fn run_cell(
 }
 
 /// The host column: the same scenarios on the running kernel, one at a time.
-fn run_host_cell(k: &Kernel, agent: &Path, selected: &[Loaded], board: (&Board, usize)) -> Column {
-    let (board, i) = board;
+fn run_host_cell(
+    k: &Kernel,
+    agent: &Path,
+    selected: &[Loaded],
+    (board, i, reporters): (&Board, usize, &Reporters),
+) -> Column {
     board.set(i, "running on the host".into(), true);
     let started = std::time::Instant::now();
     let records = selected
@@ -551,11 +596,7 @@ fn run_host_cell(k: &Kernel, agent: &Path, selected: &[Loaded], board: (&Board, 
             let mut events = Vec::new();
             crate::targets::Target::Host(Default::default())
                 .run(agent, &l.scenario, &mut |e| events.push(e.clone()));
-            TrialRecord::from_events(
-                &trials::trial_info("", &k.name, l),
-                &events,
-                begun.elapsed(),
-            )
+            report_trial(reporters, &k.name, l, &events, begun.elapsed())
         })
         .collect();
     let release = nix::sys::utsname::uname()

@@ -15,6 +15,7 @@ mod root_mode;
 mod scenario;
 mod step;
 mod vm_wire;
+mod wait_status;
 
 pub use console_frames::{encode_frame, FramePiece, FrameReader};
 pub use deadline::{Deadline, DEFAULT_DEADLINE, MAX_DEADLINE};
@@ -32,3 +33,4 @@ pub use step::{
     WaitApi, WaitTarget,
 };
 pub use vm_wire::{verdict_without_finish, AgentEnd, VmFrame, VmScenario, VM_SCENARIOS_PATH};
+pub use wait_status::{describe_expected_status, WaitStatus};

@@ -1,6 +1,7 @@
 //! Reporting: the executor emits one stream of events and every output is a
 //! reporter that consumes it (the JSON report, JUnit, KTAP, the event log,
-//! the side-by-side table, the expected-differences and baseline judgements).
+//! the side-by-side table, the kernel matrix, the expected-differences and
+//! baseline judgements).
 //! A new output format is one new file here.
 
 mod baseline_report;
@@ -10,6 +11,7 @@ mod expected_report;
 mod json;
 mod junit;
 mod ktap;
+mod matrix;
 mod record;
 mod reporter;
 mod side_by_side;
@@ -23,6 +25,7 @@ pub use expected_report::{ExpectedReport, Judgement};
 pub use json::{CellInfo, JsonReport, SCHEMA_VERSION};
 pub use junit::{test_case, JunitReport};
 pub use ktap::KtapReport;
+pub use matrix::{figures_lines, left_behind_line, Column, Figures, MatrixReport};
 pub use record::{RecordFold, TrialRecord};
 #[cfg(test)]
 pub use reporter::ReportError;

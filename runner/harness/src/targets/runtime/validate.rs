@@ -61,7 +61,7 @@ pub fn check_runtime(cli: &RuntimeCli, arg: &str) -> Result<String, RuntimeError
     let version = match bounded(&cli.program, &cli.version(), limit) {
         Ok(r) if r.ok && !r.output.is_empty() => r.output.lines().next().unwrap_or("").to_string(),
         Ok(r) => return Err(RuntimeError::NoVersion(arg.into(), first_line(&r.output))),
-        Err(e) => return Err(RuntimeError::NoVersion(arg.into(), e)),
+        Err(e) => return Err(RuntimeError::NoVersion(arg.into(), e.to_string())),
     };
     match bounded(
         &cli.program,
@@ -70,7 +70,7 @@ pub fn check_runtime(cli: &RuntimeCli, arg: &str) -> Result<String, RuntimeError
     ) {
         Ok(r) if answers_unknown_state(r.ok, &r.output) => Ok(version),
         Ok(r) => Err(RuntimeError::NoState(arg.into(), first_line(&r.output))),
-        Err(e) => Err(RuntimeError::NoState(arg.into(), e)),
+        Err(e) => Err(RuntimeError::NoState(arg.into(), e.to_string())),
     }
 }
 
