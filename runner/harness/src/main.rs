@@ -169,9 +169,12 @@ fn run() -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
-    let baseline = match &cli.baseline {
-        Some(path) => Some((path.clone(), load_baseline(path, &loaded)?)),
-        None => None,
+    let mut baseline = BaselineRun {
+        file: match &cli.baseline {
+            Some(path) => Some((path.clone(), load_baseline(path, &loaded)?)),
+            None => None,
+        },
+        regressed: reporting::Regressed::default(),
     };
     // From here on things are created: guard them against Ctrl-C first.
     live::install_interrupt_handler().context("cannot set up the interrupt handler")?;
@@ -200,9 +203,6 @@ fn run() -> anyhow::Result<ExitCode> {
     {
         anyhow::bail!("--runtime and --kernel/--kernels pick different targets: give one");
     }
-    if cli.baseline.is_some() && cli.kernels.is_some() {
-        anyhow::bail!("--baseline compares one run's cells; for a --kernels matrix, merge its report: orphanage merge REPORT --baseline FILE");
-    }
     if cli.expected.is_some() && (cli.kernel.is_some() || cli.kernels.is_some()) {
         anyhow::bail!("--expected judges a host or runtime run, not --kernel or --kernels");
     }
@@ -230,7 +230,8 @@ fn run() -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        return vm_run::matrix(&cli, file, &selected);
+        let code = vm_run::matrix(&cli, file, &selected, &mut baseline)?;
+        return Ok(with_regressions(&cli, code, &baseline.regressed));
     }
     let vm = match &cli.kernel {
         Some(kernel) => Some(vm_run::prepare_single(&cli, kernel, &in_vm)?),
@@ -238,7 +239,7 @@ fn run() -> anyhow::Result<ExitCode> {
     };
     // Open the reports now: a bad path is bad input, found before anything runs.
     let cells = Arc::new(Mutex::new(cells_of(&targets, &versions, vm.is_some())));
-    let mut reporters = reporters_for(&cli, &targets, cells.clone(), ktap)?;
+    let mut reporters = reporters_for(&cli, &targets, cells.clone(), ktap, &mut baseline)?;
     let judgement = reporting::Judgement::default();
     if let Some((path, differences)) = expected {
         reporters.add(Box::new(reporting::ExpectedReport::new(
@@ -248,15 +249,7 @@ fn run() -> anyhow::Result<ExitCode> {
             judgement.clone(),
         )));
     }
-    let regressed = reporting::Regressed::default();
-    if let Some((path, report)) = baseline {
-        reporters.add(Box::new(reporting::BaselineReport::new(
-            path,
-            report,
-            cells.clone(),
-            regressed.clone(),
-        )));
-    }
+    let regressed = baseline.regressed.clone();
     let reporters = Arc::new(reporters);
     let selected = targets
         .iter()
@@ -362,6 +355,13 @@ fn with_regressions(cli: &cli::Cli, code: ExitCode, regressed: &reporting::Regre
     } else {
         code
     }
+}
+
+/// `--baseline FILE`, read and checked before anything runs, and (once the
+/// run is over) whether a scenario regressed against it.
+pub struct BaselineRun {
+    pub file: Option<(PathBuf, report_file::ReportFile)>,
+    pub regressed: reporting::Regressed,
 }
 
 /// `--baseline FILE`: an orphanage report of this schema, sharing scenarios
@@ -528,6 +528,7 @@ fn reporters_for(
     targets: &[targets::Target],
     cells: Arc<Mutex<Vec<reporting::CellInfo>>>,
     ktap: bool,
+    baseline: &mut BaselineRun,
 ) -> anyhow::Result<reporting::Reporters> {
     let mut reporters: Vec<Box<dyn reporting::Reporter>> = Vec::new();
     if ktap {
@@ -553,7 +554,7 @@ fn reporters_for(
     {
         let command_line: Vec<String> = std::env::args().collect();
         if let Some(p) = &cli.report {
-            let json = reporting::JsonReport::create(p.clone(), command_line, cells)?;
+            let json = reporting::JsonReport::create(p.clone(), command_line, cells.clone())?;
             reporters.push(Box::new(json));
         }
         if let Some(p) = &cli.events {
@@ -564,6 +565,14 @@ fn reporters_for(
             let junit = reporting::JunitReport::create(p.clone())?;
             reporters.push(Box::new(junit));
         }
+    }
+    if let Some((path, report)) = baseline.file.take() {
+        reporters.push(Box::new(reporting::BaselineReport::new(
+            path,
+            report,
+            cells,
+            baseline.regressed.clone(),
+        )));
     }
     if targets.len() > 1 {
         let labels = targets.iter().map(|t| t.label().to_string()).collect();

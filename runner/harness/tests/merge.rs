@@ -381,6 +381,47 @@ fn a_run_compares_with_its_baseline_and_fails_on_a_regression_only_when_asked() 
     assert!(!stdout.contains("running"), "nothing ran: {stdout}");
 }
 
+#[test]
+fn a_kernel_matrix_compares_with_its_baseline_too() {
+    // The running kernel as the matrix's one cell (no VM needed).
+    let dir = tempfile::tempdir().unwrap();
+    let kernels = dir.path().join("kernels.yaml");
+    std::fs::write(&kernels, "kernels:\n  - name: host\n    host: true\n").unwrap();
+    let suites = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(suites.path().join("subreaper")).unwrap();
+    std::fs::copy(
+        repo().join("fixtures/wrong/subreaper/reparent_to_wrong_process.yaml"),
+        suites
+            .path()
+            .join("subreaper/reparent_to_wrong_process.yaml"),
+    )
+    .unwrap();
+    let then = write(
+        dir.path(),
+        "then.json",
+        &report(
+            &[("host", "host", &host_release(), None)],
+            &[("host", "subreaper::reparent_to_wrong_process", "pass", "")],
+        ),
+    );
+    let out = orphanage()
+        .arg("--suites")
+        .arg(suites.path())
+        .arg("--kernels")
+        .arg(&kernels)
+        .arg("--baseline")
+        .arg(&then)
+        .arg("--fail-on-regression")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(101), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("  REGRESSION  host subreaper::reparent_to_wrong_process: pass -> fail"),
+        "{stdout}"
+    );
+}
+
 fn host_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .unwrap()
