@@ -5,7 +5,7 @@
 //! table, then the scenarios that pass everywhere. Every string from a
 //! report goes through `text::html`.
 
-use super::matrix::{target_text, Counts, Matrix, RowKind, Shown};
+use super::matrix::{release_text, target_text, Counts, Matrix, RowKind, Shown};
 use crate::baseline::Movement;
 use crate::expected::Mark;
 use crate::reporting::text::{clip, html};
@@ -194,7 +194,7 @@ fn columns(out: &mut String, m: &Matrix<'_>) {
             "<tr id=\"col-{}\"><td>#{}</td><td class=\"kernel\">{}</td><td>{}<span class=\"target\"> · {}</span></td><td>{}</td><td>{}</td><td class=\"mono\">{}",
             c.number,
             c.number,
-            short(&c.cell.kernel),
+            short(release_text(c.cell)),
             short(&c.cell.name),
             short(&target_text(c.cell)),
             short(&c.cell.kind),
@@ -283,7 +283,7 @@ fn differences(out: &mut String, m: &Matrix<'_>) {
             "<th><a href=\"#col-{}\">#{}</a> <span class=\"kernel\">{}</span><br>{}<br><span class=\"target\">{}</span>{}</th>",
             c.number,
             c.number,
-            short(&c.cell.kernel),
+            short(release_text(c.cell)),
             short(&c.cell.name),
             short(&target_text(c.cell)),
             counts_html(&c.counts)

@@ -3,7 +3,7 @@
 //! through `text::markdown`, so none can end a table cell, open a code span
 //! or bring HTML in.
 
-use super::matrix::{target_text, Counts, Matrix, RowKind, Shown};
+use super::matrix::{release_text, target_text, Counts, Matrix, RowKind, Shown};
 use crate::baseline::Movement;
 use crate::expected::Mark;
 use crate::reporting::text::{clip, markdown as md};
@@ -94,7 +94,7 @@ pub fn render(m: &Matrix<'_>) -> String {
             out,
             "| #{} | {} | {} · {} | {} | {}{same} |",
             c.number,
-            md(&c.cell.kernel),
+            md(release_text(c.cell)),
             md(&c.cell.name),
             md(&target_text(c.cell)),
             counts(&c.counts),
@@ -154,7 +154,7 @@ pub fn render(m: &Matrix<'_>) -> String {
                 out,
                 " #{} {} {} |",
                 c.number,
-                md(&c.cell.kernel),
+                md(release_text(c.cell)),
                 md(&c.cell.name)
             );
         }

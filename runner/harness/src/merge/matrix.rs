@@ -251,7 +251,7 @@ impl<'a> Matrix<'a> {
                 .iter()
                 .find(|c| same_identity(c.cell, cell))
                 .map(|c| c.number);
-            let mut label = format!("{} on {}", cell.name, cell.kernel);
+            let mut label = format!("{} on {}", cell.name, release_text(cell));
             if columns.iter().any(|c| c.label == label) {
                 label = format!("{label} #{}", i + 1);
             }
@@ -450,6 +450,15 @@ impl<'a> Matrix<'a> {
     }
 }
 
+/// The kernel release as headers give it: a VM that never booted said none.
+pub fn release_text(cell: &CellInfo) -> &str {
+    if cell.kernel.is_empty() {
+        "release unknown"
+    } else {
+        &cell.kernel
+    }
+}
+
 /// The target as a column header gives it: the runtime's version line (or
 /// host, vm), the init under test and the platform.
 pub fn target_text(cell: &CellInfo) -> String {
@@ -637,6 +646,13 @@ pub(crate) mod tests {
         assert_eq!(
             target_text(&c),
             "runsc version 0.0~20221219.0, init tini, platform ptrace"
+        );
+        assert_eq!(release_text(&c), "6.1");
+        c.kernel = String::new();
+        assert_eq!(
+            release_text(&c),
+            "release unknown",
+            "a VM that never booted"
         );
     }
 }
