@@ -146,7 +146,7 @@ fn bench_host_outputs(label: &str, suites: &Path) {
             let start = Instant::now();
             let o = orphanage()
                 .arg("--suites")
-                .arg(&suites)
+                .arg(suites)
                 .arg("-q")
                 .args(extra)
                 .output()
