@@ -97,7 +97,7 @@ fn boot_floor(
 pub fn explore_target(cli: &Cli, image: &Path) -> anyhow::Result<crate::targets::Target> {
     // The user's input first: a file that is not a kernel is bad input
     // whether or not QEMU is installed.
-    vm::check_kernel_file(image).map_err(anyhow::Error::msg)?;
+    vm::check_kernel_file(image)?;
     check_qemu()?;
     let chosen = vm::choose_accel(cli.accel, image);
     eprintln!(
@@ -132,7 +132,7 @@ pub struct SingleVm {
 pub fn prepare_single(cli: &Cli, image: &Path, loaded: &[Loaded]) -> anyhow::Result<Arc<SingleVm>> {
     // The user's input first: a file that is not a kernel is bad input
     // whether or not QEMU is installed.
-    vm::check_kernel_file(image).map_err(anyhow::Error::msg)?;
+    vm::check_kernel_file(image)?;
     check_qemu()?;
     let kernel = Kernel {
         name: image
@@ -293,7 +293,7 @@ pub fn matrix(
                 k.name
             );
         };
-        vm::check_kernel_file(&image).map_err(anyhow::Error::msg)?;
+        vm::check_kernel_file(&image)?;
         images.push(Some(image));
     }
     if selected.is_empty() {
@@ -367,7 +367,7 @@ pub fn matrix(
     reporters.emit(&RunEvent::RunStarted {
         selected: kernels.len() * selected.len(),
     });
-    let board = Board::new(kernels.iter().map(|k| k.name.clone()));
+    let board = Board::new(kernels.iter().map(|k| k.name.clone()), selected.len());
     std::thread::scope(|scope| {
         for _ in 0..parallel {
             scope.spawn(|| loop {
@@ -418,7 +418,6 @@ pub fn matrix(
             });
         }
     });
-    board.finish();
     reporters.finish()?;
     if reporters.finished_trials() == 0 {
         eprintln!("orphanage: no scenario ran");
@@ -457,56 +456,77 @@ fn report_trial(
     record
 }
 
-/// The matrix's progress while kernels boot. On a terminal, one status line
-/// rewritten in place (`[5.10 booting] [6.1 12/74] ...`) with what matters
-/// printed above it; otherwise one line per step.
+/// The matrix's progress while kernels boot. On a terminal, a bar per cell
+/// (indicatif): its kernel, the time since it started, scenarios done out of
+/// the total, and its state; lines that matter are printed above the bars.
+/// Otherwise no bars, one line per step.
 struct Board {
     tty: bool,
-    cells: Mutex<Vec<(String, String)>>,
+    multi: indicatif::MultiProgress,
+    bars: Vec<(String, indicatif::ProgressBar)>,
 }
 
 impl Board {
-    fn new(names: impl Iterator<Item = String>) -> Self {
+    fn new(names: impl Iterator<Item = String>, scenarios: usize) -> Self {
+        use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
         use std::io::IsTerminal;
-        Board {
-            tty: std::io::stderr().is_terminal(),
-            cells: Mutex::new(names.map(|n| (n, "waiting".into())).collect()),
-        }
+        let tty = std::io::stderr().is_terminal();
+        let multi = MultiProgress::with_draw_target(if tty {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        let style = ProgressStyle::with_template(
+            "{prefix:>12} {elapsed:>4} [{bar:24}] {pos:>3}/{len:3} {msg}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> ");
+        let bars = names
+            .map(|name| {
+                let bar = multi.add(ProgressBar::new(scenarios as u64));
+                bar.set_style(style.clone());
+                bar.set_prefix(name.clone());
+                bar.set_message("waiting");
+                (name, bar)
+            })
+            .collect();
+        Board { tty, multi, bars }
     }
 
-    fn redraw(&self, cells: &[(String, String)]) {
-        let line: Vec<String> = cells.iter().map(|(n, s)| format!("[{n} {s}]")).collect();
-        eprint!("\r\x1b[K{}", line.join(" "));
-    }
-
-    /// A cell's state changed; `every_time` says whether a log line is worth it too.
+    /// A cell's state changed; `every_time` says whether a log line is worth
+    /// it too where there are no bars.
     fn set(&self, i: usize, state: String, every_time: bool) {
-        let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
-        if self.tty {
-            cells[i].1 = state;
-            self.redraw(&cells);
-        } else if every_time {
-            eprintln!("[{}] {state}", cells[i].0);
-            cells[i].1 = state;
+        let (name, bar) = &self.bars[i];
+        if !self.tty && every_time {
+            eprintln!("[{name}] {state}");
+        }
+        bar.set_message(state);
+    }
+
+    /// Scenarios done in a cell.
+    fn done(&self, i: usize, done: usize, total: usize) {
+        let bar = &self.bars[i].1;
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message("running");
+        if !self.tty && (done == total || done % 20 == 0) {
+            eprintln!("[{}] {done}/{total}", self.bars[i].0);
         }
     }
 
-    /// A line that stays: printed above the status line.
+    /// A line that stays: printed above the bars.
     fn say(&self, i: usize, line: &str) {
-        let cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+        let line = format!("[{}] {line}", self.bars[i].0);
         if self.tty {
-            eprint!("\r\x1b[K");
-        }
-        eprintln!("[{}] {line}", cells[i].0);
-        if self.tty {
-            self.redraw(&cells);
+            let _ = self.multi.println(line);
+        } else {
+            eprintln!("{line}");
         }
     }
 
-    fn finish(&self) {
-        if self.tty {
-            eprintln!("\r\x1b[K");
-        }
+    /// A cell is over: its bar stays, with how it ended.
+    fn end(&self, i: usize, state: String) {
+        self.bars[i].1.finish_with_message(state);
     }
 }
 
@@ -546,11 +566,7 @@ fn run_cell(
             i,
             &format!("{release} started init after {:.1} s", after.as_secs_f64()),
         ),
-        Progress::Finished { done, total } => board.set(
-            i,
-            format!("{done}/{total}"),
-            done == total || done % 20 == 0,
-        ),
+        Progress::Finished { done, total } => board.done(i, done, total),
     });
     let records: Vec<TrialRecord> = selected
         .iter()
@@ -575,11 +591,11 @@ fn run_cell(
                 i,
                 &format!("the VM failed after {:.1} s: {b}", run.wall.as_secs_f64()),
             );
-            board.set(i, "broken".into(), false);
+            board.end(i, "broken".into());
         }
         None => {
             board.say(i, &format!("done in {:.1} s", run.wall.as_secs_f64()));
-            board.set(i, "done".into(), false);
+            board.end(i, "done".into());
         }
     }
     column(&k.name, chosen, floor, &run, records)
@@ -596,12 +612,15 @@ fn run_host_cell(
     let started = std::time::Instant::now();
     let records = selected
         .iter()
-        .map(|l| {
+        .enumerate()
+        .map(|(n, l)| {
             let begun = std::time::Instant::now();
             let mut events = Vec::new();
             crate::targets::Target::Host(Default::default())
                 .run(agent, &l.scenario, &mut |e| events.push(e.clone()));
-            report_trial(reporters, &k.name, l, &events, begun.elapsed())
+            let record = report_trial(reporters, &k.name, l, &events, begun.elapsed());
+            board.done(i, n + 1, selected.len());
+            record
         })
         .collect();
     let release = nix::sys::utsname::uname()
@@ -611,7 +630,7 @@ fn run_host_cell(
         i,
         &format!("done in {:.1} s", started.elapsed().as_secs_f64()),
     );
-    board.set(i, "done".into(), false);
+    board.end(i, "done".into());
     Column {
         name: k.name.clone(),
         release,

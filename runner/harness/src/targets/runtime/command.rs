@@ -16,12 +16,14 @@ pub struct Ran {
 }
 
 /// Why a command gave no status.
+// The cause is part of the message, not a chained source: these are
+// printed on their own, in verdicts and notes, as often as through anyhow.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
-    #[error("cannot run {}: {source}", program.display())]
+    #[error("cannot run {}: {error}", program.display())]
     Spawn {
         program: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// It was still running at its limit, and was killed with its group.
     #[error("no answer within {limit:?}")]
@@ -93,9 +95,9 @@ pub fn bounded_ticking(
         .stderr(err.try_clone().map_err(CommandError::Output)?)
         .process_group(0)
         .spawn()
-        .map_err(|source| CommandError::Spawn {
+        .map_err(|error| CommandError::Spawn {
             program: program.to_path_buf(),
-            source,
+            error,
         })?;
     let status = wait_bounded_ticking(&mut child, limit, tick)?;
     let read = |f: &mut std::fs::File| {

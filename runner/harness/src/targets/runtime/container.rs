@@ -77,6 +77,17 @@ fn last_lines(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
+/// What teardown could not clean up: the container outlived it.
+#[derive(Debug, thiserror::Error)]
+enum CleanupError {
+    #[error("`delete --force` failed ({status}): {output}")]
+    DeleteFailed { status: String, output: String },
+    #[error("`delete --force`: {0}")]
+    Delete(CommandError),
+    #[error("the runtime still knows the container {:.1} s after `delete --force`", .0.as_secs_f64())]
+    StillKnown(Duration),
+}
+
 /// Everything one container run holds; dropping it deletes the container,
 /// reaps its init and removes the bundle.
 struct Run<'a> {
@@ -452,7 +463,7 @@ impl Run<'_> {
     /// reuse), then the ones that came to us are reaped (a zombie still counts
     /// as a member of its cgroup, which could not be removed), and then the
     /// runtime deletes the container. Says what could not be cleaned up.
-    fn teardown(&mut self) -> Result<(), String> {
+    fn teardown(&mut self) -> Result<(), CleanupError> {
         if std::mem::replace(&mut self.torn_down, true) {
             return Ok(());
         }
@@ -484,13 +495,12 @@ impl Run<'_> {
             }) {
                 Ok(r) if r.ok => {}
                 Ok(r) => {
-                    problem = Err(format!(
-                        "`delete --force` failed ({}): {}",
-                        r.status,
-                        last_lines(&r.output, 2)
-                    ))
+                    problem = Err(CleanupError::DeleteFailed {
+                        output: last_lines(&r.output, 2),
+                        status: r.status,
+                    })
                 }
-                Err(e) => problem = Err(format!("`delete --force`: {e}")),
+                Err(e) => problem = Err(CleanupError::Delete(e)),
             }
             if problem.is_ok() {
                 // Gone from the runtime's state, as an unknown container
@@ -508,10 +518,7 @@ impl Run<'_> {
                 let mut interval = Duration::from_millis(1);
                 while !forgotten() {
                     if budget.expired() {
-                        problem = Err(format!(
-                            "the runtime still knows the container {:.1} s after `delete --force`",
-                            started.elapsed().as_secs_f64()
-                        ));
+                        problem = Err(CleanupError::StillKnown(started.elapsed()));
                         break;
                     }
                     // A poll interval against the budget, not a synchronisation point.

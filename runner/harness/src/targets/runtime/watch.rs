@@ -7,6 +7,15 @@ use orphanage_scenario::{GoneProbe, ProcStat};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+/// A reported process that had exited (and been reaped) before the harness
+/// could pin it: it is gone, which some checks take as an answer.
+#[derive(Debug, thiserror::Error)]
+#[error("{name} (host pid {pid}) was gone before the harness could watch it")]
+pub struct GoneBeforePinned {
+    pub name: String,
+    pub pid: i32,
+}
+
 /// A container process, pinned.
 pub struct Watched {
     pub name: String,
@@ -56,7 +65,7 @@ pub fn host_pid(inner: i32, init: i32) -> Option<i32> {
 
 impl Watched {
     /// Pins `pid` if it is still the process that started at `start_time`.
-    pub fn pin(name: &str, pid: i32, start_time: u64) -> Result<Watched, String> {
+    pub fn pin(name: &str, pid: i32, start_time: u64) -> Result<Watched, GoneBeforePinned> {
         let pidfd = orphanage_agent_io::pidfd_open(pid).ok();
         // Checked after the pidfd is taken: if the start time still matches,
         // the pidfd refers to the reported process.
@@ -67,9 +76,10 @@ impl Watched {
                 start_time,
                 pidfd,
             }),
-            _ => Err(format!(
-                "{name} (host pid {pid}) was gone before the harness could watch it"
-            )),
+            _ => Err(GoneBeforePinned {
+                name: name.to_string(),
+                pid,
+            }),
         }
     }
 
