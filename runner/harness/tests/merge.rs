@@ -193,6 +193,12 @@ fn bad_input_is_one_line_naming_the_file_and_exit_2() {
         ),
     );
     let unwritable = PathBuf::from("/no/such/dir/m.html");
+    let bad_expected = d.join("expected.yaml");
+    std::fs::write(
+        &bad_expected,
+        "differences:\n  - scenario: memfd::nope\n    outcome: fail\n    reason: x\n",
+    )
+    .unwrap();
     let cases: Vec<(Vec<&dyn AsRef<std::ffi::OsStr>>, String)> = vec![
         (
             vec![&good, &schema2],
@@ -236,6 +242,13 @@ fn bad_input_is_one_line_naming_the_file_and_exit_2() {
         (
             vec![&good, &"--html", &good],
             format!("{}: is an input of this merge", good.display()),
+        ),
+        (
+            vec![&good, &"--expected", &bad_expected],
+            format!(
+                "{}:2:15: differences[0]: no scenario `memfd::nope` in the suites",
+                bad_expected.display()
+            ),
         ),
     ];
     for (args, says) in cases {
