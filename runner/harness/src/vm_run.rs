@@ -115,6 +115,7 @@ pub fn explore_target(cli: &Cli, image: &Path) -> anyhow::Result<crate::targets:
         accel: chosen.accel,
         cpus: cli.vm_cpus.unwrap_or(vm::cpus_each(host_cores(), 1)),
         results: cli.vm_results.unwrap_or_default(),
+        force_subreaper_root: cli.no_pid_namespace,
     }))
 }
 
