@@ -18,7 +18,12 @@ use std::time::Duration;
 
 /// `--kernels FILE`: every kernel in parallel (up to the number of cores),
 /// then the matrix.
-pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<ExitCode> {
+pub fn matrix(
+    cli: &Cli,
+    file: &Path,
+    selected: &[Loaded],
+    baseline: &mut crate::BaselineRun,
+) -> anyhow::Result<ExitCode> {
     let all = kernels::load(file)?;
     let kernels = kernels::select(file, all, &cli.only_kernel)?;
     let cache = kernels::cache_dir();
@@ -81,6 +86,7 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
                 kernel: String::new(),
                 version: None,
                 init: None,
+                platform: None,
                 summary: Default::default(),
             })
             .collect(),
@@ -88,7 +94,7 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
     let shared_columns = Arc::new(Mutex::new(
         kernels.iter().map(|k| Column::waiting(&k.name)).collect(),
     ));
-    let mut reporters = crate::reporters_for(cli, &[], cells.clone(), false)?;
+    let mut reporters = crate::reporters_for(cli, &[], cells.clone(), false, baseline)?;
     reporters.add(Box::new(MatrixReport::new(
         selected.iter().map(|l| l.name.clone()).collect(),
         shared_columns.clone(),
