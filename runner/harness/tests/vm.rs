@@ -389,6 +389,7 @@ fn kernels_lacking_pid_namespaces_or_subreapers(image: &Path) -> Result<(), Fail
         ("no-subreapers", "no-subreapers"),
         ("neither", "no-pid-namespaces no-subreapers"),
         ("forced", "subreaper-root"),
+        ("no-devfs", "no-devtmpfs no-sysfs"),
     ];
     let mut yaml = String::from("kernels:\n");
     for (name, knobs) in cells {
@@ -411,7 +412,7 @@ fn kernels_lacking_pid_namespaces_or_subreapers(image: &Path) -> Result<(), Fail
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let all = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    eprintln!("four cells in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!("five cells in {:.1} s", started.elapsed().as_secs_f64());
     check(out.status.code() == Some(0), || {
         format!("exit {:?}\n{all}", out.status)
     })?;
@@ -426,20 +427,22 @@ fn kernels_lacking_pid_namespaces_or_subreapers(image: &Path) -> Result<(), Fail
             .collect()
     };
     let (p, u) = ("pass", "unsupported");
+    // Without devtmpfs and sysfs nothing is lost: init makes the few
+    // device nodes it needs, and nothing reads /sys.
     for (name, expected) in [
-        ("fixture::nearest_ancestor_adopts", [p, u, u, p]),
-        ("fixture::no_subreaper_init_adopts", [u, p, u, u]),
+        ("fixture::nearest_ancestor_adopts", [p, u, u, p, p]),
+        ("fixture::no_subreaper_init_adopts", [u, p, u, u, p]),
         (
             "fixture::ns_init_ignores_sigkill_and_sigstop_from_inside",
-            [u, p, u, p],
+            [u, p, u, p, p],
         ),
-        ("fixture::zombie_stays_until_waited", [p, p, u, p]),
+        ("fixture::zombie_stays_until_waited", [p, p, u, p, p]),
         (
             "fixture::youki_sibling_init_stays_with_manager",
-            [p, u, u, p],
+            [p, u, u, p, p],
         ),
-        ("fixture::pid_namespace_init_gets_einval", [u, p, u, u]),
-        ("fixture::seal_write_refuses_writes", [p, p, p, p]),
+        ("fixture::pid_namespace_init_gets_einval", [u, p, u, u, p]),
+        ("fixture::seal_write_refuses_writes", [p, p, p, p, p]),
     ] {
         check(row(name) == expected, || {
             format!("{name}: {:?}, expected {expected:?}\n{all}", row(name))
@@ -702,9 +705,35 @@ fn explore_in_a_vm(image: &Path) -> Result<(), Failed> {
         String::from_utf8_lossy(&out.stderr)
     );
     check(out.status.code() == Some(0), || text.clone())?;
-    check(text.contains("2 trees agree with the model"), || {
-        text.clone()
-    })?;
+    check(
+        text.contains("2 trees agree with the model")
+            && text.contains("tree roots ran as: 2 pid_namespace"),
+        || text.clone(),
+    )?;
+    // And without pid namespaces: the VM's init puts each tree under a
+    // subreaper root, and the trees still agree with the model.
+    let out = orphanage()
+        .arg("--kernel")
+        .arg(image)
+        .args(["--accel", "tcg", "--no-pid-namespace", "explore"])
+        .args(["--cases", "2", "--seed", "3"])
+        .arg("--save-to")
+        .arg(tmp.path())
+        .env("TMPDIR", &vm_tmp)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check(out.status.code() == Some(0), || text.clone())?;
+    check(
+        text.contains("2 trees agree with the model")
+            && text.contains("tree roots ran as: 2 subreaper_root"),
+        || text.clone(),
+    )?;
     let left: Vec<_> = std::fs::read_dir(&vm_tmp).unwrap().flatten().collect();
     check(left.is_empty(), || format!("left in TMPDIR: {left:?}"))?;
     let qemus = processes_mentioning(&vm_tmp.to_string_lossy());
