@@ -98,6 +98,7 @@ pub fn matrix(
     reporters.add(Box::new(MatrixReport::new(
         selected.iter().map(|l| l.name.clone()).collect(),
         shared_columns.clone(),
+        cells.clone(),
         cli.matrix_report.clone(),
     )?));
     let reporters = Arc::new(reporters);
