@@ -8,11 +8,12 @@
 //! long as the scenario agrees with it: from the first step the model does
 //! not cover, or whose expectation differs from its prediction (a question
 //! for the kernel, or a wrong fixture on purpose), nothing more is judged
-//! from it. Waits are judged by the spawn tree alone: no process here is the
-//! parent of the root, of itself, or of a process that created it. A wait
-//! for a process in another branch (a stranger's child) is left to the run:
-//! whether the kernel refuses it is a question orphanage asks (with `errno:
-//! ECHILD`), and a wrong fixture asks it the wrong way round on purpose. A
+//! from it. Waits are judged by the spawn tree alone: a process's parent is
+//! always its creator or one of the creator's ancestors (an orphan goes up,
+//! to a subreaper or init; `CLONE_PARENT` gives the creator's parent), so a
+//! wait for the root, for oneself, or for anyone one did not create, directly
+//! or through one's descendants, can never succeed. Whether the kernel
+//! refuses such a wait is a question orphanage asks with `errno: ECHILD`: a
 //! step that names an `errno` expects its failure on purpose and is never a
 //! mistake.
 
@@ -151,6 +152,11 @@ impl<'a> Books<'a> {
                 if self.created(target, waiter) {
                     return Some(format!(
                         "`{by}` waits for `{t}`, which created it: a process is never the child of its own descendant; {echild}"
+                    ));
+                }
+                if !self.created(waiter, target) {
+                    return Some(format!(
+                        "`{by}` waits for `{t}`, which neither it nor any process it created made: a process's parent is always among those that made it (an orphan goes up to a subreaper or init); {echild}"
                     ));
                 }
             }
@@ -396,6 +402,7 @@ mod tests {
     #[case::killed("  - spawn: {name: a}\n  - kill: {target: a, signal: SIGKILL}\n  - set_global: {by: a, value: 1}\n", "f.yaml:6:3: steps[2]: `a` cannot set_global: it died at steps[1] (kill)")]
     #[case::orphan_of_a_dead_namespace("  - spawn: {name: ns, how: pid_namespace}\n  - spawn: {name: inner, by: ns}\n  - exit: {by: ns}\n  - exit: {by: inner}\n", "f.yaml:7:3: steps[3]: `inner` cannot exit: it died at steps[2] (exit), and is gone")]
     #[case::wait_for_root("  - wait: {for: init}\n", "f.yaml:4:3: steps[0]: `init` waits for `init`, the agent's own process, which is no process's child here; a wait that must fail names `errno: ECHILD`")]
+    #[case::wait_on_a_stranger("  - spawn: {name: p}\n  - spawn: {name: c, by: p}\n  - spawn: {name: s}\n  - exit: {by: c}\n  - wait: {by: s, for: c, status: {exited: 0}}\n", "f.yaml:8:3: steps[4]: `s` waits for `c`, which neither it nor any process it created made: a process's parent is always among those that made it (an orphan goes up to a subreaper or init); a wait that must fail names `errno: ECHILD`")]
     #[case::wait_for_itself("  - spawn: {name: a}\n  - wait: {by: a, for: a, status: running, flags: [WNOHANG]}\n", "f.yaml:5:3: steps[1]: `a` waits for `a`, its own process, which is never its own child; a wait that must fail names `errno: ECHILD`")]
     #[case::pidfd_never_opened_here("  - spawn: {name: a}\n  - spawn: {name: b}\n  - pidfd_open: {by: a, target: b, handle: fd}\n  - expect_pidfd: {of: b, handle: fd, readable: false}\n", "f.yaml:7:3: steps[3]: `b` holds no handle `fd`: `a` opened it at steps[2], and only it and the processes it forks afterwards hold it")]
     #[case::mapping_after_exec("  - spawn: {name: a}\n  - memfd_create: {by: a, handle: m, content: {bytes: 8}}\n  - exec: {by: a}\n  - expect_byte: {of: a, handle: m, is: 0}\n", "f.yaml:7:3: steps[3]: `a` holds no handle `m`: its exec at steps[2] started a new image, which holds none")]
@@ -407,7 +414,8 @@ mod tests {
     #[case::echild_on_purpose(
         "  - spawn: {name: a}\n  - wait: {by: a, for: init, errno: ECHILD}\n"
     )]
-    #[case::wait_on_a_stranger_is_for_the_kernel("  - spawn: {name: p}\n  - spawn: {name: c, by: p}\n  - spawn: {name: s}\n  - exit: {by: c}\n  - wait: {by: s, for: c, status: {exited: 0}}\n")]
+    #[case::wait_on_a_stranger_with_echild_is_for_the_kernel("  - spawn: {name: p}\n  - spawn: {name: c, by: p}\n  - spawn: {name: s}\n  - exit: {by: c}\n  - wait: {by: s, for: c, errno: ECHILD}\n")]
+    #[case::clone_parent_makes_a_sibling_its_parents_child("  - spawn: {name: m}\n  - spawn: {name: sib, by: m, how: clone_parent}\n  - exit: {by: sib}\n  - wait: {for: sib}\n")]
     #[case::inherited_handle("  - memfd_create: {handle: m}\n  - spawn: {name: a}\n  - write: {by: a, handle: m, len: 1}\n")]
     #[case::thread_shares_handles("  - spawn: {name: p}\n  - spawn: {name: t, by: p, how: thread}\n  - memfd_create: {by: t, handle: m}\n  - write: {by: p, handle: m, len: 1}\n")]
     #[case::zombie_observed("  - spawn: {name: a}\n  - exit: {by: a}\n  - expect_state: {of: a, is: zombie}\n  - expect_parent: {of: a, is: init}\n")]
