@@ -68,6 +68,12 @@ impl Board {
         }
     }
 
+    /// The bars go, for output that follows on the same terminal (libtest's
+    /// lines after a `--kernel` run).
+    pub fn clear(&self) {
+        let _ = self.multi.clear();
+    }
+
     /// A cell is over: its bar stays, with how it ended.
     pub fn end(&self, i: usize, state: String) {
         self.bars[i].1.finish_with_message(state);

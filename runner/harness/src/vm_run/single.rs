@@ -1,6 +1,7 @@
 //! `--kernel` (one kernel, its scenarios as libtest trials, reported like
 //! the host suite) and `explore --kernel`.
 
+use super::board::Board;
 use super::inputs::*;
 use crate::cli::Cli;
 use crate::discover::Loaded;
@@ -108,14 +109,35 @@ impl SingleVm {
             } else {
                 None
             };
-            let run = vm::run_vm(&self.batch, &self.agent, chosen.accel, &[], &mut |p| {
-                if let Progress::Booted { release, after } = p {
-                    eprintln!(
-                        "orphanage: {release} started init after {:.1} s",
-                        after.as_secs_f64()
-                    );
+            // Progress while the trials wait for the VM: a bar on a terminal.
+            let board = Board::new(
+                std::iter::once(self.kernel.name.clone()),
+                self.batch.scenarios.len(),
+            );
+            board.set(0, format!("booting with {} CPU(s)", self.batch.cpus), false);
+            let run = vm::run_vm(
+                &self.batch,
+                &self.agent,
+                chosen.accel,
+                &[],
+                &mut |p| match p {
+                    Progress::Booted { release, after } => board.say(
+                        0,
+                        &format!("{release} started init after {:.1} s", after.as_secs_f64()),
+                    ),
+                    Progress::Finished { done, total } => board.done(0, done, total),
+                },
+            );
+            board.end(
+                0,
+                if run.broken.is_some() {
+                    "broken"
+                } else {
+                    "done"
                 }
-            });
+                .into(),
+            );
+            board.clear();
             if live::interrupted() {
                 live::stand_down();
             }
