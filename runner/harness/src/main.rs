@@ -346,7 +346,7 @@ fn expected_contexts(targets: &[targets::Target], versions: &[String]) -> Vec<ex
             let (runtime_version, platform) = match t {
                 targets::Target::Runtime(r) => (
                     versions.next().cloned().unwrap_or_default(),
-                    targets::runtime_platform(&r.cli),
+                    targets::runtime_platform(&r.cli, &runsc_flags(&r.cli)),
                 ),
                 _ => (String::new(), String::new()),
             };
@@ -358,6 +358,27 @@ fn expected_contexts(targets: &[targets::Target], versions: &[String]) -> Vec<ex
             }
         })
         .collect()
+}
+
+/// What `runsc flags` prints, which states runsc's default platform; empty
+/// for another runtime (or a runsc that does not answer).
+fn runsc_flags(cli: &targets::RuntimeCli) -> String {
+    if cli.program.file_name().is_none_or(|n| n != "runsc") {
+        return String::new();
+    }
+    // Go's flag package prints its defaults on stderr.
+    std::process::Command::new(&cli.program)
+        .arg("flags")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map(|o| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// libtest's exit code, except that a run in which no scenario ran is never
