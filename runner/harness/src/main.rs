@@ -11,6 +11,7 @@ mod kernels;
 mod live;
 mod matrix;
 mod reporting;
+mod runtimes;
 mod targets;
 mod trials;
 mod vm_run;
@@ -96,6 +97,9 @@ fn run() -> anyhow::Result<ExitCode> {
     };
     if let Some(cli::Command::Kernels { command }) = cli.command {
         return vm_run::kernels_command(command);
+    }
+    if let Some(cli::Command::Runtimes { command }) = cli.command {
+        return runtimes::command(command);
     }
     check_flags(&cli)?;
     if ktap && (cli.command.is_some() || cli.kernels.is_some() || cli.check || cli.test.list) {
