@@ -71,7 +71,7 @@ fn cgroups_of(harness: u32) -> Vec<String> {
         .flat_map(|h| entries(h))
         .filter(|d| {
             d.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+                .is_some_and(|n| n.to_string_lossy().contains(&prefix))
         })
         .map(|d| d.display().to_string())
         .collect()

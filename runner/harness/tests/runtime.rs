@@ -91,7 +91,8 @@ fn processes_of(harness: u32) -> Vec<String> {
         .collect()
 }
 
-/// cgroups of that orphanage's containers, in every hierarchy.
+/// cgroups of that orphanage's containers, in every hierarchy (youki names
+/// them `:youki:ID`, so the id is looked for anywhere in the name).
 fn cgroups_of(harness: u32) -> Vec<String> {
     let prefix = format!("orphanage-{harness}-");
     let mut found = vec![];
@@ -105,7 +106,7 @@ fn cgroups_of(harness: u32) -> Vec<String> {
             .flatten()
             .flatten();
         for d in dirs {
-            if d.file_name().to_string_lossy().starts_with(&prefix) {
+            if d.file_name().to_string_lossy().contains(&prefix) {
                 found.push(d.path().display().to_string());
             }
         }
