@@ -411,7 +411,11 @@ pub fn download_deb(
     work: &Path,
 ) -> Result<PathBuf, FetchError> {
     let failed = |what: String| FetchError::Failed(format!("{package}: {what}"));
-    let download = apt_get(apt_dir, &["-q", "download", &format!("{package}/{suite}")], work)?;
+    let download = apt_get(
+        apt_dir,
+        &["-q", "download", &format!("{package}/{suite}")],
+        work,
+    )?;
     if !download.status.success() {
         let why = last_lines(&download.stderr, 2);
         if why.contains("Unable to locate package")

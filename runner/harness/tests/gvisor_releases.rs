@@ -118,7 +118,9 @@ fn both_releases_side_by_side(trixie: PathBuf) -> Result<(), Failed> {
     let cgroups = cgroups_of(harness);
     check(cgroups.is_empty(), || format!("cgroups left: {cgroups:?}"))?;
     let temps = entries(&tmp);
-    check(temps.is_empty(), || format!("temporary files left: {temps:?}"))?;
+    check(temps.is_empty(), || {
+        format!("temporary files left: {temps:?}")
+    })?;
     check(
         std::fs::read_to_string("/proc/self/mountinfo").unwrap() == mounts_before,
         || "the mount table changed".into(),
@@ -139,7 +141,10 @@ fn both_releases_side_by_side(trixie: PathBuf) -> Result<(), Failed> {
         .collect();
     // The second runsc is labelled runsc2 (two runtimes of one name).
     for label in ["runsc+tini:", "runsc2+tini:"] {
-        let mine: Vec<_> = results.iter().filter(|(n, _)| n.starts_with(label)).collect();
+        let mine: Vec<_> = results
+            .iter()
+            .filter(|(n, _)| n.starts_with(label))
+            .collect();
         check(mine.len() >= 90, || {
             format!("only {} results for {label}\n{stderr}", mine.len())
         })?;
@@ -151,7 +156,11 @@ fn both_releases_side_by_side(trixie: PathBuf) -> Result<(), Failed> {
         stdout.contains(" expected, 0 unexpected, 0 stale") && out.status.code() == Some(0),
         || {
             let from = stdout.find("expected differences").unwrap_or(0);
-            format!("exit {:?}: {}\n{stderr}", out.status.code(), &stdout[from..])
+            format!(
+                "exit {:?}: {}\n{stderr}",
+                out.status.code(),
+                &stdout[from..]
+            )
         },
     )
 }
@@ -172,7 +181,11 @@ fn main() {
     let trial = match (trixie, missing.is_empty(), required) {
         (Some(trixie), true, _) => Trial::test(name, move || both_releases_side_by_side(trixie)),
         (_, _, true) => Trial::test(name, move || {
-            Err(format!("ORPHANAGE_REQUIRE_ALL=1 but missing: {}", missing.join(", ")).into())
+            Err(format!(
+                "ORPHANAGE_REQUIRE_ALL=1 but missing: {}",
+                missing.join(", ")
+            )
+            .into())
         }),
         _ => Trial::test(name, || Ok(()))
             .with_ignored_flag(true)

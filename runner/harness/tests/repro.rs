@@ -427,7 +427,10 @@ fn listed_fails_pass_under_runc() -> Result<(), Failed> {
         let (area, name) = scenario.split_once("::").unwrap();
         std::fs::create_dir_all(suites.join(area)).unwrap();
         std::fs::copy(
-            repo().join("suites").join(area).join(format!("{name}.yaml")),
+            repo()
+                .join("suites")
+                .join(area)
+                .join(format!("{name}.yaml")),
             suites.join(area).join(format!("{name}.yaml")),
         )
         .unwrap();
@@ -442,9 +445,8 @@ fn listed_fails_pass_under_runc() -> Result<(), Failed> {
         .arg(&report)
         .output()
         .unwrap();
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_default())
-            .unwrap_or(Value::Null);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_default())
+        .unwrap_or(Value::Null);
     let results: Vec<(String, String)> = report["results"]
         .as_array()
         .into_iter()

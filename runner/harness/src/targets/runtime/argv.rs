@@ -289,11 +289,17 @@ mod tests {
         assert_eq!(platform(&runsc(&["--network=none"]), flags_2024), "systrap");
         assert_eq!(platform(&runsc(&[]), ""), "ptrace");
         assert_eq!(
-            platform(&runsc(&["--platform=kvm", "--platform=systrap"]), flags_2022),
+            platform(
+                &runsc(&["--platform=kvm", "--platform=systrap"]),
+                flags_2022
+            ),
             "systrap"
         );
         assert_eq!(platform(&cli(), flags_2024), "");
-        assert_eq!(default_platform("  -platform_device_path string\n\tx (default \"y\")\n"), None);
+        assert_eq!(
+            default_platform("  -platform_device_path string\n\tx (default \"y\")\n"),
+            None
+        );
     }
 
     #[test]
