@@ -1,6 +1,7 @@
-use orphanage_scenario::{verdict_without_finish, AgentEnd, Event, Verdict};
+use crate::{wait_readable, Countdown};
+use orphanage_scenario::{verdict_without_finish, AgentEnd, Event, Verdict, WaitStatus};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The longest event line accepted; a longer one is the agent's failure.
 const LONGEST_EVENT: usize = 1024 * 1024;
@@ -43,13 +44,7 @@ fn read_some(fd: RawFd, into: &mut Vec<u8>) -> Option<usize> {
 
 /// Whether `fd` can be read (data, or end of file) without waiting.
 pub fn readable_now(fd: RawFd) -> bool {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, no waiting.
-    unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
+    wait_readable(&[Some(fd)], Duration::ZERO).is_ok_and(|ready| ready[0])
 }
 
 /// What the reader of an agent's events does after one event.
@@ -62,16 +57,15 @@ pub enum Flow {
 }
 
 /// Reads the agent's events, one JSON line each, until it closes the events
-/// pipe (the agent and every worker gone) or `deadline` has passed since
-/// `started`, and keeps what its stderr says. Each event goes to `on_event`.
+/// pipe (the agent and every worker gone) or the scenario's `clock` runs
+/// out, and keeps what its stderr says. Each event goes to `on_event`.
 pub fn read_events(
     events: &OwnedFd,
     stderr: &OwnedFd,
-    started: Instant,
-    deadline: Duration,
+    clock: &Countdown,
     on_event: &mut dyn FnMut(&Event),
 ) -> Reading {
-    read_events_until(events, Some(stderr), started, deadline, &mut |e| {
+    read_events_until(events, Some(stderr), clock, &mut |e| {
         on_event(e);
         Flow::Go
     })
@@ -83,8 +77,7 @@ pub fn read_events(
 pub fn read_events_until(
     events: &OwnedFd,
     stderr: Option<&OwnedFd>,
-    started: Instant,
-    deadline: Duration,
+    clock: &Countdown,
     on_event: &mut dyn FnMut(&Event) -> Flow,
 ) -> Reading {
     let mut reading = Reading {
@@ -92,41 +85,22 @@ pub fn read_events_until(
         ..Reading::default()
     };
     loop {
-        let left = deadline.saturating_sub(started.elapsed());
+        let left = clock.remaining();
         if left.is_zero() {
             reading.timed_out = true;
             return reading;
         }
-        let mut fds = [
-            libc::pollfd {
-                fd: events.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: match stderr {
-                    Some(fd) if !reading.stderr_closed => fd.as_raw_fd(),
-                    _ => -1,
-                },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfds.
-        let r = unsafe {
-            libc::poll(
-                fds.as_mut_ptr(),
-                2,
-                left.as_millis().clamp(1, i32::MAX as u128) as i32,
-            )
+        let stderr_fd = match stderr {
+            Some(fd) if !reading.stderr_closed => Some(fd.as_raw_fd()),
+            _ => None,
         };
-        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+        let Ok(ready) = wait_readable(&[Some(events.as_raw_fd()), stderr_fd], left) else {
             return reading;
-        }
-        if let (Some(fd), true) = (stderr, fds[1].revents != 0) {
+        };
+        if let (Some(fd), true) = (stderr, ready[1]) {
             reading.take_stderr(fd.as_raw_fd());
         }
-        if fds[0].revents != 0 {
+        if ready[0] {
             let open = reading.take_events_until(events.as_raw_fd(), on_event);
             if !open || reading.stopped {
                 return reading;
@@ -232,7 +206,7 @@ impl Reading {
     /// how it ended (`status` from waitpid; None when someone else reaped it).
     pub fn verdict_without_finish(
         &self,
-        status: Option<i32>,
+        status: Option<WaitStatus>,
         deadline: Duration,
         agent: &str,
     ) -> Verdict {
@@ -274,8 +248,7 @@ mod tests {
         let mut reading = read_events(
             &ev_r,
             &err_r,
-            Instant::now(),
-            Duration::from_millis(if keep_open { 50 } else { 10_000 }),
+            &Countdown::start(Duration::from_millis(if keep_open { 50 } else { 10_000 })),
             &mut |e| seen.push(e.clone()),
         );
         drop(open);
@@ -311,7 +284,11 @@ mod tests {
     fn a_bad_line_makes_the_run_broken() {
         let (reading, seen) = read(b"not json\n", b"", false);
         assert!(seen.is_empty());
-        let v = reading.verdict_without_finish(Some(0), Duration::from_secs(1), "agent");
+        let v = reading.verdict_without_finish(
+            Some(WaitStatus::Exited(0)),
+            Duration::from_secs(1),
+            "agent",
+        );
         assert_eq!(v.outcome, Outcome::Broken);
         assert!(v.reason.contains("not json"), "{}", v.reason);
     }
@@ -333,7 +310,11 @@ mod tests {
     fn the_stderr_tail_is_the_last_five_lines() {
         let (reading, _) = read(b"", b"1\n2\n3\n4\n5\n6\n", false);
         assert_eq!(reading.stderr_tail(), "2 | 3 | 4 | 5 | 6");
-        let v = reading.verdict_without_finish(Some(3 << 8), Duration::from_secs(1), "agent");
+        let v = reading.verdict_without_finish(
+            Some(WaitStatus::Exited(3)),
+            Duration::from_secs(1),
+            "agent",
+        );
         assert!(
             v.reason.contains("exited 3") && v.reason.contains("2 | 3"),
             "{}",
@@ -368,8 +349,7 @@ mod tests {
         let reading = read_events_until(
             &ev_r,
             None,
-            Instant::now(),
-            Duration::from_secs(10),
+            &Countdown::start(Duration::from_secs(10)),
             &mut |e| {
                 seen.push(e.clone());
                 match e {

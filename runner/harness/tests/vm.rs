@@ -231,6 +231,7 @@ fn matrix_with_a_panicking_kernel(image: &Path) -> Result<(), Failed> {
     )
     .unwrap();
     let report_dir = tmp.path().join("matrix");
+    let (json_path, junit_path) = (tmp.path().join("m.json"), tmp.path().join("m.xml"));
     let out = orphanage()
         .arg("--suites")
         .arg(suites.path())
@@ -238,6 +239,10 @@ fn matrix_with_a_panicking_kernel(image: &Path) -> Result<(), Failed> {
         .arg(&kernels)
         .args(["--accel", "tcg", "--matrix-report"])
         .arg(&report_dir)
+        .arg("--report")
+        .arg(&json_path)
+        .arg("--junit")
+        .arg(&junit_path)
         .env("TMPDIR", &vm_tmp)
         .current_dir(repo())
         .output()
@@ -304,6 +309,50 @@ fn matrix_with_a_panicking_kernel(image: &Path) -> Result<(), Failed> {
     )?;
     let html = std::fs::read_to_string(report_dir.join("matrix.html")).unwrap();
     check(html.contains("<td class=\"broken\""), || html.clone())?;
+    // The matrix writes the same JSON report as any run: a cell per kernel,
+    // with its release once it booted, and every result naming its cell.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let cells: Vec<(String, String, String, u64)> = report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or("").to_string(),
+                c["kind"].as_str().unwrap_or("").to_string(),
+                c["kernel"].as_str().unwrap_or("").to_string(),
+                c["summary"]["broken"].as_u64().unwrap_or(99),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = cells.iter().map(|c| c.0.as_str()).collect();
+    check(
+        names == ["good", "no-pidns", "no-init", "init-exits"],
+        || format!("{cells:?}"),
+    )?;
+    check(
+        cells[0].1 == "vm" && cells[0].2.starts_with("6.1.") && cells[0].3 == 0,
+        || format!("{cells:?}"),
+    )?;
+    check(cells[2].2.is_empty() && cells[2].3 == 4, || {
+        format!("{cells:?}")
+    })?;
+    let results = report["results"].as_array().unwrap();
+    check(results.len() == 16, || format!("{} results", results.len()))?;
+    let (o, reason) = outcome_in(results, "no-pidns:fixture::no_subreaper_init_adopts");
+    check(
+        o == "unsupported" && reason.contains("CLONE_NEWPID"),
+        || format!("{o}: {reason}"),
+    )?;
+    // JUnit: a suite per kernel, and names unique across them.
+    let junit = std::fs::read_to_string(&junit_path).unwrap();
+    check(
+        junit.matches("<testsuite ").count() == 4
+            && junit.contains("name=\"good:fixture::nearest_ancestor_adopts\"")
+            && junit.contains("name=\"no-init:fixture::nearest_ancestor_adopts\""),
+        || junit.clone(),
+    )?;
     nothing_left(&vm_tmp)
 }
 
@@ -340,6 +389,7 @@ fn kernels_lacking_pid_namespaces_or_subreapers(image: &Path) -> Result<(), Fail
         ("no-subreapers", "no-subreapers"),
         ("neither", "no-pid-namespaces no-subreapers"),
         ("forced", "subreaper-root"),
+        ("no-devfs", "no-devtmpfs no-sysfs"),
     ];
     let mut yaml = String::from("kernels:\n");
     for (name, knobs) in cells {
@@ -362,7 +412,7 @@ fn kernels_lacking_pid_namespaces_or_subreapers(image: &Path) -> Result<(), Fail
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let all = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    eprintln!("four cells in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!("five cells in {:.1} s", started.elapsed().as_secs_f64());
     check(out.status.code() == Some(0), || {
         format!("exit {:?}\n{all}", out.status)
     })?;
@@ -377,20 +427,22 @@ fn kernels_lacking_pid_namespaces_or_subreapers(image: &Path) -> Result<(), Fail
             .collect()
     };
     let (p, u) = ("pass", "unsupported");
+    // Without devtmpfs and sysfs nothing is lost: init makes the few
+    // device nodes it needs, and nothing reads /sys.
     for (name, expected) in [
-        ("fixture::nearest_ancestor_adopts", [p, u, u, p]),
-        ("fixture::no_subreaper_init_adopts", [u, p, u, u]),
+        ("fixture::nearest_ancestor_adopts", [p, u, u, p, p]),
+        ("fixture::no_subreaper_init_adopts", [u, p, u, u, p]),
         (
             "fixture::ns_init_ignores_sigkill_and_sigstop_from_inside",
-            [u, p, u, p],
+            [u, p, u, p, p],
         ),
-        ("fixture::zombie_stays_until_waited", [p, p, u, p]),
+        ("fixture::zombie_stays_until_waited", [p, p, u, p, p]),
         (
             "fixture::youki_sibling_init_stays_with_manager",
-            [p, u, u, p],
+            [p, u, u, p, p],
         ),
-        ("fixture::pid_namespace_init_gets_einval", [u, p, u, u]),
-        ("fixture::seal_write_refuses_writes", [p, p, p, p]),
+        ("fixture::pid_namespace_init_gets_einval", [u, p, u, u, p]),
+        ("fixture::seal_write_refuses_writes", [p, p, p, p, p]),
     ] {
         check(row(name) == expected, || {
             format!("{name}: {:?}, expected {expected:?}\n{all}", row(name))
@@ -653,9 +705,35 @@ fn explore_in_a_vm(image: &Path) -> Result<(), Failed> {
         String::from_utf8_lossy(&out.stderr)
     );
     check(out.status.code() == Some(0), || text.clone())?;
-    check(text.contains("2 trees agree with the model"), || {
-        text.clone()
-    })?;
+    check(
+        text.contains("2 trees agree with the model")
+            && text.contains("tree roots ran as: 2 pid_namespace"),
+        || text.clone(),
+    )?;
+    // And without pid namespaces: the VM's init puts each tree under a
+    // subreaper root, and the trees still agree with the model.
+    let out = orphanage()
+        .arg("--kernel")
+        .arg(image)
+        .args(["--accel", "tcg", "--no-pid-namespace", "explore"])
+        .args(["--cases", "2", "--seed", "3"])
+        .arg("--save-to")
+        .arg(tmp.path())
+        .env("TMPDIR", &vm_tmp)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check(out.status.code() == Some(0), || text.clone())?;
+    check(
+        text.contains("2 trees agree with the model")
+            && text.contains("tree roots ran as: 2 subreaper_root"),
+        || text.clone(),
+    )?;
     let left: Vec<_> = std::fs::read_dir(&vm_tmp).unwrap().flatten().collect();
     check(left.is_empty(), || format!("left in TMPDIR: {left:?}"))?;
     let qemus = processes_mentioning(&vm_tmp.to_string_lossy());
