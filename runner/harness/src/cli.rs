@@ -20,7 +20,7 @@ use std::path::PathBuf;
         ignored (unsupported: a probed feature is missing; the reason names the probe and its errno).\n\n\
         Exit code: 0 when nothing failed or broke, 101 when something did, 2 for bad input (nothing runs), \
         3 when the runtime cannot run a container on this machine (one line says why).",
-    after_help = "Examples:\n  orphanage                          run the whole suite\n  orphanage subreaper::              run one area\n  orphanage --check                  validate every scenario file, run nothing\n  orphanage --report out.json        also write a JSON report\n  orphanage --list                   list scenario names\n  orphanage --runtime runc           run the suite in runc containers\n  orphanage --runtime runc --runtime ./youki --init tini\n                                     two runtimes side by side, tini under test\n  orphanage --runtime runsc --runtime-arg=--platform=ptrace\n                                     the suite in gVisor, with a runsc flag\n  orphanage explore --cases 500      check 500 generated process trees against the reference model\n  orphanage --runtime runc explore   the same, each tree in a runc container\n  orphanage --kernel vmlinuz         boot that kernel in QEMU and run the suite inside it\n  orphanage kernels fetch            download the kernels of fixtures/kernels.yaml\n  orphanage --kernels fixtures/kernels.yaml   run the kernel matrix\n  orphanage merge a.json b.json --html matrix.html --markdown matrix.md\n                                     one matrix from the reports of many machines\n  orphanage install --prefix ~/.local   install orphanage, its man page and shell completions"
+    after_help = "Examples:\n  orphanage                          run the whole suite\n  orphanage subreaper::              run one area\n  orphanage --check                  validate every scenario file, run nothing\n  orphanage --report out.json        also write a JSON report\n  orphanage --list                   list scenario names\n  orphanage --runtime runc           run the suite in runc containers\n  orphanage --runtime runc --runtime ./youki --init tini\n                                     two runtimes side by side, tini under test\n  orphanage --runtime runsc --runtime-arg=--platform=ptrace\n                                     the suite in gVisor, with a runsc flag\n  orphanage explore --cases 500      check 500 generated process trees against the reference model\n  orphanage --runtime runc explore   the same, each tree in a runc container\n  orphanage --kernel vmlinuz         boot that kernel in QEMU and run the suite inside it\n  orphanage kernels fetch            download the kernels of fixtures/kernels.yaml\n  orphanage runtimes fetch runsc-trixie\n                                     download gVisor's 2024-07 runsc, to run beside the system's\n  orphanage --kernels fixtures/kernels.yaml   run the kernel matrix\n  orphanage merge a.json b.json --html matrix.html --markdown matrix.md\n                                     one matrix from the reports of many machines\n  orphanage install --prefix ~/.local   install orphanage, its man page and shell completions"
 )]
 pub struct Cli {
     /// Validate every scenario file and exit, running nothing.
@@ -170,6 +170,24 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         prefix: PathBuf,
     },
+    /// Container runtimes that are not installed system-wide (a second gVisor
+    /// release, runsc-trixie): fetch them once into the cache, or print their paths.
+    Runtimes {
+        #[command(subcommand)]
+        command: RuntimesCommand,
+    },
+}
+
+/// `orphanage runtimes ...`: runtimes kept in the cache.
+#[derive(Subcommand, Debug)]
+pub enum RuntimesCommand {
+    /// Download them from their Debian suite once (apt-get with a private sources list and state), keeping the binary in the cache.
+    Fetch {
+        /// Only these runtimes, by name (runsc-trixie); all when none is given.
+        names: Vec<String>,
+    },
+    /// Print each one's binary, for --runtime (exit 1 if one is not fetched yet).
+    Path { names: Vec<String> },
 }
 
 /// `orphanage kernels ...`: managing the matrix's kernels.

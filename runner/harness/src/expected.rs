@@ -30,23 +30,41 @@ struct Entry {
 }
 
 /// Where an entry applies; every condition given must hold. Patterns are
-/// globs where `*` matches any run of characters.
+/// globs where `*` matches any run of characters; a list holds when any of
+/// its globs matches (one entry for the releases a difference spans).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Conditions {
     /// The target's name (`runsc+tini`, `runc`, `host`): what keeps an
     /// entry to its runtime when one file judges a merge of many.
     #[serde(default)]
-    pub target: Option<String>,
+    pub target: Option<Patterns>,
     /// The runtime's `--version` (its first line).
     #[serde(default)]
-    pub runtime_version: Option<String>,
+    pub runtime_version: Option<Patterns>,
     /// The host kernel's release (`uname -r`).
     #[serde(default)]
-    pub kernel: Option<String>,
-    /// The runtime's platform (runsc's `--platform`, ptrace by default).
+    pub kernel: Option<Patterns>,
+    /// The runtime's platform (runsc's `--platform`, else its default).
     #[serde(default)]
-    pub platform: Option<String>,
+    pub platform: Option<Patterns>,
+}
+
+/// One glob, or a list of globs of which any may match.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Patterns {
+    One(String),
+    AnyOf(Vec<String>),
+}
+
+impl Patterns {
+    pub fn matches(&self, text: &str) -> bool {
+        match self {
+            Patterns::One(p) => glob(p, text),
+            Patterns::AnyOf(ps) => ps.iter().any(|p| glob(p, text)),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,8 +203,8 @@ pub struct Context {
 
 impl Conditions {
     pub fn hold(&self, context: &Context) -> bool {
-        let holds = |pattern: &Option<String>, value: &str| {
-            pattern.as_deref().is_none_or(|p| glob(p, value))
+        let holds = |patterns: &Option<Patterns>, value: &str| {
+            patterns.as_ref().is_none_or(|p| p.matches(value))
         };
         holds(&self.target, &context.target)
             && holds(&self.runtime_version, &context.runtime_version)
@@ -333,7 +351,7 @@ mod tests {
         assert_eq!(d.len(), 3);
         assert_eq!(d[0].reference.as_deref(), Some("gvisor#1"));
         assert_eq!(d[2].scenario, "sibling::c");
-        assert_eq!(d[2].when.platform.as_deref(), Some("ptrace"));
+        assert_eq!(d[2].when.platform, Some(Patterns::One("ptrace".into())));
     }
 
     #[rstest]
@@ -431,7 +449,7 @@ mod tests {
     #[test]
     fn a_target_condition_keeps_an_entry_to_its_runtime() {
         let when = Conditions {
-            target: Some("runsc*".into()),
+            target: Some(Patterns::One("runsc*".into())),
             ..Default::default()
         };
         let on = |target: &str| Context {
@@ -441,6 +459,23 @@ mod tests {
         assert!(when.hold(&on("runsc+tini")));
         assert!(!when.hold(&on("runc+tini")));
         assert!(!when.hold(&on("host")));
+    }
+
+    #[test]
+    fn a_list_of_versions_holds_for_any_of_them() {
+        let text = "differences:\n  - scenario: memfd::a\n    outcome: fail\n    reason: not enforced\n    when: {runtime_version: [\"*0.0~20221219*\", \"*0.0~20240729*\"]}\n";
+        let d = parse(path(), text, KNOWN).unwrap();
+        let on = |version: &str| Context {
+            prefix: "runsc:".into(),
+            runtime_version: version.into(),
+            ..Context::default()
+        };
+        assert!(d[0].when.hold(&on("runsc version 0.0~20221219.0")));
+        assert!(d[0].when.hold(&on("runsc version 0.0~20240729.0")));
+        assert!(!d[0].when.hold(&on("runsc version release-20260601.0")));
+        // A list of anything but globs is refused, not read as no condition.
+        let bad = "differences:\n  - scenario: memfd::a\n    outcome: fail\n    reason: x\n    when: {runtime_version: {a: b}}\n";
+        assert!(parse(path(), bad, KNOWN).is_err());
     }
 
     #[test]

@@ -395,6 +395,85 @@ fn apt_get(dir: &Path, args: &[&str], cwd: &Path) -> Result<std::process::Output
         .map_err(|e| FetchError::BadInput(format!("cannot run apt-get: {e}")))
 }
 
+/// A private apt directory for `suites`: its sources list names them on the
+/// first Debian mirror of the system's sources (so no archive's host name
+/// is written anywhere in orphanage), with its own state and cache. Returns
+/// the mirror.
+pub fn prepare_private_apt(apt_dir: &Path, suites: &[String]) -> Result<String, FetchError> {
+    let system = [
+        "/etc/apt/sources.list.d/debian.sources",
+        "/etc/apt/sources.list",
+    ];
+    let mirror = system
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .find_map(|t| mirror_from_sources(&t))
+        .ok_or_else(|| {
+            FetchError::BadInput(format!(
+                "no Debian mirror found in {} to fetch from",
+                system.join(" or ")
+            ))
+        })?;
+    for sub in ["state/lists/partial", "cache/archives/partial"] {
+        std::fs::create_dir_all(apt_dir.join(sub))
+            .map_err(|e| FetchError::Failed(format!("{}: {e}", apt_dir.display())))?;
+    }
+    std::fs::write(
+        apt_dir.join("sources.list"),
+        sources_list(&mirror, suites, KEYRING),
+    )
+    .map_err(|e| FetchError::Failed(format!("{}: {e}", apt_dir.display())))?;
+    Ok(mirror)
+}
+
+/// `apt-get update` of a private apt directory's lists.
+pub fn apt_update(apt_dir: &Path) -> Result<(), FetchError> {
+    let update = apt_get(apt_dir, &["-q", "update"], apt_dir)?;
+    if !update.status.success() {
+        return Err(FetchError::Failed(format!(
+            "apt-get update failed: {}",
+            last_lines(&update.stderr, 3)
+        )));
+    }
+    Ok(())
+}
+
+/// `apt-get download PACKAGE/SUITE` into `work`; returns the .deb. A package
+/// the archive does not have is bad input.
+pub fn download_deb(
+    apt_dir: &Path,
+    package: &str,
+    suite: &str,
+    work: &Path,
+) -> Result<PathBuf, FetchError> {
+    let failed = |what: String| FetchError::Failed(format!("{package}: {what}"));
+    let download = apt_get(
+        apt_dir,
+        &["-q", "download", &format!("{package}/{suite}")],
+        work,
+    )?;
+    if !download.status.success() {
+        let why = last_lines(&download.stderr, 2);
+        if why.contains("Unable to locate package")
+            || why.contains("Couldn't find any package")
+            || why.contains("was not found")
+            || why.contains("Can't select")
+            || why.contains("has no installation candidate")
+        {
+            return Err(FetchError::BadInput(format!(
+                "{package}: the archive has no such package in {suite} ({why})"
+            )));
+        }
+        return Err(failed(format!("apt-get download failed: {why}")));
+    }
+    std::fs::read_dir(work)
+        .map_err(|e| failed(e.to_string()))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or_else(|| failed("apt-get download left no .deb".into()))
+}
+
 /// Downloads every package kernel not yet cached; returns (name, image) of all.
 pub fn fetch(
     kernels: &[Kernel],
@@ -419,41 +498,13 @@ pub fn fetch(
                 Source::Path(_) | Source::Host => None,
             })
             .collect();
-        let system = [
-            "/etc/apt/sources.list.d/debian.sources",
-            "/etc/apt/sources.list",
-        ];
-        let mirror = system
-            .iter()
-            .filter_map(|p| std::fs::read_to_string(p).ok())
-            .find_map(|t| mirror_from_sources(&t))
-            .ok_or_else(|| {
-                FetchError::BadInput(format!(
-                    "no Debian mirror found in {} to fetch kernels from",
-                    system.join(" or ")
-                ))
-            })?;
         let apt_dir = cache.join("apt");
-        for sub in ["state/lists/partial", "cache/archives/partial"] {
-            std::fs::create_dir_all(apt_dir.join(sub))
-                .map_err(|e| FetchError::Failed(format!("{}: {e}", apt_dir.display())))?;
-        }
-        std::fs::write(
-            apt_dir.join("sources.list"),
-            sources_list(&mirror, &suites, KEYRING),
-        )
-        .map_err(|e| FetchError::Failed(format!("{}: {e}", apt_dir.display())))?;
+        let mirror = prepare_private_apt(&apt_dir, &suites)?;
         say(&format!(
             "updating the package lists of {} from {mirror}",
             suites.join(", ")
         ));
-        let update = apt_get(&apt_dir, &["-q", "update"], &apt_dir)?;
-        if !update.status.success() {
-            return Err(FetchError::Failed(format!(
-                "apt-get update failed: {}",
-                last_lines(&update.stderr, 3)
-            )));
-        }
+        apt_update(&apt_dir)?;
         for k in &missing {
             let Source::Package { package, suite } = &k.source else {
                 continue;
@@ -482,31 +533,7 @@ fn fetch_one(apt_dir: &Path, cache: &Path, package: &str, suite: &str) -> Result
         .prefix(".fetch-")
         .tempdir_in(cache)
         .map_err(|e| failed(format!("{}: {e}", cache.display())))?;
-    let download = apt_get(
-        apt_dir,
-        &["-q", "download", &format!("{package}/{suite}")],
-        work.path(),
-    )?;
-    if !download.status.success() {
-        let why = last_lines(&download.stderr, 2);
-        if why.contains("Unable to locate package")
-            || why.contains("Couldn't find any package")
-            || why.contains("was not found")
-            || why.contains("Can't select")
-            || why.contains("has no installation candidate")
-        {
-            return Err(FetchError::BadInput(format!(
-                "{package}: the archive has no such package in {suite} ({why})"
-            )));
-        }
-        return Err(failed(format!("apt-get download failed: {why}")));
-    }
-    let deb = std::fs::read_dir(work.path())
-        .map_err(|e| failed(e.to_string()))?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "deb"))
-        .ok_or_else(|| failed("apt-get download left no .deb".into()))?;
+    let deb = download_deb(apt_dir, package, suite, work.path())?;
     // Only the kernel image is taken out of the package (not its modules).
     let mut dpkg = Command::new("dpkg-deb")
         .arg("--fsys-tarfile")

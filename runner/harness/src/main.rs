@@ -15,6 +15,7 @@ mod live;
 mod merge;
 mod report_file;
 mod reporting;
+mod runtimes;
 mod targets;
 mod trials;
 mod vm_run;
@@ -101,6 +102,9 @@ fn run() -> anyhow::Result<ExitCode> {
     if let Some(cli::Command::Kernels { command }) = cli.command {
         return vm_run::kernels_command(command);
     }
+    if let Some(cli::Command::Runtimes { command }) = cli.command {
+        return runtimes::command(command);
+    }
     match &cli.command {
         Some(cli::Command::Completions { shell }) => {
             print!("{}", install::completion(*shell));
@@ -116,7 +120,12 @@ fn run() -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        Some(cli::Command::Explore(_) | cli::Command::Kernels { .. } | cli::Command::Merge(_))
+        Some(
+            cli::Command::Explore(_)
+            | cli::Command::Kernels { .. }
+            | cli::Command::Merge(_)
+            | cli::Command::Runtimes { .. },
+        )
         | None => {}
     }
     if let Some(cli::Command::Merge(args)) = &cli.command {
@@ -419,7 +428,7 @@ fn expected_contexts(targets: &[targets::Target], versions: &[String]) -> Vec<ex
             let (runtime_version, platform) = match t {
                 targets::Target::Runtime(r) => (
                     versions.next().cloned().unwrap_or_default(),
-                    targets::runtime_platform(&r.cli),
+                    targets::runtime_platform(&r.cli, &runsc_flags(&r.cli)),
                 ),
                 _ => (String::new(), String::new()),
             };
@@ -432,6 +441,27 @@ fn expected_contexts(targets: &[targets::Target], versions: &[String]) -> Vec<ex
             }
         })
         .collect()
+}
+
+/// What `runsc flags` prints, which states runsc's default platform; empty
+/// for another runtime (or a runsc that does not answer).
+fn runsc_flags(cli: &targets::RuntimeCli) -> String {
+    if cli.program.file_name().is_none_or(|n| n != "runsc") {
+        return String::new();
+    }
+    // Go's flag package prints its defaults on stderr.
+    std::process::Command::new(&cli.program)
+        .arg("flags")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map(|o| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// libtest's exit code, except that a run in which no scenario ran is never
@@ -536,7 +566,8 @@ fn cells_of(
             },
             platform: match t {
                 targets::Target::Runtime(r) => {
-                    Some(targets::runtime_platform(&r.cli)).filter(|p| !p.is_empty())
+                    Some(targets::runtime_platform(&r.cli, &runsc_flags(&r.cli)))
+                        .filter(|p| !p.is_empty())
                 }
                 _ => None,
             },

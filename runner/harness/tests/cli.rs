@@ -70,6 +70,7 @@ fn help_names_the_kernels_command_and_explains_it() {
         ("completions", "Print the completion script"),
         ("man", "Print orphanage(1)"),
         ("install", "Install orphanage, its man page"),
+        ("runtimes", "Container runtimes"),
     ] {
         assert!(
             help.lines().any(|l| {

@@ -91,7 +91,8 @@ fn processes_of(harness: u32) -> Vec<String> {
         .collect()
 }
 
-/// cgroups of that orphanage's containers, in every hierarchy.
+/// cgroups of that orphanage's containers, in every hierarchy (youki names
+/// them `:youki:ID`, so the id is looked for anywhere in the name).
 fn cgroups_of(harness: u32) -> Vec<String> {
     let prefix = format!("orphanage-{harness}-");
     let mut found = vec![];
@@ -105,7 +106,7 @@ fn cgroups_of(harness: u32) -> Vec<String> {
             .flatten()
             .flatten();
         for d in dirs {
-            if d.file_name().to_string_lossy().starts_with(&prefix) {
+            if d.file_name().to_string_lossy().contains(&prefix) {
                 found.push(d.path().display().to_string());
             }
         }
@@ -123,6 +124,10 @@ fn containers_of(runtime: &str, state: &Path) -> Vec<String> {
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
+        // youki 0.7.0 ignores --quiet and prints its table: the id is each
+        // line's first word, under an `ID` header.
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|id| *id != "ID")
         .map(str::to_string)
         .collect()
 }
@@ -798,6 +803,13 @@ fn main() {
             suite_with_tini_passes("runc")
         }),
         crun_trial(),
+        // youki 0.7.0 as .ci/run builds it (PATH=/opt/youki/bin:$PATH).
+        needs("youki_suite_with_tini_passes", &["youki", "tini"], || {
+            suite_with_tini_passes("youki")
+        }),
+        needs("youki_ctrl_c_deletes_every_container", &["youki"], || {
+            ctrl_c_deletes_every_container("youki")
+        }),
         needs(
             "runsc_suite_gives_every_scenario_a_verdict",
             &["runsc", "tini"],

@@ -45,9 +45,11 @@ pub fn global_args(program_name: &str, as_root: bool, user: &[String]) -> Vec<Os
 }
 
 /// The platform a runtime runs its sandbox on: the last `--platform=X` among
-/// its global flags; for runsc without one, its default, ptrace. Empty for a
-/// runtime that has no platforms.
-pub fn platform(cli: &RuntimeCli) -> String {
+/// its global flags; for runsc without one, its default as its own `runsc
+/// flags` output (`runsc_flags`) states it, which changed between releases
+/// (ptrace in 2022-12, systrap by 2024-07), and ptrace when it does not
+/// say. Empty for a runtime that has no platforms.
+pub fn platform(cli: &RuntimeCli, runsc_flags: &str) -> String {
     let given = cli
         .global
         .iter()
@@ -56,11 +58,21 @@ pub fn platform(cli: &RuntimeCli) -> String {
     let is_runsc = cli.program.file_name().is_some_and(|n| n == "runsc");
     given.unwrap_or_else(|| {
         if is_runsc {
-            "ptrace".into()
+            default_platform(runsc_flags).unwrap_or_else(|| "ptrace".into())
         } else {
             String::new()
         }
     })
+}
+
+/// The default in `runsc flags`' entry for `-platform` (Go's flag package:
+/// `  -platform string` then its usage, ending `(default "ptrace")`).
+pub fn default_platform(runsc_flags: &str) -> Option<String> {
+    let mut lines = runsc_flags.lines();
+    lines.find(|l| l.trim() == "-platform string")?;
+    let usage = lines.next()?;
+    let rest = &usage[usage.rfind("(default \"")? + "(default \"".len()..];
+    Some(rest[..rest.find('"')?].to_string())
 }
 
 /// What to try when a runtime cannot create a container here and said why:
@@ -270,12 +282,24 @@ mod tests {
             root: "/r".into(),
             global: global.iter().map(OsString::from).collect(),
         };
-        assert_eq!(platform(&runsc(&["--network=none"])), "ptrace");
+        // Each release's own words.
+        let flags_2022 = "  -pod-init-config string\n    \tpath to configuration file\n  -platform string\n    \tspecifies which platform to use: ptrace (default), kvm. (default \"ptrace\")\n  -profile\n";
+        let flags_2024 = "  -platform string\n    \tspecifies which platform to use: systrap (default), ptrace, kvm. (default \"systrap\")\n  -platform_device_path string\n";
+        assert_eq!(platform(&runsc(&["--network=none"]), flags_2022), "ptrace");
+        assert_eq!(platform(&runsc(&["--network=none"]), flags_2024), "systrap");
+        assert_eq!(platform(&runsc(&[]), ""), "ptrace");
         assert_eq!(
-            platform(&runsc(&["--platform=kvm", "--platform=systrap"])),
+            platform(
+                &runsc(&["--platform=kvm", "--platform=systrap"]),
+                flags_2022
+            ),
             "systrap"
         );
-        assert_eq!(platform(&cli()), "");
+        assert_eq!(platform(&cli(), flags_2024), "");
+        assert_eq!(
+            default_platform("  -platform_device_path string\n\tx (default \"y\")\n"),
+            None
+        );
     }
 
     #[test]
