@@ -22,7 +22,7 @@ pub fn matrix(
     cli: &Cli,
     file: &Path,
     selected: &[Loaded],
-    baseline: &mut crate::BaselineRun,
+    baseline: &mut crate::orchestrate::BaselineRun,
 ) -> anyhow::Result<ExitCode> {
     let all = kernels::load(file)?;
     let kernels = kernels::select(file, all, &cli.only_kernel)?;
@@ -94,7 +94,8 @@ pub fn matrix(
     let shared_columns = Arc::new(Mutex::new(
         kernels.iter().map(|k| Column::waiting(&k.name)).collect(),
     ));
-    let mut reporters = crate::reporters_for(cli, &[], cells.clone(), false, baseline)?;
+    let mut reporters =
+        crate::orchestrate::reporters_for(cli, &[], cells.clone(), false, baseline)?;
     reporters.add(Box::new(MatrixReport::new(
         selected.iter().map(|l| l.name.clone()).collect(),
         shared_columns.clone(),
