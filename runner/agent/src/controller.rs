@@ -137,6 +137,26 @@ pub fn main(start: Start) -> ! {
     controller.finish(verdict, steps_ms)
 }
 
+/// Whether `step` names the init program under test (`namespace: under_init`).
+fn names_init(step: &Step) -> bool {
+    step.actor_refs().iter().any(|(_, a)| a.as_str() == "init")
+}
+
+/// Under an init program, why the agent's parent `ppid` cannot be the init
+/// under test, if it cannot. An "init" that only execs its child (as
+/// `/usr/bin/env` would) leaves the agent as PID 1 of the container's pid
+/// namespace, whose parent is outside it: getppid() is 0. Then nothing
+/// reaps, forwards or adopts but the agent itself, and a step about the
+/// init must fail rather than mistake the runtime (sender pid 0) for it.
+fn init_under_test_missing(ppid: i32) -> Option<String> {
+    (ppid == 0).then(|| {
+        "expected the init program under test to be the agent's parent, observed none: \
+         getppid() is 0, so the agent is PID 1 of its pid namespace itself (an init that \
+         execs its child instead of running it as a child)"
+            .to_string()
+    })
+}
+
 /// Whether any mount in /proc/self/mountinfo text is in a peer group
 /// (`shared:N`) or receives from one (`master:N`): its optional fields,
 /// between the mount options and the ` - ` separator.
@@ -228,6 +248,20 @@ impl Controller {
         while next < steps.len() {
             let (index, step) = (next, &steps[next]);
             next += 1;
+            if let Step::Exit { by, code } = step {
+                if by.as_str() == self.root {
+                    // The root's exit, its last step before the harness's own
+                    // (as parsing ensures): its status is the container's,
+                    // which the harness reaps (expect_container_exit).
+                    self.emit(&Event::StepStarted {
+                        index,
+                        summary: summary(step),
+                    });
+                    self.teardown();
+                    self.emit(&Event::Handoff { index: index + 1 });
+                    std::process::exit(i32::from(*code));
+                }
+            }
             if step.runs_in_harness() {
                 // The harness performs this step and any that follow it; it
                 // answers with the index of the step we go on from.
@@ -408,6 +442,13 @@ impl Controller {
             .performer()
             .map_or(self.root.to_string(), |a| a.to_string());
         self.require_alive(&performer, step)?;
+        if let Some(init) = self.actors.get("init").filter(|_| names_init(step)) {
+            if self.scenario.namespace == Namespace::UnderInit {
+                if let Some(why) = init_under_test_missing(init.nspid[0]) {
+                    return Err(Verdict::fail(why));
+                }
+            }
+        }
         match step {
             Step::Spawn {
                 name, how, errno, ..
@@ -952,7 +993,32 @@ fn raise_nofile_limit() -> nix::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::propagates;
+    use super::{init_under_test_missing, names_init, propagates};
+
+    #[test]
+    fn an_init_under_test_must_be_a_parent_in_the_agents_namespace() {
+        let why = init_under_test_missing(0).unwrap();
+        assert!(
+            why.contains("getppid() is 0") && why.contains("PID 1"),
+            "{why}"
+        );
+        assert_eq!(init_under_test_missing(1), None);
+        assert_eq!(init_under_test_missing(4242), None);
+    }
+
+    #[test]
+    fn a_step_names_init_in_any_field() {
+        let step = |json: &str| serde_json::from_str::<orphanage_scenario::Step>(json).unwrap();
+        assert!(names_init(&step(
+            r#"{"expect_parent": {"of": "agent", "is": "init"}}"#
+        )));
+        assert!(names_init(&step(
+            r#"{"expect_signal": {"signal": "SIGTERM", "from": "init"}}"#
+        )));
+        assert!(!names_init(&step(
+            r#"{"expect_signal": {"signal": "SIGTERM"}}"#
+        )));
+    }
 
     #[test]
     fn shared_and_slave_mounts_propagate_private_ones_do_not() {

@@ -141,12 +141,17 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
                 && name.as_str() == ROOT_IN_FRESH_NAMESPACE
                 && !matches!(
                     (step.keyword(), field),
-                    ("expect_parent", "is") | ("kill", "target") | ("expect_gone", "of")
+                    ("expect_parent", "is")
+                        | ("kill", "target")
+                        | ("expect_signal", "from")
+                        | ("expect_gone", "of")
+                        | ("expect_alive", "of")
                 )
             {
                 return fail(format!(
                     "`{field}: init`: the init under test is not the agent's; it can only be \
-                     the `is` of expect_parent, the `target` of kill or in expect_gone's `of`"
+                     the `is` of expect_parent, the `target` of kill, the `from` of expect_signal \
+                     or in expect_gone's or expect_alive's `of`"
                 ));
             }
             if name.as_str() == other {
@@ -190,9 +195,17 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
                     ));
                 }
             }
+            // The root may exit as its last step when only the harness's
+            // steps follow (runtime target): its exit status is the
+            // container's, for expect_container_exit to read.
+            Step::Exit { by, .. }
+                if by.as_str() == root
+                    && i + 1 < s.steps.len()
+                    && s.steps[i + 1..].iter().all(Step::runs_in_harness) => {}
             Step::Exit { by, .. } | Step::Exec { by, .. } if by.as_str() == root => {
                 return fail(format!(
-                    "`{root}` runs the scenario and cannot {} (it exits when the steps end)",
+                    "`{root}` runs the scenario and cannot {} (it exits when the steps end; it may \
+                     exit as its last step only when the harness's steps alone follow)",
                     step.keyword()
                 ));
             }
@@ -508,8 +521,21 @@ mod tests {
         assert_eq!(err.position.map(|p| p.0), Some(3), "{err}");
     }
 
+    #[test]
+    fn the_root_may_exit_last_when_only_the_harness_follows() {
+        let text = format!(
+            "{HEAD}steps:\n  - exit: {{by: init, code: 3}}\n  - expect_container_exit: {{status: {{exited: 3}}}}\n"
+        );
+        assert!(parse("f.yaml", &text).is_ok());
+    }
+
     #[rstest]
     #[case::exit_of_root("  - exit: {by: init}\n", 4, "cannot exit")]
+    #[case::exit_of_root_before_its_own_steps(
+        "  - exit: {by: init}\n  - expect_container_exit: {status: {exited: 0}}\n  - spawn: {name: a}\n",
+        4,
+        "cannot exit"
+    )]
     #[case::self_spawn("  - spawn: {name: a, by: a}\n", 4, "cannot spawn itself")]
     #[case::exit_signal_with_fork(
         "  - spawn: {name: a}\n  - spawn: {name: b, by: a, exit_signal: SIGUSR1}\n",

@@ -360,6 +360,11 @@ pub enum Step {
         #[serde(default)]
         within: Option<Deadline>,
     },
+    /// Every process in `of` is still alive at this point, as the host sees
+    /// it (its pidfd does not poll readable; a zombie counts as dead). For
+    /// the processes a scenario means to leave behind: that the init died
+    /// alone, say, before the runtime is asked to clean up after it.
+    ExpectAlive { of: Vec<ActorRef> },
     /// The container's init, adopted by the harness (a subreaper, like a
     /// shim) once the runtime's create process exited, is reaped by the
     /// harness with this status.
@@ -564,6 +569,7 @@ impl Step {
             ExpectByte => "expect_byte", ExpectSize => "expect_size", ExpectCloexec => "expect_cloexec", Close => "close",
             MeasureExitDetection => "measure_exit_detection", RuntimeKill => "runtime_kill",
             RuntimeDelete => "runtime_delete", ExpectGone => "expect_gone",
+            ExpectAlive => "expect_alive",
             ExpectContainerExit => "expect_container_exit",
         )
     }
@@ -576,6 +582,7 @@ impl Step {
             Step::RuntimeKill { .. }
                 | Step::RuntimeDelete { .. }
                 | Step::ExpectGone { .. }
+                | Step::ExpectAlive { .. }
                 | Step::ExpectContainerExit { .. }
         )
     }
@@ -634,7 +641,7 @@ impl Step {
                 add(&mut refs, "of", of);
                 add(&mut refs, "from", from);
             }
-            Step::ExpectGone { of, .. } => {
+            Step::ExpectGone { of, .. } | Step::ExpectAlive { of } => {
                 for a in of {
                     refs.push(("of", a));
                 }
