@@ -48,9 +48,14 @@ pub fn spawn(
             sock,
             raw_clone(libc::CLONE_NEWPID as libc::c_ulong | signal),
         ),
-        SpawnHow::Clone3Parent => {
-            // clone3 refuses CLONE_PARENT with a nonzero exit_signal
-            // (clone3_args_valid()), so none is passed unless the scenario asks.
+        // clone3 refuses CLONE_PARENT with a nonzero exit_signal
+        // (clone3_args_valid()), so none is passed unless the scenario asks.
+        SpawnHow::Clone3Parent => continue_in(
+            name,
+            sock,
+            clone3(parent as u64, exit_signal.map_or(0, |s| s as u64)),
+        ),
+        SpawnHow::Clone3ParentOrClone => {
             match clone3(parent as u64, exit_signal.map_or(0, |s| s as u64)) {
                 Err(Errno::ENOSYS) => continue_in(name, sock, raw_clone(parent | signal))
                     .map(|_| Some("clone3: ENOSYS, fell back to clone(CLONE_PARENT)".to_string())),

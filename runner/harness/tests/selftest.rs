@@ -398,3 +398,37 @@ fn on_a_kernel_without_pidfd_and_clone3_those_scenarios_are_unsupported_and_the_
         report["summary"]
     );
 }
+
+/// CHECKS 3.4: where clone3 answers ENOSYS, `clone3_parent_or_clone` takes
+/// clone(CLONE_PARENT) instead and still makes a sibling (the scenario's
+/// parent and wait checks pass), and the report says the fallback was taken;
+/// where clone3 works, no fallback is taken.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn clone3_enosys_falls_back_to_clone_and_still_makes_a_sibling() {
+    for lacks_clone3 in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let report_path = dir.path().join("report.json");
+        let mut cmd = orphanage();
+        cmd.arg("--suites")
+            .arg(repo().join("suites"))
+            .arg("--report")
+            .arg(&report_path)
+            .args(["--exact", "sibling::clone3_or_clone_makes_a_sibling"]);
+        if lacks_clone3 {
+            pretend_kernel_lacks(&mut cmd, &[libc::SYS_clone3]);
+        }
+        let out = cmd.output().unwrap();
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+        let result = &report["results"][0];
+        assert_eq!(result["outcome"], "pass", "{result}");
+        assert_eq!(out.status.code(), Some(0));
+        let fell_back = result["notes"].as_array().unwrap().iter().any(|n| {
+            n.as_str()
+                .unwrap()
+                .contains("clone3: ENOSYS, fell back to clone(CLONE_PARENT)")
+        });
+        assert_eq!(fell_back, lacks_clone3, "{result}");
+    }
+}

@@ -411,8 +411,12 @@ pub enum SpawnHow {
     Clone,
     /// clone(2) with CLONE_PARENT: the new process is the caller's sibling.
     CloneParent,
-    /// clone3(2) with CLONE_PARENT, falling back to clone(2) on ENOSYS.
+    /// clone3(2) with CLONE_PARENT (the scenario requires clone3).
     Clone3Parent,
+    /// clone3(2) with CLONE_PARENT, and clone(2) with CLONE_PARENT where
+    /// clone3 answers ENOSYS, as youki's fork.rs does: runs on any kernel,
+    /// and notes the fallback when it is taken.
+    Clone3ParentOrClone,
     /// clone(2) with CLONE_NEWPID: the new process is the init of a new pid namespace.
     PidNamespace,
     /// A new thread in the caller's thread group.
@@ -424,7 +428,10 @@ impl SpawnHow {
     pub fn takes_exit_signal(self) -> bool {
         matches!(
             self,
-            SpawnHow::Clone | SpawnHow::CloneParent | SpawnHow::Clone3Parent
+            SpawnHow::Clone
+                | SpawnHow::CloneParent
+                | SpawnHow::Clone3Parent
+                | SpawnHow::Clone3ParentOrClone
         )
     }
 }
