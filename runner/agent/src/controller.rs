@@ -79,6 +79,9 @@ struct Controller {
     stdin: std::io::BufReader<std::io::Stdin>,
     started: Instant,
     subreaper_root: Option<SubreaperRoot>,
+    /// When each process's `exit` step saw its exit complete: what the time
+    /// an "eventually gone" check reports is counted from (CHECKS 2.5).
+    exit_completed: BTreeMap<String, Instant>,
 }
 
 /// `start.events_on_stdout`: the events go to stdout (the runtime target),
@@ -112,6 +115,7 @@ pub fn main(start: Start) -> ! {
         stdin,
         started: Instant::now(),
         subreaper_root: start.subreaper_root,
+        exit_completed: BTreeMap::new(),
     };
     let mode = match (&controller.subreaper_root, &scenario) {
         (Some(_), _) => RootMode::SubreaperRoot,
@@ -135,6 +139,34 @@ pub fn main(start: Start) -> ! {
     let verdict = controller.run();
     let steps_ms = controller.started.elapsed().as_secs_f64() * 1000.0;
     controller.finish(verdict, steps_ms)
+}
+
+/// What an eventual `expect_state` reports: how long the check took against
+/// its deadline and, for a process whose exit a step completed, how long
+/// after that exit it was first seen in `state` (CHECKS 2.5's "time taken":
+/// counted from the exit, not from the check, which may come after other
+/// steps). Seen so at the check's first look, that time is only an upper bound.
+fn eventual_state_note(
+    name: &str,
+    state: &str,
+    took: Duration,
+    deadline: Duration,
+    since_exit: Option<Duration>,
+    first_look: bool,
+) -> String {
+    let check = format!(
+        "{name} {state} after {} (deadline {})",
+        poll::micros(took),
+        poll::micros(deadline)
+    );
+    match (since_exit, first_look) {
+        (None, _) => check,
+        (Some(t), true) => format!(
+            "{check}; at most {} after its exit completed (already {state} at the first look)",
+            poll::micros(t)
+        ),
+        (Some(t), false) => format!("{check}; {} after its exit completed", poll::micros(t)),
+    }
 }
 
 /// Whether `step` names the init program under test (`namespace: under_init`).
@@ -663,6 +695,7 @@ impl Controller {
                 poll::micros(deadline)
             )));
         }
+        self.exit_completed.insert(name.to_string(), Instant::now());
         if !is_thread {
             parent_notified_barrier();
         }
@@ -894,7 +927,10 @@ impl Controller {
             format!("/proc/{pid}/stat")
         };
         let mut seen = ProcState::Gone;
+        let (mut looks, mut held_at) = (0u32, Instant::now());
         let (held, took) = poll::holds_within(within.unwrap_or(Duration::ZERO), || {
+            looks += 1;
+            held_at = Instant::now();
             seen = match procfs::stat_at(&path) {
                 Ok(s) if matches!(s.state, 'Z' | 'X') => ProcState::Zombie,
                 Ok(_) => ProcState::Alive,
@@ -918,12 +954,18 @@ impl Controller {
                 state_name(seen)
             )));
         }
+        let since_exit = self
+            .exit_completed
+            .get(name)
+            .map(|exited| held_at.saturating_duration_since(*exited));
         Ok(within.map_or_else(Vec::new, |w| {
-            vec![format!(
-                "{name} {} after {} (deadline {})",
+            vec![eventual_state_note(
+                name,
                 state_name(expected),
-                poll::micros(took),
-                poll::micros(w)
+                took,
+                w,
+                since_exit,
+                looks == 1,
             )]
         }))
     }
@@ -993,7 +1035,26 @@ fn raise_nofile_limit() -> nix::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{init_under_test_missing, names_init, propagates};
+    use super::{eventual_state_note, init_under_test_missing, names_init, propagates};
+    use std::time::Duration;
+
+    #[test]
+    fn an_eventual_state_is_timed_from_the_exit_when_there_was_one() {
+        let ms = Duration::from_millis;
+        assert_eq!(
+            eventual_state_note("a", "gone", ms(0), ms(1000), None, true),
+            "a gone after 0 µs (deadline 1000.0 ms)"
+        );
+        assert_eq!(
+            eventual_state_note("a", "gone", ms(2), ms(1000), Some(ms(5)), false),
+            "a gone after 2000 µs (deadline 1000.0 ms); 5000 µs after its exit completed"
+        );
+        assert_eq!(
+            eventual_state_note("a", "gone", ms(0), ms(1000), Some(ms(7)), true),
+            "a gone after 0 µs (deadline 1000.0 ms); at most 7000 µs after its exit \
+             completed (already gone at the first look)"
+        );
+    }
 
     #[test]
     fn an_init_under_test_must_be_a_parent_in_the_agents_namespace() {

@@ -432,3 +432,39 @@ fn clone3_enosys_falls_back_to_clone_and_still_makes_a_sibling() {
         assert_eq!(fell_back, lacks_clone3, "{result}");
     }
 }
+
+/// CHECKS 2.5: the time an orphan took to be reaped is counted from its own
+/// exit, not from the check that comes after the other exits.
+#[test]
+fn reap_times_are_counted_from_each_orphans_exit() {
+    for scenario in [
+        "zombie::ns_init_reaps_adopted_orphans",
+        "zombie::ns_init_reaps_inherited_zombies",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let report_path = dir.path().join("report.json");
+        let out = orphanage()
+            .arg("--suites")
+            .arg(repo().join("suites"))
+            .arg("--report")
+            .arg(&report_path)
+            .args(["--exact", scenario])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+        let notes: Vec<&str> = report["results"][0]["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        let timed = notes
+            .iter()
+            .filter(|n| n.contains(" gone after ") && n.contains(" after its exit completed"))
+            .count();
+        // Five orphans (or zombies) and their middle process, each timed from its exit.
+        assert_eq!(timed, 6, "{scenario}: {notes:#?}");
+    }
+}
