@@ -93,6 +93,29 @@ fn raw_clone(flags: libc::c_ulong) -> Result<Side, Errno> {
     }
 }
 
+/// The machine's init tries to make a sibling (`namespace: global_init`),
+/// by clone(CLONE_PARENT) or by clone3 with its fallback: Linux refuses with
+/// EINVAL. Should a kernel accept, the child exits at once (it has no worker
+/// to become) and the caller reports the success. Returns the fallback's note.
+pub fn sibling_of_global_init(how: SpawnHow) -> Result<Option<String>, Errno> {
+    let flags = (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong;
+    let (side, note) = match how {
+        SpawnHow::Clone3ParentOrClone => match clone3(libc::CLONE_PARENT as u64, 0) {
+            Err(Errno::ENOSYS) => (
+                raw_clone(flags),
+                Some("clone3: ENOSYS, fell back to clone(CLONE_PARENT)".to_string()),
+            ),
+            other => (other, None),
+        },
+        _ => (raw_clone(flags), None),
+    };
+    match side? {
+        // SAFETY: _exit in the child of a fork-like clone, touching nothing.
+        Side::Child => unsafe { libc::_exit(0) },
+        Side::Parent => Ok(note),
+    }
+}
+
 /// struct clone_args, first version (CLONE_ARGS_SIZE_VER0 = 64 bytes).
 #[repr(C)]
 #[derive(Default)]

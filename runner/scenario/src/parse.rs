@@ -96,6 +96,20 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, ParseError> {
     Ok(scenario)
 }
 
+/// Whether the machine's init may perform `step` itself (`namespace:
+/// global_init`): a spawn of a sibling that must fail, and nothing else.
+fn global_init_may_run(step: &Step) -> bool {
+    matches!(
+        step,
+        Step::Spawn {
+            by: None,
+            how: SpawnHow::CloneParent | SpawnHow::Clone3ParentOrClone,
+            errno: Some(_),
+            ..
+        }
+    )
+}
+
 /// Checks what the types cannot express. Returns the offending step's index, if any.
 fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
     if s.checks.trim().is_empty() || s.checks.contains('\n') {
@@ -128,6 +142,7 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
         // `init` is the init program under test: the agent cannot act for it,
         // only observe it (checked below).
         Namespace::UnderInit => (ROOT_IN_CALLER_NAMESPACE, ""),
+        Namespace::GlobalInit => (ROOT_IN_FRESH_NAMESPACE, ROOT_IN_CALLER_NAMESPACE),
     };
     // The process each thread belongs to, and the processes that have threads.
     let mut process_of: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
@@ -136,6 +151,14 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
     let mut handle_kind: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
     for (i, step) in s.steps.iter().enumerate() {
         let fail = |m: String| Err((Some(i), m));
+        if s.namespace == Namespace::GlobalInit && !global_init_may_run(step) {
+            return fail(
+                "with `namespace: global_init` the machine's init performs the steps itself: \
+                 only a spawn by `init` with how: clone_parent or clone3_parent_or_clone and an \
+                 errno (a sibling of the global init would have no parent)"
+                    .into(),
+            );
+        }
         for (field, name) in step.actor_refs() {
             if s.namespace == Namespace::UnderInit
                 && name.as_str() == ROOT_IN_FRESH_NAMESPACE
@@ -161,6 +184,7 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
                         Namespace::Fresh => "fresh",
                         Namespace::Caller => "caller",
                         Namespace::UnderInit => "under_init",
+                        Namespace::GlobalInit => "global_init",
                     },
                 ));
             }
@@ -519,6 +543,26 @@ mod tests {
         let err = parse("f.yaml", &text).unwrap_err();
         assert!(err.message.contains(message), "{err}");
         assert_eq!(err.position.map(|p| p.0), Some(3), "{err}");
+    }
+
+    #[test]
+    fn the_global_init_performs_only_sibling_spawns_that_must_fail() {
+        let with = |step: &str| {
+            parse(
+                "f.yaml",
+                &format!("{HEAD}namespace: global_init\nsteps:\n  - {step}\n"),
+            )
+        };
+        assert!(with("spawn: {name: s, how: clone_parent, errno: EINVAL}").is_ok());
+        assert!(with("spawn: {name: s, how: clone3_parent_or_clone, errno: EINVAL}").is_ok());
+        for refused in [
+            "spawn: {name: s, how: clone_parent}",
+            "spawn: {name: s, errno: EINVAL}",
+            "set_subreaper: {}",
+        ] {
+            let err = with(refused).unwrap_err();
+            assert!(err.message.contains("global_init"), "{refused}: {err}");
+        }
     }
 
     #[test]
