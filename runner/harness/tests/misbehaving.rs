@@ -346,6 +346,27 @@ fn main() {
             },
         ),
         needs(
+            "a_runtime_that_sends_sigkill_for_any_signal_is_caught",
+            &["runc"],
+            || {
+                runtime_is_caught(
+                    "kill-sends-sigkill",
+                    &["container_init::", "shim::"],
+                    &[],
+                    &[
+                        (
+                            "container_init::sigterm_delivered_with_handler",
+                            "observed the container's init killed by SIGKILL",
+                        ),
+                        (
+                            "container_init::sigterm_ignored_without_handler",
+                            "observed the container's init killed by SIGKILL",
+                        ),
+                    ],
+                )
+            },
+        ),
+        needs(
             "a_runtime_whose_kill_is_kill_all_is_caught",
             &["runc"],
             || {
