@@ -5,13 +5,15 @@
 //! registry of live trees (`live.rs`), init as every orphan's parent.
 
 mod clone_flags;
+mod countdown;
+mod pidfd;
 mod pipes;
 mod reading;
 mod simulated_kernel;
-mod wait_status;
 
 pub use clone_flags::{clone_failed, clone_flag_names};
+pub use countdown::Countdown;
+pub use pidfd::{pidfd_exited, pidfd_open, pidfd_send_signal};
 pub use pipes::{above_std_fds, pipe};
 pub use reading::{read_events, read_events_until, readable_now, Flow, Reading, READS_IN_A_ROW};
 pub use simulated_kernel::{install_filter, Lacks};
-pub use wait_status::wait_status;

@@ -1,6 +1,7 @@
-use orphanage_scenario::{verdict_without_finish, AgentEnd, Event, Verdict};
+use crate::Countdown;
+use orphanage_scenario::{verdict_without_finish, AgentEnd, Event, Verdict, WaitStatus};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The longest event line accepted; a longer one is the agent's failure.
 const LONGEST_EVENT: usize = 1024 * 1024;
@@ -62,16 +63,15 @@ pub enum Flow {
 }
 
 /// Reads the agent's events, one JSON line each, until it closes the events
-/// pipe (the agent and every worker gone) or `deadline` has passed since
-/// `started`, and keeps what its stderr says. Each event goes to `on_event`.
+/// pipe (the agent and every worker gone) or the scenario's `clock` runs
+/// out, and keeps what its stderr says. Each event goes to `on_event`.
 pub fn read_events(
     events: &OwnedFd,
     stderr: &OwnedFd,
-    started: Instant,
-    deadline: Duration,
+    clock: &Countdown,
     on_event: &mut dyn FnMut(&Event),
 ) -> Reading {
-    read_events_until(events, Some(stderr), started, deadline, &mut |e| {
+    read_events_until(events, Some(stderr), clock, &mut |e| {
         on_event(e);
         Flow::Go
     })
@@ -83,8 +83,7 @@ pub fn read_events(
 pub fn read_events_until(
     events: &OwnedFd,
     stderr: Option<&OwnedFd>,
-    started: Instant,
-    deadline: Duration,
+    clock: &Countdown,
     on_event: &mut dyn FnMut(&Event) -> Flow,
 ) -> Reading {
     let mut reading = Reading {
@@ -92,7 +91,7 @@ pub fn read_events_until(
         ..Reading::default()
     };
     loop {
-        let left = deadline.saturating_sub(started.elapsed());
+        let left = clock.remaining();
         if left.is_zero() {
             reading.timed_out = true;
             return reading;
@@ -232,7 +231,7 @@ impl Reading {
     /// how it ended (`status` from waitpid; None when someone else reaped it).
     pub fn verdict_without_finish(
         &self,
-        status: Option<i32>,
+        status: Option<WaitStatus>,
         deadline: Duration,
         agent: &str,
     ) -> Verdict {
@@ -274,8 +273,7 @@ mod tests {
         let mut reading = read_events(
             &ev_r,
             &err_r,
-            Instant::now(),
-            Duration::from_millis(if keep_open { 50 } else { 10_000 }),
+            &Countdown::start(Duration::from_millis(if keep_open { 50 } else { 10_000 })),
             &mut |e| seen.push(e.clone()),
         );
         drop(open);
@@ -311,7 +309,11 @@ mod tests {
     fn a_bad_line_makes_the_run_broken() {
         let (reading, seen) = read(b"not json\n", b"", false);
         assert!(seen.is_empty());
-        let v = reading.verdict_without_finish(Some(0), Duration::from_secs(1), "agent");
+        let v = reading.verdict_without_finish(
+            Some(WaitStatus::Exited(0)),
+            Duration::from_secs(1),
+            "agent",
+        );
         assert_eq!(v.outcome, Outcome::Broken);
         assert!(v.reason.contains("not json"), "{}", v.reason);
     }
@@ -333,7 +335,11 @@ mod tests {
     fn the_stderr_tail_is_the_last_five_lines() {
         let (reading, _) = read(b"", b"1\n2\n3\n4\n5\n6\n", false);
         assert_eq!(reading.stderr_tail(), "2 | 3 | 4 | 5 | 6");
-        let v = reading.verdict_without_finish(Some(3 << 8), Duration::from_secs(1), "agent");
+        let v = reading.verdict_without_finish(
+            Some(WaitStatus::Exited(3)),
+            Duration::from_secs(1),
+            "agent",
+        );
         assert!(
             v.reason.contains("exited 3") && v.reason.contains("2 | 3"),
             "{}",
@@ -368,8 +374,7 @@ mod tests {
         let reading = read_events_until(
             &ev_r,
             None,
-            Instant::now(),
-            Duration::from_secs(10),
+            &Countdown::start(Duration::from_secs(10)),
             &mut |e| {
                 seen.push(e.clone());
                 match e {

@@ -7,10 +7,12 @@ use crate::protocol::{self, Pids, Reply, Request};
 use crate::{poll, probe, procfs, signals, steps};
 use nix::errno::Errno;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use orphanage_scenario::{Event, Feature, Namespace, ProcState, RootMode, Scenario, Step, Verdict};
+use orphanage_scenario::{
+    Event, Feature, Namespace, ProcState, RootMode, Scenario, Step, Verdict, WaitStatus,
+};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// The fd on which the harness reads our events.
@@ -448,16 +450,10 @@ impl Controller {
             .filter(|a| a.alive && !a.is_thread && a.sock.is_some())
         {
             match &actor.pidfd {
-                // SAFETY: pidfd_send_signal on a pidfd we hold: immune to pid reuse.
-                Some(fd) => unsafe {
-                    libc::syscall(
-                        libc::SYS_pidfd_send_signal,
-                        fd.as_raw_fd(),
-                        libc::SIGKILL,
-                        0usize,
-                        0u32,
-                    );
-                },
+                // Through the pidfd: immune to pid reuse.
+                Some(fd) => {
+                    let _ = orphanage_agent_io::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+                }
                 // SAFETY: plain kill; without pidfds, the start time guards against reuse below.
                 None => unsafe {
                     libc::kill(actor.nspid[0], libc::SIGKILL);
@@ -579,13 +575,9 @@ impl Controller {
             }
         }
         let how = match procfs::stat(pid) {
-            Ok(s) if s.state == 'Z' => match s.exit_code {
-                Some(code) if code & 0x7f != 0 => {
-                    format!("killed by {}", steps::signal_name(code & 0x7f))
-                }
-                Some(code) => format!("exited {}", code >> 8),
-                None => "exited".into(),
-            },
+            Ok(s) if s.state == 'Z' => s
+                .exit_code
+                .map_or("exited".into(), |raw| WaitStatus::from_raw(raw).to_string()),
             Ok(_) => format!("still running, but {detail}"),
             Err(_) => "gone".into(),
         };
@@ -647,14 +639,10 @@ impl Controller {
         } else {
             name.to_string()
         };
-        // SAFETY: pidfd_open on a live process that nobody can reap before it exits.
+        // A live process that nobody can reap before it exits.
         let pidfd = (!is_thread)
-            .then(|| unsafe { libc::syscall(libc::SYS_pidfd_open, nspid[0], 0) })
-            .filter(|&fd| fd >= 0)
-            .map(|fd| {
-                // SAFETY: the kernel just gave us this fd.
-                unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
-            });
+            .then(|| orphanage_agent_io::pidfd_open(nspid[0]).ok())
+            .flatten();
         let start_time = procfs::stat(nspid[0]).map(|s| s.start_time).unwrap_or(0);
         self.emit(&Event::Spawned {
             name: name.to_string(),

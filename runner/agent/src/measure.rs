@@ -14,6 +14,7 @@ use crate::signals;
 use crate::steps::poll_readable;
 use nix::errno::Errno;
 use orphanage_scenario::{MeasureMethod, Verdict};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 /// How long a measurement waits for one exit when the step names no `within`.
@@ -80,18 +81,23 @@ pub fn exit_detection(
             if pid < 0 {
                 return Err(broken("fork"));
             }
-            // SAFETY: pidfd_open on our own child, before it can exit.
-            let pidfd = if method == MeasureMethod::Pidfd {
-                (unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }) as i32
-            } else {
-                -1
+            // Our own child, before it can exit; closed when dropped.
+            let pidfd_owned = match method {
+                MeasureMethod::Pidfd => match orphanage_agent_io::pidfd_open(pid) {
+                    Ok(fd) => Some(fd),
+                    Err(e) => {
+                        // SAFETY: our child, blocked on its pipe; killed and reaped here.
+                        unsafe {
+                            libc::close(go[1]);
+                            libc::kill(pid, libc::SIGKILL);
+                            libc::waitpid(pid, std::ptr::null_mut(), 0);
+                        }
+                        return Err(Verdict::unsupported(format!("pidfd_open: {e}")));
+                    }
+                },
+                MeasureMethod::Kill0 => None,
             };
-            if method == MeasureMethod::Pidfd && pidfd < 0 {
-                return Err(Verdict::unsupported(format!(
-                    "pidfd_open: {}",
-                    Errno::last()
-                )));
-            }
+            let pidfd = pidfd_owned.as_ref().map_or(-1, |fd| fd.as_raw_fd());
             // Alive, by the method's own test, before it is let go: a method that
             // says "gone" for a live process must not measure a tiny latency.
             let alive_first = match method {
@@ -113,9 +119,6 @@ pub fn exit_detection(
                 unsafe {
                     libc::close(go[1]);
                     libc::kill(pid, libc::SIGKILL);
-                    if pidfd >= 0 {
-                        libc::close(pidfd);
-                    }
                 }
                 if method == MeasureMethod::Pidfd {
                     // SAFETY: reaping our own child (kill0 mode auto-reaps).
@@ -135,13 +138,12 @@ pub fn exit_detection(
                 MeasureMethod::Pidfd => {
                     let seen = poll_readable(pidfd, give_up.as_millis() as i32);
                     let t = now_ns();
-                    // SAFETY: reap our child (killed first if its exit went unnoticed) and close its pidfd.
+                    // SAFETY: reap our child (killed first if its exit went unnoticed).
                     unsafe {
                         if !seen {
                             libc::kill(pid, libc::SIGKILL);
                         }
                         libc::waitpid(pid, std::ptr::null_mut(), 0);
-                        libc::close(pidfd);
                     }
                     seen.then_some(t)
                 }

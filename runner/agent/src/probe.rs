@@ -3,7 +3,9 @@
 
 use crate::{memfd, procfs, spawn};
 use nix::errno::Errno;
+use orphanage_agent_io::pidfd_open;
 use orphanage_scenario::{ErrnoName, Feature, MfdFlag, Seal};
+use std::os::fd::AsRawFd;
 
 /// `Err` carries the call that failed and its errno: "prctl(PR_GET_CHILD_SUBREAPER): EINVAL".
 pub fn probe(feature: Feature, in_private_tmp: bool) -> Result<(), String> {
@@ -54,30 +56,27 @@ pub fn probe(feature: Feature, in_private_tmp: bool) -> Result<(), String> {
             }),
         ),
         Feature::Clone3 => check("clone3(NULL, 0)", spawn::probe_clone3()),
-        Feature::Pidfd => {
-            // SAFETY: pidfd_open on ourselves.
-            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
-            close_if(fd);
-            check("pidfd_open(self)", ok_if(fd >= 0))
-        }
+        Feature::Pidfd => check(
+            "pidfd_open(self)",
+            pidfd_open(std::process::id() as i32).map(drop),
+        ),
         Feature::PidfdWait => {
-            // SAFETY: as above.
-            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
-            if fd < 0 {
-                return fail("pidfd_open(self)", Errno::last());
-            }
+            let fd = match pidfd_open(std::process::id() as i32) {
+                Ok(fd) => fd,
+                Err(e) => return fail("pidfd_open(self)", e),
+            };
             // SAFETY: zeroed siginfo is valid; we are not our own child, so ECHILD means P_PIDFD is known.
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
             let r = unsafe {
                 libc::waitid(
                     libc::P_PIDFD,
-                    fd as libc::id_t,
+                    fd.as_raw_fd() as libc::id_t,
                     &mut info,
                     libc::WEXITED | libc::WNOHANG,
                 )
             };
             let e = Errno::last();
-            close_if(fd);
+            drop(fd);
             match (r, e) {
                 (-1, Errno::ECHILD) => Ok(()),
                 (-1, e) => fail("waitid(P_PIDFD)", e),

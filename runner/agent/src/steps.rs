@@ -7,10 +7,12 @@ use crate::handles::{self, Handle};
 use crate::protocol::Pids;
 use crate::{measure, poll, procfs, signals, spawn};
 use nix::errno::Errno;
+use orphanage_agent_io::pidfd_open;
 use orphanage_scenario::{
-    ErrnoName, ExpectedStatus, SignalName, Step, Verdict, WaitApi, WaitFlag, WaitTarget,
+    describe_expected_status, ErrnoName, ExpectedStatus, SignalName, Step, Verdict, WaitApi,
+    WaitFlag, WaitStatus, WaitTarget,
 };
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -304,15 +306,13 @@ pub fn perform(who: &str, step: &Step, pids: &Pids, passed_fd: Option<OwnedFd>) 
             ..
         } => {
             let pid = pid_of(pids, target.as_str())?;
-            // SAFETY: pidfd_open with plain integers.
-            let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
             if let Some(fd) = expect_errno(
                 who,
                 &format!("pidfd_open({target})"),
-                last(r, r >= 0),
+                pidfd_open(pid),
                 *errno,
             )? {
-                handles::insert(handle.as_str(), Handle::Fd(fd as RawFd));
+                handles::insert(handle.as_str(), Handle::Fd(fd.into_raw_fd()));
             }
         }
         Step::ExpectPidfd {
@@ -518,41 +518,30 @@ fn expect_signal(
 }
 
 /// What a wait call reported.
+/// What a wait reported: a child's status, or (WNOHANG) nothing yet.
 #[derive(Debug, PartialEq)]
 enum Observed {
-    Exited(i32),
-    Signaled(i32, bool),
-    Other(String),
+    Ended(WaitStatus),
     Running,
+    /// A siginfo no child's status has: the kernel's words, as they came.
+    Unknown(String),
 }
 
 impl Observed {
     fn describe(&self) -> String {
         match self {
-            Observed::Exited(c) => format!("exited {c}"),
-            Observed::Signaled(s, false) => format!("killed by {}", signal_name(*s)),
-            Observed::Signaled(s, true) => format!("killed by {} (core dumped)", signal_name(*s)),
-            Observed::Other(s) => s.clone(),
-            Observed::Running => "nothing to report yet".to_string(),
+            Observed::Ended(status) => status.to_string(),
+            Observed::Running => describe_expected_status(ExpectedStatus::Running),
+            Observed::Unknown(what) => what.clone(),
         }
     }
 
     fn matches(&self, expected: ExpectedStatus) -> bool {
-        match expected {
-            ExpectedStatus::Exited(c) => *self == Observed::Exited(c),
-            ExpectedStatus::Signaled(s) => *self == Observed::Signaled(s.0 as i32, false),
-            ExpectedStatus::Dumped(s) => *self == Observed::Signaled(s.0 as i32, true),
-            ExpectedStatus::Running => *self == Observed::Running,
+        match self {
+            Observed::Ended(status) => status.matches(expected),
+            Observed::Running => expected == ExpectedStatus::Running,
+            Observed::Unknown(_) => false,
         }
-    }
-}
-
-fn describe_expected(e: ExpectedStatus) -> String {
-    match e {
-        ExpectedStatus::Exited(c) => format!("exited {c}"),
-        ExpectedStatus::Signaled(s) => format!("killed by {s}"),
-        ExpectedStatus::Dumped(s) => format!("killed by {s} (core dumped)"),
-        ExpectedStatus::Running => "nothing to report yet".into(),
     }
 }
 
@@ -589,12 +578,8 @@ fn wait(
             let r = unsafe { libc::waitpid(pid, &mut raw, bits) };
             let decoded = if r == 0 {
                 Observed::Running
-            } else if libc::WIFEXITED(raw) {
-                Observed::Exited(libc::WEXITSTATUS(raw))
-            } else if libc::WIFSIGNALED(raw) {
-                Observed::Signaled(libc::WTERMSIG(raw), libc::WCOREDUMP(raw))
             } else {
-                Observed::Other(format!("raw status {raw:#x}"))
+                Observed::Ended(WaitStatus::from_raw(raw))
             };
             (
                 format!("waitpid({target_text}{flag_text})"),
@@ -602,19 +587,22 @@ fn wait(
             )
         }
         WaitApi::Waitid | WaitApi::Pidfd => {
+            // Held until the waitid is done, closed when dropped.
+            let mut pidfd = None;
             let (idtype, id, what) = match (api, pid) {
                 (WaitApi::Pidfd, _) => {
-                    // SAFETY: pidfd_open with plain integers.
-                    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-                    if fd < 0 {
-                        return expect_errno(
-                            who,
-                            &format!("pidfd_open({target_text})"),
-                            Err::<(), _>(Errno::last()),
-                            errno,
-                        )
-                        .map(|_| vec![]);
-                    }
+                    let fd = match pidfd_open(pid) {
+                        Ok(fd) => pidfd.insert(fd).as_raw_fd(),
+                        Err(e) => {
+                            return expect_errno(
+                                who,
+                                &format!("pidfd_open({target_text})"),
+                                Err::<(), _>(e),
+                                errno,
+                            )
+                            .map(|_| vec![])
+                        }
+                    };
                     (
                         libc::P_PIDFD,
                         fd as libc::id_t,
@@ -637,18 +625,13 @@ fn wait(
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
             // SAFETY: valid pointer to info.
             let r = unsafe { libc::waitid(idtype, id, &mut info, bits) };
-            if idtype == libc::P_PIDFD {
-                // SAFETY: the pidfd opened above.
-                unsafe { libc::close(id as RawFd) };
-            }
+            drop(pidfd);
             // SAFETY: reading the union fields waitid filled in.
             let (got, code, st) = unsafe { (info.si_pid(), info.si_code, info.si_status()) };
-            let decoded = match code {
+            let decoded = match WaitStatus::from_siginfo(code, st) {
                 _ if got == 0 => Observed::Running,
-                libc::CLD_EXITED => Observed::Exited(st),
-                libc::CLD_KILLED => Observed::Signaled(st, false),
-                libc::CLD_DUMPED => Observed::Signaled(st, true),
-                other => Observed::Other(format!("si_code {other}, si_status {st}")),
+                Some(status) => Observed::Ended(status),
+                None => Observed::Unknown(format!("si_code {code}, si_status {st}")),
             };
             (what, last((got, decoded), r == 0))
         }
@@ -666,7 +649,7 @@ fn wait(
         check(observed.matches(expected), || {
             format!(
                 "{who}: {what}: expected {}, observed {}",
-                describe_expected(expected),
+                describe_expected_status(expected),
                 observed.describe()
             )
         })?;

@@ -19,7 +19,7 @@
 
 use crate::controller::{self, Start, SubreaperRoot};
 use nix::errno::Errno;
-use orphanage_scenario::ErrnoName;
+use orphanage_scenario::{ErrnoName, WaitStatus};
 
 /// Runs the scenario on stdin under a subreaper root; `why` says why there is
 /// no pid namespace. Exits as the root did.
@@ -135,16 +135,16 @@ fn private_tmp() -> nix::Result<()> {
 
 /// Waits for the root alone: any other child (a CLONE_PARENT sibling of the
 /// root) stays as the scenario left it until the root is done.
-fn wait_for(root: i32) -> i32 {
+fn wait_for(root: i32) -> WaitStatus {
     let mut status = 0;
     loop {
         // SAFETY: waiting for our own child.
         let r = unsafe { libc::waitpid(root, &mut status, libc::__WALL) };
         if r == root {
-            return status;
+            return WaitStatus::from_raw(status);
         }
         if Errno::last() != Errno::EINTR {
-            return 0;
+            return WaitStatus::Exited(0);
         }
     }
 }
@@ -200,9 +200,8 @@ fn children_of(me: i32) -> Vec<i32> {
 
 /// Ends this process the way the root ended, so the harness reads the root's
 /// wait status as the agent's (a crash as the same signal).
-fn exit_as(status: i32) -> ! {
-    if libc::WIFSIGNALED(status) {
-        let signal = libc::WTERMSIG(status);
+fn exit_as(status: WaitStatus) -> ! {
+    if let WaitStatus::Killed { signal, .. } = status {
         // SAFETY: back to the default action for that signal, unblocked, then raised.
         unsafe {
             libc::signal(signal, libc::SIG_DFL);
@@ -214,5 +213,9 @@ fn exit_as(status: i32) -> ! {
         }
         std::process::exit(128 + signal)
     }
-    std::process::exit(libc::WEXITSTATUS(status))
+    match status {
+        WaitStatus::Exited(code) => std::process::exit(code),
+        // waitpid without WUNTRACED or WCONTINUED reports neither.
+        _ => std::process::exit(0),
+    }
 }

@@ -14,9 +14,9 @@
 use crate::poll;
 use nix::errno::Errno;
 use orphanage_agent_io::{
-    above_std_fds, clone_failed, pipe, readable_now, wait_status, Reading, READS_IN_A_ROW,
+    above_std_fds, clone_failed, pipe, readable_now, Reading, READS_IN_A_ROW,
 };
-use orphanage_scenario::{Event, Namespace, Verdict, VmScenario};
+use orphanage_scenario::{Event, Namespace, Verdict, VmScenario, WaitStatus};
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -49,8 +49,8 @@ struct Running<'a> {
     reading: Reading,
     /// When the events pipe ended (every writer gone).
     events_ended: Option<Instant>,
-    /// The root's wait status, once reaped.
-    status: Option<i32>,
+    /// How the root ended, once reaped.
+    status: Option<WaitStatus>,
     killed: bool,
     /// (pid, start time) of every process the agent reported, in our namespace.
     spawned: Vec<(i32, u64)>,
@@ -315,7 +315,7 @@ fn reap(running: &mut [Running], report: &mut dyn FnMut(&VmScenario, &Event)) {
 /// `on_ended` gets its pid and wait status first, while it is a zombie
 /// (waitid with WNOWAIT); on a kernel where that waitid fails otherwise than
 /// with ECHILD (no WNOWAIT, or no waitid), just after.
-fn reap_next(on_ended: &mut dyn FnMut(i32, i32)) -> bool {
+fn reap_next(on_ended: &mut dyn FnMut(i32, WaitStatus)) -> bool {
     // SAFETY: waitid fills a zeroed siginfo; WNOWAIT leaves the child as it is.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     let peeked = unsafe {
@@ -329,10 +329,10 @@ fn reap_next(on_ended: &mut dyn FnMut(i32, i32)) -> bool {
     if peeked == 0 {
         // SAFETY: waitid filled these for an ended child (si_pid 0: none).
         let (pid, code, status) = unsafe { (info.si_pid(), info.si_code, info.si_status()) };
-        if pid == 0 {
+        let Some(ended) = WaitStatus::from_siginfo(code, status).filter(|_| pid != 0) else {
             return false;
-        }
-        on_ended(pid, wait_status(code, status));
+        };
+        on_ended(pid, ended);
         // SAFETY: reaping the zombie just seen. ECHILD: a kernel that reaped
         // it despite WNOWAIT; it is gone either way.
         let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG | libc::__WALL) };
@@ -351,7 +351,7 @@ fn reap_next(on_ended: &mut dyn FnMut(i32, i32)) -> bool {
     if pid <= 0 {
         return false;
     }
-    on_ended(pid, status);
+    on_ended(pid, WaitStatus::from_raw(status));
     true
 }
 

@@ -87,7 +87,7 @@ pub struct Cli {
     pub kernel: Option<PathBuf>,
 
     /// Run the suite in every kernel of this matrix file and print a matrix (scenarios x kernels).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["report", "junit", "events"])]
+    #[arg(long, value_name = "FILE")]
     pub kernels: Option<PathBuf>,
 
     /// With --kernels: only these kernels, by name (comma-separated or repeated).

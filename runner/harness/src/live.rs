@@ -16,9 +16,9 @@
 use nix::errno::Errno;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
-use orphanage_agent_io::wait_status;
+use orphanage_scenario::WaitStatus;
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -68,8 +68,7 @@ impl Container {
 /// How a root ended, as the thread that reaped it saw.
 #[derive(Debug, Clone, Copy)]
 pub struct Exit {
-    /// The status as waitpid(2) gives it.
-    pub status: i32,
+    pub status: WaitStatus,
     /// CPU time it used, user plus system.
     pub cpu: Duration,
 }
@@ -207,24 +206,12 @@ fn live() -> std::sync::MutexGuard<'static, BTreeMap<u64, Entry>> {
 }
 
 fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    // SAFETY: the kernel just gave us this fd.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    orphanage_agent_io::pidfd_open(pid).ok()
 }
 
 /// True if sent; with signal 0, whether the process is not yet reaped.
 fn pidfd_signal(fd: &OwnedFd, signal: i32) -> bool {
-    // SAFETY: pidfd_send_signal on a pidfd we hold, without siginfo.
-    unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            signal,
-            0usize,
-            0u32,
-        ) == 0
-    }
+    orphanage_agent_io::pidfd_send_signal(fd.as_fd(), signal).is_ok()
 }
 
 fn cpu_time(usage: &libc::rusage) -> Duration {
@@ -261,9 +248,12 @@ fn reap_now(root: &Root) -> Result<Option<Exit>, Errno> {
             // SAFETY: waitid filled in a SIGCHLD siginfo (si_pid 0: not exited).
             (0, _) => {
                 return Ok(unsafe { info.si_pid() != 0 }.then(|| Exit {
-                    status: wait_status(info.si_code, unsafe { info.si_status() }),
+                    // A zeroed siginfo would not get here (si_pid 0), nor any
+                    // code but a child's exit with WEXITED alone.
+                    status: WaitStatus::from_siginfo(info.si_code, unsafe { info.si_status() })
+                        .unwrap_or(WaitStatus::Exited(0)),
                     cpu: cpu_time(&usage),
-                }))
+                }));
             }
             // P_PIDFD came in 5.4, a release after pidfd_open: by pid then.
             (_, Errno::EINVAL) => {}
@@ -283,7 +273,7 @@ fn reap_now(root: &Root) -> Result<Option<Exit>, Errno> {
         };
         if r == root.pid {
             return Ok(Some(Exit {
-                status,
+                status: WaitStatus::from_raw(status),
                 cpu: cpu_time(&usage),
             }));
         }
@@ -903,7 +893,7 @@ mod tests {
             .pidfd = None;
         registration.kill();
         let exit = registration.reap_root(None).expect("reaped");
-        assert_eq!(exit.status, libc::SIGKILL, "killed by SIGKILL");
+        assert_eq!(exit.status.to_string(), "killed by SIGKILL");
         next_pid_will_be(root.id());
         let stranger = sleeper();
         assert_eq!(stranger.id(), root.id(), "no reuse");
@@ -917,17 +907,20 @@ mod tests {
     /// The status reaped through the pidfd reads as waitpid(2) would give it.
     #[test]
     fn reap_root_gives_the_wait_status() {
-        for (script, exited, code) in [("exit 3", true, 3), ("kill -9 $$", false, 9)] {
+        for (script, expected) in [
+            ("exit 3", WaitStatus::Exited(3)),
+            (
+                "kill -9 $$",
+                WaitStatus::Killed {
+                    signal: libc::SIGKILL,
+                    core_dumped: false,
+                },
+            ),
+        ] {
             let mut child = Command::new("sh").args(["-c", script]).spawn().unwrap();
             let registration = register_child(&mut child).unwrap();
             let status = registration.reap_root(None).expect("reaped").status;
-            assert_eq!(libc::WIFEXITED(status), exited, "{script}: {status:#x}");
-            let got = if exited {
-                libc::WEXITSTATUS(status)
-            } else {
-                libc::WTERMSIG(status)
-            };
-            assert_eq!(got, code, "{script}: {status:#x}");
+            assert_eq!(status, expected, "{script}");
             assert!(registration.reap_root(None).is_none(), "reaped twice");
         }
     }

@@ -9,7 +9,6 @@ mod expected;
 mod explore;
 mod kernels;
 mod live;
-mod matrix;
 mod reporting;
 mod targets;
 mod trials;

@@ -6,8 +6,9 @@
 use crate::cli::{Cli, KernelsCommand};
 use crate::discover::Loaded;
 use crate::kernels::{self, FetchError, Kernel};
-use crate::matrix::{self, Column, Figures};
-use crate::reporting::TrialRecord;
+use crate::reporting::{
+    self, CellInfo, Column, Figures, MatrixReport, Reporters, RunEvent, TrialRecord,
+};
 use crate::targets::vm::{self, Batch, Chosen, Progress, VmRun};
 use crate::{live, trials};
 use anyhow::{bail, Context};
@@ -96,7 +97,7 @@ fn boot_floor(
 pub fn explore_target(cli: &Cli, image: &Path) -> anyhow::Result<crate::targets::Target> {
     // The user's input first: a file that is not a kernel is bad input
     // whether or not QEMU is installed.
-    vm::check_kernel_file(image).map_err(anyhow::Error::msg)?;
+    vm::check_kernel_file(image)?;
     check_qemu()?;
     let chosen = vm::choose_accel(cli.accel, image);
     eprintln!(
@@ -131,7 +132,7 @@ pub struct SingleVm {
 pub fn prepare_single(cli: &Cli, image: &Path, loaded: &[Loaded]) -> anyhow::Result<Arc<SingleVm>> {
     // The user's input first: a file that is not a kernel is bad input
     // whether or not QEMU is installed.
-    vm::check_kernel_file(image).map_err(anyhow::Error::msg)?;
+    vm::check_kernel_file(image)?;
     check_qemu()?;
     let kernel = Kernel {
         name: image
@@ -224,9 +225,9 @@ impl SingleVm {
             return;
         };
         let col = column(&self.kernel.name, chosen, *floor, run, vec![]);
-        for line in matrix::figures_lines(std::slice::from_ref(&col))
+        for line in reporting::figures_lines(std::slice::from_ref(&col))
             .into_iter()
-            .chain(matrix::left_behind_line(&col))
+            .chain(reporting::left_behind_line(&col))
         {
             eprintln!("orphanage: {line}");
         }
@@ -287,7 +288,7 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
                 k.name
             );
         };
-        vm::check_kernel_file(&image).map_err(anyhow::Error::msg)?;
+        vm::check_kernel_file(&image)?;
         images.push(Some(image));
     }
     if selected.is_empty() {
@@ -320,6 +321,32 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
             why: "no VM".into(),
         },
     };
+    // The reports' files are opened now: a bad path is bad input, found
+    // before any VM starts.
+    let cells = Arc::new(Mutex::new(
+        kernels
+            .iter()
+            .zip(&images)
+            .map(|(k, image)| CellInfo {
+                name: k.name.clone(),
+                kind: if image.is_some() { "vm" } else { "host" }.into(),
+                kernel: String::new(),
+                version: None,
+                init: None,
+                summary: Default::default(),
+            })
+            .collect(),
+    ));
+    let shared_columns = Arc::new(Mutex::new(
+        kernels.iter().map(|k| Column::waiting(&k.name)).collect(),
+    ));
+    let mut reporters = crate::reporters_for(cli, &[], cells.clone(), false)?;
+    reporters.add(Box::new(MatrixReport::new(
+        selected.iter().map(|l| l.name.clone()).collect(),
+        shared_columns.clone(),
+        cli.matrix_report.clone(),
+    )?));
+    let reporters = Arc::new(reporters);
     let scenarios = vm_scenarios(selected);
     let parallel = host_cores().min(kernels.len());
     eprintln!(
@@ -330,9 +357,11 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
         chosen.why,
     );
     let next = Mutex::new(0usize);
-    let columns: Mutex<Vec<Option<Column>>> = Mutex::new(vec![None; kernels.len()]);
-    let started = std::time::Instant::now();
-    let board = Board::new(kernels.iter().map(|k| k.name.clone()));
+    let bad = std::sync::atomic::AtomicBool::new(false);
+    reporters.emit(&RunEvent::RunStarted {
+        selected: kernels.len() * selected.len(),
+    });
+    let board = Board::new(kernels.iter().map(|k| k.name.clone()), selected.len());
     std::thread::scope(|scope| {
         for _ in 0..parallel {
             scope.spawn(|| loop {
@@ -356,112 +385,142 @@ pub fn matrix(cli: &Cli, file: &Path, selected: &[Loaded]) -> anyhow::Result<Exi
                         (&chosen, cpus),
                         (&scenarios, selected),
                         cli.boot_floor,
-                        (&board, i),
+                        (&board, i, &reporters),
                     ),
-                    (None, Some(host)) => run_host_cell(k, host.path(), selected, (&board, i)),
+                    (None, Some(host)) => {
+                        run_host_cell(k, host.path(), selected, (&board, i, &reporters))
+                    }
                     (None, None) => unreachable!("the host agent exists when a column needs it"),
                 };
                 if live::interrupted() {
                     live::stand_down();
                 }
-                columns.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(col);
+                if col
+                    .records
+                    .iter()
+                    .any(|r| matches!(r.outcome, Outcome::Fail | Outcome::Broken))
+                {
+                    bad.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                cells.lock().unwrap_or_else(|p| p.into_inner())[i].kernel =
+                    col.release.clone().unwrap_or_default();
+                // The reporter has the records from the events already.
+                shared_columns.lock().unwrap_or_else(|p| p.into_inner())[i] = Column {
+                    records: vec![],
+                    ..col
+                };
             });
         }
     });
-    board.finish();
-    let columns: Vec<Column> = columns
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .into_iter()
-        .flatten()
-        .collect();
-    let rows: Vec<String> = selected.iter().map(|l| l.name.clone()).collect();
-    println!();
-    print!("{}", matrix::render_text(&rows, &columns));
-    println!();
-    for l in matrix::reasons(&rows, &columns) {
-        println!("{l}");
+    reporters.finish()?;
+    if reporters.finished_trials() == 0 {
+        eprintln!("orphanage: no scenario ran");
+        return Ok(ExitCode::from(2));
     }
-    println!();
-    for l in matrix::figures_lines(&columns) {
-        println!("{l}");
-    }
-    println!("whole matrix: {:.1} s", started.elapsed().as_secs_f64());
-    if let Some(dir) = &cli.matrix_report {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        std::fs::write(
-            dir.join("matrix.md"),
-            matrix::render_markdown(&rows, &columns),
-        )
-        .with_context(|| format!("cannot write {}", dir.join("matrix.md").display()))?;
-        std::fs::write(
-            dir.join("matrix.html"),
-            matrix::render_html(&rows, &columns),
-        )
-        .with_context(|| format!("cannot write {}", dir.join("matrix.html").display()))?;
-    }
-    let bad = columns.iter().any(|c| {
-        c.records
-            .iter()
-            .any(|r| matches!(r.outcome, Outcome::Fail | Outcome::Broken))
-    });
-    Ok(if bad {
+    Ok(if bad.into_inner() {
         ExitCode::from(101)
     } else {
         ExitCode::SUCCESS
     })
 }
 
-/// The matrix's progress while kernels boot. On a terminal, one status line
-/// rewritten in place (`[5.10 booting] [6.1 12/74] ...`) with what matters
-/// printed above it; otherwise one line per step.
+/// Tells the reporters about one scenario of a cell: its trial, its events
+/// and its record, which it returns.
+fn report_trial(
+    reporters: &Reporters,
+    kernel: &str,
+    l: &Loaded,
+    events: &[orphanage_scenario::Event],
+    duration: Duration,
+) -> TrialRecord {
+    // Prefixed like a runtime's trials, so names are unique across cells.
+    let trial = trials::trial_info(&format!("{kernel}:"), kernel, l);
+    reporters.emit(&RunEvent::TrialStarted { trial: &trial });
+    for event in events {
+        reporters.emit(&RunEvent::Scenario {
+            trial: &trial,
+            event,
+        });
+    }
+    let record = TrialRecord::from_events(&trial, events, duration);
+    reporters.emit(&RunEvent::TrialFinished {
+        trial: &trial,
+        record: &record,
+    });
+    record
+}
+
+/// The matrix's progress while kernels boot. On a terminal, a bar per cell
+/// (indicatif): its kernel, the time since it started, scenarios done out of
+/// the total, and its state; lines that matter are printed above the bars.
+/// Otherwise no bars, one line per step.
 struct Board {
     tty: bool,
-    cells: Mutex<Vec<(String, String)>>,
+    multi: indicatif::MultiProgress,
+    bars: Vec<(String, indicatif::ProgressBar)>,
 }
 
 impl Board {
-    fn new(names: impl Iterator<Item = String>) -> Self {
+    fn new(names: impl Iterator<Item = String>, scenarios: usize) -> Self {
+        use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
         use std::io::IsTerminal;
-        Board {
-            tty: std::io::stderr().is_terminal(),
-            cells: Mutex::new(names.map(|n| (n, "waiting".into())).collect()),
-        }
+        let tty = std::io::stderr().is_terminal();
+        let multi = MultiProgress::with_draw_target(if tty {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        let style = ProgressStyle::with_template(
+            "{prefix:>12} {elapsed:>4} [{bar:24}] {pos:>3}/{len:3} {msg}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> ");
+        let bars = names
+            .map(|name| {
+                let bar = multi.add(ProgressBar::new(scenarios as u64));
+                bar.set_style(style.clone());
+                bar.set_prefix(name.clone());
+                bar.set_message("waiting");
+                (name, bar)
+            })
+            .collect();
+        Board { tty, multi, bars }
     }
 
-    fn redraw(&self, cells: &[(String, String)]) {
-        let line: Vec<String> = cells.iter().map(|(n, s)| format!("[{n} {s}]")).collect();
-        eprint!("\r\x1b[K{}", line.join(" "));
-    }
-
-    /// A cell's state changed; `every_time` says whether a log line is worth it too.
+    /// A cell's state changed; `every_time` says whether a log line is worth
+    /// it too where there are no bars.
     fn set(&self, i: usize, state: String, every_time: bool) {
-        let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
-        if self.tty {
-            cells[i].1 = state;
-            self.redraw(&cells);
-        } else if every_time {
-            eprintln!("[{}] {state}", cells[i].0);
-            cells[i].1 = state;
+        let (name, bar) = &self.bars[i];
+        if !self.tty && every_time {
+            eprintln!("[{name}] {state}");
+        }
+        bar.set_message(state);
+    }
+
+    /// Scenarios done in a cell.
+    fn done(&self, i: usize, done: usize, total: usize) {
+        let bar = &self.bars[i].1;
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message("running");
+        if !self.tty && (done == total || done % 20 == 0) {
+            eprintln!("[{}] {done}/{total}", self.bars[i].0);
         }
     }
 
-    /// A line that stays: printed above the status line.
+    /// A line that stays: printed above the bars.
     fn say(&self, i: usize, line: &str) {
-        let cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+        let line = format!("[{}] {line}", self.bars[i].0);
         if self.tty {
-            eprint!("\r\x1b[K");
-        }
-        eprintln!("[{}] {line}", cells[i].0);
-        if self.tty {
-            self.redraw(&cells);
+            let _ = self.multi.println(line);
+        } else {
+            eprintln!("{line}");
         }
     }
 
-    fn finish(&self) {
-        if self.tty {
-            eprintln!("\r\x1b[K");
-        }
+    /// A cell is over: its bar stays, with how it ended.
+    fn end(&self, i: usize, state: String) {
+        self.bars[i].1.finish_with_message(state);
     }
 }
 
@@ -472,9 +531,8 @@ fn run_cell(
     (chosen, cpus): (&Chosen, u32),
     (scenarios, selected): (&[VmScenario], &[Loaded]),
     with_floor: bool,
-    board: (&Board, usize),
+    (board, i, reporters): (&Board, usize, &Reporters),
 ) -> Column {
-    let (board, i) = board;
     let floor = if with_floor {
         board.set(i, "measuring the boot floor".into(), true);
         boot_floor(k, image, agent, chosen, cpus)
@@ -502,11 +560,7 @@ fn run_cell(
             i,
             &format!("{release} started init after {:.1} s", after.as_secs_f64()),
         ),
-        Progress::Finished { done, total } => board.set(
-            i,
-            format!("{done}/{total}"),
-            done == total || done % 20 == 0,
-        ),
+        Progress::Finished { done, total } => board.done(i, done, total),
     });
     let records: Vec<TrialRecord> = selected
         .iter()
@@ -516,8 +570,10 @@ fn run_cell(
                 orphanage_scenario::Event::Finished { steps_ms, .. } => Some(*steps_ms),
                 _ => None,
             });
-            TrialRecord::from_events(
-                &trials::trial_info("", &k.name, l),
+            report_trial(
+                reporters,
+                &k.name,
+                l,
                 &events,
                 Duration::from_secs_f64(steps_ms.unwrap_or(0.0) / 1000.0),
             )
@@ -529,33 +585,36 @@ fn run_cell(
                 i,
                 &format!("the VM failed after {:.1} s: {b}", run.wall.as_secs_f64()),
             );
-            board.set(i, "broken".into(), false);
+            board.end(i, "broken".into());
         }
         None => {
             board.say(i, &format!("done in {:.1} s", run.wall.as_secs_f64()));
-            board.set(i, "done".into(), false);
+            board.end(i, "done".into());
         }
     }
     column(&k.name, chosen, floor, &run, records)
 }
 
 /// The host column: the same scenarios on the running kernel, one at a time.
-fn run_host_cell(k: &Kernel, agent: &Path, selected: &[Loaded], board: (&Board, usize)) -> Column {
-    let (board, i) = board;
+fn run_host_cell(
+    k: &Kernel,
+    agent: &Path,
+    selected: &[Loaded],
+    (board, i, reporters): (&Board, usize, &Reporters),
+) -> Column {
     board.set(i, "running on the host".into(), true);
     let started = std::time::Instant::now();
     let records = selected
         .iter()
-        .map(|l| {
+        .enumerate()
+        .map(|(n, l)| {
             let begun = std::time::Instant::now();
             let mut events = Vec::new();
             crate::targets::Target::Host(Default::default())
                 .run(agent, &l.scenario, &mut |e| events.push(e.clone()));
-            TrialRecord::from_events(
-                &trials::trial_info("", &k.name, l),
-                &events,
-                begun.elapsed(),
-            )
+            let record = report_trial(reporters, &k.name, l, &events, begun.elapsed());
+            board.done(i, n + 1, selected.len());
+            record
         })
         .collect();
     let release = nix::sys::utsname::uname()
@@ -565,7 +624,7 @@ fn run_host_cell(k: &Kernel, agent: &Path, selected: &[Loaded], board: (&Board, 
         i,
         &format!("done in {:.1} s", started.elapsed().as_secs_f64()),
     );
-    board.set(i, "done".into(), false);
+    board.end(i, "done".into());
     Column {
         name: k.name.clone(),
         release,

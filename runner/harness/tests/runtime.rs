@@ -522,6 +522,53 @@ fn runsc_cleans_up_after_a_timeout() -> Result<(), Failed> {
     )
 }
 
+/// A runtime command that never returns gets only what is left of the
+/// scenario's deadline: the scenario is a timeout at its deadline (not after
+/// a limit of the command's own), and the container is still deleted.
+fn a_hung_runtime_command_gets_what_is_left_of_the_deadline() -> Result<(), Failed> {
+    let iso = Isolated::new();
+    let suites = iso.dir.path().join("suites/hang");
+    std::fs::create_dir_all(&suites).unwrap();
+    std::fs::write(
+        suites.join("kill_hangs.yaml"),
+        "checks: A runtime kill that never returns.\nrefs: [kill(2)]\ndeadline: 2s\n\
+         steps:\n  - catch: {signals: [SIGTERM]}\n  - runtime_kill: {signal: SIGTERM}\n  \
+         - expect_signal: {signal: SIGTERM, within: 1s}\n",
+    )
+    .unwrap();
+    let wrapper = repo().join("fixtures/runtime/misbehaving/kill-hangs");
+    let mounts_before = mounts();
+    let suites_arg = iso.dir.path().join("suites");
+    let started = std::time::Instant::now();
+    let (run, pid) = run_isolated(
+        &iso,
+        &[
+            "--suites",
+            suites_arg.to_str().unwrap(),
+            "--runtime",
+            wrapper.to_str().unwrap(),
+        ],
+    );
+    let took = started.elapsed();
+    iso.assert_clean_of("runc", pid, &mounts_before)?;
+    let results = outcomes(&run);
+    let kind = run.report["results"][0]["kind"].as_str().unwrap_or("");
+    check(
+        results.len() == 1
+            && results[0].1 == "fail"
+            && kind == "timeout"
+            && results[0]
+                .2
+                .starts_with("timeout after 2 s (last step reached: step 2 runtime_kill)"),
+        || format!("{results:#?} kind {kind}\n{}", run.stderr()),
+    )?;
+    // The deadline, the start of the container and its deletion; not the
+    // 30 s a runtime command once had for itself.
+    check(took < std::time::Duration::from_secs(15), || {
+        format!("the run took {took:?}")
+    })
+}
+
 /// crun on this machine: with the cgroup layout crun accepts (see .ci/run),
 /// the suite passes as under runc.
 fn crun_suite_with_tini_passes() -> Result<(), Failed> {
@@ -771,6 +818,11 @@ fn main() {
             "runsc_without_its_flag_names_it",
             &["runsc"],
             runsc_without_its_flag_names_it,
+        ),
+        needs(
+            "a_hung_runtime_command_gets_what_is_left_of_the_deadline",
+            &["runc"],
+            a_hung_runtime_command_gets_what_is_left_of_the_deadline,
         ),
         Trial::test("runtime_arg_needs_a_runtime", runtime_arg_needs_a_runtime),
         Trial::test(

@@ -231,6 +231,7 @@ fn matrix_with_a_panicking_kernel(image: &Path) -> Result<(), Failed> {
     )
     .unwrap();
     let report_dir = tmp.path().join("matrix");
+    let (json_path, junit_path) = (tmp.path().join("m.json"), tmp.path().join("m.xml"));
     let out = orphanage()
         .arg("--suites")
         .arg(suites.path())
@@ -238,6 +239,10 @@ fn matrix_with_a_panicking_kernel(image: &Path) -> Result<(), Failed> {
         .arg(&kernels)
         .args(["--accel", "tcg", "--matrix-report"])
         .arg(&report_dir)
+        .arg("--report")
+        .arg(&json_path)
+        .arg("--junit")
+        .arg(&junit_path)
         .env("TMPDIR", &vm_tmp)
         .current_dir(repo())
         .output()
@@ -304,6 +309,50 @@ fn matrix_with_a_panicking_kernel(image: &Path) -> Result<(), Failed> {
     )?;
     let html = std::fs::read_to_string(report_dir.join("matrix.html")).unwrap();
     check(html.contains("<td class=\"broken\""), || html.clone())?;
+    // The matrix writes the same JSON report as any run: a cell per kernel,
+    // with its release once it booted, and every result naming its cell.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let cells: Vec<(String, String, String, u64)> = report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or("").to_string(),
+                c["kind"].as_str().unwrap_or("").to_string(),
+                c["kernel"].as_str().unwrap_or("").to_string(),
+                c["summary"]["broken"].as_u64().unwrap_or(99),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = cells.iter().map(|c| c.0.as_str()).collect();
+    check(
+        names == ["good", "no-pidns", "no-init", "init-exits"],
+        || format!("{cells:?}"),
+    )?;
+    check(
+        cells[0].1 == "vm" && cells[0].2.starts_with("6.1.") && cells[0].3 == 0,
+        || format!("{cells:?}"),
+    )?;
+    check(cells[2].2.is_empty() && cells[2].3 == 4, || {
+        format!("{cells:?}")
+    })?;
+    let results = report["results"].as_array().unwrap();
+    check(results.len() == 16, || format!("{} results", results.len()))?;
+    let (o, reason) = outcome_in(results, "no-pidns:fixture::no_subreaper_init_adopts");
+    check(
+        o == "unsupported" && reason.contains("CLONE_NEWPID"),
+        || format!("{o}: {reason}"),
+    )?;
+    // JUnit: a suite per kernel, and names unique across them.
+    let junit = std::fs::read_to_string(&junit_path).unwrap();
+    check(
+        junit.matches("<testsuite ").count() == 4
+            && junit.contains("name=\"good:fixture::nearest_ancestor_adopts\"")
+            && junit.contains("name=\"no-init:fixture::nearest_ancestor_adopts\""),
+        || junit.clone(),
+    )?;
     nothing_left(&vm_tmp)
 }
 

@@ -7,16 +7,37 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
+/// A name in a scenario that means nothing: a kernel constant spelled wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{text}` ({hint})")]
+pub struct UnknownName {
+    /// What kind of name (`signal`, `errno`, `memfd_create flag`).
+    pub what: &'static str,
+    pub text: String,
+    /// How to spell one, or the ones there are.
+    pub hint: String,
+}
+
+impl UnknownName {
+    pub fn new(what: &'static str, text: &str, hint: impl Into<String>) -> Self {
+        UnknownName {
+            what,
+            text: text.to_string(),
+            hint: hint.into(),
+        }
+    }
+}
+
 /// A signal, by its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SignalName(pub Signal);
 
 impl FromStr for SignalName {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
+    type Err = UnknownName;
+    fn from_str(text: &str) -> Result<Self, UnknownName> {
         Signal::from_str(text)
             .map(SignalName)
-            .map_err(|_| format!("unknown signal `{text}` (write it like SIGCHLD)"))
+            .map_err(|_| UnknownName::new("signal", text, "write it like SIGCHLD"))
     }
 }
 
@@ -36,14 +57,14 @@ pub fn signal_name(signo: i32) -> String {
 pub struct ErrnoName(pub Errno);
 
 impl FromStr for ErrnoName {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
+    type Err = UnknownName;
+    fn from_str(text: &str) -> Result<Self, UnknownName> {
         // nix names every errno through Debug; the table is small enough to scan.
         (1..200)
             .map(Errno::from_raw)
             .find(|e| *e != Errno::UnknownErrno && format!("{e:?}") == text)
             .map(ErrnoName)
-            .ok_or_else(|| format!("unknown errno `{text}` (write it like EINVAL)"))
+            .ok_or_else(|| UnknownName::new("errno", text, "write it like EINVAL"))
     }
 }
 
@@ -75,15 +96,14 @@ macro_rules! kernel_flags {
         }
 
         impl FromStr for $name {
-            type Err = String;
-            fn from_str(text: &str) -> Result<Self, String> {
+            type Err = UnknownName;
+            fn from_str(text: &str) -> Result<Self, UnknownName> {
                 match text {
                     $($text => Ok($name::$variant),)+
-                    _ => Err(format!(
-                        "unknown {} `{}` (one of {})",
+                    _ => Err(UnknownName::new(
                         $what,
                         text,
-                        [$($text),+].join(", ")
+                        format!("one of {}", [$($text),+].join(", ")),
                     )),
                 }
             }

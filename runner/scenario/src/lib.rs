@@ -15,14 +15,15 @@ mod root_mode;
 mod scenario;
 mod step;
 mod vm_wire;
+mod wait_status;
 
 pub use console_frames::{encode_frame, FramePiece, FrameReader};
 pub use deadline::{Deadline, DEFAULT_DEADLINE, MAX_DEADLINE};
 pub use emit::to_yaml;
 pub use event::{Event, FailKind, Outcome, Verdict};
 pub use feature::Feature;
-pub use kernel_names::{signal_name, ErrnoName, MfdFlag, Seal, SignalName, WaitFlag};
-pub use names::{ActorRef, HandleRef, NewHandle, NewName};
+pub use kernel_names::{signal_name, ErrnoName, MfdFlag, Seal, SignalName, UnknownName, WaitFlag};
+pub use names::{ActorRef, HandleRef, NameError, NewHandle, NewName};
 pub use parse::{parse, ParseError};
 pub use proc_stat::ProcStat;
 pub use root_mode::RootMode;
@@ -32,3 +33,4 @@ pub use step::{
     WaitApi, WaitTarget,
 };
 pub use vm_wire::{verdict_without_finish, AgentEnd, VmFrame, VmScenario, VM_SCENARIOS_PATH};
+pub use wait_status::{describe_expected_status, WaitStatus};

@@ -34,14 +34,27 @@ pub(crate) fn with_scope<T>(f: impl FnOnce() -> T) -> T {
     result
 }
 
-fn check_identifier(name: &str, what: &str) -> Result<(), String> {
+/// A process or handle name a scenario cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("bad {what} name `{name}`: use lowercase letters, digits and _, starting with a letter, at most 32 long")]
+    Malformed { what: &'static str, name: String },
+    /// `known` lists what is spawned so far.
+    #[error(
+        "undefined process `{name}` ({known}; the agent itself is `{ROOT_IN_FRESH_NAMESPACE}`)"
+    )]
+    Undefined { name: String, known: String },
+}
+
+fn check_identifier(name: &str, what: &'static str) -> Result<(), NameError> {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
     let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !first_ok || !rest_ok || name.len() > 32 {
-        return Err(format!(
-            "bad {what} name `{name}`: use lowercase letters, digits and _, starting with a letter, at most 32 long"
-        ));
+        return Err(NameError::Malformed {
+            what,
+            name: name.to_string(),
+        });
     }
     Ok(())
 }
@@ -115,7 +128,7 @@ impl<'de> Deserialize<'de> for NewName {
 }
 
 /// Checks that `name` refers to the agent's root or to a process spawned earlier.
-pub(crate) fn check_actor_ref(name: &str) -> Result<(), String> {
+pub(crate) fn check_actor_ref(name: &str) -> Result<(), NameError> {
     SCOPE.with(|s| match s.borrow().as_ref() {
         None => Ok(()),
         Some(scope) => {
@@ -128,9 +141,10 @@ pub(crate) fn check_actor_ref(name: &str) -> Result<(), String> {
             } else {
                 format!("spawned so far: {}", scope.actors.join(", "))
             };
-            Err(format!(
-                "undefined process `{name}` ({known}; the agent itself is `{ROOT_IN_FRESH_NAMESPACE}`)"
-            ))
+            Err(NameError::Undefined {
+                name: name.to_string(),
+                known,
+            })
         }
     })
 }

@@ -37,8 +37,8 @@ pub enum VmFrame {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AgentEnd {
     TimedOut,
-    /// The raw wait status.
-    Status(i32),
+    /// How it ended, as its parent reaped it.
+    Status(crate::WaitStatus),
     /// Reaped by someone else (an interrupt), so its status is unknown.
     Unknown,
 }
@@ -62,25 +62,18 @@ pub fn verdict_without_finish(
         AgentEnd::TimedOut => Verdict::timeout(format!(
             "timeout after {deadline_secs} s (last step reached: {reached})"
         )),
-        AgentEnd::Status(s) if libc_wifsignaled(s) => Verdict::broken(format!(
-            "agent killed by {} (last step reached: {reached}){tail}",
-            crate::signal_name(s & 0x7f)
-        )),
-        AgentEnd::Status(s) if (s >> 8) & 0xff == 127 => {
+        // 127: the shell's and posix_spawn's code for a program that could not run.
+        AgentEnd::Status(crate::WaitStatus::Exited(127)) => {
             Verdict::broken(format!("could not execute the agent {agent}{tail}"))
         }
-        AgentEnd::Status(s) => Verdict::broken(format!(
-            "agent exited {} without a verdict (last step reached: {reached}){tail}",
-            (s >> 8) & 0xff
+        AgentEnd::Status(crate::WaitStatus::Exited(code)) => Verdict::broken(format!(
+            "agent exited {code} without a verdict (last step reached: {reached}){tail}"
+        )),
+        AgentEnd::Status(status) => Verdict::broken(format!(
+            "agent {status} (last step reached: {reached}){tail}"
         )),
         AgentEnd::Unknown => Verdict::broken("interrupted"),
     }
-}
-
-/// WIFSIGNALED without libc: the low 7 bits name the signal, 0x7f means stopped.
-fn libc_wifsignaled(status: i32) -> bool {
-    let sig = status & 0x7f;
-    sig != 0 && sig != 0x7f
 }
 
 #[cfg(test)]
@@ -95,9 +88,21 @@ mod tests {
         Outcome::Fail,
         "timeout after 10 s (last step reached: step 2 x)"
     )]
-    #[case(AgentEnd::Status(9), Outcome::Broken, "agent killed by SIGKILL")]
-    #[case(AgentEnd::Status(127 << 8), Outcome::Broken, "could not execute the agent /init")]
-    #[case(AgentEnd::Status(1 << 8), Outcome::Broken, "agent exited 1 without a verdict")]
+    #[case(
+        AgentEnd::Status(crate::WaitStatus::from_raw(9)),
+        Outcome::Broken,
+        "agent killed by SIGKILL"
+    )]
+    #[case(
+        AgentEnd::Status(crate::WaitStatus::Exited(127)),
+        Outcome::Broken,
+        "could not execute the agent /init"
+    )]
+    #[case(
+        AgentEnd::Status(crate::WaitStatus::Exited(1)),
+        Outcome::Broken,
+        "agent exited 1 without a verdict"
+    )]
     #[case(AgentEnd::Unknown, Outcome::Broken, "interrupted")]
     fn agent_endings_have_one_wording(
         #[case] end: AgentEnd,

@@ -92,7 +92,10 @@ impl Options {
                 None => (2 * cpus).clamp(1, 64),
             },
             from_case: count("from-case", &args.from_case, 0, u64::MAX)?,
-            defect: args.model_defect.parse()?,
+            defect: args
+                .model_defect
+                .parse()
+                .map_err(|e: orphanage_scenario::UnknownName| e.to_string())?,
         })
     }
 }

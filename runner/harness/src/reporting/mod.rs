@@ -1,6 +1,6 @@
 //! Reporting: the executor emits one stream of events and every output is a
 //! reporter that consumes it (the JSON report, JUnit, KTAP, the event log,
-//! the side-by-side table).
+//! the side-by-side table, the kernel matrix).
 //! A new output format is one new file here.
 
 mod event;
@@ -9,6 +9,7 @@ mod expected_report;
 mod json;
 mod junit;
 mod ktap;
+mod matrix;
 mod record;
 mod reporter;
 mod side_by_side;
@@ -20,6 +21,7 @@ pub use expected_report::{ExpectedReport, Judgement};
 pub use json::{CellInfo, JsonReport};
 pub use junit::JunitReport;
 pub use ktap::KtapReport;
+pub use matrix::{figures_lines, left_behind_line, Column, Figures, MatrixReport};
 pub use record::{RecordFold, TrialRecord};
 #[cfg(test)]
 pub use reporter::ReportError;

@@ -8,13 +8,14 @@
 
 use crate::live::{self, Registration, Tree};
 use nix::errno::Errno;
-use orphanage_agent_io::{above_std_fds, clone_failed, pipe, read_events};
+use orphanage_agent_io::{above_std_fds, clone_failed, pipe, read_events, Countdown};
+use orphanage_scenario::WaitStatus;
 use orphanage_scenario::{ErrnoName, Event, Namespace, Scenario, Verdict};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How the host target runs scenarios.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -293,7 +294,7 @@ fn reap(pid: i32) -> Option<i32> {
 
 /// Reaps the agent, killing it if it lingers past `grace`. None if the
 /// interrupt handler reaped it first.
-fn reap_within(grace: Duration, registration: &Registration) -> Option<i32> {
+fn reap_within(grace: Duration, registration: &Registration) -> Option<WaitStatus> {
     if let Some(exit) = registration.reap_root(Some(grace)) {
         return Some(exit.status);
     }
@@ -309,7 +310,7 @@ pub fn run_on_host(
     scenario: &Scenario,
     on_event: &mut dyn FnMut(&Event),
 ) {
-    let started_at = Instant::now();
+    let clock = Countdown::start(scenario.deadline());
     let finish = |on_event: &mut dyn FnMut(&Event), verdict: Verdict| {
         on_event(&Event::Finished {
             verdict,
@@ -325,8 +326,7 @@ pub fn run_on_host(
         Ok(s) => s,
         Err(v) => return finish(on_event, v),
     };
-    let deadline = scenario.deadline();
-    let mut reading = read_events(&events, &stderr, started_at, deadline, &mut |event| {
+    let mut reading = read_events(&events, &stderr, &clock, &mut |event| {
         if let Event::Spawned {
             pid, start_time, ..
         } = event
@@ -357,7 +357,8 @@ pub fn run_on_host(
     if reading.finished.is_some() {
         return;
     }
-    let verdict = reading.verdict_without_finish(status, deadline, &agent.display().to_string());
+    let verdict =
+        reading.verdict_without_finish(status, clock.limit(), &agent.display().to_string());
     finish(on_event, verdict);
 }
 

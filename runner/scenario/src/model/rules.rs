@@ -31,14 +31,16 @@ pub enum Defect {
 }
 
 impl std::str::FromStr for Defect {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
+    type Err = crate::UnknownName;
+    fn from_str(text: &str) -> Result<Self, crate::UnknownName> {
         match text {
             "none" => Ok(Defect::None),
             "no-subreaper" => Ok(Defect::NoSubreaper),
             "no-thread-group" => Ok(Defect::NoThreadGroup),
-            _ => Err(format!(
-                "unknown model defect `{text}` (one of none, no-subreaper, no-thread-group)"
+            _ => Err(crate::UnknownName::new(
+                "model defect",
+                text,
+                "one of none, no-subreaper, no-thread-group",
             )),
         }
     }

@@ -1,8 +1,8 @@
-//! Running a runtime's command with a deadline: a hung runtime must not hang the run.
+//! Running a runtime's command with a limit: a hung runtime must not hang the run.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,9 +15,28 @@ pub struct Ran {
     pub output: String,
 }
 
+/// Why a command gave no status.
+// The cause is part of the message, not a chained source: these are
+// printed on their own, in verdicts and notes, as often as through anyhow.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("cannot run {}: {error}", program.display())]
+    Spawn {
+        program: PathBuf,
+        error: std::io::Error,
+    },
+    /// It was still running at its limit, and was killed with its group.
+    #[error("no answer within {limit:?}")]
+    NoAnswer { limit: Duration },
+    #[error("waiting for it: {0}")]
+    Wait(std::io::Error),
+    #[error("a file for its output: {0}")]
+    Output(std::io::Error),
+}
+
 /// Waits for a started command, killing it past `limit`: its whole process
 /// group when it leads one (a half-made `runc init` goes with `runc create`).
-pub fn wait_bounded(child: &mut Child, limit: Duration) -> Result<ExitStatus, String> {
+pub fn wait_bounded(child: &mut Child, limit: Duration) -> Result<ExitStatus, CommandError> {
     wait_bounded_ticking(child, limit, &mut || {})
 }
 
@@ -28,23 +47,23 @@ pub fn wait_bounded_ticking(
     child: &mut Child,
     limit: Duration,
     tick: &mut dyn FnMut(),
-) -> Result<ExitStatus, String> {
+) -> Result<ExitStatus, CommandError> {
     let start = Instant::now();
     let mut interval = Duration::from_micros(100);
     loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+        if let Some(status) = child.try_wait().map_err(CommandError::Wait)? {
             return Ok(status);
         }
         tick();
-        if start.elapsed() > limit {
+        if start.elapsed() >= limit {
             // SAFETY: our unreaped child leads this group, so the id is not reused.
             unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("no answer within {limit:?}"));
+            return Err(CommandError::NoAnswer { limit });
         }
-        // A poll interval against the deadline, not a synchronisation point.
-        std::thread::sleep(interval);
+        // A poll interval against the limit, not a synchronisation point.
+        std::thread::sleep(interval.min(limit.saturating_sub(start.elapsed())));
         interval = (interval * 2).min(Duration::from_millis(5));
     }
 }
@@ -56,7 +75,7 @@ pub fn bounded(
     program: &Path,
     args: &[std::ffi::OsString],
     limit: Duration,
-) -> Result<Ran, String> {
+) -> Result<Ran, CommandError> {
     bounded_ticking(program, args, limit, &mut || {})
 }
 
@@ -66,17 +85,20 @@ pub fn bounded_ticking(
     args: &[std::ffi::OsString],
     limit: Duration,
     tick: &mut dyn FnMut(),
-) -> Result<Ran, String> {
-    let mut out = tempfile::tempfile().map_err(|e| format!("tempfile: {e}"))?;
-    let mut err = tempfile::tempfile().map_err(|e| format!("tempfile: {e}"))?;
+) -> Result<Ran, CommandError> {
+    let mut out = tempfile::tempfile().map_err(CommandError::Output)?;
+    let mut err = tempfile::tempfile().map_err(CommandError::Output)?;
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
-        .stdout(out.try_clone().map_err(|e| e.to_string())?)
-        .stderr(err.try_clone().map_err(|e| e.to_string())?)
+        .stdout(out.try_clone().map_err(CommandError::Output)?)
+        .stderr(err.try_clone().map_err(CommandError::Output)?)
         .process_group(0)
         .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        .map_err(|error| CommandError::Spawn {
+            program: program.to_path_buf(),
+            error,
+        })?;
     let status = wait_bounded_ticking(&mut child, limit, tick)?;
     let read = |f: &mut std::fs::File| {
         let mut text = String::new();
@@ -90,4 +112,40 @@ pub fn bounded_ticking(
         status: status.to_string(),
         output: text.trim().to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_past_its_limit_is_killed_with_its_group() {
+        let started = Instant::now();
+        let args = ["-c".into(), "sleep 30 & sleep 30".into()];
+        let err = bounded(Path::new("/bin/sh"), &args, Duration::from_millis(200))
+            .err()
+            .expect("sleep 30 outlasts 200 ms");
+        assert!(matches!(err, CommandError::NoAnswer { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_finished_command_says_its_status_and_output() {
+        let args = ["-c".into(), "echo out; echo err >&2; exit 3".into()];
+        let ran = bounded(Path::new("/bin/sh"), &args, Duration::from_secs(10)).unwrap();
+        assert!(!ran.ok);
+        assert_eq!(ran.output, "out err");
+        assert!(ran.status.contains('3'), "{}", ran.status);
+    }
+
+    #[test]
+    fn a_missing_program_is_named() {
+        let err = bounded(Path::new("/no/such/runtime"), &[], Duration::from_secs(1))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().starts_with("cannot run /no/such/runtime"),
+            "{err}"
+        );
+    }
 }

@@ -5,12 +5,13 @@
 use super::argv::{answers_unknown_state, RuntimeCli};
 use super::bundle::{self, InitUnderTest};
 use super::cgroup;
-use super::command::{bounded_ticking, wait_bounded, Ran};
+use super::command::{bounded_ticking, wait_bounded, CommandError, Ran};
 use super::watch::{self, Watched};
 use crate::live::{self, Container, Registration, Tree};
-use orphanage_agent_io::{read_events_until, Flow};
+use orphanage_agent_io::{read_events_until, Countdown, Flow};
 use orphanage_scenario::{
-    signal_name, Event, ExpectedStatus, GoneProbe, Namespace, Outcome, Scenario, Step, Verdict,
+    signal_name, Event, ExpectedStatus, FailKind, GoneProbe, Namespace, Outcome, Scenario, Step,
+    Verdict, WaitStatus,
 };
 use std::io::Write;
 use std::os::fd::OwnedFd;
@@ -34,26 +35,26 @@ pub struct RuntimeTarget {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
-/// How long a container may take to vanish from the runtime's state after `delete --force`.
-const CLEANUP_DEADLINE: Duration = Duration::from_secs(10);
-
-/// How long the runtime's own commands may take before the scenario is broken.
-const COMMAND_DEADLINE: Duration = Duration::from_secs(30);
+/// What teardown may take, all of it: killing, reaping, `delete --force`, and
+/// the container vanishing from the runtime's state. A budget of its own, not
+/// what is left of the scenario's deadline: a scenario that timed out still
+/// leaves nothing behind.
+const CLEANUP_BUDGET: Duration = Duration::from_secs(20);
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), Verdict> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Verdict::broken(format!("pipe2: {e}")))
 }
 
-/// Runs a runtime verb to completion (bounded), capturing what it said;
-/// `tick` runs while it waits.
+/// Runs a runtime verb to completion, killing it past `limit`, capturing
+/// what it said; `tick` runs while it waits.
 fn run(
     cli: &RuntimeCli,
-    argv: Vec<std::ffi::OsString>,
+    argv: &[std::ffi::OsString],
+    limit: Duration,
     tick: &mut dyn FnMut(),
-) -> Result<Ran, String> {
-    bounded_ticking(&cli.program, &argv, COMMAND_DEADLINE, tick)
-        .map_err(|e| format!("{} {}: {e}", cli.program.display(), words(&argv)))
+) -> Result<Ran, CommandError> {
+    bounded_ticking(&cli.program, argv, limit, tick)
 }
 
 fn words(argv: &[std::ffi::OsString]) -> String {
@@ -76,16 +77,30 @@ fn last_lines(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
+/// What teardown could not clean up: the container outlived it.
+#[derive(Debug, thiserror::Error)]
+enum CleanupError {
+    #[error("`delete --force` failed ({status}): {output}")]
+    DeleteFailed { status: String, output: String },
+    #[error("`delete --force`: {0}")]
+    Delete(CommandError),
+    #[error("the runtime still knows the container {:.1} s after `delete --force`", .0.as_secs_f64())]
+    StillKnown(Duration),
+}
+
 /// Everything one container run holds; dropping it deletes the container,
 /// reaps its init and removes the bundle.
 struct Run<'a> {
     target: &'a RuntimeTarget,
+    /// The scenario's deadline, started before the bundle is made: every
+    /// runtime command and every wait of a step gets what is left of it.
+    clock: Countdown,
     id: String,
     bundle: PathBuf,
     host_pid_namespace: bool,
     registration: Option<Registration>,
     init: Option<Watched>,
-    init_status: Option<i32>,
+    init_status: Option<WaitStatus>,
     watched: Vec<Watched>,
     cgroup_procs: Vec<PathBuf>,
     /// Everything the runtime printed, for failure reports.
@@ -137,10 +152,19 @@ impl Run<'_> {
         }
     }
 
+    /// Runs a runtime verb within what is left of the scenario's deadline.
+    /// One still running when it runs out makes the scenario a timeout.
     fn verb(&mut self, name: &str, argv: Vec<std::ffi::OsString>) -> Result<Ran, Verdict> {
         let line = words(&argv);
         let cli = self.target.cli.clone();
-        let ran = run(&cli, argv, &mut || self.reap_sandbox()).map_err(Verdict::broken)?;
+        let limit = self.clock.remaining();
+        let ran = run(&cli, &argv, limit, &mut || self.reap_sandbox()).map_err(|e| match e {
+            CommandError::NoAnswer { .. } => Verdict::timeout(format!(
+                "`{} {line}` was still running, and was killed",
+                self.target.label
+            )),
+            other => Verdict::broken(format!("`{} {line}`: {other}", self.target.label)),
+        })?;
         if !ran.ok {
             self.note_output(name, &ran);
             return Err(Verdict::fail(format!(
@@ -156,7 +180,7 @@ impl Run<'_> {
     /// Reaps the init if it has exited (it is our child: the harness adopted
     /// it), waiting up to `block`. Through the registration, which reaps
     /// under the lock that its kills take.
-    fn try_reap_init(&mut self, block: Option<Duration>) -> Option<i32> {
+    fn try_reap_init(&mut self, block: Option<Duration>) -> Option<WaitStatus> {
         if self.init_status.is_none() && self.init.is_some() {
             let registration = self.registration.as_ref()?;
             self.init_status = registration
@@ -307,7 +331,8 @@ impl Run<'_> {
                         "no process of the container could be watched",
                     ));
                 }
-                let within = within.map_or(Duration::ZERO, |d| d.0);
+                let asked = within.map_or(Duration::ZERO, |d| d.0);
+                let within = self.clock.cap(asked);
                 let cgroup = |run: &Run| if all { run.cgroup_members() } else { vec![] };
                 let count = targets.len();
                 let result = watch::until_gone(&targets, *via, within, &mut || cgroup(self));
@@ -325,6 +350,10 @@ impl Run<'_> {
                         },
                         took.as_secs_f64() * 1000.0
                     )]),
+                    Err(alive) if within < asked => Err(Verdict::timeout(format!(
+                        "the deadline came while waiting for every process to be gone; still alive: {}",
+                        alive.join(", ")
+                    ))),
                     Err(alive) => Err(Verdict::fail(format!(
                         "expected every process gone{}, observed still alive: {}",
                         if within.is_zero() {
@@ -350,7 +379,8 @@ impl Run<'_> {
                 }
             }
             Step::ExpectContainerExit { status, within } => {
-                let within = within.map_or(Duration::from_secs(2), |d| d.0);
+                let asked = within.map_or(Duration::from_secs(2), |d| d.0);
+                let within = self.clock.cap(asked);
                 let Some(init) = &self.init else {
                     return Err(Verdict::broken("the container's init is unknown"));
                 };
@@ -370,34 +400,30 @@ impl Run<'_> {
                     )));
                 }
                 let Some(s) = self.try_reap_init(Some(within)) else {
+                    if within < asked {
+                        return Err(Verdict::timeout(
+                            "the deadline came while waiting for the container's init to exit",
+                        ));
+                    }
                     return Err(Verdict::fail(format!(
                         "expected the container's init to exit within {within:?}; it is still running"
                     )));
                 };
                 let observed = self.describe_init_status(s);
                 let matches = match (status, self.sandboxed.is_some()) {
-                    (ExpectedStatus::Exited(code), _) => {
-                        libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == *code
-                    }
-                    (ExpectedStatus::Signaled(sig), false) => {
-                        libc::WIFSIGNALED(s) && libc::WTERMSIG(s) == sig.0 as i32
-                    }
+                    (_, false) => s.matches(*status),
+                    (ExpectedStatus::Exited(_), true) => s.matches(*status),
                     // The host sees the sandbox, which exits 128+N when the
                     // container's init is killed by signal N, as a shell reports it.
                     (ExpectedStatus::Signaled(sig), true) => {
-                        libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == 128 + sig.0 as i32
-                    }
-                    (ExpectedStatus::Dumped(sig), false) => {
-                        libc::WIFSIGNALED(s)
-                            && libc::WTERMSIG(s) == sig.0 as i32
-                            && libc::WCOREDUMP(s)
+                        s == WaitStatus::Exited(128 + sig.0 as i32)
                     }
                     (ExpectedStatus::Dumped(_), true) => {
                         return Err(Verdict::unsupported(
                             "the sandbox's exit code cannot say whether the container's init dumped core",
                         ))
                     }
-                    (ExpectedStatus::Running, _) => false,
+                    (ExpectedStatus::Running, true) => false,
                 };
                 if matches {
                     Ok(vec![match &self.sandboxed {
@@ -432,15 +458,14 @@ impl Run<'_> {
 impl Run<'_> {
     /// The status the harness reaped, in words. A sandbox's exit code
     /// stands for its init's status: 128+N for a death by signal N.
-    fn describe_init_status(&self, s: i32) -> String {
-        let plain = describe_status(s);
-        match (&self.sandboxed, libc::WIFEXITED(s), libc::WEXITSTATUS(s)) {
-            (Some(_), true, code) if code > 128 && code < 128 + 65 => format!(
-                "{plain} (the sandbox's code for its init killed by {})",
+    fn describe_init_status(&self, s: WaitStatus) -> String {
+        match (&self.sandboxed, s) {
+            (Some(_), WaitStatus::Exited(code)) if code > 128 && code < 128 + 65 => format!(
+                "{s} (the sandbox's code for its init killed by {})",
                 signal_name(code - 128)
             ),
-            (Some(_), _, _) => format!("{plain} (the sandbox's status)"),
-            (None, _, _) => plain,
+            (Some(_), _) => format!("{s} (the sandbox's status)"),
+            (None, _) => s.to_string(),
         }
     }
 }
@@ -461,34 +486,17 @@ fn dead_among(
         .collect()
 }
 
-fn describe_status(s: i32) -> String {
-    if libc::WIFEXITED(s) {
-        format!("exited {}", libc::WEXITSTATUS(s))
-    } else if libc::WIFSIGNALED(s) {
-        format!(
-            "killed by {}{}",
-            signal_name(libc::WTERMSIG(s)),
-            if libc::WCOREDUMP(s) {
-                " (core dumped)"
-            } else {
-                ""
-            }
-        )
-    } else {
-        format!("status {s:#x}")
-    }
-}
-
 impl Run<'_> {
     /// Leaves nothing behind: the processes die first (a host-pid-namespace
     /// container's outlive its init, and are killed by pidfd, immune to pid
     /// reuse), then the ones that came to us are reaped (a zombie still counts
     /// as a member of its cgroup, which could not be removed), and then the
     /// runtime deletes the container. Says what could not be cleaned up.
-    fn teardown(&mut self) -> Result<(), String> {
+    fn teardown(&mut self) -> Result<(), CleanupError> {
         if std::mem::replace(&mut self.torn_down, true) {
             return Ok(());
         }
+        let budget = Countdown::start(CLEANUP_BUDGET);
         if self.sandboxed.is_some() {
             // The sandbox's helpers and stubs born since the last look.
             self.pin_cgroup_members();
@@ -496,17 +504,14 @@ impl Run<'_> {
         if self.host_pid_namespace || self.sandboxed.is_some() {
             for w in &self.watched {
                 if let Some(fd) = w.pidfd() {
-                    // SAFETY: pidfd_send_signal on a pidfd we hold.
-                    unsafe {
-                        libc::syscall(libc::SYS_pidfd_send_signal, fd, libc::SIGKILL, 0usize, 0u32)
-                    };
+                    let _ = orphanage_agent_io::pidfd_send_signal(fd, libc::SIGKILL);
                 }
             }
         }
         if let Some(reg) = &self.registration {
             reg.kill();
         }
-        self.try_reap_init(Some(Duration::from_secs(2)));
+        self.try_reap_init(Some(budget.cap(Duration::from_secs(2))));
         if let Some(reg) = &self.registration {
             reg.reap_adopted();
         }
@@ -514,37 +519,39 @@ impl Run<'_> {
         if self.registration.is_some() {
             let delete = self.target.cli.delete(&self.id, true);
             let cli = self.target.cli.clone();
-            match run(&cli, delete, &mut || self.reap_sandbox()) {
+            match run(&cli, &delete, budget.remaining(), &mut || {
+                self.reap_sandbox()
+            }) {
                 Ok(r) if r.ok => {}
                 Ok(r) => {
-                    problem = Err(format!(
-                        "`delete --force` failed ({}): {}",
-                        r.status,
-                        last_lines(&r.output, 2)
-                    ))
+                    problem = Err(CleanupError::DeleteFailed {
+                        output: last_lines(&r.output, 2),
+                        status: r.status,
+                    })
                 }
-                Err(e) => problem = Err(format!("`delete --force`: {e}")),
+                Err(e) => problem = Err(CleanupError::Delete(e)),
             }
             if problem.is_ok() {
                 // Gone from the runtime's state, as an unknown container
                 // answers. Eventually: whether delete is synchronous is a
                 // check of its own (kill_race::delete_force_is_synchronous).
                 let cli = self.target.cli.clone();
+                let state = cli.state(&self.id);
                 let mut forgotten = || {
-                    run(&cli, cli.state(&self.id), &mut || self.reap_sandbox())
-                        .is_ok_and(|r| answers_unknown_state(r.ok, &r.output))
+                    run(&cli, &state, budget.remaining(), &mut || {
+                        self.reap_sandbox()
+                    })
+                    .is_ok_and(|r| answers_unknown_state(r.ok, &r.output))
                 };
                 let started = Instant::now();
                 let mut interval = Duration::from_millis(1);
                 while !forgotten() {
-                    if started.elapsed() > CLEANUP_DEADLINE {
-                        problem = Err(format!(
-                            "the runtime still knows the container {CLEANUP_DEADLINE:?} after `delete --force`"
-                        ));
+                    if budget.expired() {
+                        problem = Err(CleanupError::StillKnown(started.elapsed()));
                         break;
                     }
-                    // A poll interval against the deadline, not a synchronisation point.
-                    std::thread::sleep(interval);
+                    // A poll interval against the budget, not a synchronisation point.
+                    std::thread::sleep(budget.cap(interval));
                     interval = (interval * 2).min(Duration::from_millis(100));
                 }
             }
@@ -588,7 +595,17 @@ fn run_harness_step(
             Ok(())
         }
         Err(mut v) => {
-            v.reason = format!("step {} ({}): {}", index + 1, step.keyword(), v.reason);
+            v.reason = if v.kind == Some(FailKind::Timeout) {
+                format!(
+                    "timeout after {} s (last step reached: step {} {}): {}",
+                    run.clock.limit().as_secs_f64(),
+                    index + 1,
+                    step.keyword(),
+                    v.reason
+                )
+            } else {
+                format!("step {} ({}): {}", index + 1, step.keyword(), v.reason)
+            };
             Err(run.with_output(v))
         }
     }
@@ -620,6 +637,7 @@ pub fn run_in_runtime(
     );
     let mut run = Run {
         target,
+        clock: Countdown::start(scenario.deadline()),
         bundle: target.work_dir.join(&id),
         id,
         host_pid_namespace: spec.host_pid_namespace,
@@ -661,8 +679,6 @@ fn drive(
     on_event: &mut dyn FnMut(&Event),
 ) -> Result<(Verdict, f64), Verdict> {
     let target = run.target;
-    let started_at = Instant::now();
-    let deadline = scenario.deadline();
     let id = run.id.clone();
     let bundle_dir = run.bundle.clone();
     let template: serde_json::Value =
@@ -714,8 +730,17 @@ fn drive(
         Verdict::broken(format!("cannot run {}: {e}", target.cli.program.display()))
     })?;
     drop(command); // our copies of the container's stdio
-    let created = wait_bounded(&mut creating, COMMAND_DEADLINE)
-        .map_err(|e| run.with_output(Verdict::fail(format!("`{} create`: {e}", target.label))))?;
+    let created = wait_bounded(&mut creating, run.clock.remaining()).map_err(|e| {
+        run.with_output(match e {
+            CommandError::NoAnswer { .. } => Verdict::timeout(format!(
+                "timeout after {} s (last step reached: before the first step): \
+                 `{} create` was still running, and was killed",
+                run.clock.limit().as_secs_f64(),
+                target.label
+            )),
+            other => Verdict::broken(format!("`{} create`: {other}", target.label)),
+        })
+    })?;
     if !created.success() {
         return Err(run.with_output(Verdict::fail(format!(
             "`{} create` failed ({created})",
@@ -781,7 +806,8 @@ fn drive(
     );
     let mut ended: Option<Result<(Verdict, f64), Verdict>> = None;
     let mut after_harness_step: Option<usize> = None;
-    let reading = read_events_until(&events_r, None, started_at, deadline, &mut |event| {
+    let clock = run.clock;
+    let reading = read_events_until(&events_r, None, &clock, &mut |event| {
         match event {
             Event::Started { .. } => {
                 // The container's program runs by now: is it the process the
@@ -843,13 +869,13 @@ fn drive(
                 if at == scenario.steps.len() {
                     ended = Some(Ok((
                         Verdict::pass(),
-                        started_at.elapsed().as_secs_f64() * 1000.0,
+                        clock.elapsed().as_secs_f64() * 1000.0,
                     )));
                     return Flow::Stop;
                 }
                 if let Some(init) = &run.init {
                     if !init.alive(GoneProbe::Pidfd) {
-                        let how = match run.try_reap_init(Some(Duration::from_secs(1))) {
+                        let how = match run.try_reap_init(Some(clock.cap(Duration::from_secs(1)))) {
                             Some(s) => run.describe_init_status(s),
                             None => "is gone".into(),
                         };
@@ -884,14 +910,14 @@ fn drive(
     if reading.timed_out {
         return Err(run.with_output(Verdict::timeout(format!(
             "timeout after {} s (last step reached: {last_step})",
-            deadline.as_secs_f64()
+            clock.limit().as_secs_f64()
         ))));
     }
     if let Some(garbage) = reading.garbage {
         return Err(run.with_output(Verdict::broken(garbage)));
     }
     // End of file: the agent and its workers are gone without a verdict.
-    let how = match run.try_reap_init(Some(Duration::from_secs(2))) {
+    let how = match run.try_reap_init(Some(clock.cap(Duration::from_secs(2)))) {
         Some(s) => run.describe_init_status(s),
         None => "is gone".to_string(),
     };
@@ -1003,11 +1029,5 @@ mod tests {
             ]
         );
         assert!(dead_among(&names[..1], &[&up], |_| true).is_empty());
-    }
-
-    #[test]
-    fn statuses_read_as_words() {
-        assert_eq!(describe_status(3 << 8), "exited 3");
-        assert_eq!(describe_status(libc::SIGTERM), "killed by SIGTERM");
     }
 }

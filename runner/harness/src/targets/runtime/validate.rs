@@ -30,6 +30,19 @@ pub enum RuntimeError {
     InitMissing(String),
 }
 
+/// Why a runtime that answers cannot run a trivial container here.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CannotRunHere {
+    /// What the container's verdict said, and a fix where one is known.
+    #[error("{reason}{}", hint.as_ref().map_or(String::new(), |h| format!("; {h}")))]
+    Refused {
+        reason: String,
+        hint: Option<String>,
+    },
+    #[error("the trivial container ended without a verdict")]
+    NoVerdict,
+}
+
 fn executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
@@ -61,7 +74,7 @@ pub fn check_runtime(cli: &RuntimeCli, arg: &str) -> Result<String, RuntimeError
     let version = match bounded(&cli.program, &cli.version(), limit) {
         Ok(r) if r.ok && !r.output.is_empty() => r.output.lines().next().unwrap_or("").to_string(),
         Ok(r) => return Err(RuntimeError::NoVersion(arg.into(), first_line(&r.output))),
-        Err(e) => return Err(RuntimeError::NoVersion(arg.into(), e)),
+        Err(e) => return Err(RuntimeError::NoVersion(arg.into(), e.to_string())),
     };
     match bounded(
         &cli.program,
@@ -70,7 +83,7 @@ pub fn check_runtime(cli: &RuntimeCli, arg: &str) -> Result<String, RuntimeError
     ) {
         Ok(r) if answers_unknown_state(r.ok, &r.output) => Ok(version),
         Ok(r) => Err(RuntimeError::NoState(arg.into(), first_line(&r.output))),
-        Err(e) => Err(RuntimeError::NoState(arg.into(), e)),
+        Err(e) => Err(RuntimeError::NoState(arg.into(), e.to_string())),
     }
 }
 
@@ -108,7 +121,7 @@ pub fn resolve_init(arg: &str) -> Result<InitUnderTest, RuntimeError> {
 
 /// One trivial container: if the runtime cannot run it here, nothing else
 /// will run either, and the cause is said once.
-pub fn smoke_test(target: &RuntimeTarget, agent: &Path) -> Result<(), String> {
+pub fn smoke_test(target: &RuntimeTarget, agent: &Path) -> Result<(), CannotRunHere> {
     let scenario = Scenario {
         checks: "the runtime can run a container here".into(),
         requires: vec![],
@@ -126,11 +139,11 @@ pub fn smoke_test(target: &RuntimeTarget, agent: &Path) -> Result<(), String> {
     });
     match verdict {
         Some(v) if v.outcome == Outcome::Pass => Ok(()),
-        Some(v) => Err(match hint_for(&v.reason, &v2_mount(), &v2_controllers()) {
-            Some(hint) => format!("{}; {hint}", v.reason),
-            None => v.reason,
+        Some(v) => Err(CannotRunHere::Refused {
+            hint: hint_for(&v.reason, &v2_mount(), &v2_controllers()),
+            reason: v.reason,
         }),
-        None => Err("no verdict".into()),
+        None => Err(CannotRunHere::NoVerdict),
     }
 }
 

@@ -4,8 +4,17 @@
 
 use nix::errno::Errno;
 use orphanage_scenario::{GoneProbe, ProcStat};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
+
+/// A reported process that had exited (and been reaped) before the harness
+/// could pin it: it is gone, which some checks take as an answer.
+#[derive(Debug, thiserror::Error)]
+#[error("{name} (host pid {pid}) was gone before the harness could watch it")]
+pub struct GoneBeforePinned {
+    pub name: String,
+    pub pid: i32,
+}
 
 /// A container process, pinned.
 pub struct Watched {
@@ -56,13 +65,8 @@ pub fn host_pid(inner: i32, init: i32) -> Option<i32> {
 
 impl Watched {
     /// Pins `pid` if it is still the process that started at `start_time`.
-    pub fn pin(name: &str, pid: i32, start_time: u64) -> Result<Watched, String> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        let pidfd = (fd >= 0).then(|| {
-            // SAFETY: the kernel just gave us this fd.
-            unsafe { OwnedFd::from_raw_fd(fd as i32) }
-        });
+    pub fn pin(name: &str, pid: i32, start_time: u64) -> Result<Watched, GoneBeforePinned> {
+        let pidfd = orphanage_agent_io::pidfd_open(pid).ok();
         // Checked after the pidfd is taken: if the start time still matches,
         // the pidfd refers to the reported process.
         match stat(pid) {
@@ -72,9 +76,10 @@ impl Watched {
                 start_time,
                 pidfd,
             }),
-            _ => Err(format!(
-                "{name} (host pid {pid}) was gone before the harness could watch it"
-            )),
+            _ => Err(GoneBeforePinned {
+                name: name.to_string(),
+                pid,
+            }),
         }
     }
 
@@ -86,15 +91,7 @@ impl Watched {
     /// it is dead, only not yet reaped.
     pub fn alive(&self, via: GoneProbe) -> bool {
         match (via, &self.pidfd) {
-            (GoneProbe::Pidfd, Some(fd)) => {
-                let mut p = libc::pollfd {
-                    fd: fd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd, no wait.
-                unsafe { libc::poll(&mut p, 1, 0) == 0 }
-            }
+            (GoneProbe::Pidfd, Some(fd)) => !orphanage_agent_io::pidfd_exited(fd.as_fd(), 0),
             _ => {
                 // SAFETY: signal 0 only checks existence.
                 if unsafe { libc::kill(self.pid, 0) } != 0 && Errno::last() == Errno::ESRCH {
@@ -130,8 +127,8 @@ impl Watched {
         r == 0 && unsafe { info.si_pid() } != 0
     }
 
-    pub fn pidfd(&self) -> Option<i32> {
-        self.pidfd.as_ref().map(|f| f.as_raw_fd())
+    pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|f| f.as_fd())
     }
 }
 
@@ -168,7 +165,7 @@ pub fn until_gone(
             .filter(|w| via == GoneProbe::Pidfd && w.alive(via))
             .filter_map(|w| w.pidfd())
             .map(|fd| libc::pollfd {
-                fd,
+                fd: fd.as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
             })

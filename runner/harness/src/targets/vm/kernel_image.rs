@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,28 +33,51 @@ pub fn kernel_kind(head: &[u8]) -> Option<KernelKind> {
     None
 }
 
+/// Why a file cannot be booted, or a bzImage not unpacked. Each names the file.
+// The cause is part of the message, not a chained source: these are
+// printed on their own, in verdicts and notes, as often as through anyhow.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelImageError {
+    #[error("{}: {error}", path.display())]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{}: not a kernel image (expected an x86 bzImage or an x86-64 ELF vmlinux)", .0.display())]
+    NotAKernel(PathBuf),
+    #[error("{}: an ELF vmlinux without a PVH entry note, which QEMU cannot boot (use the bzImage)", .0.display())]
+    ElfWithoutPvh(PathBuf),
+    #[error("{}: no payload this tool can unpack", .0.display())]
+    NoPayload(PathBuf),
+    #[error("{program}: {error}")]
+    Decompressor {
+        program: &'static str,
+        error: std::io::Error,
+    },
+    #[error("{}: the unpacked vmlinux has no PVH entry", .0.display())]
+    UnpackedWithoutPvh(PathBuf),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KernelImageError + '_ {
+    move |error| KernelImageError::Io {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
 /// Checks a path is a kernel image QEMU can boot: one clear message if not.
-pub fn check_kernel_file(path: &Path) -> Result<KernelKind, String> {
+pub fn check_kernel_file(path: &Path) -> Result<KernelKind, KernelImageError> {
     use std::io::Read;
     let mut head = vec![0u8; 4096];
-    let mut file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let n = file
-        .read(&mut head)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut file = std::fs::File::open(path).map_err(io(path))?;
+    let n = file.read(&mut head).map_err(io(path))?;
     head.truncate(n);
-    let kind = kernel_kind(&head).ok_or_else(|| {
-        format!(
-            "{}: not a kernel image (expected an x86 bzImage or an x86-64 ELF vmlinux)",
-            path.display()
-        )
-    })?;
+    let kind =
+        kernel_kind(&head).ok_or_else(|| KernelImageError::NotAKernel(path.to_path_buf()))?;
     if kind == KernelKind::Elf {
-        let elf = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let elf = std::fs::read(path).map_err(io(path))?;
         if !has_pvh_note(&elf) {
-            return Err(format!(
-                "{}: an ELF vmlinux without a PVH entry note, which QEMU cannot boot (use the bzImage)",
-                path.display()
-            ));
+            return Err(KernelImageError::ElfWithoutPvh(path.to_path_buf()));
         }
     }
     Ok(kind)
@@ -158,19 +181,19 @@ pub fn has_pvh_note(elf: &[u8]) -> bool {
 
 /// Unpacks a bzImage's vmlinux into `out` with the system's decompressor,
 /// and keeps it only if QEMU can boot it (PVH note).
-pub fn extract_vmlinux(bzimage: &Path, out: &Path) -> Result<(), String> {
-    let image = std::fs::read(bzimage).map_err(|e| format!("{}: {e}", bzimage.display()))?;
+pub fn extract_vmlinux(bzimage: &Path, out: &Path) -> Result<(), KernelImageError> {
+    let image = std::fs::read(bzimage).map_err(io(bzimage))?;
     let (range, compression) = bzimage_payload(&image)
-        .ok_or_else(|| format!("{}: no payload this tool can unpack", bzimage.display()))?;
+        .ok_or_else(|| KernelImageError::NoPayload(bzimage.to_path_buf()))?;
     let (program, args) = compression.command();
-    let file = std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let file = std::fs::File::create(out).map_err(io(out))?;
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(file)
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("{program}: {e}"))?;
+        .map_err(|error| KernelImageError::Decompressor { program, error })?;
     let mut stdin = child.stdin.take().expect("piped");
     // The kernel appends the uncompressed size after the stream, which the
     // tools call trailing garbage: judge the result, not their exit code.
@@ -179,13 +202,10 @@ pub fn extract_vmlinux(bzimage: &Path, out: &Path) -> Result<(), String> {
     });
     let _ = writer.join();
     let _ = child.wait();
-    let elf = std::fs::read(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let elf = std::fs::read(out).map_err(io(out))?;
     if kernel_kind(&elf) != Some(KernelKind::Elf) || !has_pvh_note(&elf) {
         let _ = std::fs::remove_file(out);
-        return Err(format!(
-            "{}: the unpacked vmlinux has no PVH entry",
-            bzimage.display()
-        ));
+        return Err(KernelImageError::UnpackedWithoutPvh(bzimage.to_path_buf()));
     }
     Ok(())
 }

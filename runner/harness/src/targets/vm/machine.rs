@@ -78,17 +78,6 @@ pub struct VmRun {
     pub stopped_after_last_frame: bool,
 }
 
-fn describe_status(status: i32) -> String {
-    if libc::WIFSIGNALED(status) {
-        format!(
-            "killed by {}",
-            orphanage_scenario::signal_name(libc::WTERMSIG(status))
-        )
-    } else {
-        format!("exit status {}", libc::WEXITSTATUS(status))
-    }
-}
-
 /// How long a kernel may take to reach init before the boot counts as hung.
 pub fn boot_allowance(accel: Accel) -> Duration {
     match accel {
@@ -369,7 +358,7 @@ pub fn run(
         (None, None, true) => None,
         (None, None, false) if init_args.is_empty() => Some(format!(
             "QEMU ended ({}) before every scenario reported; last console lines:\n{}",
-            status.map_or("status unknown".into(), describe_status),
+            status.map_or("status unknown".into(), |s| s.to_string()),
             watch.tail(15)
         )),
         (None, None, false) => None,

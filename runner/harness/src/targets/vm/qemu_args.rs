@@ -96,9 +96,11 @@ pub fn memory_mib(cpus: u32) -> u32 {
 }
 
 /// A quiet console on the first serial port; `panic=-1` reboots at once on a
-/// panic, which `-no-reboot` turns into QEMU exiting.
+/// panic, which `-no-reboot` turns into QEMU exiting. `no_timer_check` skips
+/// the IO-APIC timer check, which an emulated CPU starved by a busy host can
+/// fail with a panic ("IO-APIC + timer doesn't work!") before init runs.
 pub fn kernel_cmdline(extra: &str, init_args: &[String]) -> String {
-    let mut line = String::from("console=ttyS0 panic=-1 quiet");
+    let mut line = String::from("console=ttyS0 panic=-1 quiet no_timer_check");
     if !extra.trim().is_empty() {
         line.push(' ');
         line.push_str(extra.trim());
@@ -265,8 +267,9 @@ mod tests {
             ["file,id=console,path=/proc/self/fd/1"]
         );
         assert!(
-            values_of(&argv, "-append")[0]
-                .ends_with("console=ttyS0 panic=-1 quiet -- stay-up results=/dev/ttyS0"),
+            values_of(&argv, "-append")[0].ends_with(
+                "console=ttyS0 panic=-1 quiet no_timer_check -- stay-up results=/dev/ttyS0"
+            ),
             "{argv:?}"
         );
     }
@@ -322,10 +325,10 @@ mod tests {
     }
 
     #[rstest]
-    #[case("", &[], "console=ttyS0 panic=-1 quiet")]
-    #[case("  mitigations=off ", &[], "console=ttyS0 panic=-1 quiet mitigations=off")]
-    #[case("", &["poweroff"], "console=ttyS0 panic=-1 quiet -- poweroff")]
-    #[case("-- stay-up", &["results=/dev/ttyS0"], "console=ttyS0 panic=-1 quiet -- stay-up results=/dev/ttyS0")]
+    #[case("", &[], "console=ttyS0 panic=-1 quiet no_timer_check")]
+    #[case("  mitigations=off ", &[], "console=ttyS0 panic=-1 quiet no_timer_check mitigations=off")]
+    #[case("", &["poweroff"], "console=ttyS0 panic=-1 quiet no_timer_check -- poweroff")]
+    #[case("-- stay-up", &["results=/dev/ttyS0"], "console=ttyS0 panic=-1 quiet no_timer_check -- stay-up results=/dev/ttyS0")]
     fn the_command_line_has_console_panic_and_init_args(
         #[case] extra: &str,
         #[case] init: &[&str],
@@ -377,7 +380,7 @@ mod tests {
         assert_eq!(&argv[argv.len() - 2..], ["-machine", "q35"]);
         assert_eq!(
             values_of(&argv, "-append"),
-            ["console=ttyS0 panic=-1 quiet init_on_free=1"]
+            ["console=ttyS0 panic=-1 quiet no_timer_check init_on_free=1"]
         );
     }
 

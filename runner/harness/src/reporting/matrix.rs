@@ -1,11 +1,18 @@
 //! The kernel matrix: scenarios as rows, kernels as columns, each cell the
-//! scenario's outcome in that kernel. Rendered as text (printed at the end of
-//! a run), Markdown and a self-contained HTML page (`--matrix-report DIR`).
+//! scenario's outcome in that kernel. A reporter: it takes each cell's
+//! results from the run's events, and what only the VM knows (its release,
+//! accelerator, figures, a failure of the VM as a whole) from the run as
+//! each cell ends. Rendered as text (printed at the end of a run), Markdown
+//! and a self-contained HTML page (`--matrix-report DIR`).
 
-use crate::reporting::TrialRecord;
+use super::event::RunEvent;
+use super::record::TrialRecord;
+use super::reporter::{ReportError, Reporter};
 use orphanage_scenario::Outcome;
 use std::fmt::Write;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// One kernel's column.
 #[derive(Debug, Clone)]
@@ -40,6 +47,20 @@ pub struct Figures {
 }
 
 impl Column {
+    /// A kernel's column before its cell has run.
+    pub fn waiting(name: &str) -> Self {
+        Column {
+            name: name.to_string(),
+            release: None,
+            accel: String::new(),
+            records: vec![],
+            broken_frames: 0,
+            broken: None,
+            left_behind: vec![],
+            figures: Figures::default(),
+        }
+    }
+
     /// The header: the name and the release the VM reported.
     pub fn header(&self) -> String {
         match &self.release {
@@ -228,6 +249,111 @@ pub fn render_html(rows: &[String], columns: &[Column]) -> String {
     }
     out.push_str("</ul>\n</body></html>\n");
     out
+}
+
+/// The matrix at the end of a `--kernels` run. Trials are named
+/// `KERNEL:area::scenario`, so names stay unique across cells; a row is the
+/// name without that prefix.
+pub struct MatrixReport {
+    rows: Vec<String>,
+    /// One per kernel, in the kernels file's order; the run fills in all but
+    /// the records as each cell ends.
+    columns: Arc<Mutex<Vec<Column>>>,
+    records: Vec<TrialRecord>,
+    dir: Option<PathBuf>,
+    started: Option<Instant>,
+}
+
+impl MatrixReport {
+    /// With `dir`, also writes `matrix.md` and `matrix.html` there; the
+    /// directory is made now, so a path that cannot be is bad input.
+    pub fn new(
+        rows: Vec<String>,
+        columns: Arc<Mutex<Vec<Column>>>,
+        dir: Option<PathBuf>,
+    ) -> Result<Self, ReportError> {
+        if let Some(d) = &dir {
+            std::fs::create_dir_all(d).map_err(|source| ReportError::Write {
+                what: "the matrix report directory",
+                path: d.clone(),
+                source,
+            })?;
+        }
+        Ok(MatrixReport {
+            rows,
+            columns,
+            records: vec![],
+            dir,
+            started: None,
+        })
+    }
+
+    /// The columns with their records, each record under its row's name.
+    fn filled(&mut self) -> Vec<Column> {
+        let mut columns = self
+            .columns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for c in &mut columns {
+            let prefix = format!("{}:", c.name);
+            c.records = self
+                .records
+                .iter()
+                .filter(|r| r.target == c.name)
+                .map(|r| TrialRecord {
+                    name: r.name.strip_prefix(&prefix).unwrap_or(&r.name).to_string(),
+                    ..r.clone()
+                })
+                .collect();
+        }
+        columns
+    }
+
+    fn write(&self, name: &str, text: String) -> Result<(), ReportError> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|source| ReportError::Write {
+            what: "the matrix report",
+            path,
+            source,
+        })
+    }
+}
+
+impl Reporter for MatrixReport {
+    fn report(&mut self, event: &RunEvent<'_>) -> Result<(), ReportError> {
+        match event {
+            RunEvent::RunStarted { .. } => self.started = Some(Instant::now()),
+            RunEvent::TrialFinished { record, .. } => self.records.push((*record).clone()),
+            RunEvent::RunFinished => {
+                let columns = self.filled();
+                let rows = &self.rows;
+                let mut out = String::from("\n");
+                out.push_str(&render_text(rows, &columns));
+                out.push('\n');
+                for l in reasons(rows, &columns) {
+                    let _ = writeln!(out, "{l}");
+                }
+                out.push('\n');
+                for l in figures_lines(&columns) {
+                    let _ = writeln!(out, "{l}");
+                }
+                if let Some(started) = self.started {
+                    let _ = writeln!(
+                        out,
+                        "whole matrix: {:.1} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+                print!("{out}");
+                self.write("matrix.md", render_markdown(rows, &columns))?;
+                self.write("matrix.html", render_html(rows, &columns))?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
