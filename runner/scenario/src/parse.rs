@@ -546,6 +546,25 @@ mod tests {
     }
 
     #[test]
+    fn under_an_init_program_init_is_observed_never_driven() {
+        let with = |step: &str| {
+            parse(
+                "f.yaml",
+                &format!("{HEAD}namespace: under_init\nsteps:\n  - {step}\n"),
+            )
+        };
+        assert!(with("expect_signal: {signal: SIGTERM, from: init}").is_ok());
+        assert!(with("expect_parent: {of: agent, is: init}").is_ok());
+        assert!(with("expect_alive: {of: [init]}").is_ok());
+        let err = with("catch: {by: init, signals: [SIGTERM]}").unwrap_err();
+        assert!(
+            err.message
+                .contains("the init under test is not the agent's"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn the_global_init_performs_only_sibling_spawns_that_must_fail() {
         let with = |step: &str| {
             parse(
