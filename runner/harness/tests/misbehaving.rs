@@ -246,6 +246,50 @@ fn runtime_is_caught(
     assert_outcomes(&results, fails, &[])
 }
 
+/// Scenario `file` of suites/ as it was before issue 16 (`edits` undo what
+/// strengthened it) passes under `runtime_args`: the defect it now catches
+/// went unseen.
+fn as_it_was_passes(
+    file: &str,
+    edits: &[(&str, &str)],
+    runtime_args: &[&str],
+) -> Result<(), Failed> {
+    let mut text = std::fs::read_to_string(repo().join("suites").join(file)).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{file} has no `{from}`");
+        text = text.replace(from, to);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("fixture")).unwrap();
+    std::fs::write(dir.path().join("fixture/as_it_was.yaml"), text).unwrap();
+    let mut args = vec!["--suites", dir.path().to_str().unwrap()];
+    args.extend_from_slice(runtime_args);
+    assert_outcomes(&run_isolated(&args, &[])?, &[], &[])
+}
+
+fn misbehaving(name: &str) -> String {
+    repo()
+        .join("fixtures/runtime/misbehaving")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Without `namespace: caller` and the detaches, the init's death ended
+/// everything, so a `kill --all` that signals the init only passed.
+fn escaped_group_as_it_was_passes_kill_ignoring_all() -> Result<(), Failed> {
+    as_it_was_passes(
+        "container_init/escaped_group_killed_by_kill_all.yaml",
+        &[
+            ("namespace: caller\n", ""),
+            ("  - detach: {by: leader}\n", ""),
+            ("  - detach: {by: member}\n", ""),
+            ("  - detach: {by: escaped}\n", ""),
+        ],
+        &["--runtime", &misbehaving("kill-ignores-all")],
+    )
+}
+
 const PARENT_MISSING: &str =
     "expected the init program under test to be the agent's parent, observed none: getppid() is 0";
 
@@ -280,7 +324,16 @@ fn main() {
                 .map(|d| d.join("env"))
                 .find(|p| p.is_file())
                 .unwrap();
-            program_under_init_is_caught(&env, &EXEC_ONLY_CAUGHT_BY)
+            program_under_init_is_caught(&env, &EXEC_ONLY_CAUGHT_BY)?;
+            // Without the parent check and `from: init`, env passed.
+            as_it_was_passes(
+                "init_program/forwards_signals_to_child.yaml",
+                &[
+                    ("  - expect_parent: {of: agent, is: init}\n", ""),
+                    (", from: init", ""),
+                ],
+                &["--runtime", "runc", "--init", env.to_str().unwrap()],
+            )
         }),
         needs(
             "an_init_that_forwards_nothing_is_caught",
@@ -342,7 +395,8 @@ fn main() {
                         "container_init::escaped_group_killed_by_kill_all",
                         "expected every process gone within 5s, observed still alive",
                     )],
-                )
+                )?;
+                escaped_group_as_it_was_passes_kill_ignoring_all()
             },
         ),
         needs(
@@ -396,6 +450,12 @@ fn main() {
                             nothing_killed,
                         ),
                     ],
+                )?;
+                // Without expect_alive, the init never dying alone went unseen.
+                as_it_was_passes(
+                    "kill_race/init_already_dead_kill_all_cleans_up.yaml",
+                    &[("  - expect_alive: {of: [worker, daemon]}\n", "")],
+                    &["--runtime", &misbehaving("kill-is-all")],
                 )
             },
         ),
