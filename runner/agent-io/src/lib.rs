@@ -8,6 +8,7 @@ mod clone_flags;
 mod countdown;
 mod pidfd;
 mod pipes;
+mod readiness;
 mod reading;
 mod simulated_kernel;
 
@@ -15,5 +16,6 @@ pub use clone_flags::{clone_failed, clone_flag_names};
 pub use countdown::Countdown;
 pub use pidfd::{pidfd_exited, pidfd_open, pidfd_send_signal};
 pub use pipes::{above_std_fds, pipe};
+pub use readiness::wait_readable;
 pub use reading::{read_events, read_events_until, readable_now, Flow, Reading, READS_IN_A_ROW};
 pub use simulated_kernel::{install_filter, Lacks};

@@ -1,4 +1,4 @@
-use crate::Countdown;
+use crate::{wait_readable, Countdown};
 use orphanage_scenario::{verdict_without_finish, AgentEnd, Event, Verdict, WaitStatus};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
@@ -44,13 +44,7 @@ fn read_some(fd: RawFd, into: &mut Vec<u8>) -> Option<usize> {
 
 /// Whether `fd` can be read (data, or end of file) without waiting.
 pub fn readable_now(fd: RawFd) -> bool {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, no waiting.
-    unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
+    wait_readable(&[Some(fd)], Duration::ZERO).is_ok_and(|ready| ready[0])
 }
 
 /// What the reader of an agent's events does after one event.
@@ -96,36 +90,17 @@ pub fn read_events_until(
             reading.timed_out = true;
             return reading;
         }
-        let mut fds = [
-            libc::pollfd {
-                fd: events.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: match stderr {
-                    Some(fd) if !reading.stderr_closed => fd.as_raw_fd(),
-                    _ => -1,
-                },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfds.
-        let r = unsafe {
-            libc::poll(
-                fds.as_mut_ptr(),
-                2,
-                left.as_millis().clamp(1, i32::MAX as u128) as i32,
-            )
+        let stderr_fd = match stderr {
+            Some(fd) if !reading.stderr_closed => Some(fd.as_raw_fd()),
+            _ => None,
         };
-        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+        let Ok(ready) = wait_readable(&[Some(events.as_raw_fd()), stderr_fd], left) else {
             return reading;
-        }
-        if let (Some(fd), true) = (stderr, fds[1].revents != 0) {
+        };
+        if let (Some(fd), true) = (stderr, ready[1]) {
             reading.take_stderr(fd.as_raw_fd());
         }
-        if fds[0].revents != 0 {
+        if ready[0] {
             let open = reading.take_events_until(events.as_raw_fd(), on_event);
             if !open || reading.stopped {
                 return reading;

@@ -32,8 +32,22 @@ pub fn main(knobs: Knobs) -> ! {
         ("sysfs", "/sys", "sysfs"),
         ("devtmpfs", "/dev", "devtmpfs"),
     ] {
-        if let Err(e) = mount_fs(what, target, fstype) {
+        // The knobs stand for a kernel built without the filesystem, which
+        // refuses the mount with ENODEV.
+        let refused =
+            (fstype == "sysfs" && knobs.no_sysfs) || (fstype == "devtmpfs" && knobs.no_devtmpfs);
+        let mounted = if refused {
+            Err(nix::errno::Errno::ENODEV)
+        } else {
+            mount_fs(what, target, fstype)
+        };
+        if let Err(e) = mounted {
             console(&format!("mount {fstype} on {target}: {e}"));
+            if fstype == "devtmpfs" {
+                // No scenario needs more of /dev than these, and the results
+                // port is among them: make them by hand, as a static /dev would.
+                make_device_nodes();
+            }
         }
     }
     // The links udev or systemd make on any real system. Without /dev/fd,
@@ -126,6 +140,37 @@ pub fn main(knobs: Knobs) -> ! {
     power_off()
 }
 
+/// The character devices init and the scenarios use, as a static /dev has
+/// them: (path, major, minor, mode), numbers from Documentation/admin-guide/devices.txt.
+pub const DEVICE_NODES: &[(&str, u32, u32, u32)] = &[
+    ("/dev/null", 1, 3, 0o666),
+    ("/dev/zero", 1, 5, 0o666),
+    ("/dev/ttyS0", 4, 64, 0o600),
+    ("/dev/ttyS1", 4, 65, 0o600),
+    ("/dev/hvc0", 229, 0, 0o600),
+];
+
+/// Makes `DEVICE_NODES` where devtmpfs could not be mounted; one that
+/// cannot be made is reported, and a results port among them then cannot
+/// be opened, which is reported too.
+fn make_device_nodes() {
+    use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+    let mut made = vec![];
+    for &(path, major, minor, mode) in DEVICE_NODES {
+        match mknod(
+            path,
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(mode),
+            makedev(major.into(), minor.into()),
+        ) {
+            Ok(()) => made.push(path),
+            Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => console(&format!("mknod {path}: {e}")),
+        }
+    }
+    console(&format!("no devtmpfs: made {}", made.join(", ")));
+}
+
 fn console(message: &str) {
     eprintln!("orphanage-agent (init): {message}");
 }
@@ -186,6 +231,11 @@ pub struct Knobs {
     /// `stay-up`: never power off, as a guest without ACPI or isa-debug-exit
     /// cannot; the harness must stop it once the last frame is in.
     pub stay_up: bool,
+    /// `no-devtmpfs`: init acts as on a kernel without devtmpfs, whose
+    /// mount fails with ENODEV: it makes the device nodes it needs itself.
+    pub no_devtmpfs: bool,
+    /// `no-sysfs`: likewise for sysfs, which nothing of orphanage reads.
+    pub no_sysfs: bool,
 }
 
 impl Knobs {
@@ -200,6 +250,8 @@ impl Knobs {
                 "no-subreapers" => knobs.no_subreapers = true,
                 "subreaper-root" => knobs.force_subreaper_root = true,
                 "stay-up" => knobs.stay_up = true,
+                "no-devtmpfs" => knobs.no_devtmpfs = true,
+                "no-sysfs" => knobs.no_sysfs = true,
                 other => match other.strip_prefix("results=") {
                     Some(dev) if dev.starts_with("/dev/") => knobs.results_port = Some(dev.into()),
                     _ => return Err(other.to_string()),
@@ -260,6 +312,15 @@ mod tests {
             Knobs::parse(&args(&["frobnicate"])),
             Err("frobnicate".into())
         );
+        let k = Knobs::parse(&args(&["no-devtmpfs", "no-sysfs"])).unwrap();
+        assert!(k.no_devtmpfs && k.no_sysfs);
+    }
+
+    #[test]
+    fn every_results_port_has_a_node_to_make() {
+        for port in [DEFAULT_RESULTS_PORT, "/dev/ttyS0", "/dev/hvc0"] {
+            assert!(DEVICE_NODES.iter().any(|n| n.0 == port), "{port}");
+        }
     }
 
     #[test]

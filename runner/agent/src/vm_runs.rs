@@ -18,7 +18,7 @@ use orphanage_agent_io::{
 };
 use orphanage_scenario::{Event, Namespace, Verdict, VmScenario, WaitStatus};
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// Scenarios at a time per CPU. Most of a scenario's time is spent waiting
@@ -271,17 +271,10 @@ fn wait_for_news(running: &[Running], child_signals: &ChildSignals) {
         Some(fd) => fds.push(fd.as_raw_fd()),
         None => limit = limit.min(REAP_INTERVAL),
     }
-    let mut polled: Vec<libc::pollfd> = fds
-        .into_iter()
-        .map(|fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    let millis = limit.as_millis().clamp(1, i32::MAX as u128) as i32;
-    // SAFETY: valid pollfds; EINTR or an error just ends this wait.
-    unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, millis) };
+    let fds: Vec<Option<RawFd>> = fds.into_iter().map(Some).collect();
+    // EINTR or an error just ends this wait; at least a millisecond, so
+    // that PID 1 never spins.
+    let _ = orphanage_agent_io::wait_readable(&fds, limit.max(Duration::from_millis(1)));
 }
 
 /// Reaps every child that has ended. A root's last events are read and its

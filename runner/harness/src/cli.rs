@@ -20,7 +20,7 @@ use std::path::PathBuf;
         ignored (unsupported: a probed feature is missing; the reason names the probe and its errno).\n\n\
         Exit code: 0 when nothing failed or broke, 101 when something did, 2 for bad input (nothing runs), \
         3 when the runtime cannot run a container on this machine (one line says why).",
-    after_help = "Examples:\n  orphanage                          run the whole suite\n  orphanage subreaper::              run one area\n  orphanage --check                  validate every scenario file, run nothing\n  orphanage --report out.json        also write a JSON report\n  orphanage --list                   list scenario names\n  orphanage --runtime runc           run the suite in runc containers\n  orphanage --runtime runc --runtime ./youki --init tini\n                                     two runtimes side by side, tini under test\n  orphanage --runtime runsc --runtime-arg=--platform=ptrace\n                                     the suite in gVisor, with a runsc flag\n  orphanage explore --cases 500      check 500 generated process trees against the reference model\n  orphanage --runtime runc explore   the same, each tree in a runc container\n  orphanage --kernel vmlinuz         boot that kernel in QEMU and run the suite inside it\n  orphanage kernels fetch            download the kernels of fixtures/kernels.yaml\n  orphanage --kernels fixtures/kernels.yaml   run the kernel matrix"
+    after_help = "Examples:\n  orphanage                          run the whole suite\n  orphanage subreaper::              run one area\n  orphanage --check                  validate every scenario file, run nothing\n  orphanage --report out.json        also write a JSON report\n  orphanage --list                   list scenario names\n  orphanage --runtime runc           run the suite in runc containers\n  orphanage --runtime runc --runtime ./youki --init tini\n                                     two runtimes side by side, tini under test\n  orphanage --runtime runsc --runtime-arg=--platform=ptrace\n                                     the suite in gVisor, with a runsc flag\n  orphanage explore --cases 500      check 500 generated process trees against the reference model\n  orphanage --runtime runc explore   the same, each tree in a runc container\n  orphanage --kernel vmlinuz         boot that kernel in QEMU and run the suite inside it\n  orphanage kernels fetch            download the kernels of fixtures/kernels.yaml\n  orphanage --kernels fixtures/kernels.yaml   run the kernel matrix\n  orphanage merge a.json b.json --html matrix.html --markdown matrix.md\n                                     one matrix from the reports of many machines"
 )]
 pub struct Cli {
     /// Validate every scenario file and exit, running nothing.
@@ -65,6 +65,16 @@ pub struct Cli {
     /// broken or unsupported it does not list, or a listed one that no longer happens.
     #[arg(long, value_name = "FILE")]
     pub expected: Option<PathBuf>,
+
+    /// Compare the run with this earlier JSON report (`--report`), cell by
+    /// cell, and list regressions, fixes, and new and removed scenarios.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// With --baseline: exit 101 when a scenario regressed (passed, or was
+    /// unsupported, in the baseline and does worse now).
+    #[arg(long, requires = "baseline")]
+    pub fail_on_regression: bool,
 
     /// Keep the runtimes' state (their --root) under this directory instead of
     /// a private temporary one, to inspect it with `RUNTIME --root DIR/state-N list`.
@@ -131,6 +141,9 @@ pub enum Command {
     /// the kernel did with what a reference model of reparenting predicts. On
     /// a disagreement, shrink it to a minimal tree and save that as a scenario.
     Explore(crate::explore::ExploreArgs),
+    /// Merge JSON reports from many machines into one conformance matrix
+    /// (HTML, Markdown, JUnit): a column per cell, differences from Linux first.
+    Merge(crate::merge::MergeArgs),
     /// Manage the kernels of the VM matrix: fetch them once, or print their paths.
     Kernels {
         #[command(subcommand)]
@@ -161,12 +174,21 @@ pub enum KernelsCommand {
 /// line without its `error: ` label (the usage and tips that follow are what
 /// `--help` is for).
 pub fn one_line_error(rendered: &str) -> String {
-    let first = rendered
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    format!("{first} (see --help)")
+    let mut lines = rendered.lines().skip_while(|l| l.trim().is_empty());
+    let first = lines.next().unwrap_or("");
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    // "the following required arguments were not provided:" lists them on
+    // the indented lines below: those belong to the one line.
+    if line.ends_with(':') {
+        let listed: Vec<&str> = lines
+            .take_while(|l| l.starts_with(' ') && !l.trim().is_empty())
+            .map(str::trim)
+            .collect();
+        if !listed.is_empty() {
+            line = format!("{line} {}", listed.join(", "));
+        }
+    }
+    format!("{line} (see --help)")
 }
 
 /// `--format ktap` is orphanage's, not libtest's: takes it out of the
@@ -203,6 +225,11 @@ mod tests {
         let err = Cli::try_parse_from(["orphanage", "--bogus"]).unwrap_err();
         let line = one_line_error(&err.render().to_string());
         assert_eq!(line, "unexpected argument '--bogus' found (see --help)");
+        let err = Cli::try_parse_from(["orphanage", "--fail-on-regression"]).unwrap_err();
+        assert_eq!(
+            one_line_error(&err.render().to_string()),
+            "the following required arguments were not provided: --baseline <FILE> (see --help)"
+        );
         let err = Cli::try_parse_from(["orphanage", "--vm-cpus", "0"]).unwrap_err();
         let line = one_line_error(&err.render().to_string());
         assert!(!line.contains('\n') && line.contains("--vm-cpus"), "{line}");

@@ -34,6 +34,10 @@ struct Entry {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Conditions {
+    /// The target's name (`runsc+tini`, `runc`, `host`): what keeps an
+    /// entry to its runtime when one file judges a merge of many.
+    #[serde(default)]
+    pub target: Option<String>,
     /// The runtime's `--version` (its first line).
     #[serde(default)]
     pub runtime_version: Option<String>,
@@ -168,6 +172,8 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 pub struct Context {
     /// Trial-name prefix of the target (`runsc:`; empty for the host).
     pub prefix: String,
+    /// The target's name (`runsc+tini`, `host`).
+    pub target: String,
     pub runtime_version: String,
     pub kernel: String,
     pub platform: String,
@@ -178,14 +184,15 @@ impl Conditions {
         let holds = |pattern: &Option<String>, value: &str| {
             pattern.as_deref().is_none_or(|p| glob(p, value))
         };
-        holds(&self.runtime_version, &context.runtime_version)
+        holds(&self.target, &context.target)
+            && holds(&self.runtime_version, &context.runtime_version)
             && holds(&self.kernel, &context.kernel)
             && holds(&self.platform, &context.platform)
     }
 }
 
 /// How one result compares with the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mark {
     /// Passed, and nothing was listed: as Linux does.
     AsLinux,
@@ -196,6 +203,27 @@ pub enum Mark {
     Unexpected,
     /// Listed, but it passed: the difference is gone.
     Stale,
+}
+
+/// How one outcome of one scenario compares with the file, on a target
+/// that was `context` when it ran, and the difference listed for it.
+pub fn mark_of<'a>(
+    differences: &'a [Difference],
+    scenario: &str,
+    outcome: Outcome,
+    context: &Context,
+) -> (Mark, Option<&'a Difference>) {
+    let listed = differences
+        .iter()
+        .find(|d| d.scenario == scenario && d.when.hold(context));
+    let mark = match (listed, outcome) {
+        (None, Outcome::Pass) => Mark::AsLinux,
+        (None, _) => Mark::Unexpected,
+        (Some(_), Outcome::Pass) => Mark::Stale,
+        (Some(d), o) if d.outcome == o => Mark::Expected,
+        (Some(_), _) => Mark::Unexpected,
+    };
+    (mark, listed)
 }
 
 /// Each result with its mark and the difference listed for it, if any.
@@ -212,16 +240,10 @@ pub fn judge<'a>(
                 .iter()
                 .filter(|c| r.name.starts_with(&c.prefix))
                 .max_by_key(|c| c.prefix.len());
-            let scenario = context.map_or(r.name.as_str(), |c| &r.name[c.prefix.len()..]);
-            let listed = differences
-                .iter()
-                .find(|d| d.scenario == scenario && context.is_some_and(|c| d.when.hold(c)));
-            let mark = match (listed, r.outcome) {
-                (None, Outcome::Pass) => Mark::AsLinux,
-                (None, _) => Mark::Unexpected,
-                (Some(_), Outcome::Pass) => Mark::Stale,
-                (Some(d), o) if d.outcome == o => Mark::Expected,
-                (Some(_), _) => Mark::Unexpected,
+            let (mark, listed) = match context {
+                Some(c) => mark_of(differences, &r.name[c.prefix.len()..], r.outcome, c),
+                // No context: nothing listed can hold.
+                None => mark_of(&[], &r.name, r.outcome, &Context::default()),
             };
             (r.name.clone(), r.outcome, mark, listed)
         })
@@ -358,6 +380,7 @@ mod tests {
         let d = parse(path(), text, KNOWN).unwrap();
         let context = Context {
             prefix: "runsc:".into(),
+            target: "runsc".into(),
             runtime_version: "runsc version 0.0~20221219.0".into(),
             kernel: "6.18".into(),
             platform: "ptrace".into(),
@@ -387,6 +410,21 @@ mod tests {
             text.ends_with("1 as Linux, 1 expected, 1 unexpected, 1 stale"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_target_condition_keeps_an_entry_to_its_runtime() {
+        let when = Conditions {
+            target: Some("runsc*".into()),
+            ..Default::default()
+        };
+        let on = |target: &str| Context {
+            target: target.into(),
+            ..Default::default()
+        };
+        assert!(when.hold(&on("runsc+tini")));
+        assert!(!when.hold(&on("runc+tini")));
+        assert!(!when.hold(&on("host")));
     }
 
     #[test]

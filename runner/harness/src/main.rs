@@ -3,12 +3,15 @@
 //! libtest-mimic, write the report. Bad input exits 2 before anything runs.
 
 mod agent_binary;
+mod baseline;
 mod cli;
 mod discover;
 mod expected;
 mod explore;
 mod kernels;
 mod live;
+mod merge;
+mod report_file;
 mod reporting;
 mod targets;
 mod trials;
@@ -96,6 +99,19 @@ fn run() -> anyhow::Result<ExitCode> {
     if let Some(cli::Command::Kernels { command }) = cli.command {
         return vm_run::kernels_command(command);
     }
+    if let Some(cli::Command::Merge(args)) = &cli.command {
+        if cli.report.is_some()
+            || cli.junit.is_some()
+            || cli.baseline.is_some()
+            || cli.expected.is_some()
+        {
+            anyhow::bail!("merge takes its own --junit, --baseline and --expected, after `merge`; it writes no JSON report");
+        }
+        return merge::merge(
+            args,
+            Some(&cli.suites.clone().unwrap_or_else(default_suites)),
+        );
+    }
     check_flags(&cli)?;
     if ktap && (cli.command.is_some() || cli.kernels.is_some() || cli.check || cli.test.list) {
         anyhow::bail!("--format ktap reports scenario runs: it cannot be used with explore, --kernels, --check or --list");
@@ -153,6 +169,13 @@ fn run() -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
+    let mut baseline = BaselineRun {
+        file: match &cli.baseline {
+            Some(path) => Some((path.clone(), load_baseline(path, &loaded)?)),
+            None => None,
+        },
+        regressed: reporting::Regressed::default(),
+    };
     // From here on things are created: guard them against Ctrl-C first.
     live::install_interrupt_handler().context("cannot set up the interrupt handler")?;
     let Chosen {
@@ -207,7 +230,8 @@ fn run() -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        return vm_run::matrix(&cli, file, &selected);
+        let code = vm_run::matrix(&cli, file, &selected, &mut baseline)?;
+        return Ok(with_regressions(&cli, code, &baseline.regressed));
     }
     let vm = match &cli.kernel {
         Some(kernel) => Some(vm_run::prepare_single(&cli, kernel, &in_vm)?),
@@ -215,7 +239,7 @@ fn run() -> anyhow::Result<ExitCode> {
     };
     // Open the reports now: a bad path is bad input, found before anything runs.
     let cells = Arc::new(Mutex::new(cells_of(&targets, &versions, vm.is_some())));
-    let mut reporters = reporters_for(&cli, &targets, cells.clone(), ktap)?;
+    let mut reporters = reporters_for(&cli, &targets, cells.clone(), ktap, &mut baseline)?;
     let judgement = reporting::Judgement::default();
     if let Some((path, differences)) = expected {
         reporters.add(Box::new(reporting::ExpectedReport::new(
@@ -225,6 +249,7 @@ fn run() -> anyhow::Result<ExitCode> {
             judgement.clone(),
         )));
     }
+    let regressed = baseline.regressed.clone();
     let reporters = Arc::new(reporters);
     let selected = targets
         .iter()
@@ -263,7 +288,8 @@ fn run() -> anyhow::Result<ExitCode> {
             cell.kernel = vm.release();
         }
         reporters.finish()?;
-        return Ok(exit_code(&cli, &conclusion, &reporters));
+        let code = exit_code(&cli, &conclusion, &reporters);
+        return Ok(with_regressions(&cli, code, &regressed));
     }
     let mut agent = agent_binary(&cli)?;
     if let Some(why) = subreaper_missing_for(&targets) {
@@ -311,12 +337,43 @@ fn run() -> anyhow::Result<ExitCode> {
     live::sweep_children(std::time::Duration::from_secs(5));
     written?;
     let judged_bad = *judgement.lock().unwrap_or_else(|p| p.into_inner());
-    Ok(match judged_bad {
+    let code = match judged_bad {
         // With --expected, only what the file does not foresee fails the run.
         Some(true) => ExitCode::from(101),
         Some(false) => ExitCode::SUCCESS,
         None => exit_code(&cli, &conclusion, &reporters),
-    })
+    };
+    Ok(with_regressions(&cli, code, &regressed))
+}
+
+/// `--fail-on-regression`: a regression against the baseline makes the run
+/// fail (101), whatever else it did; otherwise the code stands.
+fn with_regressions(cli: &cli::Cli, code: ExitCode, regressed: &reporting::Regressed) -> ExitCode {
+    let regressed = *regressed.lock().unwrap_or_else(|p| p.into_inner());
+    if cli.fail_on_regression && regressed == Some(true) {
+        ExitCode::from(101)
+    } else {
+        code
+    }
+}
+
+/// `--baseline FILE`, read and checked before anything runs, and (once the
+/// run is over) whether a scenario regressed against it.
+pub struct BaselineRun {
+    pub file: Option<(PathBuf, report_file::ReportFile)>,
+    pub regressed: reporting::Regressed,
+}
+
+/// `--baseline FILE`: an orphanage report of this schema, sharing scenarios
+/// with these suites (a grown or shrunk suite does; another suite does not).
+fn load_baseline(
+    path: &std::path::Path,
+    loaded: &[discover::Loaded],
+) -> anyhow::Result<report_file::ReportFile> {
+    let mut read = report_file::read_all(&[path.to_path_buf()])?;
+    let names: std::collections::HashSet<&str> = loaded.iter().map(|l| l.name.as_str()).collect();
+    baseline::check_same_suite(path, &read, &names)?;
+    Ok(read.remove(0))
 }
 
 /// `--expected FILE`, validated against the suites' scenario names.
@@ -351,6 +408,7 @@ fn expected_contexts(targets: &[targets::Target], versions: &[String]) -> Vec<ex
             };
             expected::Context {
                 prefix: t.prefix(),
+                target: t.label().to_string(),
                 runtime_version,
                 kernel: kernel.clone(),
                 platform,
@@ -394,6 +452,11 @@ fn check_flags(cli: &cli::Cli) -> anyhow::Result<()> {
     {
         anyhow::bail!("--runtime-root keeps a runtime's state: it needs --runtime");
     }
+    if (cli.test.list || cli.check || matches!(cli.command, Some(cli::Command::Explore(_))))
+        && cli.baseline.is_some()
+    {
+        anyhow::bail!("--baseline compares a run's results: --list, --check and explore give none");
+    }
     if matches!(cli.command, Some(cli::Command::Explore(_)))
         && (cli.report.is_some() || cli.junit.is_some() || cli.events.is_some())
     {
@@ -427,6 +490,7 @@ fn cells_of(
             kernel: String::new(),
             version: None,
             init: None,
+            platform: None,
             summary: Default::default(),
         }];
     }
@@ -447,6 +511,12 @@ fn cells_of(
                 targets::Target::Runtime(r) => r.init.as_ref().map(|i| i.name().to_string()),
                 _ => None,
             },
+            platform: match t {
+                targets::Target::Runtime(r) => {
+                    Some(targets::runtime_platform(&r.cli)).filter(|p| !p.is_empty())
+                }
+                _ => None,
+            },
             summary: Default::default(),
         })
         .collect()
@@ -458,6 +528,7 @@ fn reporters_for(
     targets: &[targets::Target],
     cells: Arc<Mutex<Vec<reporting::CellInfo>>>,
     ktap: bool,
+    baseline: &mut BaselineRun,
 ) -> anyhow::Result<reporting::Reporters> {
     let mut reporters: Vec<Box<dyn reporting::Reporter>> = Vec::new();
     if ktap {
@@ -483,7 +554,7 @@ fn reporters_for(
     {
         let command_line: Vec<String> = std::env::args().collect();
         if let Some(p) = &cli.report {
-            let json = reporting::JsonReport::create(p.clone(), command_line, cells)?;
+            let json = reporting::JsonReport::create(p.clone(), command_line, cells.clone())?;
             reporters.push(Box::new(json));
         }
         if let Some(p) = &cli.events {
@@ -494,6 +565,14 @@ fn reporters_for(
             let junit = reporting::JunitReport::create(p.clone())?;
             reporters.push(Box::new(junit));
         }
+    }
+    if let Some((path, report)) = baseline.file.take() {
+        reporters.push(Box::new(reporting::BaselineReport::new(
+            path,
+            report,
+            cells,
+            baseline.regressed.clone(),
+        )));
     }
     if targets.len() > 1 {
         let labels = targets.iter().map(|t| t.label().to_string()).collect();
@@ -541,9 +620,6 @@ fn no_pid_namespace_conflict(cli: &cli::Cli) -> Option<&'static str> {
     }
     if cli.kernels.is_some() {
         return Some("--no-pid-namespace with --kernels: give it to each kernel of the matrix file instead, as `cmdline: -- subreaper-root`");
-    }
-    if cli.kernel.is_some() && cli.command.is_some() {
-        return Some("--no-pid-namespace with `explore --kernel`: not yet; `explore` runs under subreaper roots on the host, and `--kernel K --no-pid-namespace` runs the suite so");
     }
     None
 }

@@ -46,7 +46,17 @@ pub enum FramePiece {
 #[derive(Debug, Default)]
 pub struct FrameReader {
     pending: Vec<u8>,
+    /// A frame was found broken after its header, and only its marker was
+    /// skipped: its JSON comes back as text, and is not a second loss.
+    body_of_a_broken_frame_follows: bool,
+    /// The last bytes of console text, too few to be a frame's JSON start:
+    /// text comes in pieces, and the start may span two.
+    text_tail: Vec<u8>,
 }
+
+/// How every frame's JSON begins (`VmFrame` is tagged `frame`). Found in
+/// console text, it is a frame whose marker a log line broke.
+const FRAME_JSON: &[u8] = b"{\"frame\":\"";
 
 enum Header {
     /// Not enough bytes yet to tell.
@@ -93,8 +103,34 @@ impl FrameReader {
     /// panic, say) is console text after all.
     pub fn finish(&mut self) -> Vec<FramePiece> {
         let mut pieces = Vec::new();
-        push_text(&mut pieces, std::mem::take(&mut self.pending));
+        let text = std::mem::take(&mut self.pending);
+        self.push_text(&mut pieces, text);
         pieces
+    }
+
+    /// Console text, and a broken frame for each frame's JSON in it that
+    /// no marker announced.
+    fn push_text(&mut self, pieces: &mut Vec<FramePiece>, text: Vec<u8>) {
+        if text.is_empty() {
+            return;
+        }
+        let mut seen = std::mem::take(&mut self.text_tail);
+        seen.extend_from_slice(&text);
+        // The tail is shorter than the pattern: every match here is new.
+        let mut unannounced = seen
+            .windows(FRAME_JSON.len())
+            .filter(|w| *w == FRAME_JSON)
+            .count();
+        self.text_tail = seen[seen.len().saturating_sub(FRAME_JSON.len() - 1)..].to_vec();
+        if unannounced > 0 && std::mem::take(&mut self.body_of_a_broken_frame_follows) {
+            unannounced -= 1;
+        }
+        pieces.push(FramePiece::Text(text));
+        for _ in 0..unannounced {
+            pieces.push(FramePiece::Broken(
+                "a log line broke into its marker".into(),
+            ));
+        }
     }
 
     /// Takes more bytes from the line; returns what they completed.
@@ -106,16 +142,19 @@ impl FrameReader {
                 // Keep a tail that could be the start of a marker.
                 let keep = partial_marker_len(&self.pending);
                 let text: Vec<u8> = self.pending.drain(..self.pending.len() - keep).collect();
-                push_text(&mut pieces, text);
+                self.push_text(&mut pieces, text);
                 return pieces;
             };
             let text: Vec<u8> = self.pending.drain(..start).collect();
-            push_text(&mut pieces, text);
+            self.push_text(&mut pieces, text);
+            // Text before a marker and text after its frame are not one line.
+            self.text_tail.clear();
             let after = &self.pending[MARKER.len()..];
             match header(after) {
                 Header::Incomplete => return pieces,
                 Header::Bad(why) => {
                     pieces.push(FramePiece::Broken(why));
+                    self.body_of_a_broken_frame_follows = true;
                     self.pending.drain(..MARKER.len());
                 }
                 Header::Good(len, crc, at) => {
@@ -134,6 +173,7 @@ impl FrameReader {
                         }
                     };
                     let intact = matches!(piece, FramePiece::Frame(_));
+                    self.body_of_a_broken_frame_follows = !intact;
                     pieces.push(piece);
                     // A broken frame's bytes may hold the next marker: skip
                     // only the marker, and look again.
@@ -146,12 +186,6 @@ impl FrameReader {
                 }
             }
         }
-    }
-}
-
-fn push_text(pieces: &mut Vec<FramePiece>, text: Vec<u8>) {
-    if !text.is_empty() {
-        pieces.push(FramePiece::Text(text));
     }
 }
 
@@ -246,6 +280,32 @@ mod tests {
             .filter(|p| matches!(p, FramePiece::Broken(_)))
             .collect();
         assert_eq!(broken.len(), 1, "{pieces:?}");
+    }
+
+    #[test]
+    fn a_log_line_inside_a_marker_is_counted_as_a_broken_frame() {
+        let [first, second, third]: [VmFrame; 3] = frames().try_into().unwrap();
+        let mut broken = encode_frame(&second);
+        // Inside "ORPHANAGE-FRAME": no marker is left to find.
+        broken.splice(5..5, b"\n[ 2.0] usb 1-1: new device\n".iter().copied());
+        let mut stream = encode_frame(&first);
+        stream.extend(broken);
+        stream.extend(encode_frame(&third));
+        // However the bytes arrive.
+        for cut in [1, 7, stream.len()] {
+            let mut reader = FrameReader::default();
+            let mut pieces = vec![];
+            for chunk in stream.chunks(cut) {
+                pieces.extend(reader.push(chunk));
+            }
+            pieces.extend(reader.finish());
+            assert_eq!(frames_in(&pieces), [&first, &third]);
+            let broken = pieces
+                .iter()
+                .filter(|p| matches!(p, FramePiece::Broken(_)))
+                .count();
+            assert_eq!(broken, 1, "cut {cut}: {pieces:?}");
+        }
     }
 
     #[test]

@@ -48,14 +48,21 @@ fn checks_text(o: &Options, case: u64, tree: &Tree) -> String {
 }
 
 fn check(target: &Bound, o: &Options, case: u64, tree: &Tree) -> (Generated, Checked) {
-    check_many(target, o, &[(case, tree.clone())])
+    check_many(target, o, &[(case, tree.clone())], &RootModes::default())
         .pop()
         .expect("one result per tree")
 }
 
 /// Checks several trees in one `run_batch` (one boot, on a VM), each against
 /// its own expectations.
-fn check_many(target: &Bound, o: &Options, trees: &[(u64, Tree)]) -> Vec<(Generated, Checked)> {
+/// Checks each tree; `modes` counts the ways their roots ran (as the
+/// agent's `Started` says: a pid namespace's init, or a subreaper root).
+fn check_many(
+    target: &Bound,
+    o: &Options,
+    trees: &[(u64, Tree)],
+    modes: &RootModes,
+) -> Vec<(Generated, Checked)> {
     let generated: Vec<Generated> = trees
         .iter()
         .map(|(case, tree)| tree.to_scenario(&checks_text(o, *case, tree), o.defect))
@@ -63,6 +70,15 @@ fn check_many(target: &Bound, o: &Options, trees: &[(u64, Tree)]) -> Vec<(Genera
     let scenarios: Vec<_> = generated.iter().map(Generated::observing_only).collect();
     let mut events: Vec<Vec<Event>> = vec![Vec::new(); trees.len()];
     target.run_batch(&scenarios, &mut |i, e| events[i].push(e.clone()));
+    for e in events.iter().flatten() {
+        if let Event::Started { mode, .. } = e {
+            *modes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(mode.as_str())
+                .or_default() += 1;
+        }
+    }
     generated
         .into_iter()
         .zip(events)
@@ -72,6 +88,9 @@ fn check_many(target: &Bound, o: &Options, trees: &[(u64, Tree)]) -> Vec<(Genera
         })
         .collect()
 }
+
+/// How many trees' roots ran each way, by the report's name for the way.
+type RootModes = Mutex<std::collections::BTreeMap<&'static str, u64>>;
 
 /// Which cases are done, for the seed and case to resume from.
 #[derive(Default)]
@@ -158,6 +177,7 @@ pub fn explore(target: &Bound, o: &Options, save_dir: &Path) -> u8 {
     let threads = AtomicU64::new(0);
     let unsupported = Mutex::new((0u64, String::new()));
     let found: Mutex<Vec<(u64, Tree, Checked)>> = Mutex::new(vec![]);
+    let modes = RootModes::default();
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..jobs {
@@ -185,7 +205,7 @@ pub fn explore(target: &Bound, o: &Options, save_dir: &Path) -> u8 {
                     processes.fetch_add(p as u64, Ordering::SeqCst);
                     threads.fetch_add((tree.nodes.len() - p) as u64, Ordering::SeqCst);
                 }
-                let results = check_many(target, o, &trees);
+                let results = check_many(target, o, &trees, &modes);
                 for ((case, tree), (_, checked)) in trees.into_iter().zip(results) {
                     match checked {
                         Checked::Agrees => {
@@ -221,6 +241,11 @@ pub fn explore(target: &Bound, o: &Options, save_dir: &Path) -> u8 {
     let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
     // The lowest case first, so that a rerun with the seed finds the same one.
     found.sort_by_key(|(case, _, _)| *case);
+    let broken: Vec<u64> = found
+        .iter()
+        .filter(|(_, _, c)| matches!(c, Checked::Broken(_)))
+        .map(|(case, _, _)| *case)
+        .collect();
     let Some((case, tree, checked)) = found.into_iter().next() else {
         let checked = passed + unsupported;
         let per_tree = |n: AtomicU64| n.into_inner() as f64 / checked.max(1) as f64;
@@ -236,11 +261,32 @@ pub fn explore(target: &Bound, o: &Options, save_dir: &Path) -> u8 {
                 String::new()
             }
         );
+        let modes = modes.into_inner().unwrap_or_else(|p| p.into_inner());
+        let ways: Vec<String> = modes.iter().map(|(m, n)| format!("{n} {m}")).collect();
+        if !ways.is_empty() {
+            println!("explore: tree roots ran as: {}", ways.join(", "));
+        }
         println!("explore: rerun with --seed {:#x}", o.seed);
         return 0;
     };
     if let Checked::Broken(why) = &checked {
-        println!("explore: case {case} broke (the harness or agent failed, not the kernel): {why}");
+        if batch > 1 && broken.len() > 1 {
+            // A VM that fails takes every tree still running in it along:
+            // the lowest case need not be the one that did it.
+            println!(
+                "explore: {} cases of one boot broke together ({}); whichever caused it is among them, each rerun alone with --from-case N --cases 1: {why}",
+                broken.len(),
+                broken
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        } else {
+            println!(
+                "explore: case {case} broke (the harness or agent failed, not the kernel): {why}"
+            );
+        }
         println!(
             "explore: rerun with --seed {:#x} --from-case {case}",
             o.seed

@@ -9,13 +9,13 @@
 use super::event::RunEvent;
 use super::record::{Summary, TrialRecord};
 use super::reporter::{create_file, ReportError, Reporter};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One column of results: a target on a kernel.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellInfo {
     /// The label results carry in `target` (`host`, `runc`, `runc+tini`).
     pub name: String,
@@ -24,11 +24,16 @@ pub struct CellInfo {
     /// The kernel release the scenarios ran on.
     pub kernel: String,
     /// The runtime's `--version` line, when the cell is a runtime.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// The init program under test, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<String>,
+    /// The runtime's platform (runsc's `--platform`), when it has one: what
+    /// an expected-differences file's `when: {platform: ...}` is matched against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(default)]
     pub summary: Summary,
 }
 
@@ -156,6 +161,7 @@ mod tests {
             kernel: "6.18.0".into(),
             version: version.map(Into::into),
             init: None,
+            platform: None,
             summary: Summary::default(),
         }
     }

@@ -55,7 +55,8 @@ pub fn junit_xml(records: &[TrialRecord]) -> Report {
     report
 }
 
-fn test_case(r: &TrialRecord) -> TestCase {
+/// One result as a testcase: its status, message, classname and time.
+pub fn test_case(r: &TrialRecord) -> TestCase {
     let mut status = match r.outcome {
         Outcome::Pass => TestCaseStatus::success(),
         Outcome::Unsupported => TestCaseStatus::skipped(),
@@ -83,16 +84,10 @@ fn test_case(r: &TrialRecord) -> TestCase {
 }
 
 /// XML 1.0 cannot carry most control characters even escaped, and a runtime's
-/// output may hold ANSI colours: those become U+FFFD; the serializer escapes
-/// the rest (`<`, `&`, quotes).
+/// output may hold ANSI colours: escapes are removed and other control
+/// characters become U+FFFD; the serializer escapes the rest (`<`, `&`, quotes).
 fn clean(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\t' | '\n' | '\r' => c,
-            c if (c as u32) < 0x20 || c == '\u{7f}' => '\u{fffd}',
-            c => c,
-        })
-        .collect()
+    super::text::neutralise(text)
 }
 
 impl Reporter for JunitReport {
@@ -232,7 +227,7 @@ mod tests {
         let failure = els.iter().find(|e| e.0 == "failure").unwrap();
         assert_eq!(
             failure.1["message"],
-            "<script>alert(\"x\")</script> \u{fffd}[31mred\u{fffd}[0m & 'q'"
+            "<script>alert(\"x\")</script> red & 'q'"
         );
     }
 }

@@ -173,84 +173,6 @@ pub fn render_text(rows: &[String], columns: &[Column]) -> String {
     out
 }
 
-fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
-pub fn render_markdown(rows: &[String], columns: &[Column]) -> String {
-    let mut out = String::from("# orphanage kernel matrix\n\n| scenario |");
-    for c in columns {
-        let _ = write!(out, " {} |", md_escape(&c.header()));
-    }
-    out.push_str("\n|---|");
-    out.push_str(&"---|".repeat(columns.len()));
-    out.push('\n');
-    for row in rows {
-        let _ = write!(out, "| `{row}` |");
-        for c in columns {
-            let _ = write!(out, " {} |", cell(c.outcome(row)));
-        }
-        out.push('\n');
-    }
-    out.push_str("\n## Figures\n\n");
-    for l in figures_lines(columns) {
-        let _ = writeln!(out, "- {}", md_escape(&l));
-    }
-    out.push_str("\n## Reasons\n\n");
-    for l in reasons(rows, columns) {
-        let _ = writeln!(out, "- {}", md_escape(&l));
-    }
-    out
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// A self-contained page: inline style, no scripts, no external resources.
-/// A cell's reason is its tooltip.
-pub fn render_html(rows: &[String], columns: &[Column]) -> String {
-    let mut out = String::from(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>orphanage kernel matrix</title>\n<style>\
-         body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}\
-         th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}td.scenario{font-family:monospace}\
-         .pass{background:#d7f5d7}.fail{background:#f8c9c9}.unsupported{background:#eee;color:#555}.broken{background:#f3d19c}\
-         </style></head><body>\n<h1>orphanage kernel matrix</h1>\n<table>\n<tr><th>scenario</th>",
-    );
-    for c in columns {
-        let _ = write!(out, "<th>{}</th>", html_escape(&c.header()));
-    }
-    out.push_str("</tr>\n");
-    for row in rows {
-        let _ = write!(out, "<tr><td class=\"scenario\">{}</td>", html_escape(row));
-        for c in columns {
-            let record = c.outcome(row);
-            let class = record.map_or("none", |r| r.outcome.as_str());
-            let title = record.map(|r| r.reason.as_str()).unwrap_or_default();
-            let _ = write!(
-                out,
-                "<td class=\"{class}\" title=\"{}\">{}</td>",
-                html_escape(title),
-                cell(record)
-            );
-        }
-        out.push_str("</tr>\n");
-    }
-    out.push_str("</table>\n<h2>Figures</h2>\n<ul>\n");
-    for l in figures_lines(columns) {
-        let _ = writeln!(out, "<li>{}</li>", html_escape(&l));
-    }
-    out.push_str("</ul>\n<h2>Reasons</h2>\n<ul>\n");
-    for l in reasons(rows, columns) {
-        let _ = writeln!(out, "<li>{}</li>", html_escape(&l));
-    }
-    out.push_str("</ul>\n</body></html>\n");
-    out
-}
-
 /// The matrix at the end of a `--kernels` run. Trials are named
 /// `KERNEL:area::scenario`, so names stay unique across cells; a row is the
 /// name without that prefix.
@@ -259,9 +181,12 @@ pub struct MatrixReport {
     /// One per kernel, in the kernels file's order; the run fills in all but
     /// the records as each cell ends.
     columns: Arc<Mutex<Vec<Column>>>,
+    /// The run's report cells (the JSON report's), for the pages.
+    cells: Arc<Mutex<Vec<super::CellInfo>>>,
     records: Vec<TrialRecord>,
     dir: Option<PathBuf>,
     started: Option<Instant>,
+    started_at: String,
 }
 
 impl MatrixReport {
@@ -270,6 +195,7 @@ impl MatrixReport {
     pub fn new(
         rows: Vec<String>,
         columns: Arc<Mutex<Vec<Column>>>,
+        cells: Arc<Mutex<Vec<super::CellInfo>>>,
         dir: Option<PathBuf>,
     ) -> Result<Self, ReportError> {
         if let Some(d) = &dir {
@@ -282,9 +208,11 @@ impl MatrixReport {
         Ok(MatrixReport {
             rows,
             columns,
+            cells,
             records: vec![],
             dir,
             started: None,
+            started_at: super::time::rfc3339_utc(std::time::SystemTime::now()),
         })
     }
 
@@ -347,8 +275,31 @@ impl Reporter for MatrixReport {
                     );
                 }
                 print!("{out}");
-                self.write("matrix.md", render_markdown(rows, &columns))?;
-                self.write("matrix.html", render_html(rows, &columns))?;
+                if self.dir.is_some() {
+                    // The pages are the merge's, of this run's report alone.
+                    let report = crate::report_file::ReportFile {
+                        path: PathBuf::from("this --kernels run"),
+                        orphanage: env!("CARGO_PKG_VERSION").to_string(),
+                        started_at: self.started_at.clone(),
+                        cells: self.cells.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                        results: self.records.clone(),
+                    };
+                    let (mut markdown, html) = crate::merge::render_one(&report);
+                    markdown.push_str("\n## The VMs\n\n");
+                    let failed = columns.iter().filter_map(|c| {
+                        let first = c.broken.as_deref()?.lines().next().unwrap_or_default();
+                        Some(format!("{}: the VM failed: {first}", c.name))
+                    });
+                    for l in figures_lines(&columns)
+                        .into_iter()
+                        .chain(failed)
+                        .chain(columns.iter().filter_map(left_behind_line))
+                    {
+                        let _ = writeln!(markdown, "- {}", super::text::markdown(&l));
+                    }
+                    self.write("matrix.md", markdown)?;
+                    self.write("matrix.html", html)?;
+                }
             }
             _ => {}
         }
@@ -422,21 +373,66 @@ mod tests {
     }
 
     #[test]
-    fn markdown_and_html_carry_the_same_cells_and_reasons() {
+    fn the_pages_are_the_merges_of_this_runs_records_with_the_vms_figures() {
         let (rows, cols) = columns();
-        let md = render_markdown(&rows, &cols);
-        assert!(md.contains("| `memfd::b` | unsupported | - |"), "{md}");
-        assert!(md.contains("odd: the VM failed: kernel panic:"));
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Arc::new(Mutex::new(
+            cols.iter()
+                .map(|c| Column {
+                    records: vec![],
+                    ..c.clone()
+                })
+                .collect(),
+        ));
+        let cells = Arc::new(Mutex::new(
+            cols.iter()
+                .map(|c| super::super::CellInfo {
+                    name: c.name.clone(),
+                    kind: "vm".into(),
+                    kernel: c.release.clone().unwrap_or_default(),
+                    version: None,
+                    init: None,
+                    platform: None,
+                    summary: Default::default(),
+                })
+                .collect(),
+        ));
+        let mut report =
+            MatrixReport::new(rows, shared, cells, Some(dir.path().to_path_buf())).unwrap();
+        report
+            .report(&RunEvent::RunStarted { selected: 2 })
+            .unwrap();
+        let trial = crate::reporting::TrialInfo {
+            name: "5.10:memfd::b".into(),
+            area: "memfd".into(),
+            file: "suites/memfd/b.yaml".into(),
+            target: "5.10".into(),
+        };
+        for r in &cols[0].records {
+            let r = TrialRecord {
+                name: format!("5.10:{}", r.name),
+                target: "5.10".into(),
+                ..r.clone()
+            };
+            report
+                .report(&RunEvent::TrialFinished {
+                    trial: &trial,
+                    record: &r,
+                })
+                .unwrap();
+        }
+        report.report(&RunEvent::RunFinished).unwrap();
+        let md = std::fs::read_to_string(dir.path().join("matrix.md")).unwrap();
+        assert!(md.contains("EINVAL &lt;needs 6.3&gt;"), "{md}");
+        assert!(md.contains("odd: the VM failed: kernel panic:"), "{md}");
+        assert!(md.contains("5.10.0-32-amd64"), "{md}");
+        assert!(md.contains("## The VMs"), "{md}");
         assert!(
             md.contains("odd: init found processes left behind by the scenarios, and killed them: 42 (sleep)"),
             "{md}"
         );
-        let html = render_html(&rows, &cols);
-        assert!(html.contains("<th>5.10 (5.10.0-32-amd64)</th>"));
-        assert!(html.contains("title=\"memfd_create(MFD_NOEXEC_SEAL): EINVAL &lt;needs 6.3&gt;\""));
-        assert!(
-            !html.contains("<script") && !html.contains("http"),
-            "self-contained"
-        );
+        let html = std::fs::read_to_string(dir.path().join("matrix.html")).unwrap();
+        assert!(html.contains("EINVAL &lt;needs 6.3&gt;"), "{html}");
+        assert!(!html.contains("<script"), "self-contained");
     }
 }

@@ -1,8 +1,10 @@
 //! Reporting: the executor emits one stream of events and every output is a
 //! reporter that consumes it (the JSON report, JUnit, KTAP, the event log,
-//! the side-by-side table, the kernel matrix).
+//! the side-by-side table, the kernel matrix, the expected-differences and
+//! baseline judgements).
 //! A new output format is one new file here.
 
+mod baseline_report;
 mod event;
 mod event_log;
 mod expected_report;
@@ -13,17 +15,19 @@ mod matrix;
 mod record;
 mod reporter;
 mod side_by_side;
+pub mod text;
 mod time;
 
+pub use baseline_report::{BaselineReport, Regressed};
 pub use event::{RunEvent, TrialInfo};
 pub use event_log::EventLog;
 pub use expected_report::{ExpectedReport, Judgement};
-pub use json::{CellInfo, JsonReport};
-pub use junit::JunitReport;
+pub use json::{CellInfo, JsonReport, SCHEMA_VERSION};
+pub use junit::{test_case, JunitReport};
 pub use ktap::KtapReport;
 pub use matrix::{figures_lines, left_behind_line, Column, Figures, MatrixReport};
 pub use record::{RecordFold, TrialRecord};
 #[cfg(test)]
 pub use reporter::ReportError;
-pub use reporter::{Reporter, Reporters};
+pub use reporter::{create_file, Reporter, Reporters};
 pub use side_by_side::SideBySide;

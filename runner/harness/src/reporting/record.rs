@@ -2,30 +2,38 @@
 
 use super::event::TrialInfo;
 use orphanage_scenario::{Event, FailKind, Outcome, RootMode, Verdict};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Serialize)]
+/// Written into the JSON report, and read back from one (merge, baselines):
+/// what a report from an older orphanage may lack has a default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrialRecord {
     pub name: String,
     pub area: String,
     /// The scenario file (`suites/area/name.yaml`), so a failure can be opened.
+    #[serde(default)]
     pub file: String,
     /// The target's label (`host`, `runc`, ...).
     pub target: String,
     pub outcome: Outcome,
     /// `timeout` or `leak` for those fails; absent otherwise.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<FailKind>,
+    #[serde(default)]
     pub reason: String,
     /// How the scenario's root ran (`pid_namespace`, `subreaper_root`,
     /// `caller_namespace`, `under_init`), as the agent said; null when no
     /// agent started.
+    #[serde(default)]
     pub mode: Option<RootMode>,
+    #[serde(default)]
     pub duration_ms: f64,
     /// Time the scenario's own steps took, as the agent measured it.
+    #[serde(default)]
     pub steps_ms: f64,
     /// Figures and observations the scenario reported (latencies, times taken).
+    #[serde(default)]
     pub notes: Vec<String>,
 }
 
@@ -110,7 +118,7 @@ impl TrialRecord {
     }
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub pass: usize,
     pub fail: usize,

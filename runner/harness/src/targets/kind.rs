@@ -37,6 +37,8 @@ pub struct VmTarget {
     /// Virtual CPUs for a boot that runs many scenarios.
     pub cpus: u32,
     pub results: super::vm::ResultsPort,
+    /// `--no-pid-namespace`: init runs fresh scenarios under subreaper roots.
+    pub force_subreaper_root: bool,
 }
 
 impl Target {
@@ -107,7 +109,12 @@ impl Target {
         let name = |i: usize| format!("batch::case_{i}");
         let batch = super::vm::Batch {
             kernel: v.kernel.clone(),
-            cmdline: String::new(),
+            // The knob tells the VM's init what the flag tells the host target.
+            cmdline: if v.force_subreaper_root {
+                "-- subreaper-root".into()
+            } else {
+                String::new()
+            },
             qemu_args: vec![],
             scenarios: scenarios
                 .iter()

@@ -86,15 +86,10 @@ fn probe_kvm(kernel: &Path) -> Result<Duration, String> {
         if left.is_zero() {
             break;
         }
-        let mut fd = libc::pollfd {
-            fd: console.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut fd, 1, left.as_millis().max(1) as i32) };
-        if fd.revents == 0 {
-            continue;
+        match orphanage_agent_io::wait_readable(&[Some(console.as_raw_fd())], left) {
+            Ok(ready) if ready[0] => {}
+            Ok(_) => continue,
+            Err(_) => break,
         }
         let mut buf = [0u8; 4096];
         match console.read(&mut buf) {

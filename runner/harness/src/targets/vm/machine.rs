@@ -237,39 +237,17 @@ pub fn run(
             });
             break;
         }
-        let mut fds = [
-            libc::pollfd {
-                fd: if results_open {
-                    results.as_raw_fd()
-                } else {
-                    -1
-                },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: if console_open {
-                    console_pipe.as_raw_fd()
-                } else {
-                    -1
-                },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfds.
-        let r = unsafe {
-            libc::poll(
-                fds.as_mut_ptr(),
-                2,
-                allowed.as_millis().clamp(1, i32::MAX as u128) as i32,
-            )
-        };
-        if r < 0 && nix::errno::Errno::last() != nix::errno::Errno::EINTR {
+        let Ok(ready) = orphanage_agent_io::wait_readable(
+            &[
+                results_open.then(|| results.as_raw_fd()),
+                console_open.then(|| console_pipe.as_raw_fd()),
+            ],
+            allowed,
+        ) else {
             break;
-        }
+        };
         let mut buf = [0u8; 16384];
-        if fds[1].revents != 0 {
+        if ready[1] {
             match console_pipe.read(&mut buf) {
                 Ok(0) | Err(_) => console_open = false,
                 Ok(n) => watch.push(&buf[..n]),
@@ -278,7 +256,7 @@ pub fn run(
                 oops_at = Some(Instant::now());
             }
         }
-        if fds[0].revents != 0 {
+        if ready[0] {
             let got = match results.read(&mut buf) {
                 Ok(0) | Err(_) => {
                     results_open = false;

@@ -1,0 +1,124 @@
+//! What every VM run needs, checked or made before any VM starts: QEMU on
+//! PATH, the agent's bytes, the selected scenarios, the boot floor, and a
+//! run's column for the matrix reporter.
+
+use crate::cli::Cli;
+use crate::discover::Loaded;
+use crate::kernels::Kernel;
+use crate::reporting::{Column, Figures, TrialRecord};
+use crate::targets::vm::{self, Batch, Chosen, VmRun};
+use anyhow::{bail, Context};
+use orphanage_scenario::VmScenario;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// QEMU must be on PATH; its absence is bad input, found before anything runs.
+pub fn check_qemu() -> anyhow::Result<()> {
+    let found = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|d| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(d.join(vm::QEMU))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    });
+    if !found {
+        bail!(
+            "{}: not found on PATH (Debian: apt-get install qemu-system-x86)",
+            vm::QEMU
+        );
+    }
+    Ok(())
+}
+
+pub fn agent_bytes(cli: &Cli) -> anyhow::Result<Arc<Vec<u8>>> {
+    Ok(Arc::new(match &cli.agent {
+        Some(p) => {
+            std::fs::read(p).with_context(|| format!("{}: cannot read the agent", p.display()))?
+        }
+        None => crate::agent_binary::embedded().to_vec(),
+    }))
+}
+
+pub fn vm_scenarios(loaded: &[Loaded]) -> Vec<VmScenario> {
+    loaded
+        .iter()
+        .map(|l| VmScenario {
+            name: l.name.clone(),
+            scenario: l.scenario.clone(),
+        })
+        .collect()
+}
+
+pub fn selected(cli: &Cli, loaded: &[Loaded]) -> Vec<Loaded> {
+    loaded
+        .iter()
+        .filter(|l| {
+            !cli.test
+                .is_filtered_out(&libtest_mimic::Trial::test(&l.name, || Ok(())))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Boots the kernel with an init that only powers off: the floor any run pays.
+/// The same kernel, accelerator and CPUs as the run it is the floor of.
+pub fn boot_floor(
+    kernel: &Kernel,
+    image: &Path,
+    agent: &[u8],
+    chosen: &Chosen,
+    cpus: u32,
+) -> Option<Duration> {
+    let batch = Batch {
+        kernel: image.to_path_buf(),
+        cmdline: kernel.cmdline.clone(),
+        qemu_args: kernel.qemu_args.clone(),
+        scenarios: vec![],
+        cpus,
+        results: kernel.results,
+    };
+    let run = vm::run_vm(
+        &batch,
+        agent,
+        chosen.accel,
+        &["poweroff".to_string()],
+        &mut |_| {},
+    );
+    run.broken.is_none().then_some(run.wall)
+}
+
+pub fn column(
+    name: &str,
+    chosen: &Chosen,
+    floor: Option<Duration>,
+    run: &VmRun,
+    records: Vec<TrialRecord>,
+) -> Column {
+    Column {
+        name: name.to_string(),
+        release: run.release.clone(),
+        accel: format!(
+            "{}, {} CPU{}",
+            chosen.accel.as_str(),
+            run.cpus,
+            if run.cpus == 1 { "" } else { "s" }
+        ),
+        records,
+        broken_frames: run.broken_frames,
+        broken: run.broken.clone(),
+        left_behind: run.left_behind.clone(),
+        figures: Figures {
+            floor,
+            booted: run.booted_after,
+            first_result: run.first_result_after,
+            last_result: run.last_result_after,
+            wall: run.wall,
+            qemu_cpu: run.qemu_cpu,
+        },
+    }
+}
+
+pub fn host_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
