@@ -20,7 +20,7 @@ use std::path::PathBuf;
         ignored (unsupported: a probed feature is missing; the reason names the probe and its errno).\n\n\
         Exit code: 0 when nothing failed or broke, 101 when something did, 2 for bad input (nothing runs), \
         3 when the runtime cannot run a container on this machine (one line says why).",
-    after_help = "Examples:\n  orphanage                          run the whole suite\n  orphanage subreaper::              run one area\n  orphanage --check                  validate every scenario file, run nothing\n  orphanage --report out.json        also write a JSON report\n  orphanage --list                   list scenario names\n  orphanage --runtime runc           run the suite in runc containers\n  orphanage --runtime runc --runtime ./youki --init tini\n                                     two runtimes side by side, tini under test\n  orphanage --runtime runsc --runtime-arg=--platform=ptrace\n                                     the suite in gVisor, with a runsc flag\n  orphanage explore --cases 500      check 500 generated process trees against the reference model\n  orphanage --runtime runc explore   the same, each tree in a runc container\n  orphanage --kernel vmlinuz         boot that kernel in QEMU and run the suite inside it\n  orphanage kernels fetch            download the kernels of fixtures/kernels.yaml\n  orphanage --kernels fixtures/kernels.yaml   run the kernel matrix\n  orphanage merge a.json b.json --html matrix.html --markdown matrix.md\n                                     one matrix from the reports of many machines"
+    after_help = "Examples:\n  orphanage                          run the whole suite\n  orphanage subreaper::              run one area\n  orphanage --check                  validate every scenario file, run nothing\n  orphanage --report out.json        also write a JSON report\n  orphanage --list                   list scenario names\n  orphanage --runtime runc           run the suite in runc containers\n  orphanage --runtime runc --runtime ./youki --init tini\n                                     two runtimes side by side, tini under test\n  orphanage --runtime runsc --runtime-arg=--platform=ptrace\n                                     the suite in gVisor, with a runsc flag\n  orphanage explore --cases 500      check 500 generated process trees against the reference model\n  orphanage --runtime runc explore   the same, each tree in a runc container\n  orphanage --kernel vmlinuz         boot that kernel in QEMU and run the suite inside it\n  orphanage kernels fetch            download the kernels of fixtures/kernels.yaml\n  orphanage --kernels fixtures/kernels.yaml   run the kernel matrix\n  orphanage merge a.json b.json --html matrix.html --markdown matrix.md\n                                     one matrix from the reports of many machines\n  orphanage install --prefix ~/.local   install orphanage, its man page and shell completions"
 )]
 pub struct Cli {
     /// Validate every scenario file and exit, running nothing.
@@ -130,6 +130,11 @@ pub struct Cli {
     #[command(flatten)]
     pub test: libtest_mimic::Arguments,
 
+    /// Further filters, as cargo test takes them: a scenario runs when its
+    /// name contains any FILTER (equals one, with --exact).
+    #[arg(value_name = "FILTER")]
+    pub more_filters: Vec<String>,
+
     /// Print the version. (libtest-mimic's flattened arguments turn clap's own flag off.)
     #[arg(short = 'V', long = "version", action = clap::ArgAction::Version)]
     version: (),
@@ -148,6 +153,22 @@ pub enum Command {
     Kernels {
         #[command(subcommand)]
         command: KernelsCommand,
+    },
+    /// Print the completion script for a shell, generated from these flags
+    /// (`orphanage completions bash > /etc/bash_completion.d/orphanage`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print orphanage(1), the man page, in roff (`orphanage man | man -l -`).
+    Man,
+    /// Install orphanage, its man page and its bash, zsh and fish completions
+    /// under a prefix: PREFIX/bin, PREFIX/share/man/man1, and where each shell
+    /// looks under PREFIX/share.
+    Install {
+        /// Where to install (~/.local for one user, /usr/local for everyone).
+        #[arg(long, value_name = "DIR")]
+        prefix: PathBuf,
     },
 }
 

@@ -78,10 +78,16 @@ pub enum ExpectedError {
     },
 }
 
-/// Line and column (from 1) of the first `needle` in `text`, else 1:1.
-fn locate(text: &str, needle: &str) -> (usize, usize) {
-    let Some(at) = text.find(needle) else {
-        return (1, 1);
+/// Line and column (from 1) of the first `needle` in `text` from line
+/// `from.0` on, else `from`.
+fn locate_from(text: &str, from: (usize, usize), needle: &str) -> (usize, usize) {
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(from.0.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let Some(at) = text[start..].find(needle).map(|i| start + i) else {
+        return from;
     };
     let before = &text[..at];
     let line = before.matches('\n').count() + 1;
@@ -98,16 +104,10 @@ pub fn parse(path: &Path, text: &str, known: &[&str]) -> Result<Vec<Difference>,
         column,
         message,
     };
-    let file: File = yaml_serde::from_str(text).map_err(|e| {
-        let location = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        let message = e.to_string();
-        // yaml_serde appends " at line L column C"; the prefix says it already.
-        let message = match message.find(" at line ") {
-            Some(cut) => message[..cut].to_string(),
-            None => message,
-        };
-        at(location, message)
-    })?;
+    let syntax = |p: orphanage_scenario::YamlProblem| at(p.position.unwrap_or((1, 1)), p.message);
+    orphanage_scenario::check_yaml_syntax(text).map_err(syntax)?;
+    let file: File = yaml_serde::from_str(text)
+        .map_err(|e| syntax(orphanage_scenario::explain_yaml_error(text, &e)))?;
     let mut differences: Vec<Difference> = Vec::new();
     for (index, entry) in file.differences.into_iter().enumerate() {
         let names: Vec<String> = entry
@@ -116,22 +116,26 @@ pub fn parse(path: &Path, text: &str, known: &[&str]) -> Result<Vec<Difference>,
             .cloned()
             .chain(entry.scenarios.iter().cloned())
             .collect();
+        // Where this entry starts, so that a name is found in it and not
+        // in an earlier entry or a comment.
+        let item = orphanage_scenario::list_item_position(text, "differences", index);
+        let locate = |needle: &str| locate_from(text, item.unwrap_or((1, 1)), needle);
         let Some(first) = names.first() else {
             return Err(at(
-                (1, 1),
+                item.unwrap_or((1, 1)),
                 format!("differences[{index}]: names no `scenario` (or `scenarios`)"),
             ));
         };
         if entry.reason.trim().is_empty() {
             return Err(at(
-                locate(text, first),
+                locate(first),
                 format!("differences[{index}] ({first}): the reason is empty: say why it differs"),
             ));
         }
         for name in &names {
             if !known.contains(&name.as_str()) {
                 return Err(at(
-                    locate(text, name),
+                    locate(name),
                     format!("differences[{index}]: no scenario `{name}` in the suites"),
                 ));
             }
@@ -352,6 +356,18 @@ mod tests {
     #[case(
         "differences:\n  - scenario: memfd::a\n    outcome: failed\n    reason: x\n",
         "unknown variant `failed`"
+    )]
+    #[case::name_in_a_later_entry(
+        "# memfd::nope was fixed\ndifferences:\n  - scenario: memfd::a\n    outcome: fail\n    reason: x\n  - scenarios: [sibling::c, memfd::nope]\n    outcome: fail\n    reason: x\n",
+        "fixtures/expected/runsc.yaml:6:29: differences[1]: no scenario `memfd::nope` in the suites"
+    )]
+    #[case::no_name(
+        "differences:\n  - scenario: memfd::a\n    outcome: fail\n    reason: x\n  - outcome: fail\n    reason: x\n",
+        "fixtures/expected/runsc.yaml:5:3: differences[1]: names no `scenario`"
+    )]
+    #[case::duplicate_key(
+        "differences:\n  - scenario: memfd::a\n    outcome: fail\n    reason: x\n    reason: y\n",
+        "fixtures/expected/runsc.yaml:5:5: differences[0]: duplicate key `reason`"
     )]
     fn bad_files_say_where(#[case] text: &str, #[case] says: &str) {
         let e = parse(path(), text, KNOWN).unwrap_err().to_string();

@@ -3,6 +3,10 @@
 //! apt state (never touching the system's sources) and keeps each kernel
 //! image in the user's cache directory.
 
+use orphanage_scenario::{
+    check_yaml_syntax, explain_yaml_error, list_item_field_position, top_level_key_position,
+    YamlProblem,
+};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -79,12 +83,20 @@ pub enum KernelsError {
         column: usize,
         message: String,
     },
-    #[error("{}: kernels[{index}] ({name}): {message}", .path.display())]
+    #[error("{}:{line}:{column}: kernels[{index}] ({name}): {message}", .path.display())]
     Entry {
         path: PathBuf,
+        line: usize,
+        column: usize,
         index: usize,
         name: String,
         message: String,
+    },
+    #[error("{}:{line}:{column}: the file names no kernel", .path.display())]
+    NoKernel {
+        path: PathBuf,
+        line: usize,
+        column: usize,
     },
     #[error("{}: no kernel named {name} (the file has: {have})", .path.display())]
     Unknown {
@@ -102,44 +114,65 @@ fn simple_word(s: &str) -> bool {
 
 /// Parses and validates a matrix file. Relative paths are relative to it.
 pub fn parse(path: &Path, text: &str) -> Result<Vec<Kernel>, KernelsError> {
-    let file: File = yaml_serde::from_str(text).map_err(|e| {
-        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        let message = e.to_string();
-        // yaml_serde appends " at line L column C"; the prefix says it already.
-        let message = match message.find(" at line ") {
-            Some(at) => message[..at].to_string(),
-            None => message,
-        };
+    let syntax = |p: YamlProblem| {
+        let (line, column) = p.position.unwrap_or((1, 1));
         KernelsError::Syntax {
             path: path.to_path_buf(),
             line,
             column,
-            message,
+            message: p.message,
         }
-    })?;
+    };
+    check_yaml_syntax(text).map_err(syntax)?;
+    let file: File =
+        yaml_serde::from_str(text).map_err(|e| syntax(explain_yaml_error(text, &e)))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut kernels: Vec<Kernel> = Vec::new();
     for (index, e) in file.kernels.into_iter().enumerate() {
-        let bad = |message: String| KernelsError::Entry {
-            path: path.to_path_buf(),
-            index,
-            name: e.name.clone(),
-            message,
+        // Each error points at the key to fix, or at the entry when a key is missing.
+        let bad = |field: &str, message: &str| {
+            let (line, column) = list_item_field_position(text, "kernels", index, field)
+                .or_else(|| top_level_key_position(text, "kernels"))
+                .unwrap_or((1, 1));
+            KernelsError::Entry {
+                path: path.to_path_buf(),
+                line,
+                column,
+                index,
+                name: e.name.clone(),
+                message: message.to_string(),
+            }
         };
         if !simple_word(&e.name) {
-            return Err(bad("a name is letters, digits, '.', '_', '+' or '-'".into()));
+            return Err(bad(
+                "name",
+                "a name is letters, digits, '.', '_', '+' or '-'",
+            ));
         }
         if kernels.iter().any(|k| k.name == e.name) {
-            return Err(bad("the name is used twice".into()));
+            return Err(bad("name", "the name is used twice"));
         }
         if e.host {
-            if e.package.is_some() || e.suite.is_some() || e.path.is_some() {
+            if let Some(field) = [
+                ("package", e.package.is_some()),
+                ("suite", e.suite.is_some()),
+                ("path", e.path.is_some()),
+            ]
+            .iter()
+            .find_map(|(f, given)| given.then_some(*f))
+            {
                 return Err(bad(
-                    "host runs on the running kernel: no package, suite or path".into(),
+                    field,
+                    "host runs on the running kernel: no package, suite or path",
                 ));
             }
             if !e.qemu_args.is_empty() || !e.cmdline.is_empty() {
-                return Err(bad("host boots nothing: no qemu_args or cmdline".into()));
+                let field = if e.qemu_args.is_empty() {
+                    "cmdline"
+                } else {
+                    "qemu_args"
+                };
+                return Err(bad(field, "host boots nothing: no qemu_args or cmdline"));
             }
         }
         let source = match (&e.package, &e.suite, &e.path) {
@@ -148,23 +181,26 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Kernel>, KernelsError> {
                 package: p.clone(),
                 suite: s.clone(),
             },
-            (Some(_), Some(_), None) => {
-                return Err(bad("package and suite are single words".into()))
+            (Some(p), Some(_), None) => {
+                let field = if simple_word(p) { "suite" } else { "package" };
+                return Err(bad(field, "package and suite are single words"));
             }
             (Some(_), None, None) => {
-                return Err(bad("a package needs the suite it comes from".into()))
+                return Err(bad("package", "a package needs the suite it comes from"))
             }
             (None, None, Some(p)) => Source::Path(base.join(p)),
             (None, Some(_), Some(_)) => {
-                return Err(bad("suite goes with package, not path".into()))
+                return Err(bad("suite", "suite goes with package, not path"))
             }
             (Some(_), _, Some(_)) => {
-                return Err(bad("give either package or path, not both".into()))
+                return Err(bad("path", "give either package or path, not both"))
             }
             (None, _, None) => {
+                // Neither key is there: point at the entry itself.
                 return Err(bad(
-                    "give either package (with suite), path, or host: true".into()
-                ))
+                    "-",
+                    "give either package (with suite), path, or host: true",
+                ));
             }
         };
         kernels.push(Kernel {
@@ -176,11 +212,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Kernel>, KernelsError> {
         });
     }
     if kernels.is_empty() {
-        return Err(KernelsError::Entry {
+        let (line, column) = top_level_key_position(text, "kernels").unwrap_or((1, 1));
+        return Err(KernelsError::NoKernel {
             path: path.to_path_buf(),
-            index: 0,
-            name: String::new(),
-            message: "the file names no kernel".into(),
+            line,
+            column,
         });
     }
     Ok(kernels)
@@ -592,44 +628,44 @@ mod tests {
     #[rstest]
     #[case::unknown_key(
         "kernels:\n  - name: a\n    path: k\n    colour: red\n",
-        "m.yaml:4:5: ",
-        "unknown field `colour`"
+        "m.yaml:4:5: kernels[0]: unknown field `colour`, expected one of `name`, `package`, `suite`, `path`, `host`, `qemu_args`, `results`, `cmdline`"
     )]
     #[case::both(
         "kernels:\n  - name: a\n    path: k\n    package: p\n    suite: s\n",
-        "m.yaml: kernels[0] (a): ",
-        "either package or path"
+        "m.yaml:3:5: kernels[0] (a): give either package or path, not both"
     )]
     #[case::no_suite(
         "kernels:\n  - name: a\n    package: p\n",
-        "m.yaml: kernels[0] (a): ",
-        "needs the suite"
+        "m.yaml:3:5: kernels[0] (a): a package needs the suite it comes from"
     )]
     #[case::host_with_path(
         "kernels:\n  - {name: h, host: true, path: k}\n",
-        "m.yaml: kernels[0] (h): ",
-        "no package, suite or path"
+        "m.yaml:2:27: kernels[0] (h): host runs on the running kernel: no package, suite or path"
     )]
     #[case::neither(
-        "kernels:\n  - name: a\n",
-        "m.yaml: kernels[0] (a): ",
-        "either package (with suite), path, or host: true"
+        "# the matrix\nkernels:\n  - name: a\n  - name: b\n    cmdline: x\n",
+        "m.yaml:3:3: kernels[0] (a): give either package (with suite), path, or host: true"
     )]
     #[case::twice(
         "kernels:\n  - {name: a, path: k}\n  - {name: a, path: j}\n",
-        "m.yaml: kernels[1] (a): ",
-        "used twice"
+        "m.yaml:3:6: kernels[1] (a): the name is used twice"
     )]
-    #[case::empty("kernels: []\n", "m.yaml: kernels[0] (): ", "names no kernel")]
-    #[case::top_level("kernel: []\n", "m.yaml:1:1: ", "unknown field `kernel`")]
-    fn bad_matrix_files_give_one_clear_error(
-        #[case] text: &str,
-        #[case] where_: &str,
-        #[case] what: &str,
-    ) {
+    #[case::duplicate_key(
+        "kernels:\n  - name: a\n    path: k\n    name: b\n",
+        "m.yaml:4:5: kernels[0]: duplicate key `name`: a key may appear once in a mapping"
+    )]
+    #[case::bad_type(
+        "kernels:\n  - name: a\n    host: 1\n",
+        "m.yaml:3:11: kernels[0].host: expected true or false, found 1"
+    )]
+    #[case::empty("# none\nkernels: []\n", "m.yaml:2:1: the file names no kernel")]
+    #[case::top_level(
+        "kernel: []\n",
+        "m.yaml:1:1: unknown field `kernel`, expected `kernels`"
+    )]
+    fn bad_matrix_files_give_one_line_at_the_key_to_fix(#[case] text: &str, #[case] line: &str) {
         let e = parse(Path::new("m.yaml"), text).unwrap_err().to_string();
-        assert!(e.starts_with(where_), "{e}");
-        assert!(e.contains(what), "{e}");
+        assert_eq!(e, line);
     }
 
     #[test]

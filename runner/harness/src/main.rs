@@ -8,6 +8,8 @@ mod cli;
 mod discover;
 mod expected;
 mod explore;
+mod filters;
+mod install;
 mod kernels;
 mod live;
 mod merge;
@@ -99,6 +101,24 @@ fn run() -> anyhow::Result<ExitCode> {
     if let Some(cli::Command::Kernels { command }) = cli.command {
         return vm_run::kernels_command(command);
     }
+    match &cli.command {
+        Some(cli::Command::Completions { shell }) => {
+            print!("{}", install::completion(*shell));
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(cli::Command::Man) => {
+            print!("{}", install::man_page());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(cli::Command::Install { prefix }) => {
+            for path in install::install(prefix)? {
+                println!("installed {}", path.display());
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(cli::Command::Explore(_) | cli::Command::Kernels { .. } | cli::Command::Merge(_))
+        | None => {}
+    }
     if let Some(cli::Command::Merge(args)) = &cli.command {
         if cli.report.is_some()
             || cli.junit.is_some()
@@ -122,6 +142,7 @@ fn run() -> anyhow::Result<ExitCode> {
     if let Some(cli::Command::Explore(args)) = &cli.command {
         return explore_command(&cli, args);
     }
+    let filters = filters::Filters::new(&cli.test, &cli.more_filters);
     let suites = cli.suites.clone().unwrap_or_else(default_suites);
     let loaded = match discover::load_all(&suites) {
         Ok(l) => l,
@@ -132,16 +153,21 @@ fn run() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    // The expected file is input too: --check validates it with the rest.
+    let expected = match &cli.expected {
+        Some(path) => match load_expected(path, &loaded) {
+            Ok(d) => Some((path.clone(), d)),
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => None,
+    };
     if cli.check {
         // Every file was parsed and validated; a filter narrows what is
         // counted, and one that matches nothing is a typo as in a run.
-        let selected = loaded
-            .iter()
-            .filter(|l| {
-                !cli.test
-                    .is_filtered_out(&libtest_mimic::Trial::test(&l.name, || Ok(())))
-            })
-            .count();
+        let selected = loaded.iter().filter(|l| filters.selects(&l.name)).count();
         if selected == 0 {
             anyhow::bail!("no scenario in {} matches the filters", suites.display());
         }
@@ -159,16 +185,6 @@ fn run() -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let expected = match &cli.expected {
-        Some(path) => match load_expected(path, &loaded) {
-            Ok(d) => Some((path.clone(), d)),
-            Err(e) => {
-                eprintln!("{e}");
-                return Ok(ExitCode::from(2));
-            }
-        },
-        None => None,
-    };
     let mut baseline = BaselineRun {
         file: match &cli.baseline {
             Some(path) => Some((path.clone(), load_baseline(path, &loaded)?)),
@@ -184,16 +200,12 @@ fn run() -> anyhow::Result<ExitCode> {
         work_dir,
     } = choose_targets(&cli)?;
     // A filter that selects nothing is a typo, not a green run.
-    let filtered = cli.test.filter.is_some() || !cli.test.skip.is_empty();
     let selects_nothing = targets.iter().all(|t| {
-        loaded.iter().all(|l| {
-            cli.test.is_filtered_out(&libtest_mimic::Trial::test(
-                format!("{}{}", t.prefix(), l.name),
-                || Ok(()),
-            ))
-        })
+        loaded
+            .iter()
+            .all(|l| !filters.selects(&format!("{}{}", t.prefix(), l.name)))
     });
-    if filtered && !cli.test.list && selects_nothing {
+    if filters.narrows() && !cli.test.list && selects_nothing {
         anyhow::bail!("no scenario in {} matches the filters", suites.display());
     }
     if (cli.kernel.is_some() || cli.kernels.is_some())
@@ -218,10 +230,7 @@ fn run() -> anyhow::Result<ExitCode> {
     if let Some(file) = &cli.kernels {
         let selected: Vec<discover::Loaded> = in_vm
             .iter()
-            .filter(|l| {
-                !cli.test
-                    .is_filtered_out(&libtest_mimic::Trial::test(&l.name, || Ok(())))
-            })
+            .filter(|l| filters.selects(&l.name))
             .cloned()
             .collect();
         if cli.test.list {
@@ -258,10 +267,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(move |l| format!("{}{}", t.prefix(), l.name))
         })
-        .filter(|name| {
-            !cli.test
-                .is_filtered_out(&libtest_mimic::Trial::test(name, || Ok(())))
-        })
+        .filter(|name| filters.selects(name))
         .count();
     reporters.emit(&reporting::RunEvent::RunStarted { selected });
     if let Some(vm) = vm {
@@ -279,7 +285,7 @@ fn run() -> anyhow::Result<ExitCode> {
             agent_clock: true,
         };
         let trials = trials::build(&loaded, &[vm_trials], reporters.clone());
-        let conclusion = libtest_mimic::run(&cli.test, trials);
+        let conclusion = run_trials(&cli, &filters, trials);
         if live::interrupted() {
             live::stand_down();
         }
@@ -324,7 +330,7 @@ fn run() -> anyhow::Result<ExitCode> {
         .collect();
     let trials = trials::build(&loaded, &runners, reporters.clone());
 
-    let conclusion = libtest_mimic::run(&cli.test, trials);
+    let conclusion = run_trials(&cli, &filters, trials);
     if live::interrupted() {
         live::stand_down();
     }
@@ -374,6 +380,17 @@ fn load_baseline(
     let names: std::collections::HashSet<&str> = loaded.iter().map(|l| l.name.as_str()).collect();
     baseline::check_same_suite(path, &read, &names)?;
     Ok(read.remove(0))
+}
+
+/// libtest-mimic runs the trials the filters select (it takes one filter
+/// itself, so they are handed to it as exact skips).
+fn run_trials(
+    cli: &cli::Cli,
+    filters: &filters::Filters,
+    trials: Vec<libtest_mimic::Trial>,
+) -> libtest_mimic::Conclusion {
+    let args = filters.libtest_arguments(&cli.test, trials.iter().map(|t| t.name()));
+    libtest_mimic::run(&args, trials)
 }
 
 /// `--expected FILE`, validated against the suites' scenario names.
@@ -446,11 +463,17 @@ fn check_flags(cli: &cli::Cli) -> anyhow::Result<()> {
     if cli.vm_results.is_some() && cli.kernel.is_none() {
         anyhow::bail!("--vm-results says how a VM reports: it needs --kernel (a kernels file says it per kernel, with `results:`)");
     }
-    if cli.runtime_root.is_some()
-        && cli.runtimes.is_empty()
-        && std::env::var_os("RUNTIME").is_none_or(|r| r.is_empty())
-    {
+    // Flags for a container runtime mean nothing without one, --check included.
+    let no_runtime =
+        cli.runtimes.is_empty() && std::env::var_os("RUNTIME").is_none_or(|r| r.is_empty());
+    if cli.runtime_root.is_some() && no_runtime {
         anyhow::bail!("--runtime-root keeps a runtime's state: it needs --runtime");
+    }
+    if cli.init.is_some() && no_runtime {
+        anyhow::bail!("--init puts an init program in a container: it needs --runtime");
+    }
+    if !cli.runtime_args.is_empty() && no_runtime {
+        anyhow::bail!("--runtime-arg passes a flag to a container runtime: it needs --runtime");
     }
     if (cli.test.list || cli.check || matches!(cli.command, Some(cli::Command::Explore(_))))
         && cli.baseline.is_some()
@@ -645,12 +668,6 @@ fn choose_targets(cli: &cli::Cli) -> anyhow::Result<Chosen> {
     } else {
         cli.runtimes.clone()
     };
-    if cli.init.is_some() && runtime_args.is_empty() {
-        anyhow::bail!("--init puts an init program in a container: it needs --runtime");
-    }
-    if !cli.runtime_args.is_empty() && runtime_args.is_empty() {
-        anyhow::bail!("--runtime-arg passes a flag to a container runtime: it needs --runtime");
-    }
     let init = cli.init.as_deref().map(targets::resolve_init).transpose()?;
     let runtimes: Vec<(String, std::path::PathBuf)> = runtime_args
         .iter()

@@ -121,7 +121,8 @@ fn bad_input_is_one_line_and_exit_2_before_anything_runs() {
     let file = tempfile::NamedTempFile::new().unwrap();
     let under_a_file = file.path().join("regressions");
     for (args, message) in [
-        (vec!["--cases", "0"], "--cases 0: must be between 1"),
+        (vec!["--cases", "0"], "--cases 0: must be at least 1"),
+        (vec!["--jobs", "65"], "--jobs 65: must be from 1 to 64"),
         (vec!["--seed", "0xnope"], "--seed `0xnope`: not a seed"),
         (vec!["--seed", "12abc"], "--seed `12abc`: not a seed"),
         (

@@ -16,6 +16,7 @@ mod scenario;
 mod step;
 mod vm_wire;
 mod wait_status;
+mod yaml_errors;
 
 pub use console_frames::{encode_frame, FramePiece, FrameReader};
 pub use deadline::{Deadline, DEFAULT_DEADLINE, MAX_DEADLINE};
@@ -34,3 +35,7 @@ pub use step::{
 };
 pub use vm_wire::{verdict_without_finish, AgentEnd, VmFrame, VmScenario, VM_SCENARIOS_PATH};
 pub use wait_status::{describe_expected_status, WaitStatus};
+pub use yaml_errors::{
+    check_syntax as check_yaml_syntax, explain as explain_yaml_error, key_position,
+    list_item_field_position, list_item_position, top_level_key_position, YamlProblem,
+};

@@ -3,6 +3,10 @@
 use crate::names::{with_scope, ROOT_IN_CALLER_NAMESPACE, ROOT_IN_FRESH_NAMESPACE};
 use crate::scenario::{Namespace, Scenario};
 use crate::step::{SpawnHow, Step};
+use crate::yaml_errors::{
+    check_syntax as check_yaml_syntax, explain as explain_yaml_error, list_item_position,
+    top_level_key_position, YamlProblem,
+};
 use std::fmt;
 
 /// A scenario file that cannot be run, with the position to blame where there is one.
@@ -47,9 +51,18 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, ParseError> {
     // Editors on some systems begin UTF-8 files with a byte-order mark, which
     // YAML would otherwise read as part of the first key.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // Plain YAML first: a syntax error or a duplicate key is reported as
+    // such, not as whatever the types would make of a half-read document.
+    check_yaml_syntax(text).map_err(|p| ParseError {
+        path: path.to_string(),
+        position: p.position,
+        message: p.message,
+    })?;
     let scenario: Scenario = with_scope(|| yaml_serde::from_str(text)).map_err(|e| {
-        let mut position = e.location().map(|l| (l.line(), l.column()));
-        let message = without_location(&e.to_string());
+        let YamlProblem {
+            mut position,
+            message,
+        } = explain_yaml_error(text, &e);
         // A bad value of a top-level key comes back blamed on the document's
         // start; such messages begin with the key, so point at its line instead.
         if let Some(key) = message
@@ -68,7 +81,7 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, ParseError> {
     if scenario.steps.len() > MAX_STEPS {
         return Err(ParseError {
             path: path.to_string(),
-            position: step_position(text, MAX_STEPS),
+            position: list_item_position(text, "steps", MAX_STEPS),
             message: format!(
                 "{} steps; a scenario may have at most {MAX_STEPS}",
                 scenario.steps.len()
@@ -85,14 +98,19 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, ParseError> {
             "{spawns} processes and threads; a scenario may have at most {MAX_PROCESSES}"
         )));
     }
-    validate(&scenario).map_err(|(step, message)| ParseError {
-        path: path.to_string(),
-        position: step.and_then(|i| step_position(text, i)),
-        message: match step {
-            Some(i) => format!("steps[{i}]: {message}"),
-            None => message,
-        },
-    })?;
+    validate(&scenario)
+        .and_then(|()| match crate::model::authoring_mistake(&scenario) {
+            Some((step, message)) => Err((Some(step), message)),
+            None => Ok(()),
+        })
+        .map_err(|(step, message)| ParseError {
+            path: path.to_string(),
+            position: step.and_then(|i| list_item_position(text, "steps", i)),
+            message: match step {
+                Some(i) => format!("steps[{i}]: {message}"),
+                None => message,
+            },
+        })?;
     Ok(scenario)
 }
 
@@ -360,58 +378,6 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "steps",
 ];
 
-/// yaml_serde puts " at line L column C" into its messages; the position is already in front.
-fn without_location(message: &str) -> String {
-    let Some(start) = message.find(" at line ") else {
-        return message.to_string();
-    };
-    let rest = &message[start + " at line ".len()..];
-    let after_column = rest.find("column ").map(|c| c + "column ".len()).map(|c| {
-        c + rest[c..]
-            .find(|ch: char| !ch.is_ascii_digit())
-            .unwrap_or(rest.len() - c)
-    });
-    match after_column {
-        Some(end) => format!("{}{}", &message[..start], &rest[end..]),
-        None => message[..start].to_string(),
-    }
-}
-
-fn top_level_key_position(text: &str, key: &str) -> Option<(usize, usize)> {
-    let prefix = format!("{key}:");
-    text.lines()
-        .position(|l| l.starts_with(&prefix))
-        .map(|n| (n + 1, 1))
-}
-
-/// The 1-based (line, column) of the dash that starts step `index`, for block-style
-/// `steps:` lists. Good enough to point a reader at the right step; `None` otherwise.
-fn step_position(text: &str, index: usize) -> Option<(usize, usize)> {
-    let mut lines = text.lines().enumerate();
-    lines.by_ref().find(|(_, l)| l.starts_with("steps:"))?;
-    let mut indent = None;
-    let mut seen = 0;
-    for (n, line) in lines {
-        let trimmed = line.trim_start();
-        let col = line.len() - trimmed.len();
-        if !trimmed.starts_with("- ") && trimmed != "-" {
-            if col == 0 && !trimmed.is_empty() && !trimmed.starts_with('#') {
-                return None; // the next top-level key
-            }
-            continue;
-        }
-        let step_indent = *indent.get_or_insert(col);
-        if col != step_indent {
-            continue;
-        }
-        if seen == index {
-            return Some((n + 1, col + 1));
-        }
-        seen += 1;
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -676,17 +642,6 @@ mod tests {
     fn incomplete_files_are_rejected(#[case] text: &str, #[case] message: &str) {
         let err = parse("f.yaml", text).unwrap_err();
         assert!(err.message.contains(message), "{err}");
-    }
-
-    #[rstest]
-    #[case("unknown field `x` at line 3 column 5", "unknown field `x`")]
-    #[case(
-        "did not find expected ',' at line 4 column 6, while parsing",
-        "did not find expected ',', while parsing"
-    )]
-    #[case("no location here", "no location here")]
-    fn locations_are_cut_from_messages(#[case] message: &str, #[case] cut: &str) {
-        assert_eq!(without_location(message), cut);
     }
 
     #[test]

@@ -59,7 +59,12 @@ fn count(flag: &str, text: &str, min: u64, max: u64) -> Result<u64, String> {
         .parse()
         .map_err(|_| format!("--{flag} `{text}`: not a whole number"))?;
     if n < min || n > max {
-        return Err(format!("--{flag} {n}: must be between {min} and {max}"));
+        // No bound is spelled as a type's limit (u64::MAX reads as noise).
+        return Err(if max == u64::MAX {
+            format!("--{flag} {n}: must be at least {min}")
+        } else {
+            format!("--{flag} {n}: must be from {min} to {max}")
+        });
     }
     Ok(n)
 }
@@ -160,7 +165,7 @@ mod tests {
     }
 
     #[rstest]
-    #[case::zero_cases("0", None, "--cases 0: must be between 1")]
+    #[case::zero_cases("0", None, "--cases 0: must be at least 1")]
     #[case::words_for_cases("many", None, "--cases `many`: not a whole number")]
     #[case::malformed_seed("1", Some("0xZZ"), "--seed `0xZZ`: not a seed")]
     #[case::negative_seed("1", Some("-3"), "--seed `-3`: not a seed")]

@@ -51,12 +51,10 @@ pub fn vm_scenarios(loaded: &[Loaded]) -> Vec<VmScenario> {
 }
 
 pub fn selected(cli: &Cli, loaded: &[Loaded]) -> Vec<Loaded> {
+    let filters = crate::filters::Filters::new(&cli.test, &cli.more_filters);
     loaded
         .iter()
-        .filter(|l| {
-            !cli.test
-                .is_filtered_out(&libtest_mimic::Trial::test(&l.name, || Ok(())))
-        })
+        .filter(|l| filters.selects(&l.name))
         .cloned()
         .collect()
 }

@@ -1,6 +1,7 @@
 //! The reference model of reparenting and reaping, and the generated process
 //! trees that exploration checks against it. Pure: no I/O.
 
+mod authoring;
 mod rules;
 #[cfg(any(test, feature = "generate"))]
 mod strategy;
@@ -9,6 +10,7 @@ mod tests;
 mod tree;
 mod world;
 
+pub use authoring::authoring_mistake;
 pub use rules::{find_new_reaper, notify_parent, Ancestor, Defect, Disposition, Notification};
 #[cfg(any(test, feature = "generate"))]
 pub use strategy::tree as tree_strategy;
