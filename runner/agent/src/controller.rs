@@ -81,6 +81,9 @@ struct Controller {
     stdin: std::io::BufReader<std::io::Stdin>,
     started: Instant,
     subreaper_root: Option<SubreaperRoot>,
+    /// When each process's `exit` step saw its exit complete: what the time
+    /// an "eventually gone" check reports is counted from (CHECKS 2.5).
+    exit_completed: BTreeMap<String, Instant>,
 }
 
 /// `start.events_on_stdout`: the events go to stdout (the runtime target),
@@ -114,6 +117,7 @@ pub fn main(start: Start) -> ! {
         stdin,
         started: Instant::now(),
         subreaper_root: start.subreaper_root,
+        exit_completed: BTreeMap::new(),
     };
     let mode = match (&controller.subreaper_root, &scenario) {
         (Some(_), _) => RootMode::SubreaperRoot,
@@ -137,6 +141,54 @@ pub fn main(start: Start) -> ! {
     let verdict = controller.run();
     let steps_ms = controller.started.elapsed().as_secs_f64() * 1000.0;
     controller.finish(verdict, steps_ms)
+}
+
+/// What an eventual `expect_state` reports: how long the check took against
+/// its deadline and, for a process whose exit a step completed, how long
+/// after that exit it was first seen in `state` (CHECKS 2.5's "time taken":
+/// counted from the exit, not from the check, which may come after other
+/// steps). Seen so at the check's first look, that time is only an upper bound.
+fn eventual_state_note(
+    name: &str,
+    state: &str,
+    took: Duration,
+    deadline: Duration,
+    since_exit: Option<Duration>,
+    first_look: bool,
+) -> String {
+    let check = format!(
+        "{name} {state} after {} (deadline {})",
+        poll::micros(took),
+        poll::micros(deadline)
+    );
+    match (since_exit, first_look) {
+        (None, _) => check,
+        (Some(t), true) => format!(
+            "{check}; at most {} after its exit completed (already {state} at the first look)",
+            poll::micros(t)
+        ),
+        (Some(t), false) => format!("{check}; {} after its exit completed", poll::micros(t)),
+    }
+}
+
+/// Whether `step` names the init program under test (`namespace: under_init`).
+fn names_init(step: &Step) -> bool {
+    step.actor_refs().iter().any(|(_, a)| a.as_str() == "init")
+}
+
+/// Under an init program, why the agent's parent `ppid` cannot be the init
+/// under test, if it cannot. An "init" that only execs its child (as
+/// `/usr/bin/env` would) leaves the agent as PID 1 of the container's pid
+/// namespace, whose parent is outside it: getppid() is 0. Then nothing
+/// reaps, forwards or adopts but the agent itself, and a step about the
+/// init must fail rather than mistake the runtime (sender pid 0) for it.
+fn init_under_test_missing(ppid: i32) -> Option<String> {
+    (ppid == 0).then(|| {
+        "expected the init program under test to be the agent's parent, observed none: \
+         getppid() is 0, so the agent is PID 1 of its pid namespace itself (an init that \
+         execs its child instead of running it as a child)"
+            .to_string()
+    })
 }
 
 /// Whether any mount in /proc/self/mountinfo text is in a peer group
@@ -230,6 +282,20 @@ impl Controller {
         while next < steps.len() {
             let (index, step) = (next, &steps[next]);
             next += 1;
+            if let Step::Exit { by, code } = step {
+                if by.as_str() == self.root {
+                    // The root's exit, its last step before the harness's own
+                    // (as parsing ensures): its status is the container's,
+                    // which the harness reaps (expect_container_exit).
+                    self.emit(&Event::StepStarted {
+                        index,
+                        summary: summary(step),
+                    });
+                    self.teardown();
+                    self.emit(&Event::Handoff { index: index + 1 });
+                    std::process::exit(i32::from(*code));
+                }
+            }
             if step.runs_in_harness() {
                 // The harness performs this step and any that follow it; it
                 // answers with the index of the step we go on from.
@@ -404,6 +470,13 @@ impl Controller {
             .performer()
             .map_or(self.root.to_string(), |a| a.to_string());
         self.require_alive(&performer, step)?;
+        if let Some(init) = self.actors.get("init").filter(|_| names_init(step)) {
+            if self.scenario.namespace == Namespace::UnderInit {
+                if let Some(why) = init_under_test_missing(init.nspid[0]) {
+                    return Err(Verdict::fail(why));
+                }
+            }
+        }
         match step {
             Step::Spawn {
                 name, how, errno, ..
@@ -610,6 +683,7 @@ impl Controller {
                 poll::micros(deadline)
             )));
         }
+        self.exit_completed.insert(name.to_string(), Instant::now());
         if !is_thread {
             parent_notified_barrier();
         }
@@ -841,7 +915,10 @@ impl Controller {
             format!("/proc/{pid}/stat")
         };
         let mut seen = ProcState::Gone;
+        let (mut looks, mut held_at) = (0u32, Instant::now());
         let (held, took) = poll::holds_within(within.unwrap_or(Duration::ZERO), || {
+            looks += 1;
+            held_at = Instant::now();
             seen = match procfs::stat_at(&path) {
                 Ok(s) if matches!(s.state, 'Z' | 'X') => ProcState::Zombie,
                 Ok(_) => ProcState::Alive,
@@ -865,12 +942,18 @@ impl Controller {
                 state_name(seen)
             )));
         }
+        let since_exit = self
+            .exit_completed
+            .get(name)
+            .map(|exited| held_at.saturating_duration_since(*exited));
         Ok(within.map_or_else(Vec::new, |w| {
-            vec![format!(
-                "{name} {} after {} (deadline {})",
+            vec![eventual_state_note(
+                name,
                 state_name(expected),
-                poll::micros(took),
-                poll::micros(w)
+                took,
+                w,
+                since_exit,
+                looks == 1,
             )]
         }))
     }
@@ -940,7 +1023,51 @@ fn raise_nofile_limit() -> nix::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::propagates;
+    use super::{eventual_state_note, init_under_test_missing, names_init, propagates};
+    use std::time::Duration;
+
+    #[test]
+    fn an_eventual_state_is_timed_from_the_exit_when_there_was_one() {
+        let ms = Duration::from_millis;
+        assert_eq!(
+            eventual_state_note("a", "gone", ms(0), ms(1000), None, true),
+            "a gone after 0 µs (deadline 1000.0 ms)"
+        );
+        assert_eq!(
+            eventual_state_note("a", "gone", ms(2), ms(1000), Some(ms(5)), false),
+            "a gone after 2000 µs (deadline 1000.0 ms); 5000 µs after its exit completed"
+        );
+        assert_eq!(
+            eventual_state_note("a", "gone", ms(0), ms(1000), Some(ms(7)), true),
+            "a gone after 0 µs (deadline 1000.0 ms); at most 7000 µs after its exit \
+             completed (already gone at the first look)"
+        );
+    }
+
+    #[test]
+    fn an_init_under_test_must_be_a_parent_in_the_agents_namespace() {
+        let why = init_under_test_missing(0).unwrap();
+        assert!(
+            why.contains("getppid() is 0") && why.contains("PID 1"),
+            "{why}"
+        );
+        assert_eq!(init_under_test_missing(1), None);
+        assert_eq!(init_under_test_missing(4242), None);
+    }
+
+    #[test]
+    fn a_step_names_init_in_any_field() {
+        let step = |json: &str| serde_json::from_str::<orphanage_scenario::Step>(json).unwrap();
+        assert!(names_init(&step(
+            r#"{"expect_parent": {"of": "agent", "is": "init"}}"#
+        )));
+        assert!(names_init(&step(
+            r#"{"expect_signal": {"signal": "SIGTERM", "from": "init"}}"#
+        )));
+        assert!(!names_init(&step(
+            r#"{"expect_signal": {"signal": "SIGTERM"}}"#
+        )));
+    }
 
     #[test]
     fn shared_and_slave_mounts_propagate_private_ones_do_not() {

@@ -13,6 +13,7 @@
 
 mod controller;
 mod fds;
+mod global_init;
 mod handles;
 mod measure;
 mod memfd;

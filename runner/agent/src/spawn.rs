@@ -48,9 +48,14 @@ pub fn spawn(
             sock,
             raw_clone(libc::CLONE_NEWPID as libc::c_ulong | signal),
         ),
-        SpawnHow::Clone3Parent => {
-            // clone3 refuses CLONE_PARENT with a nonzero exit_signal
-            // (clone3_args_valid()), so none is passed unless the scenario asks.
+        // clone3 refuses CLONE_PARENT with a nonzero exit_signal
+        // (clone3_args_valid()), so none is passed unless the scenario asks.
+        SpawnHow::Clone3Parent => continue_in(
+            name,
+            sock,
+            clone3(parent as u64, exit_signal.map_or(0, |s| s as u64)),
+        ),
+        SpawnHow::Clone3ParentOrClone => {
             match clone3(parent as u64, exit_signal.map_or(0, |s| s as u64)) {
                 Err(Errno::ENOSYS) => continue_in(name, sock, raw_clone(parent | signal))
                     .map(|_| Some("clone3: ENOSYS, fell back to clone(CLONE_PARENT)".to_string())),
@@ -85,6 +90,29 @@ fn raw_clone(flags: libc::c_ulong) -> Result<Side, Errno> {
         0 => Ok(Side::Child),
         -1 => Err(Errno::last()),
         _ => Ok(Side::Parent),
+    }
+}
+
+/// The machine's init tries to make a sibling (`namespace: global_init`),
+/// by clone(CLONE_PARENT) or by clone3 with its fallback: Linux refuses with
+/// EINVAL. Should a kernel accept, the child exits at once (it has no worker
+/// to become) and the caller reports the success. Returns the fallback's note.
+pub fn sibling_of_global_init(how: SpawnHow) -> Result<Option<String>, Errno> {
+    let flags = (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong;
+    let (side, note) = match how {
+        SpawnHow::Clone3ParentOrClone => match clone3(libc::CLONE_PARENT as u64, 0) {
+            Err(Errno::ENOSYS) => (
+                raw_clone(flags),
+                Some("clone3: ENOSYS, fell back to clone(CLONE_PARENT)".to_string()),
+            ),
+            other => (other, None),
+        },
+        _ => (raw_clone(flags), None),
+    };
+    match side? {
+        // SAFETY: _exit in the child of a fork-like clone, touching nothing.
+        Side::Child => unsafe { libc::_exit(0) },
+        Side::Parent => Ok(note),
     }
 }
 

@@ -391,6 +391,7 @@ pub fn perform(who: &str, step: &Step, pids: &Pids, passed_fd: Option<OwnedFd>) 
         Step::RuntimeKill { .. }
         | Step::RuntimeDelete { .. }
         | Step::ExpectGone { .. }
+        | Step::ExpectAlive { .. }
         | Step::ExpectContainerExit { .. } => {
             return Err(Verdict::broken(format!(
                 "step {} is the harness's to perform",

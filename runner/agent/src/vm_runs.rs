@@ -74,6 +74,13 @@ pub fn run_all(
     loop {
         while running.len() < lanes.max(1) {
             let Some(s) = queue.next() else { break };
+            if s.scenario.namespace == Namespace::GlobalInit {
+                // Not a root of its own: this init is the scenario's root.
+                for event in crate::global_init::run(&s.scenario) {
+                    report(s, &event);
+                }
+                continue;
+            }
             match start(s, child_signals.mask(), force_subreaper_root) {
                 Ok(r) => running.push(r),
                 Err(verdict) => report(s, &finished(verdict, 0.0)),

@@ -112,6 +112,21 @@ fn every_host_entry_links_a_wrong_fixture() {
 }
 
 #[test]
+fn every_runtime_entry_links_a_misbehaving_init_or_runtime() {
+    let mut runtime_entries = 0;
+    for (number, entry) in entries() {
+        if entry.starts_with("Runtime target") && entry.contains("Scenarios: ") {
+            runtime_entries += 1;
+            assert!(
+                entry.contains("](../fixtures/runtime/misbehaving/"),
+                "suites/CHECKS.md {number} links no misbehaving init or runtime that shows its scenarios failing"
+            );
+        }
+    }
+    assert!(runtime_entries >= 6, "{runtime_entries}");
+}
+
+#[test]
 fn references_are_found_in_every_spelling_the_suites_use() {
     assert_eq!(
         references(

@@ -137,7 +137,7 @@ fn run_lying(lie: &Lie, areas: &[&str], exact: Option<&str>) -> Vec<(String, Str
 }
 
 /// Asserts that exactly `broken` fail, and that everything else passes (or
-/// is unsupported for a reason unrelated to the lie, such as needing a runtime).
+/// is unsupported for a reason unrelated to the lie: it needs a runtime or a VM).
 fn assert_caught_exactly(results: &[(String, String, String)], broken: &[&str]) {
     let failed: BTreeSet<&str> = results
         .iter()
@@ -151,6 +151,7 @@ fn assert_caught_exactly(results: &[(String, String, String)], broken: &[&str]) 
             !want.contains(name.as_str())
                 && outcome != "pass"
                 && !reason.starts_with("needs an OCI runtime target")
+                && !reason.starts_with("needs the VM target")
         })
         .collect();
     assert_eq!(failed, want, "{results:#?}");
@@ -259,4 +260,63 @@ fn a_kill0_that_says_gone_too_early_is_caught_by_exit_detection() {
         "{}",
         results[0].2
     );
+}
+
+/// Every scenario of `areas` whose file contains `needle`.
+fn scenarios_containing(areas: &[&str], needle: &str) -> Vec<String> {
+    let mut found = vec![];
+    for area in areas {
+        for file in std::fs::read_dir(repo().join("suites").join(area))
+            .unwrap()
+            .flatten()
+        {
+            if std::fs::read_to_string(file.path())
+                .unwrap()
+                .contains(needle)
+            {
+                let name = file.path();
+                let stem = name.file_stem().unwrap().to_string_lossy();
+                found.push(format!("{area}::{stem}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_subreaper_flag_accepted_but_never_set_is_caught() {
+    // prctl(PR_SET_CHILD_SUBREAPER, ...) says "done" and changes nothing.
+    let lie = Lie {
+        syscall: libc::SYS_prctl,
+        arg: Some((0, libc::PR_SET_CHILD_SUBREAPER as u32, true)),
+        errno: 0,
+    };
+    let areas = ["subreaper", "zombie", "sibling", "pid1"];
+    let results = run_lying(&lie, &areas, None);
+    let setting = scenarios_containing(&areas, "set_subreaper:");
+    assert!(setting.len() >= 10, "{setting:?}");
+    // Its manager is a subreaper as youki's is, but CLONE_PARENT alone makes
+    // the container init the manager's child: no adoption is checked there.
+    let setting: Vec<&str> = setting
+        .iter()
+        .map(String::as_str)
+        .filter(|s| *s != "sibling::youki_sibling_init_stays_with_manager")
+        .collect();
+    assert_caught_exactly(&results, &setting);
+}
+
+#[test]
+fn a_parent_death_signal_accepted_but_never_set_is_caught() {
+    // prctl(PR_SET_PDEATHSIG, sig) says "done" and arms nothing.
+    let lie = Lie {
+        syscall: libc::SYS_prctl,
+        arg: Some((0, libc::PR_SET_PDEATHSIG as u32, true)),
+        errno: 0,
+    };
+    let areas = ["subreaper"];
+    let results = run_lying(&lie, &areas, None);
+    let arming = scenarios_containing(&areas, "set_pdeathsig:");
+    assert!(arming.len() >= 4, "{arming:?}");
+    let arming: Vec<&str> = arming.iter().map(String::as_str).collect();
+    assert_caught_exactly(&results, &arming);
 }

@@ -7,11 +7,12 @@ mod common;
 use common::{orphanage, repo, run_with_report, suite_of};
 use rstest::rstest;
 
-/// Scenarios only the runtime target can run: on the host they are unsupported for that reason alone.
+/// Scenarios only the runtime target (or, for the machine's init, a VM) can
+/// run: on the host they are unsupported for that reason alone.
 fn runtime_only(result: &serde_json::Value) -> bool {
-    result["reason"]
-        .as_str()
-        .is_some_and(|r| r.starts_with("needs an OCI runtime target"))
+    result["reason"].as_str().is_some_and(|r| {
+        r.starts_with("needs an OCI runtime target") || r.starts_with("needs the VM target")
+    })
 }
 
 #[test]
@@ -398,4 +399,74 @@ fn on_a_kernel_without_pidfd_and_clone3_those_scenarios_are_unsupported_and_the_
         "{}",
         report["summary"]
     );
+}
+
+/// CHECKS 3.4: where clone3 answers ENOSYS, `clone3_parent_or_clone` takes
+/// clone(CLONE_PARENT) instead and still makes a sibling (the scenario's
+/// parent and wait checks pass), and the report says the fallback was taken;
+/// where clone3 works, no fallback is taken.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn clone3_enosys_falls_back_to_clone_and_still_makes_a_sibling() {
+    for lacks_clone3 in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let report_path = dir.path().join("report.json");
+        let mut cmd = orphanage();
+        cmd.arg("--suites")
+            .arg(repo().join("suites"))
+            .arg("--report")
+            .arg(&report_path)
+            .args(["--exact", "sibling::clone3_or_clone_makes_a_sibling"]);
+        if lacks_clone3 {
+            pretend_kernel_lacks(&mut cmd, &[libc::SYS_clone3]);
+        }
+        let out = cmd.output().unwrap();
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+        let result = &report["results"][0];
+        assert_eq!(result["outcome"], "pass", "{result}");
+        assert_eq!(out.status.code(), Some(0));
+        let fell_back = result["notes"].as_array().unwrap().iter().any(|n| {
+            n.as_str()
+                .unwrap()
+                .contains("clone3: ENOSYS, fell back to clone(CLONE_PARENT)")
+        });
+        assert_eq!(fell_back, lacks_clone3, "{result}");
+    }
+}
+
+/// CHECKS 2.5: the time an orphan took to be reaped is counted from its own
+/// exit, not from the check that comes after the other exits.
+#[test]
+fn reap_times_are_counted_from_each_orphans_exit() {
+    for scenario in [
+        "zombie::ns_init_reaps_adopted_orphans",
+        "zombie::ns_init_reaps_inherited_zombies",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let report_path = dir.path().join("report.json");
+        let out = orphanage()
+            .arg("--suites")
+            .arg(repo().join("suites"))
+            .arg("--report")
+            .arg(&report_path)
+            .args(["--exact", scenario])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+        let notes: Vec<&str> = report["results"][0]["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        let timed = notes
+            .iter()
+            .filter(|n| n.contains(" gone after ") && n.contains(" after its exit completed"))
+            .count();
+        // Five orphans (or zombies) and their middle process, each timed from its exit.
+        assert_eq!(timed, 6, "{scenario}: {notes:#?}");
+    }
 }

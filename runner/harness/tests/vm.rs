@@ -745,6 +745,69 @@ fn explore_in_a_vm(image: &Path) -> Result<(), Failed> {
     check(qemus.is_empty(), || format!("still running: {qemus:?}"))
 }
 
+/// CHECKS 3.3 as the machine's init (`namespace: global_init`): the VM's
+/// init itself tries CLONE_PARENT and gets EINVAL, by clone and by clone3;
+/// the same scenario expecting EPERM fails at its first step, naming both.
+fn clone_parent_from_the_global_init(image: &Path) -> Result<(), Failed> {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = repo().join("suites/sibling/global_init_gets_einval.yaml");
+    let text = std::fs::read_to_string(&original).unwrap();
+    let wrong = text.replacen(
+        "how: clone_parent, errno: EINVAL",
+        "how: clone_parent, errno: EPERM",
+        1,
+    );
+    assert_ne!(text, wrong);
+    let suites = tmp.path().join("suites/fixture");
+    std::fs::create_dir_all(&suites).unwrap();
+    std::fs::write(suites.join("as_written.yaml"), &text).unwrap();
+    std::fs::write(suites.join("expecting_eperm.yaml"), &wrong).unwrap();
+    let report = tmp.path().join("report.json");
+    let vm_tmp = tmp.path().join("tmp");
+    std::fs::create_dir(&vm_tmp).unwrap();
+    let out = orphanage()
+        .arg("--kernel")
+        .arg(image)
+        .arg("--suites")
+        .arg(tmp.path().join("suites"))
+        .args(["--accel", "tcg", "--report"])
+        .arg(&report)
+        .env("TMPDIR", &vm_tmp)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).map_err(|e| {
+            format!(
+                "{e}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?)
+        .unwrap();
+    let results = report["results"].as_array().unwrap();
+    let (o, reason) = outcome_in(results, "fixture::as_written");
+    check(o == "pass", || format!("as written: {o}: {reason}"))?;
+    let mode = results
+        .iter()
+        .find(|r| r["name"] == "fixture::as_written")
+        .map(|r| r["mode"].clone());
+    check(mode == Some(serde_json::json!("global_init")), || {
+        format!("mode {mode:?}")
+    })?;
+    let (o, reason) = outcome_in(results, "fixture::expecting_eperm");
+    check(
+        o == "fail"
+            && reason.contains("step 1 (spawn): ")
+            && reason.contains("expected EPERM, observed EINVAL"),
+        || format!("expecting EPERM: {o}: {reason}"),
+    )?;
+    check(out.status.code() == Some(101), || {
+        format!("exit {:?}", out.status)
+    })?;
+    nothing_left(&vm_tmp)
+}
+
 fn main() {
     let args = Arguments::from_args();
     let dir = tempfile::tempdir().unwrap();
@@ -788,6 +851,10 @@ fn main() {
             kernels_lacking_pid_namespaces_or_subreapers,
         ),
         vm_trial("vm::ctrl_c_leaves_no_qemu", interrupt_kills_qemu),
+        vm_trial(
+            "vm::clone_parent_from_the_global_init_gets_einval",
+            clone_parent_from_the_global_init,
+        ),
         vm_trial(
             "vm::one_console_carries_results_and_a_guest_that_stays_up_is_stopped",
             one_console_and_a_guest_that_stays_up,

@@ -293,6 +293,8 @@ const SPECIAL_FORMS: &[&str] = &[
 /// with tests/runtime.rs. Each must really be a harness step (checked).
 const RUNTIME_ONLY: &[(&str, &str)] = &[
     ("expect_gone", r#"{"expect_gone": {}}"#),
+    // Shown failing by tests/misbehaving.rs (a runtime whose kill is kill --all).
+    ("expect_alive", r#"{"expect_alive": {"of": []}}"#),
     (
         "expect_container_exit",
         r#"{"expect_container_exit": {"status": "running"}}"#,

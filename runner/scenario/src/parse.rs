@@ -114,6 +114,20 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, ParseError> {
     Ok(scenario)
 }
 
+/// Whether the machine's init may perform `step` itself (`namespace:
+/// global_init`): a spawn of a sibling that must fail, and nothing else.
+fn global_init_may_run(step: &Step) -> bool {
+    matches!(
+        step,
+        Step::Spawn {
+            by: None,
+            how: SpawnHow::CloneParent | SpawnHow::Clone3ParentOrClone,
+            errno: Some(_),
+            ..
+        }
+    )
+}
+
 /// Checks what the types cannot express. Returns the offending step's index, if any.
 fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
     if s.checks.trim().is_empty() || s.checks.contains('\n') {
@@ -146,6 +160,7 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
         // `init` is the init program under test: the agent cannot act for it,
         // only observe it (checked below).
         Namespace::UnderInit => (ROOT_IN_CALLER_NAMESPACE, ""),
+        Namespace::GlobalInit => (ROOT_IN_FRESH_NAMESPACE, ROOT_IN_CALLER_NAMESPACE),
     };
     // The process each thread belongs to, and the processes that have threads.
     let mut process_of: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
@@ -154,17 +169,30 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
     let mut handle_kind: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
     for (i, step) in s.steps.iter().enumerate() {
         let fail = |m: String| Err((Some(i), m));
+        if s.namespace == Namespace::GlobalInit && !global_init_may_run(step) {
+            return fail(
+                "with `namespace: global_init` the machine's init performs the steps itself: \
+                 only a spawn by `init` with how: clone_parent or clone3_parent_or_clone and an \
+                 errno (a sibling of the global init would have no parent)"
+                    .into(),
+            );
+        }
         for (field, name) in step.actor_refs() {
             if s.namespace == Namespace::UnderInit
                 && name.as_str() == ROOT_IN_FRESH_NAMESPACE
                 && !matches!(
                     (step.keyword(), field),
-                    ("expect_parent", "is") | ("kill", "target") | ("expect_gone", "of")
+                    ("expect_parent", "is")
+                        | ("kill", "target")
+                        | ("expect_signal", "from")
+                        | ("expect_gone", "of")
+                        | ("expect_alive", "of")
                 )
             {
                 return fail(format!(
                     "`{field}: init`: the init under test is not the agent's; it can only be \
-                     the `is` of expect_parent, the `target` of kill or in expect_gone's `of`"
+                     the `is` of expect_parent, the `target` of kill, the `from` of expect_signal \
+                     or in expect_gone's or expect_alive's `of`"
                 ));
             }
             if name.as_str() == other {
@@ -174,6 +202,7 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
                         Namespace::Fresh => "fresh",
                         Namespace::Caller => "caller",
                         Namespace::UnderInit => "under_init",
+                        Namespace::GlobalInit => "global_init",
                     },
                 ));
             }
@@ -208,9 +237,17 @@ fn validate(s: &Scenario) -> Result<(), (Option<usize>, String)> {
                     ));
                 }
             }
+            // The root may exit as its last step when only the harness's
+            // steps follow (runtime target): its exit status is the
+            // container's, for expect_container_exit to read.
+            Step::Exit { by, .. }
+                if by.as_str() == root
+                    && i + 1 < s.steps.len()
+                    && s.steps[i + 1..].iter().all(Step::runs_in_harness) => {}
             Step::Exit { by, .. } | Step::Exec { by, .. } if by.as_str() == root => {
                 return fail(format!(
-                    "`{root}` runs the scenario and cannot {} (it exits when the steps end)",
+                    "`{root}` runs the scenario and cannot {} (it exits when the steps end; it may \
+                     exit as its last step only when the harness's steps alone follow)",
                     step.keyword()
                 ));
             }
@@ -474,8 +511,60 @@ mod tests {
         assert_eq!(err.position.map(|p| p.0), Some(3), "{err}");
     }
 
+    #[test]
+    fn under_an_init_program_init_is_observed_never_driven() {
+        let with = |step: &str| {
+            parse(
+                "f.yaml",
+                &format!("{HEAD}namespace: under_init\nsteps:\n  - {step}\n"),
+            )
+        };
+        assert!(with("expect_signal: {signal: SIGTERM, from: init}").is_ok());
+        assert!(with("expect_parent: {of: agent, is: init}").is_ok());
+        assert!(with("expect_alive: {of: [init]}").is_ok());
+        let err = with("catch: {by: init, signals: [SIGTERM]}").unwrap_err();
+        assert!(
+            err.message
+                .contains("the init under test is not the agent's"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_global_init_performs_only_sibling_spawns_that_must_fail() {
+        let with = |step: &str| {
+            parse(
+                "f.yaml",
+                &format!("{HEAD}namespace: global_init\nsteps:\n  - {step}\n"),
+            )
+        };
+        assert!(with("spawn: {name: s, how: clone_parent, errno: EINVAL}").is_ok());
+        assert!(with("spawn: {name: s, how: clone3_parent_or_clone, errno: EINVAL}").is_ok());
+        for refused in [
+            "spawn: {name: s, how: clone_parent}",
+            "spawn: {name: s, errno: EINVAL}",
+            "set_subreaper: {}",
+        ] {
+            let err = with(refused).unwrap_err();
+            assert!(err.message.contains("global_init"), "{refused}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_root_may_exit_last_when_only_the_harness_follows() {
+        let text = format!(
+            "{HEAD}steps:\n  - exit: {{by: init, code: 3}}\n  - expect_container_exit: {{status: {{exited: 3}}}}\n"
+        );
+        assert!(parse("f.yaml", &text).is_ok());
+    }
+
     #[rstest]
     #[case::exit_of_root("  - exit: {by: init}\n", 4, "cannot exit")]
+    #[case::exit_of_root_before_its_own_steps(
+        "  - exit: {by: init}\n  - expect_container_exit: {status: {exited: 0}}\n  - spawn: {name: a}\n",
+        4,
+        "cannot exit"
+    )]
     #[case::self_spawn("  - spawn: {name: a, by: a}\n", 4, "cannot spawn itself")]
     #[case::exit_signal_with_fork(
         "  - spawn: {name: a}\n  - spawn: {name: b, by: a, exit_signal: SIGUSR1}\n",

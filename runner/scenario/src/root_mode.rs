@@ -19,6 +19,8 @@ pub enum RootMode {
     CallerNamespace,
     /// `namespace: under_init` (runtime target): the root is the init program's child.
     UnderInit,
+    /// `namespace: global_init` (VM target): the root is the machine's init.
+    GlobalInit,
 }
 
 impl RootMode {
@@ -28,6 +30,7 @@ impl RootMode {
             RootMode::SubreaperRoot => "subreaper_root",
             RootMode::CallerNamespace => "caller_namespace",
             RootMode::UnderInit => "under_init",
+            RootMode::GlobalInit => "global_init",
         }
     }
 }
@@ -43,6 +46,7 @@ mod tests {
             RootMode::SubreaperRoot,
             RootMode::CallerNamespace,
             RootMode::UnderInit,
+            RootMode::GlobalInit,
         ] {
             let json = serde_json::to_string(&mode).unwrap();
             assert_eq!(json, format!("\"{}\"", mode.as_str()));

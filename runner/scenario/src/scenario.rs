@@ -44,6 +44,11 @@ pub enum Namespace {
     /// test (`--init`), with the agent as its child. The agent is `agent`;
     /// `init` names the init program.
     UnderInit,
+    /// VM target only: the root is the machine's own init (pid 1 of the
+    /// initial pid namespace), which performs the steps itself. Only spawns
+    /// with CLONE_PARENT that must fail are allowed (CHECKS 3.3): a sibling
+    /// of the global init would have no parent to reap it.
+    GlobalInit,
 }
 
 /// How an init program under test is run (CHECKS 4.3).
@@ -68,7 +73,7 @@ impl Scenario {
     /// The name by which steps refer to the agent's own process.
     pub fn root_name(&self) -> &'static str {
         match self.namespace {
-            Namespace::Fresh => ROOT_IN_FRESH_NAMESPACE,
+            Namespace::Fresh | Namespace::GlobalInit => ROOT_IN_FRESH_NAMESPACE,
             Namespace::Caller | Namespace::UnderInit => ROOT_IN_CALLER_NAMESPACE,
         }
     }
@@ -79,6 +84,7 @@ impl Scenario {
             Namespace::Fresh => RootMode::PidNamespace,
             Namespace::Caller => RootMode::CallerNamespace,
             Namespace::UnderInit => RootMode::UnderInit,
+            Namespace::GlobalInit => RootMode::GlobalInit,
         }
     }
 
@@ -89,6 +95,12 @@ impl Scenario {
     /// nested one, which a subreaper root can create like any init.
     pub fn needs_pid_namespace_root(&self) -> bool {
         self.namespace == Namespace::Fresh && self.requires.contains(&Feature::PidNamespace)
+    }
+
+    /// Whether only the VM target can run this scenario: its root must be the
+    /// machine's init.
+    pub fn needs_vm(&self) -> bool {
+        self.namespace == Namespace::GlobalInit
     }
 
     /// Whether only the runtime target can run this scenario: it drives the

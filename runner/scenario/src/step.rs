@@ -360,6 +360,11 @@ pub enum Step {
         #[serde(default)]
         within: Option<Deadline>,
     },
+    /// Every process in `of` is still alive at this point, as the host sees
+    /// it (its pidfd does not poll readable; a zombie counts as dead). For
+    /// the processes a scenario means to leave behind: that the init died
+    /// alone, say, before the runtime is asked to clean up after it.
+    ExpectAlive { of: Vec<ActorRef> },
     /// The container's init, adopted by the harness (a subreaper, like a
     /// shim) once the runtime's create process exited, is reaped by the
     /// harness with this status.
@@ -406,8 +411,12 @@ pub enum SpawnHow {
     Clone,
     /// clone(2) with CLONE_PARENT: the new process is the caller's sibling.
     CloneParent,
-    /// clone3(2) with CLONE_PARENT, falling back to clone(2) on ENOSYS.
+    /// clone3(2) with CLONE_PARENT (the scenario requires clone3).
     Clone3Parent,
+    /// clone3(2) with CLONE_PARENT, and clone(2) with CLONE_PARENT where
+    /// clone3 answers ENOSYS, as youki's fork.rs does: runs on any kernel,
+    /// and notes the fallback when it is taken.
+    Clone3ParentOrClone,
     /// clone(2) with CLONE_NEWPID: the new process is the init of a new pid namespace.
     PidNamespace,
     /// A new thread in the caller's thread group.
@@ -419,7 +428,10 @@ impl SpawnHow {
     pub fn takes_exit_signal(self) -> bool {
         matches!(
             self,
-            SpawnHow::Clone | SpawnHow::CloneParent | SpawnHow::Clone3Parent
+            SpawnHow::Clone
+                | SpawnHow::CloneParent
+                | SpawnHow::Clone3Parent
+                | SpawnHow::Clone3ParentOrClone
         )
     }
 }
@@ -564,6 +576,7 @@ impl Step {
             ExpectByte => "expect_byte", ExpectSize => "expect_size", ExpectCloexec => "expect_cloexec", Close => "close",
             MeasureExitDetection => "measure_exit_detection", RuntimeKill => "runtime_kill",
             RuntimeDelete => "runtime_delete", ExpectGone => "expect_gone",
+            ExpectAlive => "expect_alive",
             ExpectContainerExit => "expect_container_exit",
         )
     }
@@ -576,6 +589,7 @@ impl Step {
             Step::RuntimeKill { .. }
                 | Step::RuntimeDelete { .. }
                 | Step::ExpectGone { .. }
+                | Step::ExpectAlive { .. }
                 | Step::ExpectContainerExit { .. }
         )
     }
@@ -634,7 +648,7 @@ impl Step {
                 add(&mut refs, "of", of);
                 add(&mut refs, "from", from);
             }
-            Step::ExpectGone { of, .. } => {
+            Step::ExpectGone { of, .. } | Step::ExpectAlive { of } => {
                 for a in of {
                     refs.push(("of", a));
                 }

@@ -70,7 +70,7 @@ pub fn run_suite(run: SuiteRun) -> anyhow::Result<ExitCode> {
     if let Some(vm) = vm {
         let in_vm_runner = vm.runner();
         let runner: trials::Runner = Arc::new(move |l, on_event| {
-            if let Some(why) = targets::Target::Host(Default::default()).cannot_run(&l.scenario) {
+            if let Some(why) = targets::cannot_run_in_a_vm(&l.scenario) {
                 return on_event(&unsupported(why));
             }
             in_vm_runner(l, on_event)

@@ -41,7 +41,7 @@ pub fn clone_flags(namespace: Namespace, euid: u32, subreaper_root: bool) -> (li
     let vfork = (libc::CLONE_VM | libc::CLONE_VFORK) as libc::c_ulong;
     match namespace {
         _ if subreaper_root => (base | vfork, false),
-        Namespace::Caller | Namespace::UnderInit => (base | vfork, false),
+        Namespace::Caller | Namespace::UnderInit | Namespace::GlobalInit => (base | vfork, false),
         Namespace::Fresh if euid == 0 => (
             base | vfork | (libc::CLONE_NEWPID | libc::CLONE_NEWNS) as libc::c_ulong,
             false,

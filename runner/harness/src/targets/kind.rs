@@ -14,6 +14,19 @@ pub enum Target {
     Vm(VmTarget),
 }
 
+/// Why a `namespace: global_init` scenario runs nowhere but in a VM.
+pub const GLOBAL_INIT_NEEDS_A_VM: &str =
+    "needs the VM target (--kernel): its root must be the machine's own init";
+
+/// Why a VM (or the host) cannot run the scenario, if it cannot: it needs a
+/// container runtime.
+pub fn cannot_run_in_a_vm(scenario: &Scenario) -> Option<String> {
+    scenario.needs_runtime().then(|| {
+        "needs an OCI runtime target (--runtime): it drives the runtime, or tests an init program in a container"
+            .into()
+    })
+}
+
 /// A kernel to boot for each scenario, with the agent as its init.
 #[derive(Debug, Clone)]
 pub struct VmTarget {
@@ -49,10 +62,11 @@ impl Target {
     /// Why this target cannot run the scenario at all, if it cannot.
     pub fn cannot_run(&self, scenario: &Scenario) -> Option<String> {
         match self {
-            Target::Host(_) | Target::Vm(_) if scenario.needs_runtime() => Some(
-                "needs an OCI runtime target (--runtime): it drives the runtime, or tests an init program in a container"
-                    .into(),
-            ),
+            Target::Vm(_) => cannot_run_in_a_vm(scenario),
+            Target::Host(_) if scenario.needs_runtime() => cannot_run_in_a_vm(scenario),
+            Target::Host(_) | Target::Runtime(_) if scenario.needs_vm() => {
+                Some(GLOBAL_INIT_NEEDS_A_VM.into())
+            }
             _ => None,
         }
     }

@@ -134,8 +134,14 @@ pub fn notify_parent(signal: i32, sigchld: Disposition, caught: bool) -> Notific
 /// nonzero exit_signal (kernel/fork.c clone3_args_valid()).
 pub fn spawn_errno(how: SpawnHow, caller_is_init: bool, exit_signal_given: bool) -> Option<i32> {
     match how {
-        SpawnHow::CloneParent | SpawnHow::Clone3Parent if caller_is_init => Some(libc::EINVAL),
-        SpawnHow::Clone3Parent if exit_signal_given => Some(libc::EINVAL),
+        SpawnHow::CloneParent | SpawnHow::Clone3Parent | SpawnHow::Clone3ParentOrClone
+            if caller_is_init =>
+        {
+            Some(libc::EINVAL)
+        }
+        SpawnHow::Clone3Parent | SpawnHow::Clone3ParentOrClone if exit_signal_given => {
+            Some(libc::EINVAL)
+        }
         _ => None,
     }
 }
@@ -146,7 +152,7 @@ pub fn spawn_errno(how: SpawnHow, caller_is_init: bool, exit_signal_given: bool)
 /// fork(2) uses SIGCHLD.
 pub fn exit_signal_of_new(how: SpawnHow, asked: Option<i32>, callers: i32) -> i32 {
     match how {
-        SpawnHow::CloneParent | SpawnHow::Clone3Parent => callers,
+        SpawnHow::CloneParent | SpawnHow::Clone3Parent | SpawnHow::Clone3ParentOrClone => callers,
         SpawnHow::Clone => asked.unwrap_or(libc::SIGCHLD),
         _ => libc::SIGCHLD,
     }

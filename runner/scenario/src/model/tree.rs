@@ -134,7 +134,9 @@ impl Tree {
                 | SpawnHow::Thread
                 | SpawnHow::CloneParent
                 | SpawnHow::PidNamespace => how,
-                SpawnHow::Clone | SpawnHow::Clone3Parent => SpawnHow::Fork,
+                SpawnHow::Clone | SpawnHow::Clone3Parent | SpawnHow::Clone3ParentOrClone => {
+                    SpawnHow::Fork
+                }
             };
             let me = i + 1;
             let name = match how {

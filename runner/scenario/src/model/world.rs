@@ -463,7 +463,7 @@ impl World {
             t.real_parent = Some(match how {
                 // clone(2) CLONE_PARENT: "the parent of the new child will be
                 // the same as that of the calling process".
-                SpawnHow::CloneParent | SpawnHow::Clone3Parent => c
+                SpawnHow::CloneParent | SpawnHow::Clone3Parent | SpawnHow::Clone3ParentOrClone => c
                     .real_parent
                     .clone()
                     .expect("an init cannot clone a sibling"),

@@ -133,6 +133,7 @@ pub fn spec_for(
             read_only_mounts: vec![],
             links: vec![],
         }),
+        Namespace::GlobalInit => Err(crate::targets::kind::GLOBAL_INIT_NEEDS_A_VM.to_string()),
         Namespace::UnderInit => {
             let init = init.ok_or("needs an init program under test (--init PATH)")?;
             let mode = init_mode.unwrap_or_default();

@@ -365,6 +365,19 @@ impl Run<'_> {
                     ))),
                 }
             }
+            Step::ExpectAlive { of } => {
+                let targets = self.named(of)?;
+                let dead = dead_among(of, &targets, |w| w.alive(GoneProbe::Pidfd));
+                if dead.is_empty() {
+                    Ok(vec![format!("all {} still alive", of.len())])
+                } else {
+                    Err(Verdict::fail(format!(
+                        "expected {} still alive, observed gone: {}",
+                        of.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", "),
+                        dead.join(", ")
+                    )))
+                }
+            }
             Step::ExpectContainerExit { status, within } => {
                 let asked = within.map_or(Duration::from_secs(2), |d| d.0);
                 let within = self.clock.cap(asked);
@@ -455,6 +468,22 @@ impl Run<'_> {
             (None, _) => s.to_string(),
         }
     }
+}
+
+/// The names in `of` that are not alive: the pinned ones `alive` says are
+/// not, and those never pinned (they were gone before the harness could).
+fn dead_among(
+    of: &[orphanage_scenario::ActorRef],
+    pinned: &[&Watched],
+    alive: impl Fn(&Watched) -> bool,
+) -> Vec<String> {
+    of.iter()
+        .filter_map(|n| match pinned.iter().find(|w| w.name == n.as_str()) {
+            Some(w) if alive(w) => None,
+            Some(w) => Some(format!("{n} (pid {})", w.pid)),
+            None => Some(format!("{n} (gone before the harness could pin it)")),
+        })
+        .collect()
 }
 
 impl Run<'_> {
@@ -973,5 +1002,32 @@ mod tests {
         ));
         // A pid no process has (pid_max is at most 2^22).
         assert_eq!(host_view(i32::MAX, &exe), HostView::Gone);
+    }
+
+    #[test]
+    fn the_dead_are_the_pinned_not_alive_and_the_never_pinned() {
+        let me = std::process::id() as i32;
+        let start = std::fs::read_to_string(format!("/proc/{me}/stat"))
+            .ok()
+            .and_then(|t| orphanage_scenario::ProcStat::parse(&t))
+            .unwrap()
+            .start_time;
+        let (up, down) = (
+            Watched::pin("up", me, start).unwrap(),
+            Watched::pin("down", me, start).unwrap(),
+        );
+        let names: Vec<orphanage_scenario::ActorRef> = ["up", "down", "never"]
+            .iter()
+            .map(|n| serde_json::from_value(serde_json::json!(n)).unwrap())
+            .collect();
+        let dead = dead_among(&names, &[&up, &down], |w| w.name == "up");
+        assert_eq!(
+            dead,
+            vec![
+                format!("down (pid {me})"),
+                "never (gone before the harness could pin it)".to_string()
+            ]
+        );
+        assert!(dead_among(&names[..1], &[&up], |_| true).is_empty());
     }
 }
