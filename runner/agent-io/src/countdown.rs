@@ -59,6 +59,19 @@ mod tests {
         assert_eq!(clock.cap(Duration::from_secs(1)), Duration::from_secs(1));
         assert!(clock.cap(Duration::from_secs(7200)) <= Duration::from_secs(3600));
 
+        // A short one, watched as it runs out.
+        let short = Countdown::start(Duration::from_millis(50));
+        let first = short.remaining();
+        assert!(first > Duration::ZERO && !short.expired());
+        let give_up = std::time::Instant::now() + Duration::from_secs(10);
+        while !short.expired() && std::time::Instant::now() < give_up {
+            // A poll interval against a deadline, not a synchronisation point.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(short.expired(), "50 ms ran out within 10 s");
+        assert_eq!(short.remaining(), Duration::ZERO);
+        assert!(short.elapsed() >= Duration::from_millis(50));
+
         let spent = Countdown::start(Duration::ZERO);
         assert!(spent.expired());
         assert_eq!(spent.remaining(), Duration::ZERO);

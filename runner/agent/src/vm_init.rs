@@ -154,7 +154,9 @@ pub const DEVICE_NODES: &[(&str, u32, u32, u32)] = &[
 /// cannot be made is reported, and a results port among them then cannot
 /// be opened, which is reported too.
 fn make_device_nodes() {
-    use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+    use nix::sys::stat::{makedev, mknod, umask, Mode, SFlag};
+    // The modes as the table gives them, not less the kernel's umask (022).
+    let previous = umask(Mode::empty());
     let mut made = vec![];
     for &(path, major, minor, mode) in DEVICE_NODES {
         match mknod(
@@ -168,6 +170,7 @@ fn make_device_nodes() {
             Err(e) => console(&format!("mknod {path}: {e}")),
         }
     }
+    umask(previous);
     console(&format!("no devtmpfs: made {}", made.join(", ")));
 }
 

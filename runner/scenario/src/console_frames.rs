@@ -149,6 +149,8 @@ impl FrameReader {
             self.push_text(&mut pieces, text);
             // Text before a marker and text after its frame are not one line.
             self.text_tail.clear();
+            // A broken frame's body, had it come, came before this marker.
+            self.body_of_a_broken_frame_follows = false;
             let after = &self.pending[MARKER.len()..];
             match header(after) {
                 Header::Incomplete => return pieces,
@@ -306,6 +308,28 @@ mod tests {
                 .count();
             assert_eq!(broken, 1, "cut {cut}: {pieces:?}");
         }
+    }
+
+    #[test]
+    fn a_bad_header_without_a_body_does_not_hide_the_next_lost_frame() {
+        let [first, second, third]: [VmFrame; 3] = frames().try_into().unwrap();
+        // A bad header with no frame after it: noise, counted once.
+        let mut stream = b"\nORPHANAGE-FRAME x y \n".to_vec();
+        stream.extend(encode_frame(&first));
+        // Then a frame whose marker a log line broke: lost, and counted.
+        let mut lost = encode_frame(&second);
+        lost.splice(5..5, b"\n[ 2.0] usb 1-1: new device\n".iter().copied());
+        stream.extend(lost);
+        stream.extend(encode_frame(&third));
+        let mut reader = FrameReader::default();
+        let mut pieces = reader.push(&stream);
+        pieces.extend(reader.finish());
+        assert_eq!(frames_in(&pieces), [&first, &third]);
+        let broken = pieces
+            .iter()
+            .filter(|p| matches!(p, FramePiece::Broken(_)))
+            .count();
+        assert_eq!(broken, 2, "{pieces:?}");
     }
 
     #[test]

@@ -140,7 +140,7 @@ fn offset_of(text: &str, (line, column): (usize, usize)) -> Option<usize> {
     let line_text = &text[start..];
     let within = line_text
         .char_indices()
-        .nth(column - 1)
+        .nth(column.saturating_sub(1))
         .map_or(line_text.len(), |(i, _)| i);
     Some(start + within)
 }
@@ -304,7 +304,7 @@ fn flow_key_offsets(text: &str, open: usize) -> Vec<(String, usize)> {
 /// indented exactly as far, until one is indented less.
 fn block_key_offsets(text: &str, (line, column): (usize, usize)) -> Vec<(String, usize)> {
     let mut keys = Vec::new();
-    let indent = column - 1;
+    let indent = column.saturating_sub(1);
     let mut offset = 0;
     for (n, line_text) in text.split_inclusive('\n').enumerate() {
         let here = offset;

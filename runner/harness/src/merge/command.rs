@@ -42,6 +42,37 @@ pub struct MergeArgs {
     pub expected: Option<PathBuf>,
 }
 
+/// One run's matrix (`--kernels --matrix-report`) as Markdown and as the
+/// page, the same as a merge of that run's report alone gives.
+pub fn render_one(report: &ReportFile) -> (String, String) {
+    let m = Matrix::new(std::slice::from_ref(report), None, None);
+    (super::markdown::render(&m), super::html::render(&m))
+}
+
+/// An output path given for two outputs: the second would overwrite the first.
+fn output_given_twice(outputs: &[&PathBuf]) -> Option<String> {
+    // The file need not exist yet: compare its directory, resolved, and its name.
+    let resolved = |p: &PathBuf| {
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        (
+            dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
+            p.file_name().map(|n| n.to_owned()),
+        )
+    };
+    for (i, a) in outputs.iter().enumerate() {
+        if outputs[..i].iter().any(|b| resolved(a) == resolved(b)) {
+            return Some(format!(
+                "{}: given for two outputs; each needs a file of its own",
+                a.display()
+            ));
+        }
+    }
+    None
+}
+
 /// A report named twice would be two columns of one cell: refused, where
 /// two reports of the same cell from two runs are both kept.
 fn given_twice(paths: &[PathBuf]) -> Option<String> {
@@ -98,6 +129,9 @@ pub fn merge(args: &MergeArgs, suites: Option<&Path>) -> anyhow::Result<ExitCode
         .cloned()
         .collect();
     if let Some(why) = overwrites_an_input(&outputs, &all_inputs) {
+        anyhow::bail!(why);
+    }
+    if let Some(why) = output_given_twice(&outputs) {
         anyhow::bail!(why);
     }
     let reports = report_file::read_all(&args.reports)?;
@@ -234,4 +268,22 @@ fn summary_lines(m: &Matrix<'_>, baselines: &[PathBuf]) -> Vec<String> {
         );
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_path_for_two_outputs_is_refused_however_it_is_spelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("m.html"), dir.path().join("m.md"));
+        assert_eq!(output_given_twice(&[&a, &b]), None);
+        let again = dir.path().join(".").join("m.html");
+        let why = output_given_twice(&[&a, &b, &again]).expect("the same file twice");
+        assert!(
+            why.ends_with("given for two outputs; each needs a file of its own"),
+            "{why}"
+        );
+    }
 }

@@ -125,13 +125,43 @@ mod tests {
 
     #[test]
     fn a_command_past_its_limit_is_killed_with_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("background");
         let started = Instant::now();
-        let args = ["-c".into(), "sleep 30 & sleep 30".into()];
-        let err = bounded(Path::new("/bin/sh"), &args, Duration::from_millis(200))
+        // A half-made `runc init` stands in: a process of the command's
+        // group that outlives it unless the group is killed.
+        let args = [
+            "-c".into(),
+            "sleep 30 & echo $! > \"$1\"; wait".into(),
+            "sh".into(),
+            pid_file.clone().into_os_string(),
+        ];
+        let err = bounded(Path::new("/bin/sh"), &args, Duration::from_millis(300))
             .err()
-            .expect("sleep 30 outlasts 200 ms");
+            .expect("sleep 30 outlasts 300 ms");
         assert!(matches!(err, CommandError::NoAnswer { .. }), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
+        let background: i32 = std::fs::read_to_string(&pid_file)
+            .expect("the background sleep started")
+            .trim()
+            .parse()
+            .unwrap();
+        // Killed with the group: gone, or a zombie until init reaps it.
+        let give_up = Instant::now() + Duration::from_secs(5);
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{background}/stat"))
+                .ok()
+                .and_then(|t| orphanage_scenario::ProcStat::parse(&t))
+                .is_some_and(|s| s.state != 'Z' && s.state != 'X')
+        };
+        while alive() && Instant::now() < give_up {
+            // A poll interval against a deadline, not a synchronisation point.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            !alive(),
+            "the background sleep {background} outlived its group"
+        );
     }
 
     #[test]

@@ -67,7 +67,8 @@ fn words(argv: &[std::ffi::OsString]) -> String {
 /// The pid of the container's init, from `state`.
 pub fn state_pid(state_json: &str) -> Option<i32> {
     // Only the JSON object: a runtime may print warnings around it.
-    let json = &state_json[state_json.find('{')?..=state_json.rfind('}')?];
+    let (first, last) = (state_json.find('{')?, state_json.rfind('}')?);
+    let json = state_json.get(first..=last)?;
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
     v["pid"].as_i64().map(|p| p as i32).filter(|&p| p > 0)
 }
@@ -856,6 +857,20 @@ fn drive(
                 on_event(event);
             }
             Event::Handoff { index } => {
+                // The pipe is the container's stdout, which an init under
+                // test writes too: a handoff for a step that is not the
+                // harness's is the agent's failure, not a reason to panic.
+                if !scenario
+                    .steps
+                    .get(*index)
+                    .is_some_and(|step| step.runs_in_harness())
+                {
+                    ended = Some(Err(run.with_output(Verdict::broken(format!(
+                        "the agent handed off step {}, which is not the harness's",
+                        index + 1
+                    )))));
+                    return Flow::Stop;
+                }
                 // This step and every harness step after it run here; the
                 // agent may not survive them (a kill), so it is not asked.
                 let mut at = *index;
@@ -982,6 +997,8 @@ mod tests {
         assert_eq!(state_pid(state), Some(6141));
         assert_eq!(state_pid(r#"{"id":"c","pid":0,"status":"stopped"}"#), None);
         assert_eq!(state_pid("not json"), None);
+        // A warning with a `}` and no object after it.
+        assert_eq!(state_pid("level=warning msg=\"x}\" then {"), None);
     }
 
     #[test]
