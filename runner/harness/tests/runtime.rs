@@ -532,45 +532,88 @@ fn runsc_cleans_up_after_a_timeout() -> Result<(), Failed> {
 /// scenario's deadline: the scenario is a timeout at its deadline (not after
 /// a limit of the command's own), and the container is still deleted.
 fn a_hung_runtime_command_gets_what_is_left_of_the_deadline() -> Result<(), Failed> {
-    let iso = Isolated::new();
-    let suites = iso.dir.path().join("suites/hang");
-    std::fs::create_dir_all(&suites).unwrap();
-    std::fs::write(
-        suites.join("kill_hangs.yaml"),
-        "checks: A runtime kill that never returns.\nrefs: [kill(2)]\ndeadline: 2s\n\
-         steps:\n  - catch: {signals: [SIGTERM]}\n  - runtime_kill: {signal: SIGTERM}\n  \
-         - expect_signal: {signal: SIGTERM, within: 1s}\n",
-    )
-    .unwrap();
-    let wrapper = repo().join("fixtures/runtime/misbehaving/kill-hangs");
-    let mounts_before = mounts();
-    let suites_arg = iso.dir.path().join("suites");
-    let started = std::time::Instant::now();
-    let (run, pid) = run_isolated(
-        &iso,
-        &[
+    // A `kill` that hangs in a step. (A `start` that hangs is met first by
+    // the trivial container every run starts with: see the test below.)
+    let (verb, reached) = (
+        "kill",
+        "timeout after 2 s (last step reached: step 2 runtime_kill)",
+    );
+    {
+        let iso = Isolated::new();
+        let suites = iso.dir.path().join("suites/hang");
+        std::fs::create_dir_all(&suites).unwrap();
+        std::fs::write(
+            suites.join("kill_hangs.yaml"),
+            "checks: A runtime kill that never returns.\nrefs: [kill(2)]\ndeadline: 2s\n\
+             steps:\n  - catch: {signals: [SIGTERM]}\n  - runtime_kill: {signal: SIGTERM}\n  \
+             - expect_signal: {signal: SIGTERM, within: 1s}\n",
+        )
+        .unwrap();
+        let wrapper = repo().join("fixtures/runtime/misbehaving/kill-hangs");
+        let mounts_before = mounts();
+        let suites_arg = iso.dir.path().join("suites");
+        let report_path = iso.dir.path().join("report.json");
+        let mut command = iso.command(&[
             "--suites",
             suites_arg.to_str().unwrap(),
             "--runtime",
             wrapper.to_str().unwrap(),
-        ],
-    );
+        ]);
+        command
+            .arg("--report")
+            .arg(&report_path)
+            .env("ORPHANAGE_HANGING_VERB", verb);
+        let started = std::time::Instant::now();
+        let (output, pid) = run_to_end(command);
+        let took = started.elapsed();
+        let report = std::fs::read_to_string(&report_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(serde_json::Value::Null);
+        let run = Run { output, report };
+        iso.assert_clean_of("runc", pid, &mounts_before)?;
+        let results = outcomes(&run);
+        let kind = run.report["results"][0]["kind"].as_str().unwrap_or("");
+        check(
+            results.len() == 1
+                && results[0].1 == "fail"
+                && kind == "timeout"
+                && results[0].2.starts_with(reached),
+            || format!("{verb}: {results:#?} kind {kind}\n{}", run.stderr()),
+        )?;
+        // The deadline, the start of the container and its deletion; not the
+        // 30 s a runtime command once had for itself.
+        check(took < std::time::Duration::from_secs(15), || {
+            format!("{verb}: the run took {took:?}")
+        })?;
+    }
+    Ok(())
+}
+
+/// A runtime whose `start` hangs cannot run even the trivial container each
+/// run begins with: one line, exit 3, within that container's deadline, and
+/// nothing left behind.
+fn a_hung_start_stops_the_run_with_one_line() -> Result<(), Failed> {
+    let iso = Isolated::new();
+    let wrapper = repo().join("fixtures/runtime/misbehaving/kill-hangs");
+    let mounts_before = mounts();
+    let mut command = iso.command(&["--runtime", wrapper.to_str().unwrap()]);
+    command.env("ORPHANAGE_HANGING_VERB", "start");
+    let started = std::time::Instant::now();
+    let (out, pid) = run_to_end(command);
     let took = started.elapsed();
     iso.assert_clean_of("runc", pid, &mounts_before)?;
-    let results = outcomes(&run);
-    let kind = run.report["results"][0]["kind"].as_str().unwrap_or("");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    check(out.status.code() == Some(3), || {
+        format!("{:?}: {stderr}", out.status)
+    })?;
     check(
-        results.len() == 1
-            && results[0].1 == "fail"
-            && kind == "timeout"
-            && results[0]
-                .2
-                .starts_with("timeout after 2 s (last step reached: step 2 runtime_kill)"),
-        || format!("{results:#?} kind {kind}\n{}", run.stderr()),
+        stderr.lines().count() == 1
+            && stderr.contains("cannot run a container on this machine: timeout after 10 s (last step reached: before the first step)")
+            && stderr.contains(" start orphanage-"),
+        || stderr.to_string(),
     )?;
-    // The deadline, the start of the container and its deletion; not the
-    // 30 s a runtime command once had for itself.
-    check(took < std::time::Duration::from_secs(15), || {
+    check(took < std::time::Duration::from_secs(25), || {
         format!("the run took {took:?}")
     })
 }
@@ -836,6 +879,11 @@ fn main() {
             "a_hung_runtime_command_gets_what_is_left_of_the_deadline",
             &["runc"],
             a_hung_runtime_command_gets_what_is_left_of_the_deadline,
+        ),
+        needs(
+            "a_hung_start_stops_the_run_with_one_line",
+            &["runc"],
+            a_hung_start_stops_the_run_with_one_line,
         ),
         Trial::test("runtime_arg_needs_a_runtime", runtime_arg_needs_a_runtime),
         Trial::test(

@@ -447,6 +447,18 @@ impl Run<'_> {
         }
     }
 
+    /// A verb's timeout before any step ran, worded as every timeout is.
+    fn before_the_steps(&self, mut v: Verdict) -> Verdict {
+        if v.kind == Some(FailKind::Timeout) {
+            v.reason = format!(
+                "timeout after {} s (last step reached: before the first step): {}",
+                self.clock.limit().as_secs_f64(),
+                v.reason
+            );
+        }
+        v
+    }
+
     /// Tells the waiting agent to go on from step `at`.
     fn hand_back(&mut self, at: usize) {
         if let Some(stdin) = self.agent_stdin.as_mut() {
@@ -750,7 +762,7 @@ fn drive(
     }
     let state = run
         .verb("state", target.cli.state(&id))
-        .map_err(|v| run.with_output(v))?;
+        .map_err(|v| run.with_output(run.before_the_steps(v)))?;
     let Some(init_pid) = state_pid(&state.output) else {
         return Err(run.with_output(Verdict::fail(format!(
             "`state` gave no init pid: {}",
@@ -786,7 +798,7 @@ fn drive(
     // may exit too, and their zombies leave cgroup.procs.
     run.pin_cgroup_members();
     run.verb("start", target.cli.start(&id))
-        .map_err(|v| run.with_output(v))?;
+        .map_err(|v| run.with_output(run.before_the_steps(v)))?;
     // After start: the agent is reading by then, so a scenario larger than
     // the pipe cannot block us.
     let mut stdin = std::fs::File::from(stdin_w);
