@@ -12,7 +12,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{orphanage, repo};
+use common::{check, orphanage, repo, require_all};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -34,14 +34,6 @@ fn browser() -> Result<PathBuf, String> {
                 .find(|p| p.is_file())
         })
         .ok_or_else(|| "chromium is not installed (apt-get install chromium)".to_string())
-}
-
-fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), Failed> {
-    if ok {
-        Ok(())
-    } else {
-        Err(what().into())
-    }
 }
 
 fn report(kernel: &str, version: &str, results: &[(&str, &str, &str)]) -> serde_json::Value {
@@ -90,6 +82,7 @@ fn run_browser(program: &Path, profile: &Path, args: &[String]) -> Result<String
             let _ = child.wait();
             return Err("the browser did not finish within 60 s".into());
         }
+        // A poll interval against the 60 s deadline, not a synchronisation point.
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(reader.join().unwrap_or_default())
@@ -231,7 +224,7 @@ fn main() {
         || match browser() {
             Ok(program) => the_page_renders_and_the_hostile_script_does_not_run(&program)
                 .map(|_| Completion::Completed),
-            Err(missing) if std::env::var("ORPHANAGE_REQUIRE_ALL").as_deref() == Ok("1") => {
+            Err(missing) if require_all() => {
                 Err(format!("ORPHANAGE_REQUIRE_ALL=1 but {missing}").into())
             }
             Err(missing) => Ok(Completion::ignored_with(missing)),

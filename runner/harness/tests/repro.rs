@@ -19,7 +19,7 @@
 
 mod common;
 
-use common::{orphanage, repo};
+use common::{cannot_run, check, orphanage, repo};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -107,47 +107,13 @@ const REPROS: &[Repro] = &[
 /// so this bound only stops a hang.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-fn check(ok: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
-    if ok {
-        Ok(())
-    } else {
-        Err(message().into())
-    }
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// A trial that needs `programs` on PATH: ignored with their names when
-/// missing, or failed when ORPHANAGE_REQUIRE_ALL=1.
+/// A reproducer's trial; they may run side by side (each its own container).
 fn needs(
     name: String,
     programs: &[&str],
     body: impl FnOnce() -> Result<(), Failed> + Send + 'static,
 ) -> Trial {
-    let missing: Vec<&str> = programs
-        .iter()
-        .copied()
-        .filter(|p| on_path(p).is_none())
-        .collect();
-    let required = std::env::var("ORPHANAGE_REQUIRE_ALL").is_ok_and(|v| v == "1");
-    if missing.is_empty() {
-        Trial::test(name, body)
-    } else if required {
-        let why = format!("missing on PATH: {}", missing.join(", "));
-        Trial::test(name, move || {
-            Err(format!("ORPHANAGE_REQUIRE_ALL=1 but {why}").into())
-        })
-    } else {
-        Trial::test(name, || Ok(()))
-            .with_ignored_flag(true)
-            .with_kind(format!("missing {}", missing.join(", ")))
-    }
+    common::needs(name, programs, None, body)
 }
 
 /// gVisor's 2024-07 runsc, where `orphanage runtimes fetch runsc-trixie` put it.
@@ -166,17 +132,13 @@ fn needs_trixie(
     name: String,
     body: impl FnOnce(PathBuf) -> Result<(), Failed> + Send + 'static,
 ) -> Trial {
-    let required = std::env::var("ORPHANAGE_REQUIRE_ALL").is_ok_and(|v| v == "1");
     match trixie_runsc() {
         Some(runsc) => needs(name, &["gcc"], move || body(runsc)),
-        None if required => Trial::test(name, || {
-            Err("ORPHANAGE_REQUIRE_ALL=1 but runsc-trixie is not fetched \
-                 (`orphanage runtimes fetch runsc-trixie`)"
-                .into())
-        }),
-        None => Trial::test(name, || Ok(()))
-            .with_ignored_flag(true)
-            .with_kind("runsc-trixie not fetched"),
+        None => cannot_run(
+            name,
+            "runsc-trixie is not fetched (`orphanage runtimes fetch runsc-trixie`)".into(),
+            "runsc-trixie not fetched".into(),
+        ),
     }
 }
 

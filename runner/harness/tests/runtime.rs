@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{orphanage, repo, run_with_report, Run};
+use common::{cannot_run, check, orphanage, repo, run_with_report, Run};
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -16,46 +16,9 @@ use std::time::{Duration, Instant};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// A trial that needs `programs` on PATH: ignored with their names when
-/// missing, or failed when ORPHANAGE_REQUIRE_ALL=1.
+/// A runtime trial: one at a time, for each counts what is left on the machine.
 fn needs(name: &str, programs: &[&'static str], body: fn() -> Result<(), Failed>) -> Trial {
-    let missing: Vec<&str> = programs
-        .iter()
-        .copied()
-        .filter(|p| on_path(p).is_none())
-        .collect();
-    let required = std::env::var("ORPHANAGE_REQUIRE_ALL").is_ok_and(|v| v == "1");
-    if missing.is_empty() {
-        Trial::test(name, move || {
-            let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-            body()
-        })
-    } else if required {
-        let why = format!("missing on PATH: {}", missing.join(", "));
-        Trial::test(name, move || {
-            Err(format!("ORPHANAGE_REQUIRE_ALL=1 but {why}").into())
-        })
-    } else {
-        Trial::test(name, || Ok(()))
-            .with_ignored_flag(true)
-            .with_kind(format!("missing {}", missing.join(", ")))
-    }
-}
-
-fn check(ok: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
-    if ok {
-        Ok(())
-    } else {
-        Err(message().into())
-    }
+    common::needs(name, programs, Some(&ONE_AT_A_TIME), body)
 }
 
 fn outcomes(run: &Run) -> Vec<(String, String, String)> {
@@ -831,15 +794,14 @@ fn crun_trial() -> Trial {
     let name = "crun_suite_with_tini_passes";
     let layout = "crun refuses this hybrid cgroup layout (a controller on the v2 hierarchy; \
                   README, `crun here`, gives the fix)";
-    let required = std::env::var("ORPHANAGE_REQUIRE_ALL").is_ok_and(|v| v == "1");
-    match (crun_refuses_this_cgroup_layout(), required) {
-        (true, true) => Trial::test(name, move || {
-            Err(format!("ORPHANAGE_REQUIRE_ALL=1 but {layout}").into())
-        }),
-        (true, false) => Trial::test(name, || Ok(()))
-            .with_ignored_flag(true)
-            .with_kind("crun refuses this cgroup layout"),
-        (false, _) => needs(name, &["crun", "tini"], crun_suite_with_tini_passes),
+    if crun_refuses_this_cgroup_layout() {
+        cannot_run(
+            name,
+            layout.into(),
+            "crun refuses this cgroup layout".into(),
+        )
+    } else {
+        needs(name, &["crun", "tini"], crun_suite_with_tini_passes)
     }
 }
 

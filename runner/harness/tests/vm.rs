@@ -11,7 +11,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{orphanage, repo};
+use common::{check, on_path, orphanage, repo, require_all};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -20,14 +20,9 @@ use std::time::{Duration, Instant};
 /// The matrix entry these tests boot.
 const KERNEL: &str = "6.1";
 
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-}
-
 /// The cached image of `KERNEL`, or what is missing.
 fn prerequisites() -> Result<PathBuf, String> {
-    if !on_path("qemu-system-x86_64") {
+    if on_path("qemu-system-x86_64").is_none() {
         return Err("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)".into());
     }
     let out = orphanage()
@@ -49,19 +44,11 @@ fn prerequisites() -> Result<PathBuf, String> {
 fn vm_trial(name: &str, test: fn(&Path) -> Result<(), Failed>) -> Trial {
     Trial::ignorable_test(name, move || match prerequisites() {
         Ok(image) => test(&image).map(|_| Completion::Completed),
-        Err(missing) if std::env::var("ORPHANAGE_REQUIRE_ALL").as_deref() == Ok("1") => {
+        Err(missing) if require_all() => {
             Err(format!("ORPHANAGE_REQUIRE_ALL=1 but {missing}").into())
         }
         Err(missing) => Ok(Completion::ignored_with(missing)),
     })
-}
-
-fn check(cond: bool, what: impl FnOnce() -> String) -> Result<(), Failed> {
-    if cond {
-        Ok(())
-    } else {
-        Err(what().into())
-    }
 }
 
 /// Processes whose command line mentions `needle` (our private TMPDIR).

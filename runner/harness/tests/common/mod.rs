@@ -82,3 +82,70 @@ pub fn suite_of(files: &[(&Path, Option<(&str, &str)>)]) -> tempfile::TempDir {
     }
     dir
 }
+
+/// A failure saying `message` unless `ok`: the check every trial makes.
+pub fn check(ok: bool, message: impl FnOnce() -> String) -> Result<(), libtest_mimic::Failed> {
+    if ok {
+        Ok(())
+    } else {
+        Err(message().into())
+    }
+}
+
+/// Where `name` is on PATH, if it is.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// `ORPHANAGE_REQUIRE_ALL=1`: what would be ignored for want of a program
+/// or a kernel fails instead, so that CI never skips a target.
+pub fn require_all() -> bool {
+    std::env::var("ORPHANAGE_REQUIRE_ALL").is_ok_and(|v| v == "1")
+}
+
+/// A trial that cannot run here: ignored with `kind`, or failed naming
+/// `why` with ORPHANAGE_REQUIRE_ALL=1.
+pub fn cannot_run(name: impl Into<String>, why: String, kind: String) -> libtest_mimic::Trial {
+    use libtest_mimic::Trial;
+    if require_all() {
+        Trial::test(name, move || {
+            Err(format!("ORPHANAGE_REQUIRE_ALL=1 but {why}").into())
+        })
+    } else {
+        Trial::test(name, || Ok(()))
+            .with_ignored_flag(true)
+            .with_kind(kind)
+    }
+}
+
+/// A trial that needs `programs` on PATH: ignored with their names when
+/// one is missing (failed with ORPHANAGE_REQUIRE_ALL=1). With
+/// `one_at_a_time`, it holds that lock while it runs: trials that count
+/// what is left on the machine must not overlap.
+pub fn needs(
+    name: impl Into<String>,
+    programs: &[&str],
+    one_at_a_time: Option<&'static std::sync::Mutex<()>>,
+    body: impl FnOnce() -> Result<(), libtest_mimic::Failed> + Send + 'static,
+) -> libtest_mimic::Trial {
+    let missing: Vec<&str> = programs
+        .iter()
+        .copied()
+        .filter(|p| on_path(p).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return cannot_run(
+            name,
+            format!("missing on PATH: {}", missing.join(", ")),
+            format!("missing {}", missing.join(", ")),
+        );
+    }
+    libtest_mimic::Trial::test(name, move || {
+        let _turn = one_at_a_time.map(|m| m.lock().unwrap_or_else(|p| p.into_inner()));
+        body()
+    })
+}
