@@ -438,6 +438,31 @@ pub fn apt_update(apt_dir: &Path) -> Result<(), FetchError> {
     Ok(())
 }
 
+/// Unpacks the members `tar_args` name from a .deb's data into `into`
+/// (dpkg-deb's tar stream, through tar); Err says why not.
+pub fn unpack_from_deb(deb: &Path, into: &Path, tar_args: &[&str]) -> Result<(), String> {
+    let mut dpkg = Command::new("dpkg-deb")
+        .arg("--fsys-tarfile")
+        .arg(deb)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("dpkg-deb: {e}"))?;
+    let tar = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(into)
+        .args(tar_args)
+        .stdin(dpkg.stdout.take().expect("piped"))
+        .output()
+        .map_err(|e| format!("tar: {e}"));
+    let _ = dpkg.wait();
+    let tar = tar?;
+    if !tar.status.success() {
+        return Err(last_lines(&tar.stderr, 2));
+    }
+    Ok(())
+}
+
 /// `apt-get download PACKAGE/SUITE` into `work`; returns the .deb. A package
 /// the archive does not have is bad input.
 pub fn download_deb(
@@ -535,27 +560,8 @@ fn fetch_one(apt_dir: &Path, cache: &Path, package: &str, suite: &str) -> Result
         .map_err(|e| failed(format!("{}: {e}", cache.display())))?;
     let deb = download_deb(apt_dir, package, suite, work.path())?;
     // Only the kernel image is taken out of the package (not its modules).
-    let mut dpkg = Command::new("dpkg-deb")
-        .arg("--fsys-tarfile")
-        .arg(&deb)
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| failed(format!("dpkg-deb: {e}")))?;
-    let tar = Command::new("tar")
-        .arg("-x")
-        .arg("-C")
-        .arg(work.path())
-        .args(["--wildcards", "./boot/vmlinuz-*"])
-        .stdin(dpkg.stdout.take().expect("piped"))
-        .output()
-        .map_err(|e| failed(format!("tar: {e}")))?;
-    let _ = dpkg.wait();
-    if !tar.status.success() {
-        return Err(failed(format!(
-            "no boot/vmlinuz-* in the package ({})",
-            last_lines(&tar.stderr, 2)
-        )));
-    }
+    unpack_from_deb(&deb, work.path(), &["--wildcards", "./boot/vmlinuz-*"])
+        .map_err(|why| failed(format!("no boot/vmlinuz-* in the package ({why})")))?;
     let image = std::fs::read_dir(work.path().join("boot"))
         .map_err(|e| failed(e.to_string()))?
         .flatten()

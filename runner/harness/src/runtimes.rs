@@ -9,7 +9,7 @@ use crate::cli::RuntimesCommand;
 use crate::kernels::{self, FetchError};
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 
 /// A runtime orphanage knows how to fetch: one static binary out of a
 /// Debian package.
@@ -107,28 +107,14 @@ fn fetch_one(apt_dir: &Path, cache: &Path, runtime: &Fetchable) -> Result<(), Fe
         .map_err(|e| failed(format!("{}: {e}", runtimes.display())))?;
     let deb = kernels::download_deb(apt_dir, runtime.package, runtime.suite, work.path())?;
     let member = format!("./{}", runtime.binary);
-    let mut dpkg = Command::new("dpkg-deb")
-        .arg("--fsys-tarfile")
-        .arg(&deb)
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| failed(format!("dpkg-deb: {e}")))?;
-    let tar = Command::new("tar")
-        .arg("-x")
-        .arg("-C")
-        .arg(work.path())
-        .arg(&member)
-        .stdin(dpkg.stdout.take().expect("piped"))
-        .output()
-        .map_err(|e| failed(format!("tar: {e}")))?;
-    let _ = dpkg.wait();
     let unpacked = work.path().join(runtime.binary);
-    if !tar.status.success() || !unpacked.is_file() {
-        return Err(failed(format!(
-            "no {member} in {} ({})",
-            deb.display(),
-            String::from_utf8_lossy(&tar.stderr).trim()
-        )));
+    let missing = match kernels::unpack_from_deb(&deb, work.path(), &[&member]) {
+        Err(why) => Some(why),
+        Ok(()) if !unpacked.is_file() => Some("tar took nothing out".to_string()),
+        Ok(()) => None,
+    };
+    if let Some(why) = missing {
+        return Err(failed(format!("no {member} in {} ({why})", deb.display())));
     }
     let target = binary_path(cache, runtime);
     let dir = target.parent().expect("under runtimes/NAME");
