@@ -744,15 +744,13 @@ fn drive(
     })?;
     drop(command); // our copies of the container's stdio
     let created = wait_bounded(&mut creating, run.clock.remaining()).map_err(|e| {
-        run.with_output(match e {
+        run.with_output(run.before_the_steps(match e {
             CommandError::NoAnswer { .. } => Verdict::timeout(format!(
-                "timeout after {} s (last step reached: before the first step): \
-                 `{} create` was still running, and was killed",
-                run.clock.limit().as_secs_f64(),
+                "`{} create` was still running, and was killed",
                 target.label
             )),
             other => Verdict::broken(format!("`{} create`: {other}", target.label)),
-        })
+        }))
     })?;
     if !created.success() {
         return Err(run.with_output(Verdict::fail(format!(
