@@ -124,6 +124,11 @@ struct Entry {
     caller_namespace: bool,
     spawned: Vec<(i32, u64)>,
     container: Option<Container>,
+    /// A pidfd of the runtime's `create` while it runs. A delete that
+    /// overtakes a create finds no container, and a create killed halfway
+    /// leaves state behind (runsc: its lock file), so the interrupt thread
+    /// lets it finish first.
+    creating: Option<Arc<OwnedFd>>,
 }
 
 impl Entry {
@@ -378,6 +383,7 @@ pub fn register(tree: Tree) -> Option<Registration> {
             caller_namespace: tree.caller_namespace,
             spawned: tree.spawned,
             container: tree.container,
+            creating: None,
         },
     );
     Some(Registration { id })
@@ -426,6 +432,32 @@ impl Registration {
         }
         if let Some(e) = live.get_mut(&self.id) {
             e.root = Some(Root::pin(pid));
+        }
+    }
+
+    /// Spawns the runtime's `create` and remembers it until `created`. Under
+    /// the registry lock, so an interrupt either comes first (then None, and
+    /// nothing was spawned) or sees the create and waits for it.
+    pub fn spawn_creating(
+        &self,
+        command: &mut std::process::Command,
+    ) -> Option<std::io::Result<std::process::Child>> {
+        let mut live = live();
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            return None;
+        }
+        let spawned = command.spawn();
+        if let (Ok(child), Some(e)) = (&spawned, live.get_mut(&self.id)) {
+            // Our unreaped child: the pidfd is surely its.
+            e.creating = pidfd_open(child.id() as i32).map(Arc::new);
+        }
+        Some(spawned)
+    }
+
+    /// The runtime's `create` has ended (reaped by its caller).
+    pub fn created(&self) {
+        if let Some(e) = live().get_mut(&self.id) {
+            e.creating = None;
         }
     }
 
@@ -680,8 +712,11 @@ pub fn install_interrupt_handler() -> nix::Result<()> {
                 INTERRUPTED.store(true, Ordering::SeqCst);
                 let spawned: Vec<(i32, u64)> = live.values().flat_map(Entry::kill_root).collect();
                 let ids: Vec<u64> = live.keys().copied().collect();
-                let containers: Vec<Container> =
-                    live.values().filter_map(|e| e.container.clone()).collect();
+                // No create can start after this: spawn_creating checks INTERRUPTED.
+                let containers: Vec<(Container, Option<Arc<OwnedFd>>)> = live
+                    .values()
+                    .filter_map(|e| Some((e.container.clone()?, e.creating.clone())))
+                    .collect();
                 (ids, spawned, containers)
             };
             for (pid, started) in spawned {
@@ -696,7 +731,17 @@ pub fn install_interrupt_handler() -> nix::Result<()> {
             // Containers after their processes: delete removes state and
             // cgroups. Every root is reaped or left to the sweep by now, so
             // reaping whatever child has exited steals no one's status.
-            for c in &containers {
+            // A create still running is waited for (it is bounded by its
+            // scenario's deadline; here by 10 s in all) and killed only past that.
+            let until = Instant::now() + Duration::from_secs(10);
+            for (c, creating) in &containers {
+                if let Some(fd) = creating {
+                    let left = until.saturating_duration_since(Instant::now());
+                    let limit = left.as_millis().min(i32::MAX as u128) as i32;
+                    if !orphanage_agent_io::pidfd_exited(fd.as_fd(), limit) {
+                        pidfd_signal(fd, libc::SIGKILL);
+                    }
+                }
                 c.delete_while(&mut reap_exited_children);
             }
             sweep_children(Duration::from_secs(5));

@@ -758,6 +758,49 @@ fn ctrl_c_deletes_every_container(runtime: &str) -> Result<(), Failed> {
     iso.assert_clean_of(runtime, child.id(), &mounts_before)
 }
 
+/// Ctrl-C while `create` is still working: the create is let finish and the
+/// container it made is deleted. The interrupt once deleted first (finding
+/// nothing) and then killed the create halfway, which left runsc's lock file.
+fn ctrl_c_during_create_lets_it_finish(runtime: &str) -> Result<(), Failed> {
+    let iso = Isolated::new();
+    let mounts_before = mounts();
+    let wrapper = repo().join("fixtures/runtime/slow-create");
+    let began = iso.dir.path().join("began");
+    let mut args = vec!["--runtime", wrapper.to_str().unwrap()];
+    if runtime == "runsc" {
+        // The wrapper's name is not runsc's: the flag it needs is given by hand.
+        args.push("--runtime-arg=--network=none");
+    }
+    let mut child = iso
+        .command(&args)
+        .env("ORPHANAGE_WRAPPED_RUNTIME", runtime)
+        .env("ORPHANAGE_SLOW_CREATE_DIR", iso.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut interval = Duration::from_millis(1);
+    while !began.exists() {
+        if Instant::now() > deadline {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+            let _ = child.wait();
+            return Err("no create ever began".into());
+        }
+        // A poll interval against the deadline, not a synchronisation point.
+        std::thread::sleep(interval);
+        interval = (interval * 2).min(Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    check(status.code() == Some(130), || format!("{status:?}"))?;
+    check(iso.dir.path().join("finished").exists(), || {
+        "the interrupt killed the create before it finished".into()
+    })?;
+    iso.assert_clean_of(runtime, child.id(), &mounts_before)
+}
+
 /// explore works on the runtime target: generated trees, each in a container, agree with the model.
 fn explore_in_runc_agrees() -> Result<(), Failed> {
     let iso = Isolated::new();
@@ -913,6 +956,12 @@ fn main() {
         ),
         needs("ctrl_c_deletes_every_container", &["runc"], || {
             ctrl_c_deletes_every_container("runc")
+        }),
+        needs("ctrl_c_during_create_lets_it_finish", &["runc"], || {
+            ctrl_c_during_create_lets_it_finish("runc")
+        }),
+        needs("runsc_ctrl_c_during_create_lets_it_finish", &["runsc"], || {
+            ctrl_c_during_create_lets_it_finish("runsc")
         }),
         needs("explore_in_runc_agrees", &["runc"], explore_in_runc_agrees),
     ];

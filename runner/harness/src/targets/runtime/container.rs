@@ -739,11 +739,17 @@ fn drive(
             Ok(())
         });
     }
-    let mut creating = command.spawn().map_err(|e| {
+    let registration = run.registration.as_ref().expect("registered above");
+    let Some(spawned) = registration.spawn_creating(&mut command) else {
+        return Err(Verdict::broken("interrupted"));
+    };
+    let mut creating = spawned.map_err(|e| {
         Verdict::broken(format!("cannot run {}: {e}", target.cli.program.display()))
     })?;
     drop(command); // our copies of the container's stdio
-    let created = wait_bounded(&mut creating, run.clock.remaining()).map_err(|e| {
+    let created = wait_bounded(&mut creating, run.clock.remaining());
+    registration.created();
+    let created = created.map_err(|e| {
         run.with_output(run.before_the_steps(match e {
             CommandError::NoAnswer { .. } => Verdict::timeout(format!(
                 "`{} create` was still running, and was killed",
