@@ -960,9 +960,11 @@ fn main() {
         needs("ctrl_c_during_create_lets_it_finish", &["runc"], || {
             ctrl_c_during_create_lets_it_finish("runc")
         }),
-        needs("runsc_ctrl_c_during_create_lets_it_finish", &["runsc"], || {
-            ctrl_c_during_create_lets_it_finish("runsc")
-        }),
+        needs(
+            "runsc_ctrl_c_during_create_lets_it_finish",
+            &["runsc"],
+            || ctrl_c_during_create_lets_it_finish("runsc"),
+        ),
         needs("explore_in_runc_agrees", &["runc"], explore_in_runc_agrees),
     ];
     libtest_mimic::run(&args, trials).exit();
