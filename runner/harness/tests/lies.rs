@@ -9,9 +9,12 @@
 #![cfg(target_arch = "x86_64")]
 
 mod common;
+#[path = "lies/user_notification.rs"]
+mod user_notification;
 
 use common::{orphanage, repo};
 use std::collections::BTreeSet;
+use user_notification::Forgery;
 
 /// One syscall that answers `errno` (0: "success") without running, when its
 /// argument `arg` is (or, with `equal: false`, is not) `value`.
@@ -23,41 +26,10 @@ struct Lie {
 
 fn install(cmd: &mut std::process::Command, lie: &Lie) {
     use std::os::unix::process::CommandExt;
-    const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
-    let stmt = |code: u32, k: u32| libc::sock_filter {
-        code: code as u16,
-        jt: 0,
-        jf: 0,
-        k,
-    };
-    let jump = |k: u32, jt: u8, jf: u8| libc::sock_filter {
-        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
-        jt,
-        jf,
-        k,
-    };
-    let load = |offset: u32| stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, offset);
-    // seccomp_data: nr at 0, arch at 4, args[i] at 16 + 8i (its low half first on x86_64).
-    // The lie is the second-to-last instruction; every jump to "allow" lands on the last.
-    let mut program = vec![load(4)];
-    let arg_len = if lie.arg.is_some() { 2 } else { 0 };
-    program.push(jump(AUDIT_ARCH_X86_64, 0, 3 + arg_len));
-    program.push(load(0));
-    program.push(jump(lie.syscall as u32, 0, 1 + arg_len));
-    if let Some((index, value, equal)) = lie.arg {
-        program.push(load(16 + 8 * index));
-        program.push(if equal {
-            jump(value, 0, 1)
-        } else {
-            jump(value, 1, 0)
-        });
-    }
-    program.push(stmt(
-        libc::BPF_RET | libc::BPF_K,
-        libc::SECCOMP_RET_ERRNO | lie.errno,
-    ));
-    program.push(stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW));
-    let program = Box::leak(program.into_boxed_slice());
+    let program = Box::leak(
+        user_notification::filter(lie.syscall, lie.arg, libc::SECCOMP_RET_ERRNO | lie.errno)
+            .into_boxed_slice(),
+    );
     let fprog = Box::leak(Box::new(libc::sock_fprog {
         len: program.len() as u16,
         filter: program.as_mut_ptr(),
@@ -81,10 +53,26 @@ fn install(cmd: &mut std::process::Command, lie: &Lie) {
     }
 }
 
+/// How the kernel is made to lie: a plain errno, or a forged answer.
+enum How<'a> {
+    Errno(&'a Lie),
+    Forged(Forgery),
+}
+
 /// Runs the named areas of suites/ (each scenario with a 2 s deadline where
 /// it names none, so a wait for what never happens ends soon) under `lie`.
 /// Returns every result by name, as (outcome, reason).
 fn run_lying(lie: &Lie, areas: &[&str], exact: Option<&str>) -> Vec<(String, String, String)> {
+    run_under(How::Errno(lie), areas, exact, "2s")
+}
+
+/// As `run_lying`, with `deadline` for the scenarios that name none.
+fn run_under(
+    how: How,
+    areas: &[&str],
+    exact: Option<&str>,
+    deadline: &str,
+) -> Vec<(String, String, String)> {
     let dir = tempfile::tempdir().unwrap();
     for area in areas {
         std::fs::create_dir(dir.path().join(area)).unwrap();
@@ -96,7 +84,7 @@ fn run_lying(lie: &Lie, areas: &[&str], exact: Option<&str>) -> Vec<(String, Str
             let text = if text.lines().any(|l| l.starts_with("deadline:")) {
                 text
             } else {
-                format!("deadline: 2s\n{text}")
+                format!("deadline: {deadline}\n{text}")
             };
             std::fs::write(dir.path().join(area).join(file.file_name()), text).unwrap();
         }
@@ -110,8 +98,24 @@ fn run_lying(lie: &Lie, areas: &[&str], exact: Option<&str>) -> Vec<(String, Str
     if let Some(name) = exact {
         cmd.arg("--exact").arg(name);
     }
-    install(&mut cmd, lie);
-    let out = cmd.output().unwrap();
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let out = match how {
+        How::Errno(lie) => {
+            install(&mut cmd, lie);
+            cmd.output().unwrap()
+        }
+        How::Forged(forgery) => {
+            let pending = user_notification::prepare(&mut cmd, forgery);
+            let child = cmd.spawn().unwrap();
+            let supervisor = pending.start();
+            let out = child.wait_with_output().unwrap();
+            let tally = supervisor.stop();
+            // A lie never told proves nothing.
+            assert!(tally.lied > 0, "{forgery:?} was never told: {tally:?}");
+            out
+        }
+    };
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_else(|e| {
             panic!(
@@ -319,4 +323,91 @@ fn a_parent_death_signal_accepted_but_never_set_is_caught() {
     assert!(arming.len() >= 4, "{arming:?}");
     let arming: Vec<&str> = arming.iter().map(String::as_str).collect();
     assert_caught_exactly(&results, &arming);
+}
+
+#[test]
+fn a_waitid_p_pidfd_that_answers_for_another_child_is_caught() {
+    // waitid(P_PIDFD) reports whichever other child of the caller has
+    // exited, as P_ALL would: a faked result, through user notification.
+    let results = run_under(
+        How::Forged(Forgery::PidfdWaitAnswersForAnotherChild),
+        &["zombie"],
+        None,
+        "2s",
+    );
+    assert_caught_exactly(
+        &results,
+        &[
+            "zombie::waitid_pidfd_non_child_echild",
+            "zombie::waitid_pidfd_reaps",
+        ],
+    );
+    let reason = |name: &str| {
+        results
+            .iter()
+            .find(|(n, ..)| n == name)
+            .map(|(.., r)| r.clone())
+            .unwrap()
+    };
+    // Each at its first P_PIDFD wait, naming the other child.
+    let reaps = reason("zombie::waitid_pidfd_reaps");
+    assert!(
+        reaps.starts_with("step 5 (wait): ") && reaps.contains("reaped other"),
+        "{reaps}"
+    );
+    let stranger = reason("zombie::waitid_pidfd_non_child_echild");
+    assert!(
+        stranger.starts_with("step 7 (wait): ") && stranger.contains("ECHILD"),
+        "{stranger}"
+    );
+}
+
+#[test]
+fn a_sender_pid_leaked_across_namespaces_is_caught() {
+    // kill(2) delivers with si_pid the sender's pid in its own namespace,
+    // untranslated: right within one namespace, wrong across a boundary.
+    let results = run_under(
+        How::Forged(Forgery::KillLeaksTheSendersOwnPid),
+        &["zombie", "pid1"],
+        None,
+        SENDER_DEADLINE,
+    );
+    assert_caught_exactly(
+        &results,
+        &["pid1::ns_init_handler_receives_signal_from_parent_ns"],
+    );
+    assert_observed_another_sender(&results);
+}
+
+/// Past `expect_signal`'s own 2 s, so that the step fails naming what came.
+const SENDER_DEADLINE: &str = "4s";
+
+/// Each failure is its `expect_signal`, having seen the signal from someone else.
+fn assert_observed_another_sender(results: &[(String, String, String)]) {
+    for (name, _, reason) in results.iter().filter(|(_, o, _)| o == "fail") {
+        assert!(
+            reason.contains("(expect_signal): nsinit: expected SIGTERM from ")
+                && reason.contains(", observed SIGTERM from "),
+            "{name}: {reason}"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_sender_pid_is_caught() {
+    // kill(2) delivers naming the sender's parent as the sender.
+    let results = run_under(
+        How::Forged(Forgery::KillNamesTheSendersParent),
+        &["zombie", "pid1"],
+        None,
+        SENDER_DEADLINE,
+    );
+    assert_caught_exactly(
+        &results,
+        &[
+            "pid1::ns_init_handler_receives_signal_from_parent_ns",
+            "pid1::ns_init_handler_receives_signals_from_inside",
+        ],
+    );
+    assert_observed_another_sender(&results);
 }
