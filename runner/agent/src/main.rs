@@ -60,7 +60,7 @@ fn main() {
 /// Pid 1 of a child pid namespace is not the machine's init. Without /proc
 /// (early in a VM) this cannot be read, and then we are the machine's init.
 fn in_child_pid_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/status")
+    crate::procfs::read("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()

@@ -508,7 +508,7 @@ fn user_processes() -> Vec<String> {
             let stat = crate::procfs::stat(pid).ok()?;
             let kernel_thread = stat.flags & PF_KTHREAD != 0;
             (!kernel_thread && stat.state != 'Z' && stat.state != 'X').then(|| {
-                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                let comm = crate::procfs::read(&format!("/proc/{pid}/comm")).unwrap_or_default();
                 format!("{pid} ({})", comm.trim())
             })
         })

@@ -66,8 +66,13 @@ fn hello(name: &str) -> Reply {
     // NSpid lists our ids from the /proc mount's namespace (the root's) down.
     let nspid = procfs::status_field("/proc/self/status", "NSpid")
         .unwrap_or_else(|_| vec![nix::unistd::getpid().as_raw()]);
-    let nstid = procfs::status_field("/proc/thread-self/status", "NSpid")
-        .unwrap_or_else(|_| vec![nix::unistd::gettid().as_raw()]);
+    // A main thread's ids are its process's: one status file fewer to read.
+    let nstid = if nix::unistd::gettid() == nix::unistd::getpid() {
+        nspid.clone()
+    } else {
+        procfs::status_field("/proc/thread-self/status", "NSpid")
+            .unwrap_or_else(|_| vec![nix::unistd::gettid().as_raw()])
+    };
     Reply::Hello {
         name: name.to_string(),
         nspid,

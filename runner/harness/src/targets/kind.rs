@@ -106,7 +106,6 @@ impl Target {
             }
             return;
         };
-        let name = |i: usize| format!("batch::case_{i}");
         let batch = super::vm::Batch {
             kernel: v.kernel.clone(),
             // The knob tells the VM's init what the flag tells the host target.
@@ -120,7 +119,7 @@ impl Target {
                 .iter()
                 .enumerate()
                 .map(|(i, s)| orphanage_scenario::VmScenario {
-                    name: name(i),
+                    name: batch_name(i),
                     scenario: s.clone(),
                 })
                 .collect(),
@@ -128,13 +127,33 @@ impl Target {
             cpus: if scenarios.len() == 1 { 1 } else { v.cpus },
             results: v.results,
         };
-        let run = super::vm::run_vm(&batch, &v.agent, v.accel, &[], &mut |_| {});
-        for i in 0..scenarios.len() {
-            for e in run.events_of(&name(i)) {
-                on_event(i, &e);
+        // Each event as it crosses the port, so a caller sees a long batch
+        // progress; what never came (the VM died first) is made up after.
+        let mut finished = vec![false; scenarios.len()];
+        let run = super::vm::run_vm(&batch, &v.agent, v.accel, &[], &mut |p| {
+            if let super::vm::Progress::Event { scenario, event } = p {
+                if let Some(i) = batch_index(scenario).filter(|&i| i < finished.len()) {
+                    finished[i] |= matches!(event, Event::Finished { .. });
+                    on_event(i, event);
+                }
+            }
+        });
+        for (i, _) in finished.iter().enumerate().filter(|(_, done)| !**done) {
+            if let Some(last) = run.events_of(&batch_name(i)).last() {
+                on_event(i, last);
             }
         }
     }
+}
+
+/// The name of a batch's `i`th scenario inside the VM.
+fn batch_name(i: usize) -> String {
+    format!("batch::case_{i}")
+}
+
+/// The index a batch's scenario name carries: `batch_name`'s inverse.
+fn batch_index(name: &str) -> Option<usize> {
+    name.strip_prefix("batch::case_")?.parse().ok()
 }
 
 /// Generated trees per boot in `explore --kernel`: enough that the boot is a
@@ -162,5 +181,19 @@ impl Bound {
     /// Runs several scenarios at once (see `Target::run_batch`).
     pub fn run_batch(&self, scenarios: &[Scenario], on_event: &mut dyn FnMut(usize, &Event)) {
         self.target.run_batch(&self.agent, scenarios, on_event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_names_carry_their_index() {
+        for i in [0, 7, 999] {
+            assert_eq!(batch_index(&batch_name(i)), Some(i));
+        }
+        assert_eq!(batch_index("zombie::reaped"), None);
+        assert_eq!(batch_index("batch::case_x"), None);
     }
 }

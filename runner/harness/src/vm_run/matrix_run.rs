@@ -243,6 +243,7 @@ fn run_cell(
             &format!("{release} started init after {:.1} s", after.as_secs_f64()),
         ),
         Progress::Finished { done, total } => board.done(i, done, total),
+        Progress::Event { .. } => {}
     });
     let records: Vec<TrialRecord> = selected
         .iter()

@@ -126,6 +126,7 @@ impl SingleVm {
                         &format!("{release} started init after {:.1} s", after.as_secs_f64()),
                     ),
                     Progress::Finished { done, total } => board.done(0, done, total),
+                    Progress::Event { .. } => {}
                 },
             );
             board.end(

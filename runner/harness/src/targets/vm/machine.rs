@@ -41,11 +41,24 @@ pub struct Batch {
     pub results: ResultsPort,
 }
 
-/// Progress of one boot, for displays.
+/// Progress of one boot, as it comes: for displays, and for callers that
+/// take each scenario's events as they arrive.
 #[derive(Debug, Clone)]
-pub enum Progress {
-    Booted { release: String, after: Duration },
-    Finished { done: usize, total: usize },
+pub enum Progress<'a> {
+    Booted {
+        release: String,
+        after: Duration,
+    },
+    /// One of a scenario's events, in the order the guest sent them; the
+    /// same events end up in `VmRun::events`.
+    Event {
+        scenario: &'a str,
+        event: &'a Event,
+    },
+    Finished {
+        done: usize,
+        total: usize,
+    },
 }
 
 /// Everything one boot produced.
@@ -144,7 +157,7 @@ pub fn run(
     agent: &[u8],
     accel: Accel,
     init_args: &[String],
-    on_progress: &mut dyn FnMut(Progress),
+    on_progress: &mut dyn FnMut(Progress<'_>),
 ) -> VmRun {
     let mut out = VmRun {
         cpus: batch.cpus,
@@ -292,6 +305,10 @@ pub fn run(
                         out.release = Some(release);
                     }
                     VmFrame::Event { scenario, event } => {
+                        on_progress(Progress::Event {
+                            scenario: &scenario,
+                            event: &event,
+                        });
                         if matches!(event, Event::Finished { .. }) {
                             out.first_result_after.get_or_insert(started.elapsed());
                             out.last_result_after = Some(started.elapsed());
