@@ -131,8 +131,17 @@ impl RuntimeCli {
 
     /// `create`. No `--preserve-fds` (runsc has none): the agent's events
     /// come on the container's stdout, which every runtime passes through.
-    pub fn create(&self, id: &str, bundle: &Path) -> Vec<OsString> {
-        self.verb(&[&"create", &"--bundle", &bundle, &id])
+    /// The init's pid goes to `pid_file` (runc, crun, youki and runsc all take
+    /// `--pid-file`), which saves a `state` and so one start of the runtime.
+    pub fn create(&self, id: &str, bundle: &Path, pid_file: &Path) -> Vec<OsString> {
+        self.verb(&[
+            &"create",
+            &"--bundle",
+            &bundle,
+            &"--pid-file",
+            &pid_file,
+            &id,
+        ])
     }
 
     pub fn start(&self, id: &str) -> Vec<OsString> {
@@ -195,15 +204,21 @@ mod tests {
     }
 
     #[test]
-    fn create_passes_no_extra_fds() {
+    fn create_passes_no_extra_fds_and_asks_for_the_pid() {
         assert_eq!(
-            strs(cli().create("orphanage-1-2", Path::new("/tmp/o/b"))),
+            strs(cli().create(
+                "orphanage-1-2",
+                Path::new("/tmp/o/b"),
+                Path::new("/tmp/o/b/init.pid")
+            )),
             [
                 "--root",
                 "/tmp/o/state",
                 "create",
                 "--bundle",
                 "/tmp/o/b",
+                "--pid-file",
+                "/tmp/o/b/init.pid",
                 "orphanage-1-2"
             ]
         );
@@ -240,7 +255,7 @@ mod tests {
             "--platform=ptrace",
         ];
         for argv in [
-            cli.create("c", Path::new("/b")),
+            cli.create("c", Path::new("/b"), Path::new("/b/init.pid")),
             cli.start("c"),
             cli.state("c"),
             cli.kill("c", "SIGKILL", true),

@@ -64,6 +64,11 @@ fn words(argv: &[std::ffi::OsString]) -> String {
         .join(" ")
 }
 
+/// The pid a `--pid-file` holds (runc writes it without a newline).
+pub fn pid_in(pid_file: &str) -> Option<i32> {
+    pid_file.trim().parse().ok().filter(|&p| p > 0)
+}
+
 /// The pid of the container's init, from `state`.
 pub fn state_pid(state_json: &str) -> Option<i32> {
     // Only the JSON object: a runtime may print warnings around it.
@@ -719,7 +724,8 @@ fn drive(
         return Err(Verdict::broken("interrupted"));
     };
     run.registration = Some(registration);
-    let create = target.cli.create(&id, &bundle_dir);
+    let pid_file = bundle_dir.join("init.pid");
+    let create = target.cli.create(&id, &bundle_dir, &pid_file);
     let mut command = Command::new(&target.cli.program);
     // The container's stdio is the create process's: every runtime passes it
     // through (runsc has no --preserve-fds), so the agent's events come on
@@ -764,14 +770,20 @@ fn drive(
             target.label
         ))));
     }
-    let state = run
-        .verb("state", target.cli.state(&id))
-        .map_err(|v| run.with_output(run.before_the_steps(v)))?;
-    let Some(init_pid) = state_pid(&state.output) else {
-        return Err(run.with_output(Verdict::fail(format!(
-            "`state` gave no init pid: {}",
-            state.output
-        ))));
+    let init_pid = match pid_in(&std::fs::read_to_string(&pid_file).unwrap_or_default()) {
+        Some(pid) => pid,
+        // A runtime that took --pid-file but wrote nothing there: ask it.
+        None => {
+            let state = run
+                .verb("state", target.cli.state(&id))
+                .map_err(|v| run.with_output(run.before_the_steps(v)))?;
+            state_pid(&state.output).ok_or_else(|| {
+                run.with_output(Verdict::fail(format!(
+                    "`create --pid-file` wrote no pid, and `state` gave none: {}",
+                    state.output
+                )))
+            })?
+        }
     };
     // The init is our child now (we are a subreaper and create has exited).
     if let Some(r) = &run.registration {
@@ -1005,6 +1017,15 @@ pub fn host_view(init_pid: i32, program_in_rootfs: &Path) -> HostView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pid_in_reads_a_pid_file_with_or_without_its_newline() {
+        assert_eq!(pid_in("6141"), Some(6141));
+        assert_eq!(pid_in("6141\n"), Some(6141));
+        assert_eq!(pid_in(""), None);
+        assert_eq!(pid_in("0"), None);
+        assert_eq!(pid_in("-3"), None);
+    }
 
     #[test]
     fn state_pid_reads_the_oci_state() {
