@@ -833,6 +833,70 @@ fn explore_in_runc_agrees() -> Result<(), Failed> {
 
 /// crun beside runc: ignored where this host's cgroup layout is one crun
 /// refuses (naming the fix), a failure of that kind with ORPHANAGE_REQUIRE_ALL=1.
+/// The kill_race scenarios each misbehaving wrapper must fail, around any runtime.
+const KILL_IGNORING_ALL: &[&str] = &[
+    "init_already_dead_kill_all_cleans_up",
+    "kill_all_gone_by_kill0_polling",
+    "kill_all_reaches_escaped_sessions",
+];
+const DELETE_RETURNING_EARLY: &[&str] = &["delete_force_is_synchronous"];
+const LEAVES_EXTRA_PROCESS: &[&str] = KILL_IGNORING_ALL;
+
+/// The misbehaving-wrapper and Ctrl-C tests around `real` (crun, youki), as
+/// runc has them: the defects are the wrapper's, so the same scenarios must
+/// catch them whichever runtime does the rest.
+fn around(
+    real: &'static str,
+    ready: impl Fn(&str, fn() -> Result<(), Failed>) -> Trial,
+) -> Vec<Trial> {
+    fn caught(real: &str, wrapper: &str, must_fail: &[&str]) -> Result<(), Failed> {
+        wrapper_around_is_caught(real, wrapper, must_fail, &[])
+    }
+    match real {
+        "crun" => vec![
+            ready("crun_kill_ignoring_all_is_caught", || {
+                caught("crun", "kill-ignores-all", KILL_IGNORING_ALL)
+            }),
+            ready("crun_delete_returning_early_is_caught", || {
+                caught("crun", "delete-returns-early", DELETE_RETURNING_EARLY)
+            }),
+            ready("crun_a_process_left_in_the_container_is_caught", || {
+                caught("crun", "leaves-extra-process", LEAVES_EXTRA_PROCESS)
+            }),
+            ready("crun_ctrl_c_deletes_every_container", || {
+                ctrl_c_deletes_every_container("crun")
+            }),
+        ],
+        "youki" => vec![
+            ready("youki_kill_ignoring_all_is_caught", || {
+                caught("youki", "kill-ignores-all", KILL_IGNORING_ALL)
+            }),
+            ready("youki_delete_returning_early_is_caught", || {
+                caught("youki", "delete-returns-early", DELETE_RETURNING_EARLY)
+            }),
+            ready("youki_a_process_left_in_the_container_is_caught", || {
+                caught("youki", "leaves-extra-process", LEAVES_EXTRA_PROCESS)
+            }),
+        ],
+        _ => vec![],
+    }
+}
+
+/// A crun test: ignored where crun refuses this host's cgroup layout.
+fn crun_needs(name: &str, test: fn() -> Result<(), Failed>) -> Trial {
+    if crun_refuses_this_cgroup_layout() {
+        cannot_run(
+            name,
+            "crun refuses this hybrid cgroup layout (a controller on the v2 hierarchy; \
+             README, `crun here`, gives the fix)"
+                .into(),
+            "crun refuses this cgroup layout".into(),
+        )
+    } else {
+        needs(name, &["crun"], test)
+    }
+}
+
 fn crun_trial() -> Trial {
     let name = "crun_suite_with_tini_passes";
     let layout = "crun refuses this hybrid cgroup layout (a controller on the v2 hierarchy; \
@@ -850,7 +914,7 @@ fn crun_trial() -> Trial {
 
 fn main() {
     let args = Arguments::from_args();
-    let trials = vec![
+    let mut trials = vec![
         needs("runc_suite_with_tini_passes", &["runc", "tini"], || {
             suite_with_tini_passes("runc")
         }),
@@ -911,17 +975,10 @@ fn main() {
             without_subreapers_the_runtime_target_stops_with_one_line,
         ),
         needs("kill_ignoring_all_is_caught", &["runc"], || {
-            wrapper_is_caught(
-                "kill-ignores-all",
-                &[
-                    "init_already_dead_kill_all_cleans_up",
-                    "kill_all_gone_by_kill0_polling",
-                    "kill_all_reaches_escaped_sessions",
-                ],
-            )
+            wrapper_is_caught("kill-ignores-all", KILL_IGNORING_ALL)
         }),
         needs("delete_returning_early_is_caught", &["runc"], || {
-            wrapper_is_caught("delete-returns-early", &["delete_force_is_synchronous"])
+            wrapper_is_caught("delete-returns-early", DELETE_RETURNING_EARLY)
         }),
         // From the host, a sandbox that outlives `delete --force` is caught too.
         needs("runsc_delete_returning_early_is_caught", &["runsc"], || {
@@ -938,16 +995,7 @@ fn main() {
         needs(
             "a_process_left_in_the_container_is_caught",
             &["runc"],
-            || {
-                wrapper_is_caught(
-                    "leaves-extra-process",
-                    &[
-                        "init_already_dead_kill_all_cleans_up",
-                        "kill_all_gone_by_kill0_polling",
-                        "kill_all_reaches_escaped_sessions",
-                    ],
-                )
-            },
+            || wrapper_is_caught("leaves-extra-process", LEAVES_EXTRA_PROCESS),
         ),
         needs(
             "an_environment_error_is_one_line_and_exit_3",
@@ -967,5 +1015,7 @@ fn main() {
         ),
         needs("explore_in_runc_agrees", &["runc"], explore_in_runc_agrees),
     ];
+    trials.extend(around("crun", crun_needs));
+    trials.extend(around("youki", |name, test| needs(name, &["youki"], test)));
     libtest_mimic::run(&args, trials).exit();
 }
