@@ -54,34 +54,62 @@ pub struct Options {
 /// socket and a pidfd in the agent's root.
 pub const MAX_PROCESSES: usize = 5000;
 
-fn count(flag: &str, text: &str, min: u64, max: u64) -> Result<u64, String> {
-    let n: u64 = text
-        .parse()
-        .map_err(|_| format!("--{flag} `{text}`: not a whole number"))?;
-    if n < min || n > max {
-        // No bound is spelled as a type's limit (u64::MAX reads as noise).
-        return Err(if max == u64::MAX {
-            format!("--{flag} {n}: must be at least {min}")
-        } else {
-            format!("--{flag} {n}: must be from {min} to {max}")
-        });
-    }
-    Ok(n)
+/// A flag of explore's that cannot be taken: bad input, one line, exit 2.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadExploreFlag {
+    #[error("--{flag} `{text}`: not a whole number")]
+    NotANumber { flag: &'static str, text: String },
+    /// No bound is spelled as a type's limit (u64::MAX reads as noise).
+    #[error("--{flag} {value}: must be at least {min}")]
+    BelowMinimum {
+        flag: &'static str,
+        value: u64,
+        min: u64,
+    },
+    #[error("--{flag} {value}: must be from {min} to {max}")]
+    OutOfRange {
+        flag: &'static str,
+        value: u64,
+        min: u64,
+        max: u64,
+    },
+    #[error("--seed `{0}`: not a seed (a number up to 2^64-1, decimal or 0x-prefixed hex)")]
+    NotASeed(String),
+    #[error(transparent)]
+    UnknownDefect(#[from] orphanage_scenario::UnknownName),
 }
 
-pub fn parse_seed(text: &str) -> Result<u64, String> {
+fn count(flag: &'static str, text: &str, min: u64, max: u64) -> Result<u64, BadExploreFlag> {
+    let value: u64 = text.parse().map_err(|_| BadExploreFlag::NotANumber {
+        flag,
+        text: text.to_string(),
+    })?;
+    if value < min || value > max {
+        return Err(if max == u64::MAX {
+            BadExploreFlag::BelowMinimum { flag, value, min }
+        } else {
+            BadExploreFlag::OutOfRange {
+                flag,
+                value,
+                min,
+                max,
+            }
+        });
+    }
+    Ok(value)
+}
+
+pub fn parse_seed(text: &str) -> Result<u64, BadExploreFlag> {
     let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
         Some(hex) => u64::from_str_radix(hex, 16),
         None => text.parse(),
     };
-    parsed.map_err(|_| {
-        format!("--seed `{text}`: not a seed (a number up to 2^64-1, decimal or 0x-prefixed hex)")
-    })
+    parsed.map_err(|_| BadExploreFlag::NotASeed(text.to_string()))
 }
 
 impl Options {
     /// `random` supplies the seed when none is given, `cpus` the default jobs.
-    pub fn new(args: &ExploreArgs, random: u64, cpus: usize) -> Result<Options, String> {
+    pub fn new(args: &ExploreArgs, random: u64, cpus: usize) -> Result<Options, BadExploreFlag> {
         let cases = count("cases", &args.cases, 1, u64::MAX)?;
         let (seed, seed_given) = match &args.seed {
             Some(s) => (parse_seed(s)?, true),
@@ -97,38 +125,50 @@ impl Options {
                 None => (2 * cpus).clamp(1, 64),
             },
             from_case: count("from-case", &args.from_case, 0, u64::MAX)?,
-            defect: args
-                .model_defect
-                .parse()
-                .map_err(|e: orphanage_scenario::UnknownName| e.to_string())?,
+            defect: args.model_defect.parse()?,
         })
     }
+}
+
+/// Why a save directory cannot take a minimal failing scenario.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveDirUnusable {
+    #[error("--save-to {}: not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    // The cause is part of the message, not a chained source: the CLI prints
+    // this one line as it is.
+    #[error("--save-to {}: cannot create it ({error})", dir.display())]
+    CannotCreate { dir: PathBuf, error: std::io::Error },
+    #[error("--save-to {}: cannot write there ({error})", dir.display())]
+    CannotWrite { dir: PathBuf, error: std::io::Error },
 }
 
 /// A save directory must be writable before anything runs. A missing one is
 /// created to prove it can be, then removed again (down to the first
 /// directory that was missing), so a run that finds nothing leaves nothing.
-pub fn check_save_dir(dir: &Path) -> Result<(), String> {
-    let bad = |why: String| Err(format!("--save-to {}: {why}", dir.display()));
+pub fn check_save_dir(dir: &Path) -> Result<(), SaveDirUnusable> {
     if dir.exists() && !dir.is_dir() {
-        return bad("not a directory".into());
+        return Err(SaveDirUnusable::NotADirectory(dir.to_path_buf()));
     }
     let first_missing = dir
         .ancestors()
         .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
         .last()
         .map(Path::to_path_buf);
-    if let Err(e) = std::fs::create_dir_all(dir) {
-        return bad(format!("cannot create it ({e})"));
+    if let Err(error) = std::fs::create_dir_all(dir) {
+        return Err(SaveDirUnusable::CannotCreate {
+            dir: dir.to_path_buf(),
+            error,
+        });
     }
     let probe = tempfile::NamedTempFile::new_in(dir).map(drop);
     if let Some(created) = first_missing {
         let _ = std::fs::remove_dir_all(created);
     }
-    match probe {
-        Ok(()) => Ok(()),
-        Err(e) => bad(format!("cannot write there ({e})")),
-    }
+    probe.map_err(|error| SaveDirUnusable::CannotWrite {
+        dir: dir.to_path_buf(),
+        error,
+    })
 }
 
 #[cfg(test)]
@@ -175,18 +215,49 @@ mod tests {
         #[case] seed: Option<&str>,
         #[case] message: &str,
     ) {
-        let err = Options::new(&args(cases, seed), 7, 2).unwrap_err();
+        let err = Options::new(&args(cases, seed), 7, 2)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(message), "{err}");
         assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn each_bad_flag_says_which_and_why() {
+        let mut a = args("1", None);
+        a.jobs = Some("65".into());
+        let err = Options::new(&a, 7, 2).unwrap_err();
+        assert_eq!(
+            err,
+            BadExploreFlag::OutOfRange {
+                flag: "jobs",
+                value: 65,
+                min: 1,
+                max: 64
+            }
+        );
+        assert_eq!(err.to_string(), "--jobs 65: must be from 1 to 64");
+        let mut a = args("1", None);
+        a.model_defect = "no-such".into();
+        let err = Options::new(&a, 7, 2).unwrap_err();
+        assert!(matches!(err, BadExploreFlag::UnknownDefect(_)), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "no-such".parse::<Defect>().unwrap_err().to_string()
+        );
     }
 
     #[test]
     fn an_unwritable_save_dir_is_refused() {
         let file = tempfile::NamedTempFile::new().unwrap();
         let err = check_save_dir(&file.path().join("sub")).unwrap_err();
-        assert!(err.contains("cannot create it"), "{err}");
+        assert!(matches!(err, SaveDirUnusable::CannotCreate { .. }), "{err}");
+        assert!(err.to_string().contains("cannot create it"), "{err}");
         let err = check_save_dir(file.path()).unwrap_err();
-        assert!(err.contains("not a directory"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!("--save-to {}: not a directory", file.path().display())
+        );
         let dir = tempfile::tempdir().unwrap();
         check_save_dir(dir.path()).unwrap();
         check_save_dir(&dir.path().join("new/deeper")).unwrap();

@@ -64,10 +64,30 @@ impl InitUnderTest {
     }
 }
 
+/// Why a scenario gets no container: its verdict is unsupported, with this
+/// as the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BundleSpecError {
+    #[error("{}", crate::targets::kind::GLOBAL_INIT_NEEDS_A_VM)]
+    NeedsAVm,
+    #[error("needs an init program under test (--init PATH)")]
+    NoInitUnderTest,
+    /// The init program has no flag orphanage knows for the scenario's mode.
+    #[error("{init} has no known {} mode", mode_words(*.mode))]
+    NoKnownMode { init: String, mode: InitMode },
+}
+
+fn mode_words(mode: InitMode) -> &'static str {
+    match mode {
+        InitMode::Group => "process-group forwarding",
+        _ => "subreaper",
+    }
+}
+
 /// The init's own arguments for a mode, before the agent's command line.
 /// The known inits spell the modes differently; an unknown one is run only
 /// in child mode, with no flags.
-pub fn init_flags(init_name: &str, mode: InitMode) -> Result<Vec<&'static str>, String> {
+pub fn init_flags(init_name: &str, mode: InitMode) -> Result<Vec<&'static str>, BundleSpecError> {
     let family = match init_name {
         "tini" | "tini-static" => "tini",
         other => other,
@@ -84,13 +104,10 @@ pub fn init_flags(init_name: &str, mode: InitMode) -> Result<Vec<&'static str>, 
         // catatonit registers as a subreaper whenever it is not PID 1.
         ("catatonit", InitMode::Subreaper) => Ok(vec!["--"]),
         (_, InitMode::Child) => Ok(vec![]),
-        (name, mode) => Err(format!(
-            "{name} has no known {} mode",
-            match mode {
-                InitMode::Group => "process-group forwarding",
-                _ => "subreaper",
-            }
-        )),
+        (name, mode) => Err(BundleSpecError::NoKnownMode {
+            init: name.to_string(),
+            mode,
+        }),
     }
 }
 
@@ -113,7 +130,7 @@ pub fn spec_for(
     namespace: Namespace,
     init_mode: Option<InitMode>,
     init: Option<&InitUnderTest>,
-) -> Result<BundleSpec, String> {
+) -> Result<BundleSpec, BundleSpecError> {
     // The events come on the container's stdout: see container.rs.
     let agent = vec![
         AGENT_IN_ROOTFS.to_string(),
@@ -133,9 +150,9 @@ pub fn spec_for(
             read_only_mounts: vec![],
             links: vec![],
         }),
-        Namespace::GlobalInit => Err(crate::targets::kind::GLOBAL_INIT_NEEDS_A_VM.to_string()),
+        Namespace::GlobalInit => Err(BundleSpecError::NeedsAVm),
         Namespace::UnderInit => {
-            let init = init.ok_or("needs an init program under test (--init PATH)")?;
+            let init = init.ok_or(BundleSpecError::NoInitUnderTest)?;
             let mode = init_mode.unwrap_or_default();
             let mut args = vec![INIT_IN_ROOTFS.to_string()];
             args.extend(
@@ -299,7 +316,17 @@ mod tests {
     #[test]
     fn under_init_without_an_init_is_unsupported() {
         let e = spec_for(Namespace::UnderInit, None, None).unwrap_err();
-        assert!(e.contains("--init"), "{e}");
+        assert_eq!(e, BundleSpecError::NoInitUnderTest);
+        assert_eq!(
+            e.to_string(),
+            "needs an init program under test (--init PATH)"
+        );
+        assert_eq!(
+            spec_for(Namespace::GlobalInit, None, None)
+                .unwrap_err()
+                .to_string(),
+            crate::targets::kind::GLOBAL_INIT_NEEDS_A_VM
+        );
     }
 
     #[rstest]
@@ -314,7 +341,10 @@ mod tests {
         #[case] mode: InitMode,
         #[case] expected: Result<Vec<&str>, String>,
     ) {
-        assert_eq!(init_flags(name, mode), expected);
+        assert_eq!(
+            init_flags(name, mode).map_err(|e| e.to_string()),
+            expected
+        );
     }
 
     #[test]

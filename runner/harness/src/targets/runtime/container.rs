@@ -643,7 +643,7 @@ pub fn run_in_runtime(
         Ok(s) => s,
         Err(why) => {
             return on_event(&Event::Finished {
-                verdict: Verdict::unsupported(why),
+                verdict: Verdict::unsupported(why.to_string()),
                 steps_ms: 0.0,
             })
         }
