@@ -51,8 +51,8 @@ pub struct SubreaperRoot {
     pub why: String,
     /// Whether /tmp is a private tmpfs in a mount namespace of the scenario's own.
     pub private_tmp: bool,
-    /// The refused prctl when the root could not become a subreaper: then nothing stands in.
-    pub refused: Option<String>,
+    /// Set when the root could not become a subreaper: then nothing stands in.
+    pub refused: Option<crate::subreaper_root::SubreaperRefused>,
 }
 
 struct Actor {
@@ -86,6 +86,16 @@ struct Controller {
     exit_completed: BTreeMap<String, Instant>,
 }
 
+/// Why the root has no scenario to run (its verdict is broken): the first
+/// line of stdin could not be read, or is not a scenario.
+#[derive(Debug, thiserror::Error)]
+enum ScenarioUnreadable {
+    #[error("{0}")]
+    Read(std::io::Error),
+    #[error("{0}")]
+    Decode(serde_json::Error),
+}
+
 /// `start.events_on_stdout`: the events go to stdout (the runtime target),
 /// which becomes fd 3 here; fd 1 then becomes a copy of stderr, so that
 /// nothing else the agent or its workers print can land among the events.
@@ -106,9 +116,10 @@ pub fn main(start: Start) -> ! {
     // stays open: the harness writes a line each time it hands a step back.
     let mut input = String::new();
     let mut stdin = std::io::BufReader::new(std::io::stdin());
-    let scenario: Result<Scenario, String> = std::io::BufRead::read_line(&mut stdin, &mut input)
-        .map_err(|e| e.to_string())
-        .and_then(|_| serde_json::from_str(&input).map_err(|e| e.to_string()));
+    let scenario: Result<Scenario, ScenarioUnreadable> =
+        std::io::BufRead::read_line(&mut stdin, &mut input)
+            .map_err(ScenarioUnreadable::Read)
+            .and_then(|_| serde_json::from_str(&input).map_err(ScenarioUnreadable::Decode));
     let mut controller = Controller {
         root: "init",
         scenario: placeholder(),

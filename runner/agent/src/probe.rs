@@ -7,11 +7,34 @@ use orphanage_agent_io::pidfd_open;
 use orphanage_scenario::{ErrnoName, Feature, MfdFlag, Seal};
 use std::os::fd::AsRawFd;
 
-/// `Err` carries the call that failed and its errno: "prctl(PR_GET_CHILD_SUBREAPER): EINVAL".
-pub fn probe(feature: Feature, in_private_tmp: bool) -> Result<(), String> {
-    fn fail<T>(call: &str, e: Errno) -> Result<T, String> {
-        Err(format!("{call}: {}", ErrnoName(e)))
-    }
+/// Why a probed feature is missing here: the unsupported verdict's reason,
+/// before the `(needs ...)` the controller adds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FeatureMissing {
+    /// The smallest call that uses the feature failed: "prctl(PR_SET_CHILD_SUBREAPER): EINVAL".
+    #[error("{call}: {}", ErrnoName(*errno))]
+    Refused { call: String, errno: Errno },
+    #[error("a memfd created without flags has mode {mode:o}: vm.memfd_noexec makes memfds non-executable here")]
+    MemfdNotExecutable { mode: u32 },
+    #[error("core_pattern pipes to a program ({pattern}): whether a core is written is up to it")]
+    CorePatternPipes { pattern: String },
+    #[error("core_pattern writes to a path ({pattern}), outside the scenario's private /tmp")]
+    CorePatternIsAPath { pattern: String },
+    #[error("core files need the private tmpfs of a fresh namespace (namespace: fresh)")]
+    NoPrivateTmp,
+    #[error("RLIMIT_CORE hard limit is 0")]
+    NoCoreSizeAllowed,
+}
+
+fn fail<T>(call: impl Into<String>, errno: Errno) -> Result<T, FeatureMissing> {
+    Err(FeatureMissing::Refused {
+        call: call.into(),
+        errno,
+    })
+}
+
+/// `Ok` when the kernel (and this place in it) has the feature.
+pub fn probe(feature: Feature, in_private_tmp: bool) -> Result<(), FeatureMissing> {
     let check = |call: &str, r: Result<(), Errno>| r.or_else(|e| fail(call, e));
     let mut int: libc::c_int = 0;
     match feature {
@@ -122,7 +145,9 @@ pub fn probe(feature: Feature, in_private_tmp: bool) -> Result<(), String> {
             }
             let mode = stat.st_mode;
             if mode & 0o111 == 0 {
-                return Err(format!("a memfd created without flags has mode {:o}: vm.memfd_noexec makes memfds non-executable here", mode & 0o7777));
+                return Err(FeatureMissing::MemfdNotExecutable {
+                    mode: mode & 0o7777,
+                });
             }
             Ok(())
         }
@@ -160,27 +185,22 @@ pub fn probe(feature: Feature, in_private_tmp: bool) -> Result<(), String> {
             let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern")
                 .or_else(|e| fail("open(/proc/sys/kernel/core_pattern)", procfs::io_errno(e)))?;
             if pattern.starts_with('|') {
-                return Err(format!(
-                    "core_pattern pipes to a program ({}): whether a core is written is up to it",
-                    pattern.trim()
-                ));
+                return Err(FeatureMissing::CorePatternPipes {
+                    pattern: pattern.trim().to_string(),
+                });
             }
             if pattern.contains('/') {
-                return Err(format!(
-                    "core_pattern writes to a path ({}), outside the scenario's private /tmp",
-                    pattern.trim()
-                ));
+                return Err(FeatureMissing::CorePatternIsAPath {
+                    pattern: pattern.trim().to_string(),
+                });
             }
             if !in_private_tmp {
-                return Err(
-                    "core files need the private tmpfs of a fresh namespace (namespace: fresh)"
-                        .into(),
-                );
+                return Err(FeatureMissing::NoPrivateTmp);
             }
             let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_CORE)
                 .or_else(|e| fail("getrlimit(RLIMIT_CORE)", e))?;
             if limit.1 == 0 {
-                return Err("RLIMIT_CORE hard limit is 0".into());
+                return Err(FeatureMissing::NoCoreSizeAllowed);
             }
             nix::sys::resource::setrlimit(
                 nix::sys::resource::Resource::RLIMIT_CORE,
@@ -210,18 +230,14 @@ fn close_if(fd: i64) {
     }
 }
 
-fn memfd_probe(flags: &[MfdFlag]) -> Result<(), String> {
+fn memfd_probe(flags: &[MfdFlag]) -> Result<(), FeatureMissing> {
     let names: Vec<&str> = flags.iter().map(|f| f.as_str()).collect();
     match memfd::create("probe", memfd::flag_bits(flags)) {
         Ok(fd) => {
             close_if(fd as i64);
             Ok(())
         }
-        Err(e) => Err(format!(
-            "memfd_create({}): {}",
-            names.join("|"),
-            ErrnoName(e)
-        )),
+        Err(e) => fail(format!("memfd_create({})", names.join("|")), e),
     }
 }
 
@@ -245,5 +261,31 @@ fn in_child(f: impl FnOnce() -> libc::c_int) -> Result<(), Errno> {
                 e => Err(Errno::from_raw(e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_call_reads_as_the_call_and_its_errno() {
+        let refused = FeatureMissing::Refused {
+            call: "prctl(PR_SET_CHILD_SUBREAPER)".into(),
+            errno: Errno::EINVAL,
+        };
+        assert_eq!(refused.to_string(), "prctl(PR_SET_CHILD_SUBREAPER): EINVAL");
+        assert_eq!(
+            crate::subreaper_root::SubreaperRefused {
+                errno: Errno::EPERM
+            }
+            .to_string(),
+            "prctl(PR_SET_CHILD_SUBREAPER): EPERM",
+            "the reason a subreaper root cannot stand in reads as the probe's"
+        );
+        assert_eq!(
+            FeatureMissing::MemfdNotExecutable { mode: 0o600 }.to_string(),
+            "a memfd created without flags has mode 600: vm.memfd_noexec makes memfds non-executable here"
+        );
     }
 }

@@ -85,17 +85,24 @@ pub fn main(why: &str) -> ! {
     exit_as(status)
 }
 
-/// PR_SET_CHILD_SUBREAPER, or the refused call and its errno.
-fn become_subreaper() -> Result<(), String> {
+/// The kernel would not make the root a child subreaper: then nothing can
+/// stand in for a namespace's init.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("prctl(PR_SET_CHILD_SUBREAPER): {}", ErrnoName(*.errno))]
+pub struct SubreaperRefused {
+    pub errno: Errno,
+}
+
+/// PR_SET_CHILD_SUBREAPER, or its errno.
+fn become_subreaper() -> Result<(), SubreaperRefused> {
     // SAFETY: prctl with integer arguments.
     let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     if r == 0 {
         Ok(())
     } else {
-        Err(format!(
-            "prctl(PR_SET_CHILD_SUBREAPER): {}",
-            ErrnoName(Errno::last())
-        ))
+        Err(SubreaperRefused {
+            errno: Errno::last(),
+        })
     }
 }
 
