@@ -341,10 +341,7 @@ mod tests {
         #[case] mode: InitMode,
         #[case] expected: Result<Vec<&str>, String>,
     ) {
-        assert_eq!(
-            init_flags(name, mode).map_err(|e| e.to_string()),
-            expected
-        );
+        assert_eq!(init_flags(name, mode).map_err(|e| e.to_string()), expected);
     }
 
     #[test]
