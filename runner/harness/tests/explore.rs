@@ -1,7 +1,8 @@
 //! `orphanage explore`: a bounded exploration finds no mismatch on this
 //! kernel; a deliberately wrong model is caught, shrunk and saved as a
-//! scenario that fails when run normally; bad input exits 2 before anything
-//! runs; the subcommand leaves the flat test-runner flags alone.
+//! scenario that fails when run normally; the outputs of a suite run
+//! (`--report`, `--events`, `--junit`) record every tree; bad input exits 2
+//! before anything runs; the subcommand leaves the flat test-runner flags alone.
 
 mod common;
 
@@ -14,6 +15,31 @@ fn text(bytes: &[u8]) -> String {
 
 fn explore(args: &[&str]) -> Output {
     orphanage().arg("explore").args(args).output().unwrap()
+}
+
+fn json_file(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The event log's lines, each parsed.
+fn event_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The number before `word` in a line of explore's output.
+fn count_before(stdout: &str, word: &str) -> u64 {
+    let at = stdout
+        .find(word)
+        .unwrap_or_else(|| panic!("{word}: {stdout}"));
+    stdout[..at]
+        .split_whitespace()
+        .last()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count before {word}: {stdout}"))
 }
 
 #[test]
@@ -91,6 +117,159 @@ fn a_wrong_model_is_caught_shrunk_and_saved_as_a_failing_scenario() {
 }
 
 #[test]
+fn every_tree_is_a_result_in_the_report_and_its_events_are_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (report, events, junit) = (
+        dir.path().join("r.json"),
+        dir.path().join("e.jsonl"),
+        dir.path().join("j.xml"),
+    );
+    let save = dir.path().join("regressions");
+    // The suite run's flags, after `explore` (--junit before it, as for a suite).
+    let out = orphanage()
+        .arg("--junit")
+        .arg(&junit)
+        .arg("explore")
+        .args(["--cases", "20", "--save-to", save.to_str().unwrap()])
+        .arg("--report")
+        .arg(&report)
+        .arg("--events")
+        .arg(&events)
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let agreed = count_before(&stdout, "trees agree with the model");
+    assert_eq!(agreed, 20, "{stdout}");
+
+    let json = json_file(&report);
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 20, "{json:#}");
+    // The summary agrees with what explore printed, and each tree is its case.
+    assert_eq!(json["summary"]["pass"], agreed, "{json:#}");
+    assert_eq!(json["cells"][0]["summary"]["pass"], agreed, "{json:#}");
+    let mut names: Vec<&str> = results
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    names.sort_by_key(|n| {
+        n.trim_start_matches("explore::case_")
+            .parse::<u64>()
+            .unwrap()
+    });
+    let expected: Vec<String> = (0..20).map(|i| format!("explore::case_{i}")).collect();
+    assert_eq!(names, expected);
+    for r in results {
+        assert_eq!(r["outcome"], "pass", "{r}");
+        assert_eq!(r["area"], "explore", "{r}");
+        assert_eq!(r["target"], "host", "{r}");
+    }
+
+    // Each tree's events, as the agent saw them: its start, its processes'
+    // observations (what the model was compared with) and its verdict.
+    let lines = event_lines(&events);
+    for name in &expected {
+        let of_tree: Vec<&serde_json::Value> = lines
+            .iter()
+            .filter(|l| l["trial"] == name.as_str())
+            .collect();
+        let kind = |e: &serde_json::Value| e["event"]["event"].as_str().unwrap().to_string();
+        assert_eq!(kind(of_tree[0]), "trial_started", "{name}");
+        assert!(of_tree.iter().any(|e| kind(e) == "spawned"), "{name}");
+        assert!(of_tree.iter().any(|e| kind(e) == "observed"), "{name}");
+        assert_eq!(kind(of_tree.last().unwrap()), "finished", "{name}");
+    }
+
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(r#"tests="20""#), "{xml}");
+    assert!(xml.contains(r#"classname="host.explore""#), "{xml}");
+}
+
+#[test]
+fn a_tree_that_disagrees_is_a_fail_in_the_report_with_its_first_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.json");
+    let out = orphanage()
+        .arg("--report")
+        .arg(&report)
+        .arg("explore")
+        .args([
+            "--cases",
+            "64",
+            "--seed",
+            "5",
+            "--model-defect",
+            "no-subreaper",
+        ])
+        .arg("--save-to")
+        .arg(dir.path().join("regressions"))
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(101),
+        "{stdout}{}",
+        text(&out.stderr)
+    );
+    // The first difference explore printed for the case, before shrinking.
+    let first = stdout
+        .lines()
+        .skip_while(|l| !l.contains("the kernel and the model disagree"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .trim();
+    let json = json_file(&report);
+    let results = json["results"].as_array().unwrap();
+    let case_7 = results
+        .iter()
+        .find(|r| r["name"] == "explore::case_7")
+        .unwrap_or_else(|| panic!("{json:#}"));
+    assert_eq!(case_7["outcome"], "fail", "{json:#}");
+    assert_eq!(
+        case_7["reason"],
+        format!("the kernel and the model disagree (expected is the model): {first}"),
+        "{json:#}"
+    );
+    assert!(
+        first.contains("parent: expected init, observed"),
+        "{stdout}"
+    );
+    // Trees still running when case 7 disagreed finish, and may disagree too.
+    let failed = results.iter().filter(|r| r["outcome"] == "fail").count();
+    assert_eq!(json["summary"]["fail"], failed, "{json:#}");
+    assert_eq!(
+        json["summary"]["pass"],
+        results.len() - failed,
+        "the others agreed: {json:#}"
+    );
+    // The shrinking runs are not cases: they stay out of the report.
+    assert!(results.len() <= 64, "{json:#}");
+    assert!(results
+        .iter()
+        .all(|r| r["name"].as_str().unwrap().starts_with("explore::case_")));
+}
+
+#[test]
+fn an_output_file_before_and_after_explore_is_bad_input() {
+    let out = orphanage()
+        .args(["--report", "/tmp/orphanage-never.json", "explore"])
+        .args(["--report", "/tmp/orphanage-never-either.json"])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--report is given both before and after `explore`: give it once"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(!std::path::Path::new("/tmp/orphanage-never.json").exists());
+    assert!(!std::path::Path::new("/tmp/orphanage-never-either.json").exists());
+}
+
+#[test]
 fn the_same_seed_draws_the_same_trees() {
     let dir = tempfile::tempdir().unwrap();
     let save = dir.path().to_str().unwrap();
@@ -159,6 +338,9 @@ fn the_subcommand_leaves_filters_and_list_as_they_were() {
         "--processes",
         "--jobs",
         "--from-case",
+        "--report",
+        "--events",
+        "--junit",
     ] {
         assert!(help.contains(flag), "{help}");
     }

@@ -1,9 +1,10 @@
 //! What the target did against what the model predicted, process by process.
-//! Pure: events and predictions in, differences out.
+//! Pure: events and predictions in, differences out, folded as the events
+//! arrive (`comparison.rs` feeds it from the run's event stream).
 
 use orphanage_scenario::model::Prediction;
 use orphanage_scenario::{Event, Outcome, ProcState, Verdict};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// One fact about one process on which the target and the model differ.
@@ -55,17 +56,37 @@ fn or_none(name: &Option<String>) -> String {
     name.clone().unwrap_or_else(|| "none".into())
 }
 
-/// Compares the `observed` events of a run with what the model expected at
-/// each `observe` step (by 0-based step index), and folds in the verdict.
-pub fn compare(expected: &BTreeMap<usize, Vec<(String, Prediction)>>, events: &[Event]) -> Checked {
-    let mut differences = vec![];
-    let mut step = 0;
-    let mut verdict = Verdict::broken("no verdict was reported");
-    let mut seen: std::collections::BTreeSet<(usize, &str)> = Default::default();
-    for event in events {
+/// What the model predicts each `observe` step (by 0-based step index) sees.
+pub type Predictions = BTreeMap<usize, Vec<(String, Prediction)>>;
+
+/// One run's `observed` events compared with the model's predictions as they
+/// arrive, and the verdict folded in; `finish` says how the tree went.
+#[derive(Debug)]
+pub struct ComparisonFold {
+    expected: Predictions,
+    differences: Vec<Difference>,
+    /// The step the events are about (0-based).
+    step: usize,
+    verdict: Verdict,
+    /// Which predictions an observation answered: (step, index in its list).
+    seen: BTreeSet<(usize, usize)>,
+}
+
+impl ComparisonFold {
+    pub fn new(expected: Predictions) -> Self {
+        ComparisonFold {
+            expected,
+            differences: vec![],
+            step: 0,
+            verdict: Verdict::broken("no verdict was reported"),
+            seen: BTreeSet::new(),
+        }
+    }
+
+    pub fn take(&mut self, event: &Event) {
         match event {
-            Event::StepStarted { index, .. } => step = *index,
-            Event::Finished { verdict: v, .. } => verdict = v.clone(),
+            Event::StepStarted { index, .. } => self.step = *index,
+            Event::Finished { verdict, .. } => self.verdict = verdict.clone(),
             Event::Observed {
                 name,
                 state,
@@ -74,14 +95,17 @@ pub fn compare(expected: &BTreeMap<usize, Vec<(String, Prediction)>>, events: &[
                 sigchld,
                 ..
             } => {
-                let Some(p) = expected
-                    .get(&step)
-                    .and_then(|all| all.iter().find(|(n, _)| n == name))
-                    .map(|(_, p)| p)
-                else {
-                    continue;
+                let step = self.step;
+                let Some((at, p)) = self.expected.get(&step).and_then(|all| {
+                    all.iter()
+                        .enumerate()
+                        .find(|(_, (n, _))| n == name)
+                        .map(|(at, (_, p))| (at, p))
+                }) else {
+                    return;
                 };
-                seen.insert((step, name.as_str()));
+                self.seen.insert((step, at));
+                let differences = &mut self.differences;
                 let mut differ = |what, expected: String, observed: String| {
                     if expected != observed {
                         differences.push(Difference {
@@ -120,32 +144,52 @@ pub fn compare(expected: &BTreeMap<usize, Vec<(String, Prediction)>>, events: &[
             _ => {}
         }
     }
-    // A run that passed without reporting an observation checked nothing
-    // there: a target that drops events must not agree with the model.
-    if verdict.outcome == Outcome::Pass {
-        for (step, predictions) in expected {
-            for (name, _) in predictions {
-                if !seen.contains(&(*step, name.as_str())) {
-                    differences.push(Difference {
-                        step: step + 1,
-                        name: name.clone(),
-                        what: "observation",
-                        expected: "reported".into(),
-                        observed: "nothing".into(),
-                    });
+
+    pub fn finish(self) -> Checked {
+        let ComparisonFold {
+            expected,
+            mut differences,
+            verdict,
+            seen,
+            ..
+        } = self;
+        // A run that passed without reporting an observation checked nothing
+        // there: a target that drops events must not agree with the model.
+        if verdict.outcome == Outcome::Pass {
+            for (step, predictions) in &expected {
+                for (at, (name, _)) in predictions.iter().enumerate() {
+                    if !seen.contains(&(*step, at)) {
+                        differences.push(Difference {
+                            step: step + 1,
+                            name: name.clone(),
+                            what: "observation",
+                            expected: "reported".into(),
+                            observed: "nothing".into(),
+                        });
+                    }
                 }
             }
         }
+        match verdict.outcome {
+            Outcome::Unsupported => Checked::Unsupported(verdict.reason),
+            Outcome::Broken => Checked::Broken(verdict.reason),
+            Outcome::Pass if differences.is_empty() => Checked::Agrees,
+            Outcome::Pass | Outcome::Fail => Checked::Mismatch {
+                differences,
+                verdict,
+            },
+        }
     }
-    match verdict.outcome {
-        Outcome::Unsupported => Checked::Unsupported(verdict.reason),
-        Outcome::Broken => Checked::Broken(verdict.reason),
-        Outcome::Pass if differences.is_empty() => Checked::Agrees,
-        Outcome::Pass | Outcome::Fail => Checked::Mismatch {
-            differences,
-            verdict,
-        },
+}
+
+/// The same for a whole recorded run at once.
+#[cfg(test)]
+pub fn compare(expected: &Predictions, events: &[Event]) -> Checked {
+    let mut fold = ComparisonFold::new(expected.clone());
+    for event in events {
+        fold.take(event);
     }
+    fold.finish()
 }
 
 #[cfg(test)]

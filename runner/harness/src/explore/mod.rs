@@ -3,9 +3,11 @@
 //! tree and saved as a ready-to-run scenario.
 
 mod compare;
+mod comparison;
 mod options;
 mod run;
 mod save;
 
+pub use comparison::Comparison;
 pub use options::{check_save_dir, ExploreArgs, Options};
 pub use run::explore;

@@ -33,6 +33,20 @@ pub struct ExploreArgs {
     #[arg(long, value_name = "N", default_value = "0")]
     pub from_case: String,
 
+    /// Write a JSON report: one result per tree (pass when it agrees with the
+    /// model, fail with the first mismatch). As before `explore`.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Write JUnit XML, one testcase per tree. As before `explore`.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Write every event of every tree as it happens, one JSON line each
+    /// (what the agent saw: spawns, observations, steps). As before `explore`.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+
     /// A deliberately wrong model, to prove that a mismatch is noticed.
     #[arg(long, value_name = "DEFECT", default_value = "none", hide = true)]
     pub model_defect: String,
@@ -184,6 +198,9 @@ mod tests {
             processes: "8".into(),
             jobs: None,
             from_case: "0".into(),
+            report: None,
+            junit: None,
+            events: None,
             model_defect: "none".into(),
         }
     }

@@ -2,10 +2,12 @@
 //! target in parallel, and on the first disagreement shrink it to a minimal
 //! tree, save that as a scenario and run the saved file once more.
 
-use super::compare::{compare, Checked};
+use super::compare::Checked;
+use super::comparison::{verdict_of, Comparison, Findings};
 use super::options::Options;
 use super::save;
 use crate::live;
+use crate::reporting::{RecordFold, ReportError, Reporters, RunEvent, TrialInfo};
 use crate::targets::Bound;
 use orphanage_scenario::model::{tree_strategy, Defect, Generated, Tree};
 use orphanage_scenario::{parse, Event, Outcome};
@@ -47,43 +49,97 @@ fn checks_text(o: &Options, case: u64, tree: &Tree) -> String {
     )
 }
 
+/// One tree checked on its own (shrinking): through a stream of its own, so
+/// that its runs stay out of the run's reports.
 fn check(target: &Bound, o: &Options, case: u64, tree: &Tree) -> (Generated, Checked) {
-    check_many(target, o, &[(case, tree.clone())], &RootModes::default())
+    let comparison = Comparison::default();
+    let stream = Stream {
+        reporters: &Reporters::new(vec![comparison.reporter()]),
+        comparison: &comparison,
+        modes: &RootModes::default(),
+    };
+    check_many(target, o, &[(case, tree.clone())], &stream)
         .pop()
         .expect("one result per tree")
 }
 
-/// Checks several trees in one `run_batch` (one boot, on a VM), each against
-/// its own expectations.
-/// Checks each tree; `modes` counts the ways their roots ran (as the
+/// Where each tree's events go: the run's reporters, the comparison with the
+/// model among them; `modes` counts the ways the trees' roots ran (as the
 /// agent's `Started` says: a pid namespace's init, or a subreaper root).
+struct Stream<'a> {
+    reporters: &'a Reporters,
+    comparison: &'a Comparison,
+    modes: &'a RootModes,
+}
+
+/// A tree as reporters see it: one trial per case.
+fn trial_info(target: &Bound, case: u64) -> TrialInfo {
+    TrialInfo {
+        name: format!("explore::case_{case}"),
+        area: "explore".into(),
+        // Generated, not read from a file: a disagreement is saved as one.
+        file: Default::default(),
+        target: target.name().to_string(),
+    }
+}
+
+/// Checks several trees in one `run_batch` (one boot, on a VM), each against
+/// its own predictions. Each tree is a trial on the stream: started, its
+/// events as they happen, and its record, the comparison's judgement.
 fn check_many(
     target: &Bound,
     o: &Options,
     trees: &[(u64, Tree)],
-    modes: &RootModes,
+    stream: &Stream,
 ) -> Vec<(Generated, Checked)> {
-    let generated: Vec<Generated> = trees
+    let mut generated: Vec<Generated> = trees
         .iter()
         .map(|(case, tree)| tree.to_scenario(&checks_text(o, *case, tree), o.defect))
         .collect();
     let scenarios: Vec<_> = generated.iter().map(Generated::observing_only).collect();
-    let mut events: Vec<Vec<Event>> = vec![Vec::new(); trees.len()];
-    target.run_batch(&scenarios, &mut |i, e| events[i].push(e.clone()));
-    for e in events.iter().flatten() {
-        if let Event::Started { mode, .. } = e {
-            *modes
+    let trials: Vec<TrialInfo> = trees
+        .iter()
+        .map(|(case, _)| trial_info(target, *case))
+        .collect();
+    for (((case, _), g), trial) in trees.iter().zip(&mut generated).zip(&trials) {
+        let predictions = std::mem::take(&mut g.expected);
+        stream.comparison.expect(&trial.name, *case, predictions);
+        stream.reporters.emit(&RunEvent::TrialStarted { trial });
+    }
+    let mut folds: Vec<RecordFold> = trials.iter().map(|_| RecordFold::default()).collect();
+    let started = Instant::now();
+    target.run_batch(&scenarios, &mut |i, event| {
+        if let Event::Started { mode, .. } = event {
+            *stream
+                .modes
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .entry(mode.as_str())
                 .or_default() += 1;
         }
-    }
+        folds[i].take(event);
+        stream.reporters.emit(&RunEvent::Scenario {
+            trial: &trials[i],
+            event,
+        });
+    });
+    let elapsed = started.elapsed();
+    // A VM's trees all wait for one boot: their wall time says nothing about
+    // each, so their durations come from the agent's clock (as a VM's trials do).
+    let agent_clock = target.target.batch_size() > 1;
     generated
         .into_iter()
-        .zip(events)
-        .map(|(g, events)| {
-            let checked = compare(&g.expected, &events);
+        .zip(trials)
+        .zip(folds)
+        .map(|((g, trial), mut fold)| {
+            let checked = stream.comparison.judge(&trial.name);
+            fold.judged(verdict_of(&checked));
+            let duration = if agent_clock { fold.steps() } else { elapsed };
+            let record = fold.finish(&trial, duration);
+            stream.reporters.emit(&RunEvent::TrialFinished {
+                trial: &trial,
+                record: &record,
+            });
             (g, checked)
         })
         .collect()
@@ -136,9 +192,25 @@ fn print_mismatch(checked: &Checked) {
     }
 }
 
+/// What the run's stream heard, and how long the cases took.
+struct Explored {
+    findings: Findings,
+    elapsed: Duration,
+    processes: u64,
+    threads: u64,
+}
+
 /// Runs the exploration; returns the exit code: 0 when every tree agreed,
-/// 101 on a mismatch or a broken run.
-pub fn explore(target: &Bound, o: &Options, save_dir: &Path) -> u8 {
+/// 101 on a mismatch or a broken run. Every tree's events go to `reporters`,
+/// which hold `comparison`'s reporter; they write once the cases are done,
+/// and a report that cannot be written is the error, after everything else.
+pub fn explore(
+    target: &Bound,
+    o: &Options,
+    save_dir: &Path,
+    reporters: &Reporters,
+    comparison: &Comparison,
+) -> Result<u8, ReportError> {
     let end = o.from_case.saturating_add(o.cases);
     // A VM runs a batch of trees per boot, using every CPU it has: one boot
     // at a time. Elsewhere each job takes one tree at a time.
@@ -171,13 +243,33 @@ pub fn explore(target: &Bound, o: &Options, save_dir: &Path) -> u8 {
             )
         });
     }
+    let modes = RootModes::default();
+    let stream = Stream {
+        reporters,
+        comparison,
+        modes: &modes,
+    };
+    reporters.emit(&RunEvent::RunStarted {
+        selected: usize::try_from(o.cases).unwrap_or(usize::MAX),
+    });
+    let explored = run_cases(target, o, (batch, jobs, end), &progress, &stream);
+    let written = reporters.finish();
+    let code = conclude(target, o, save_dir, explored, &modes, &progress);
+    written.map(|()| code)
+}
+
+/// The cases from `o.from_case` to `end`, `jobs` at a time in batches of
+/// `batch`, until one disagrees or breaks (the others running then finish).
+fn run_cases(
+    target: &Bound,
+    o: &Options,
+    (batch, jobs, end): (u64, usize, u64),
+    progress: &Progress,
+    stream: &Stream,
+) -> Explored {
     let stop = AtomicBool::new(false);
-    let passed = AtomicU64::new(0);
     let processes = AtomicU64::new(0);
     let threads = AtomicU64::new(0);
-    let unsupported = Mutex::new((0u64, String::new()));
-    let found: Mutex<Vec<(u64, Tree, Checked)>> = Mutex::new(vec![]);
-    let modes = RootModes::default();
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..jobs {
@@ -205,25 +297,12 @@ pub fn explore(target: &Bound, o: &Options, save_dir: &Path) -> u8 {
                     processes.fetch_add(p as u64, Ordering::SeqCst);
                     threads.fetch_add((tree.nodes.len() - p) as u64, Ordering::SeqCst);
                 }
-                let results = check_many(target, o, &trees, &modes);
-                for ((case, tree), (_, checked)) in trees.into_iter().zip(results) {
-                    match checked {
-                        Checked::Agrees => {
-                            passed.fetch_add(1, Ordering::SeqCst);
-                        }
-                        Checked::Unsupported(why) => {
-                            let mut u = unsupported.lock().unwrap_or_else(|p| p.into_inner());
-                            u.0 += 1;
-                            u.1 = why;
-                        }
-                        other => {
-                            stop.store(true, Ordering::SeqCst);
-                            found
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .push((case, tree, other));
-                        }
-                    }
+                let results = check_many(target, o, &trees, stream);
+                if results
+                    .iter()
+                    .any(|(_, c)| matches!(c, Checked::Broken(_) | Checked::Mismatch { .. }))
+                {
+                    stop.store(true, Ordering::SeqCst);
                 }
                 let mut running = progress.running.lock().unwrap_or_else(|p| p.into_inner());
                 for case in cases {
@@ -235,20 +314,46 @@ pub fn explore(target: &Bound, o: &Options, save_dir: &Path) -> u8 {
     if live::interrupted() {
         live::stand_down();
     }
-    let elapsed = started.elapsed();
-    let passed = passed.into_inner();
-    let (unsupported, why) = unsupported.into_inner().unwrap_or_else(|p| p.into_inner());
-    let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
-    // The lowest case first, so that a rerun with the seed finds the same one.
-    found.sort_by_key(|(case, _, _)| *case);
+    Explored {
+        findings: stream.comparison.findings(),
+        elapsed: started.elapsed(),
+        processes: processes.into_inner(),
+        threads: threads.into_inner(),
+    }
+}
+
+/// What explore prints once the cases are done, from the comparison's
+/// findings: the summary, or the first disagreement (shrunk, saved and run
+/// once more); the exit code.
+fn conclude(
+    target: &Bound,
+    o: &Options,
+    save_dir: &Path,
+    explored: Explored,
+    modes: &RootModes,
+    progress: &Progress,
+) -> u8 {
+    let batch = target.target.batch_size() as u64;
+    let Explored {
+        findings,
+        elapsed,
+        processes,
+        threads,
+    } = explored;
+    let Findings {
+        agreed: passed,
+        unsupported,
+        unsupported_reason: why,
+        disagreements: found,
+    } = findings;
     let broken: Vec<u64> = found
         .iter()
-        .filter(|(_, _, c)| matches!(c, Checked::Broken(_)))
-        .map(|(case, _, _)| *case)
+        .filter(|(_, c)| matches!(c, Checked::Broken(_)))
+        .map(|(case, _)| *case)
         .collect();
-    let Some((case, tree, checked)) = found.into_iter().next() else {
+    let Some((case, checked)) = found.into_iter().next() else {
         let checked = passed + unsupported;
-        let per_tree = |n: AtomicU64| n.into_inner() as f64 / checked.max(1) as f64;
+        let per_tree = |n: u64| n as f64 / checked.max(1) as f64;
         println!(
             "explore: {passed} trees agree with the model in {:.2} s ({:.0} trees/s; {:.1} processes and {:.1} threads per tree){}",
             elapsed.as_secs_f64(),
@@ -261,7 +366,7 @@ pub fn explore(target: &Bound, o: &Options, save_dir: &Path) -> u8 {
                 String::new()
             }
         );
-        let modes = modes.into_inner().unwrap_or_else(|p| p.into_inner());
+        let modes = modes.lock().unwrap_or_else(|p| p.into_inner());
         let ways: Vec<String> = modes.iter().map(|(m, n)| format!("{n} {m}")).collect();
         if !ways.is_empty() {
             println!("explore: tree roots ran as: {}", ways.join(", "));
@@ -293,6 +398,8 @@ pub fn explore(target: &Bound, o: &Options, save_dir: &Path) -> u8 {
         );
         return 101;
     }
+    // Case K of the seed always draws the same tree: drawn again to shrink.
+    let tree = value_tree(o, case).current();
     println!(
         "explore: case {case} ({} processes and threads): the kernel and the model disagree (expected is the model):",
         tree.nodes.len()

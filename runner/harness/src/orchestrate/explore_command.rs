@@ -1,11 +1,14 @@
 //! `orphanage explore`: every flag is checked before anything runs, then
-//! the generated trees run on the chosen target.
+//! the generated trees run on the chosen target, their events streaming to
+//! the comparison with the model and to the outputs the flags ask for.
 
 use super::*;
 use crate::default_suites;
-use crate::{cli, explore, live, targets, vm_run};
+use crate::{cli, explore, live, reporting, targets, vm_run};
 use anyhow::Context;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 /// `orphanage explore`: every flag is checked before anything runs.
 pub fn explore_command(cli: &cli::Cli, args: &explore::ExploreArgs) -> anyhow::Result<ExitCode> {
@@ -29,11 +32,12 @@ pub fn explore_command(cli: &cli::Cli, args: &explore::ExploreArgs) -> anyhow::R
         eprintln!("orphanage: {e}");
         return Ok(ExitCode::from(2));
     }
+    let files = output_files(OutputFiles::of(cli), explore_output_files(args))?;
     live::install_interrupt_handler().context("cannot set up the interrupt handler")?;
     let Chosen {
         mut targets,
         work_dir,
-        ..
+        versions,
     } = choose_targets(cli)?;
     if targets.len() > 1 {
         anyhow::bail!("explore runs on one target: give --runtime once");
@@ -45,6 +49,11 @@ pub fn explore_command(cli: &cli::Cli, args: &explore::ExploreArgs) -> anyhow::R
         // One boot per tree: slow under TCG, but any kernel can be explored.
         targets = vec![vm_run::explore_target(cli, kernel)?];
     }
+    // Open the outputs now: a bad path is bad input, found before anything runs.
+    let cells = Arc::new(Mutex::new(explore_cells(&targets, &versions)));
+    let mut reporters = reporting::Reporters::new(file_reporters(&files, cells)?);
+    let comparison = explore::Comparison::default();
+    reporters.add(comparison.reporter());
     let mut agent = agent_binary(cli)?;
     if let Some(why) = subreaper_missing_for(&targets) {
         eprintln!("orphanage: {why}");
@@ -60,9 +69,98 @@ pub fn explore_command(cli: &cli::Cli, args: &explore::ExploreArgs) -> anyhow::R
         target: targets.remove(0),
         agent: agent.path().to_path_buf(),
     };
-    let code = explore::explore(&target, &options, &save_dir);
+    let explored = explore::explore(&target, &options, &save_dir, &reporters, &comparison);
     agent.remove();
     drop(work_dir);
     live::sweep_children(std::time::Duration::from_secs(5));
-    Ok(ExitCode::from(code))
+    Ok(ExitCode::from(explored?))
+}
+
+/// The output files given after `explore`.
+fn explore_output_files(args: &explore::ExploreArgs) -> OutputFiles {
+    OutputFiles {
+        report: args.report.clone(),
+        junit: args.junit.clone(),
+        events: args.events.clone(),
+    }
+}
+
+/// explore's output files, given before `explore` (as for a suite run) or
+/// after it; one given in both places would leave one of them unwritten.
+fn output_files(before: OutputFiles, after: OutputFiles) -> anyhow::Result<OutputFiles> {
+    fn one(
+        flag: &str,
+        before: Option<PathBuf>,
+        after: Option<PathBuf>,
+    ) -> anyhow::Result<Option<PathBuf>> {
+        match (before, after) {
+            (Some(_), Some(_)) => {
+                anyhow::bail!("{flag} is given both before and after `explore`: give it once")
+            }
+            (before, after) => Ok(before.or(after)),
+        }
+    }
+    Ok(OutputFiles {
+        report: one("--report", before.report, after.report)?,
+        junit: one("--junit", before.junit, after.junit)?,
+        events: one("--events", before.events, after.events)?,
+    })
+}
+
+/// The report's one cell. A VM's kernel release is not known here (its
+/// boots report only the trees' events), so it is left empty rather than
+/// given the host's.
+fn explore_cells(targets: &[targets::Target], versions: &[String]) -> Vec<reporting::CellInfo> {
+    let mut cells = cells_of(targets, versions, false);
+    for (cell, target) in cells.iter_mut().zip(targets) {
+        if let targets::Target::Vm(_) = target {
+            cell.kernel = String::new();
+        }
+    }
+    cells
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(path: &str) -> OutputFiles {
+        OutputFiles {
+            report: Some(path.into()),
+            ..OutputFiles::default()
+        }
+    }
+
+    #[test]
+    fn output_files_come_from_either_side_of_explore() {
+        let events = OutputFiles {
+            events: Some("e.jsonl".into()),
+            ..OutputFiles::default()
+        };
+        assert_eq!(
+            output_files(report("r.json"), events.clone()).unwrap(),
+            OutputFiles {
+                report: Some("r.json".into()),
+                events: Some("e.jsonl".into()),
+                junit: None,
+            }
+        );
+        assert_eq!(
+            output_files(OutputFiles::default(), report("r.json")).unwrap(),
+            report("r.json")
+        );
+        assert_eq!(
+            output_files(OutputFiles::default(), OutputFiles::default()).unwrap(),
+            OutputFiles::default()
+        );
+    }
+
+    #[test]
+    fn an_output_file_given_twice_is_refused() {
+        let err = output_files(report("a.json"), report("b.json")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--report is given both before and after `explore`: give it once"
+        );
+    }
 }

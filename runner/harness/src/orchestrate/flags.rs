@@ -35,11 +35,6 @@ pub fn check_flags(cli: &cli::Cli) -> anyhow::Result<()> {
     {
         anyhow::bail!("--baseline compares a run's results: --list, --check and explore give none");
     }
-    if matches!(cli.command, Some(cli::Command::Explore(_)))
-        && (cli.report.is_some() || cli.junit.is_some() || cli.events.is_some())
-    {
-        anyhow::bail!("explore writes no report: it prints its comparison and saves each disagreement as a scenario (--save-to)");
-    }
     Ok(())
 }
 

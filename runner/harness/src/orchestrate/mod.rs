@@ -11,8 +11,8 @@ mod targets_chosen;
 pub use explore_command::explore_command;
 pub use flags::{check_flags, no_pid_namespace_conflict};
 pub use outputs::{
-    cells_of, exit_code, expected_contexts, load_baseline, load_expected, reporters_for,
-    run_trials, with_regressions, BaselineRun,
+    cells_of, exit_code, expected_contexts, file_reporters, load_baseline, load_expected,
+    reporters_for, run_trials, with_regressions, BaselineRun, OutputFiles,
 };
 pub use suite_run::{run_suite, SuiteRun};
 pub use targets_chosen::{

@@ -162,6 +162,48 @@ pub fn cells_of(
         .collect()
 }
 
+/// The files a run writes as it goes: `--report`, `--junit`, `--events`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputFiles {
+    pub report: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+    pub events: Option<PathBuf>,
+}
+
+impl OutputFiles {
+    /// The ones given before any subcommand.
+    pub fn of(cli: &cli::Cli) -> Self {
+        OutputFiles {
+            report: cli.report.clone(),
+            junit: cli.junit.clone(),
+            events: cli.events.clone(),
+        }
+    }
+}
+
+/// A reporter for each file, opened now: a path that cannot be written is
+/// bad input, found before anything runs.
+pub fn file_reporters(
+    files: &OutputFiles,
+    cells: Arc<Mutex<Vec<reporting::CellInfo>>>,
+) -> anyhow::Result<Vec<Box<dyn reporting::Reporter>>> {
+    let mut reporters: Vec<Box<dyn reporting::Reporter>> = Vec::new();
+    let command_line: Vec<String> = std::env::args().collect();
+    if let Some(p) = &files.report {
+        let json = reporting::JsonReport::create(p.clone(), command_line, cells)?;
+        reporters.push(Box::new(json));
+    }
+    if let Some(p) = &files.events {
+        let log = reporting::EventLog::create(p.clone())?;
+        reporters.push(Box::new(log));
+    }
+    if let Some(p) = &files.junit {
+        let junit = reporting::JunitReport::create(p.clone())?;
+        reporters.push(Box::new(junit));
+    }
+    Ok(reporters)
+}
+
 /// The reporters this command line asks for, their files opened already.
 pub fn reporters_for(
     cli: &cli::Cli,
@@ -191,21 +233,7 @@ pub fn reporters_for(
             "--list runs nothing, so a report would be empty: drop --report, --junit and --events"
         );
     }
-    {
-        let command_line: Vec<String> = std::env::args().collect();
-        if let Some(p) = &cli.report {
-            let json = reporting::JsonReport::create(p.clone(), command_line, cells.clone())?;
-            reporters.push(Box::new(json));
-        }
-        if let Some(p) = &cli.events {
-            let log = reporting::EventLog::create(p.clone())?;
-            reporters.push(Box::new(log));
-        }
-        if let Some(p) = &cli.junit {
-            let junit = reporting::JunitReport::create(p.clone())?;
-            reporters.push(Box::new(junit));
-        }
-    }
+    reporters.extend(file_reporters(&OutputFiles::of(cli), cells.clone())?);
     if let Some((path, report)) = baseline.file.take() {
         reporters.push(Box::new(reporting::BaselineReport::new(
             path,

@@ -27,7 +27,5 @@ pub use junit::{test_case, JunitReport};
 pub use ktap::KtapReport;
 pub use matrix::{figures_lines, left_behind_line, Column, Figures, MatrixReport};
 pub use record::{RecordFold, TrialRecord};
-#[cfg(test)]
-pub use reporter::ReportError;
-pub use reporter::{create_file, Reporter, Reporters};
+pub use reporter::{create_file, ReportError, Reporter, Reporters};
 pub use side_by_side::SideBySide;

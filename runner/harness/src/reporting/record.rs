@@ -71,6 +71,12 @@ impl RecordFold {
         }
     }
 
+    /// Another judge's verdict on the same events, in place of the agent's:
+    /// explore's comparison with the model, which the agent knows nothing of.
+    pub fn judged(&mut self, verdict: Verdict) {
+        self.verdict = verdict;
+    }
+
     /// The time the steps took, as the agent measured it.
     pub fn steps(&self) -> Duration {
         Duration::from_secs_f64(self.steps_ms.max(0.0) / 1000.0)
