@@ -86,6 +86,8 @@ fn trial_info(target: &Bound, case: u64) -> TrialInfo {
 /// Checks several trees in one `run_batch` (one boot, on a VM), each against
 /// its own predictions. Each tree is a trial on the stream: started, its
 /// events as they happen, and its record, the comparison's judgement.
+/// Returns each tree's scenario (its predictions moved to the comparison,
+/// `expected` left empty) and how it went.
 fn check_many(
     target: &Bound,
     o: &Options,
