@@ -640,14 +640,23 @@ pub fn sweep_children(deadline: Duration) {
     let until = Instant::now() + deadline;
     let mut interval = Duration::from_micros(50);
     loop {
-        let children: Vec<i32> = std::fs::read_dir("/proc")
+        let parents: Vec<(i32, i32)> = std::fs::read_dir("/proc")
             .into_iter()
             .flatten()
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|&pid| parent_and_start(pid).is_some_and(|(parent, _)| parent == me))
+            .filter_map(|pid| Some((pid, parent_and_start(pid)?.0)))
             .collect();
-        if children.is_empty() || Instant::now() > until {
+        let children: Vec<i32> = parents
+            .iter()
+            .filter(|(_, parent)| *parent == me)
+            .map(|(pid, _)| *pid)
+            .collect();
+        // Done only when no descendant is left at all: the child of a
+        // process that is still dying is not ours yet, but becomes ours (we
+        // are its subreaper) once that exit completes, after a scan that
+        // found no child would have ended the sweep.
+        if descendants_of(me, &parents) == 0 || Instant::now() > until {
             return;
         }
         for &pid in &children {
@@ -658,6 +667,24 @@ pub fn sweep_children(deadline: Duration) {
         std::thread::sleep(interval);
         interval = (interval * 2).min(Duration::from_millis(5));
     }
+}
+
+/// How many processes of `(pid, parent)` descend from `ancestor`.
+fn descendants_of(ancestor: i32, parents: &[(i32, i32)]) -> usize {
+    let mut found = vec![ancestor];
+    let mut next = 0;
+    while next < found.len() {
+        let of = found[next];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(pid, parent)| *parent == of && !found.contains(pid))
+                .map(|(pid, _)| *pid)
+                .collect::<Vec<_>>(),
+        );
+        next += 1;
+    }
+    found.len() - 1
 }
 
 type Say = Box<dyn Fn() -> String + Send>;
@@ -947,6 +974,17 @@ mod tests {
         end(stranger);
         drop(registration);
         assert!(!hit, "the process that took the root's pid was killed");
+    }
+
+    #[test]
+    fn descendants_are_counted_down_every_generation() {
+        // 10 is us; 11 our child, 12 its child (ours once 11 has exited), 20 a stranger's.
+        let parents = [(11, 10), (12, 11), (13, 12), (20, 1), (21, 20)];
+        assert_eq!(descendants_of(10, &parents), 3);
+        assert_eq!(descendants_of(12, &parents), 1);
+        assert_eq!(descendants_of(13, &parents), 0);
+        // A loop in a torn read of /proc must not loop here.
+        assert_eq!(descendants_of(30, &[(31, 30), (30, 31)]), 1);
     }
 
     /// The status reaped through the pidfd reads as waitpid(2) would give it.
