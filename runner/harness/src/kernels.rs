@@ -788,11 +788,21 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/kernels.yaml");
         let kernels = load(&path).unwrap();
         let names: Vec<&str> = kernels.iter().map(|k| k.name.as_str()).collect();
-        assert_eq!(names, ["5.10", "6.1", "6.12", "host"]);
+        assert_eq!(names, ["5.10", "6.1", "6.12", "tiny-6.1", "host"]);
         for k in &kernels[..3] {
             assert!(matches!(k.source, Source::Package { .. }), "{k:?}");
         }
-        assert_eq!(kernels[3].source, Source::Host);
+        assert!(
+            matches!(&kernels[3].source, Source::Build { package, fragment, .. }
+                if package == "linux-source-6.1" && fragment.ends_with("kernels/tiny-6.1.config")),
+            "{:?}",
+            kernels[3]
+        );
+        assert_eq!(
+            kernels[3].results,
+            crate::targets::vm::ResultsPort::VirtioConsole
+        );
+        assert_eq!(kernels[4].source, Source::Host);
     }
 
     #[rstest]
