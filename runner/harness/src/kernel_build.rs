@@ -399,21 +399,48 @@ fn build_steps(spec: &BuildSpec, log: &Path, mut say: impl FnMut(&str)) -> Resul
         "make bzImage",
         &log,
     )?;
-    // The finished directory appears whole or not at all.
-    let staged = spec.work.join("image");
-    std::fs::create_dir_all(&staged).map_err(io(staged.display().to_string()))?;
-    for (from, to) in [
-        (out.join("arch/x86/boot/bzImage"), staged.join(IMAGE)),
-        (config_path, staged.join("config")),
-    ] {
-        std::fs::copy(&from, &to).map_err(io(from.display().to_string()))?;
+    install_build(
+        spec.kernel,
+        &[
+            (out.join("arch/x86/boot/bzImage"), IMAGE),
+            (config_path, "config"),
+            (log, "build.log"),
+        ],
+        &spec.work.join("image"),
+        spec.into,
+    )
+}
+
+/// Puts a finished build's files, each `(path, name)`, in `into`, which
+/// appears whole or not at all: they are gathered in `staged` (on the same
+/// filesystem) and renamed into place, its parents made as needed (a fresh
+/// cache has no kernels/ yet). What an unfinished `into` held (an image
+/// deleted by hand, say) goes first.
+fn install_build(
+    kernel: &str,
+    files: &[(PathBuf, &str)],
+    staged: &Path,
+    into: &Path,
+) -> Result<(), BuildError> {
+    let io = |path: &Path| {
+        let (kernel, what) = (kernel.to_string(), path.display().to_string());
+        move |error| BuildError::Io {
+            kernel,
+            what,
+            error,
+        }
+    };
+    std::fs::create_dir_all(staged).map_err(io(staged))?;
+    for (from, name) in files {
+        std::fs::copy(from, staged.join(name)).map_err(io(from))?;
     }
-    std::fs::rename(&log, staged.join("build.log")).map_err(io(log.display().to_string()))?;
-    // What an unfinished directory held (an image deleted by hand, say) goes.
-    if spec.into.exists() {
-        std::fs::remove_dir_all(spec.into).map_err(io(spec.into.display().to_string()))?;
+    if let Some(parent) = into.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
     }
-    std::fs::rename(&staged, spec.into).map_err(io(spec.into.display().to_string()))
+    if into.exists() {
+        std::fs::remove_dir_all(into).map_err(io(into))?;
+    }
+    std::fs::rename(staged, into).map_err(io(into))
 }
 
 /// Runs one step with its output appended to `log`, in a process group of
@@ -570,6 +597,46 @@ mod tests {
         assert_eq!(
             failed_build_log(Path::new("/c"), "tiny-6.1", &key),
             PathBuf::from(format!("/c/kernels/tiny-6.1-{key}.log"))
+        );
+    }
+
+    #[test]
+    fn a_build_lands_whole_in_a_fresh_cache_and_replaces_an_unfinished_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        std::fs::create_dir(&work).unwrap();
+        std::fs::write(work.join("bzImage"), "image").unwrap();
+        std::fs::write(work.join(".config"), "CONFIG_64BIT=y\n").unwrap();
+        let files = [
+            (work.join("bzImage"), IMAGE),
+            (work.join(".config"), "config"),
+        ];
+        // No kernels/ yet, as in a cache that never fetched anything.
+        let into = build_dir(&dir.path().join("cache"), "tiny", "0123abcd");
+        install_build("tiny", &files, &work.join("image"), &into).unwrap();
+        assert_eq!(std::fs::read_to_string(into.join(IMAGE)).unwrap(), "image");
+        assert_eq!(
+            std::fs::read_to_string(into.join("config")).unwrap(),
+            "CONFIG_64BIT=y\n"
+        );
+        assert!(!work.join("image").exists());
+        // An unfinished directory (its image deleted) is replaced, not merged.
+        std::fs::remove_file(into.join(IMAGE)).unwrap();
+        std::fs::write(into.join("stale"), "").unwrap();
+        install_build("tiny", &files, &work.join("image"), &into).unwrap();
+        assert!(into.join(IMAGE).is_file() && !into.join("stale").exists());
+        // A file that is not there is named.
+        let e = install_build(
+            "tiny",
+            &[(work.join("vmlinux"), "vmlinux")],
+            &work.join("image2"),
+            &into,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("kernel tiny: ") && e.contains("vmlinux: No such file"),
+            "{e}"
         );
     }
 
