@@ -389,7 +389,7 @@ fn build_steps(spec: &BuildSpec, log: &Path, mut say: impl FnMut(&str)) -> Resul
         });
     }
     say(&format!(
-        "{}: make bzImage with {} job(s) (about 5 minutes on 2 cores)",
+        "{}: make bzImage with {} job(s) (several minutes)",
         spec.kernel, spec.jobs
     ));
     run_step(

@@ -38,7 +38,7 @@ fn prerequisites(kernel: &str) -> Result<PathBuf, String> {
     match text.split_once('\t') {
         Some((_, path)) if out.status.success() => Ok(PathBuf::from(path.trim())),
         _ if kernel == TINY_KERNEL => Err(format!(
-            "kernel {kernel} of fixtures/kernels.yaml is not built (run `cargo run -- kernels fetch {kernel}`: about 5 minutes, and it names the Debian packages it needs)"
+            "kernel {kernel} of fixtures/kernels.yaml is not built (run `cargo run -- kernels fetch {kernel}`: several minutes, and it names the Debian packages it needs)"
         )),
         _ => Err(format!(
             "kernel {kernel} of fixtures/kernels.yaml is not cached (run `cargo run -- kernels fetch {kernel}`)"
