@@ -93,6 +93,15 @@ runtime_and_init() {
     esac
 }
 
+# Whether kernel NAME of fixtures/kernels.yaml is built from a source
+# package (its entry has `build:`).
+builds_from_source() {
+    awk -v name="$1" '
+        /^  - name:/ { gsub(/"/, "", $3); this = ($3 == name) }
+        this && /^    build:/ { found = 1 }
+        END { exit !found }' "$repo/fixtures/kernels.yaml"
+}
+
 # The Debian packages a cell needs beyond the Rust toolchain.
 packages_for() {
     local cell=$1
@@ -101,8 +110,15 @@ packages_for() {
     case $cell in
         host) ;;
         # QEMU and what `orphanage kernels fetch` uses to fetch and verify a
-        # Debian kernel package and unpack it (apt and dpkg are essential, always there).
-        kernel-*) printf '%s\n' qemu-system-x86 debian-archive-keyring xz-utils zstd ;;
+        # Debian kernel package and unpack it (apt and dpkg are essential,
+        # always there); for a kernel built from source, what the build runs
+        # (BUILD_PROGRAMS and BUILD_HEADERS in runner/harness/src/kernel_build.rs).
+        kernel-*)
+            printf '%s\n' qemu-system-x86 debian-archive-keyring xz-utils zstd
+            if builds_from_source "${cell#kernel-}"; then
+                printf '%s\n' make flex bison bc libelf-dev
+            fi
+            ;;
         runtime-*)
             local runtime init
             read -r runtime init <<<"$(runtime_and_init "$cell")"

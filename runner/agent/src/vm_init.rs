@@ -2,8 +2,9 @@
 //! what a kernel without userspace lacks, then runs the scenarios of
 //! /scenarios.json the way the harness does on a host, several at a time
 //! (`vm_runs`). Events go out framed (`console_frames`) on the second serial
-//! port, or on the one console when told so; the console (ttyS0, our fds 0-2)
-//! carries diagnostics and the kernel log. Finally it powers the machine off.
+//! port, or on the one console when told so (ttyS0, or the virtio console
+//! hvc0); the console (our fds 0-2) carries diagnostics and the kernel log.
+//! Finally it powers the machine off.
 //!
 //! Nothing here may assume more than the syscall ABI: a missing mount or /proc
 //! file is reported, never fatal, because init exiting panics the kernel.
@@ -229,7 +230,8 @@ pub struct Knobs {
     /// root though the kernel has pid namespaces (`--no-pid-namespace`).
     pub force_subreaper_root: bool,
     /// `results=DEVICE`: where frames go (default ttyS1). A kernel with one
-    /// console carries them between its log lines (`results=/dev/ttyS0`).
+    /// console carries them between its log lines (`results=/dev/ttyS0`, or
+    /// `results=/dev/hvc0` on the virtio console).
     pub results_port: Option<String>,
     /// `stay-up`: never power off, as a guest without ACPI or isa-debug-exit
     /// cannot; the harness must stop it once the last frame is in.
@@ -305,6 +307,8 @@ mod tests {
         let k = Knobs::parse(&args(&["stay-up", "results=/dev/ttyS0"])).unwrap();
         assert!(k.stay_up);
         assert_eq!(k.results_port(), "/dev/ttyS0");
+        let k = Knobs::parse(&args(&["results=/dev/hvc0"])).unwrap();
+        assert_eq!(k.results_port(), "/dev/hvc0");
         assert_eq!(Knobs::default().results_port(), "/dev/ttyS1");
         assert!(Knobs::parse(&args(&["results=ttyS0"])).is_err());
         assert_eq!(

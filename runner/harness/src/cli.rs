@@ -116,7 +116,7 @@ pub struct Cli {
     #[arg(long)]
     pub boot_floor: bool,
 
-    /// With --kernel: where the guest sends results. `ttyS1`, a second serial port (the default), or `console`, the one console, between the kernel's log lines (for kernels with a single console).
+    /// With --kernel: where the guest sends results. `ttyS1`, a second serial port (the default), `console`, the one console (ttyS0), between the kernel's log lines (for kernels with a single console), or `hvc0`, the virtio console as the one console, with no serial port.
     #[arg(long, value_enum, value_name = "PORT")]
     pub vm_results: Option<crate::targets::vm::ResultsPort>,
 

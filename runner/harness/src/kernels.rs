@@ -1,7 +1,9 @@
 //! The kernel matrix file (`fixtures/kernels.yaml`) and `orphanage kernels
 //! fetch`, which downloads Debian kernel packages with apt-get into a private
 //! apt state (never touching the system's sources) and keeps each kernel
-//! image in the user's cache directory.
+//! image in the user's cache directory. An entry with `build:` names a kernel
+//! source package instead, which fetch downloads the same way and builds
+//! (`kernel_build`).
 
 use orphanage_scenario::{
     check_yaml_syntax, explain_yaml_error, list_item_field_position, top_level_key_position,
@@ -28,11 +30,17 @@ struct Entry {
     /// Or the running kernel, as `cargo run` tests it (a column to compare with).
     #[serde(default)]
     host: bool,
+    /// With `package` naming a kernel source package (linux-source-6.1):
+    /// a config fragment, relative to the matrix file, merged onto `make
+    /// tinyconfig`; fetch builds a bzImage from it.
+    #[serde(default)]
+    build: Option<PathBuf>,
     /// Extra QEMU arguments, for kernels that boot differently.
     #[serde(default)]
     qemu_args: Vec<String>,
-    /// Where results come back: `ttyS1` (a second serial port, the default)
-    /// or `console` (between the log lines of a kernel's one console).
+    /// Where results come back: `ttyS1` (a second serial port, the default),
+    /// `console` (between the log lines of a kernel's one console, ttyS0),
+    /// or `hvc0` (likewise on the virtio console, with no serial port).
     #[serde(default)]
     results: crate::targets::vm::ResultsPort,
     /// Extra kernel command line.
@@ -55,6 +63,14 @@ pub enum Source {
     Path(PathBuf),
     /// The running kernel, no VM.
     Host,
+    /// Built from a Debian kernel source package with a config fragment.
+    Build {
+        package: String,
+        suite: String,
+        fragment: PathBuf,
+        /// Names the build in the cache: it changes with the fragment and the source.
+        key: String,
+    },
 }
 
 /// A validated matrix entry.
@@ -157,13 +173,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Kernel>, KernelsError> {
                 ("package", e.package.is_some()),
                 ("suite", e.suite.is_some()),
                 ("path", e.path.is_some()),
+                ("build", e.build.is_some()),
             ]
             .iter()
             .find_map(|(f, given)| given.then_some(*f))
             {
                 return Err(bad(
                     field,
-                    "host runs on the running kernel: no package, suite or path",
+                    "host runs on the running kernel: no package, suite, path or build",
                 ));
             }
             if !e.qemu_args.is_empty() || !e.cmdline.is_empty() {
@@ -175,11 +192,43 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Kernel>, KernelsError> {
                 return Err(bad(field, "host boots nothing: no qemu_args or cmdline"));
             }
         }
+        if e.build.is_some() && e.path.is_some() {
+            return Err(bad(
+                "path",
+                "build takes its source from package (with suite), not from path",
+            ));
+        }
+        if e.build.is_some() && e.package.is_none() {
+            return Err(bad(
+                "build",
+                "build needs the kernel source package to build from (package, with suite)",
+            ));
+        }
         let source = match (&e.package, &e.suite, &e.path) {
             _ if e.host => Source::Host,
-            (Some(p), Some(s), None) if simple_word(p) && simple_word(s) => Source::Package {
-                package: p.clone(),
-                suite: s.clone(),
+            (Some(p), Some(s), None) if simple_word(p) && simple_word(s) => match &e.build {
+                None => Source::Package {
+                    package: p.clone(),
+                    suite: s.clone(),
+                },
+                Some(fragment) => {
+                    let fragment = base.join(fragment);
+                    let bytes = std::fs::read(&fragment).map_err(|error| {
+                        bad(
+                            "build",
+                            &format!(
+                                "cannot read the config fragment {}: {error}",
+                                fragment.display()
+                            ),
+                        )
+                    })?;
+                    Source::Build {
+                        key: crate::kernel_build::build_key(p, s, &bytes),
+                        package: p.clone(),
+                        suite: s.clone(),
+                        fragment,
+                    }
+                }
             },
             (Some(p), Some(_), None) => {
                 let field = if simple_word(p) { "suite" } else { "package" };
@@ -278,12 +327,18 @@ pub fn package_dir(cache: &Path, package: &str) -> PathBuf {
 impl Kernel {
     /// The image to boot: the given path, or from the cache the unpacked
     /// vmlinux when fetch could make one (it starts much faster under TCG),
-    /// else the package's vmlinuz. None when the package is not fetched yet,
-    /// and for the host, which boots nothing.
+    /// else the package's vmlinuz, or the bzImage a build made. None when
+    /// the package is not fetched (or the kernel not built) yet, and for the
+    /// host, which boots nothing.
     pub fn image(&self, cache: &Path) -> Option<PathBuf> {
         match &self.source {
             Source::Host => None,
             Source::Path(p) => Some(p.clone()),
+            Source::Build { key, .. } => {
+                let image = crate::kernel_build::build_dir(cache, &self.name, key)
+                    .join(crate::kernel_build::IMAGE);
+                image.is_file().then_some(image)
+            }
             Source::Package { package, .. } => {
                 let dir = package_dir(cache, package);
                 ["vmlinux", "vmlinuz"]
@@ -515,11 +570,18 @@ pub fn fetch(
         .iter()
         .filter(|k| k.image(cache).is_none())
         .collect();
+    // A build's tools are checked before anything is downloaded.
+    if let Some(k) = missing
+        .iter()
+        .find(|k| matches!(k.source, Source::Build { .. }))
+    {
+        crate::kernel_build::check_tools(&k.name).map_err(from_build)?;
+    }
     if !missing.is_empty() {
         let suites: Vec<String> = missing
             .iter()
             .filter_map(|k| match &k.source {
-                Source::Package { suite, .. } => Some(suite.clone()),
+                Source::Package { suite, .. } | Source::Build { suite, .. } => Some(suite.clone()),
                 Source::Path(_) | Source::Host => None,
             })
             .collect();
@@ -531,11 +593,26 @@ pub fn fetch(
         ));
         apt_update(&apt_dir)?;
         for k in &missing {
-            let Source::Package { package, suite } = &k.source else {
-                continue;
-            };
-            say(&format!("downloading {package} from {suite}"));
-            fetch_one(&apt_dir, cache, package, suite)?;
+            match &k.source {
+                Source::Package { package, suite } => {
+                    say(&format!("downloading {package} from {suite}"));
+                    fetch_one(&apt_dir, cache, package, suite)?;
+                }
+                Source::Build {
+                    package,
+                    suite,
+                    fragment,
+                    key,
+                } => {
+                    say(&format!(
+                        "{}: downloading {package} from {suite}, to build with {}",
+                        k.name,
+                        fragment.display()
+                    ));
+                    build_one(&apt_dir, cache, k, package, suite, fragment, key, &mut say)?;
+                }
+                Source::Path(_) | Source::Host => {}
+            }
         }
     }
     kernels
@@ -549,6 +626,66 @@ pub fn fetch(
             ))),
         })
         .collect()
+}
+
+/// A build that cannot start for want of tools is bad input (exit 2), as a
+/// missing apt-get is; one that fails is a failure.
+fn from_build(e: crate::kernel_build::BuildError) -> FetchError {
+    match e {
+        crate::kernel_build::BuildError::MissingPackages { .. } => {
+            FetchError::BadInput(e.to_string())
+        }
+        _ => FetchError::Failed(e.to_string()),
+    }
+}
+
+/// Downloads a kernel source package, takes its tarball out and builds it
+/// (`kernel_build::build`) in a work directory of the cache, which goes
+/// afterwards, Ctrl-C included. The build's log is kept beside the image
+/// (`build.log`), or after a failure where the error says.
+#[allow(clippy::too_many_arguments)]
+fn build_one(
+    apt_dir: &Path,
+    cache: &Path,
+    kernel: &Kernel,
+    package: &str,
+    suite: &str,
+    fragment: &Path,
+    key: &str,
+    say: &mut dyn FnMut(&str),
+) -> Result<(), FetchError> {
+    let failed = |what: String| FetchError::Failed(format!("{}: {what}", kernel.name));
+    let work = tempfile::Builder::new()
+        .prefix(".fetch-")
+        .tempdir_in(cache)
+        .map_err(|e| failed(format!("{}: {e}", cache.display())))?;
+    crate::live::remove_on_interrupt(work.path().to_path_buf());
+    let built = (|| {
+        let deb = download_deb(apt_dir, package, suite, work.path())?;
+        let members = crate::kernel_build::tarball_members(package);
+        unpack_from_deb(&deb, work.path(), &members.each_ref().map(String::as_str))
+            .map_err(|why| failed(format!("no usr/src/{package}.tar.* in the package ({why})")))?;
+        let _ = std::fs::remove_file(&deb);
+        let tarball = std::fs::read_dir(work.path().join("usr/src"))
+            .map_err(|e| failed(e.to_string()))?
+            .flatten()
+            .map(|e| e.path())
+            .next()
+            .ok_or_else(|| failed(format!("no usr/src/{package}.tar.* in the package")))?;
+        let into = crate::kernel_build::build_dir(cache, &kernel.name, key);
+        let spec = crate::kernel_build::BuildSpec {
+            kernel: &kernel.name,
+            tarball: &tarball,
+            fragment,
+            work: work.path(),
+            into: &into,
+            failed_log: &crate::kernel_build::failed_build_log(cache, &kernel.name, key),
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        crate::kernel_build::build(&spec, |m| say(m)).map_err(from_build)
+    })();
+    crate::live::remove_now(work.path());
+    built
 }
 
 fn fetch_one(apt_dir: &Path, cache: &Path, package: &str, suite: &str) -> Result<(), FetchError> {
@@ -651,17 +788,27 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/kernels.yaml");
         let kernels = load(&path).unwrap();
         let names: Vec<&str> = kernels.iter().map(|k| k.name.as_str()).collect();
-        assert_eq!(names, ["5.10", "6.1", "6.12", "host"]);
+        assert_eq!(names, ["5.10", "6.1", "6.12", "tiny-6.1", "host"]);
         for k in &kernels[..3] {
             assert!(matches!(k.source, Source::Package { .. }), "{k:?}");
         }
-        assert_eq!(kernels[3].source, Source::Host);
+        assert!(
+            matches!(&kernels[3].source, Source::Build { package, fragment, .. }
+                if package == "linux-source-6.1" && fragment.ends_with("kernels/tiny-6.1.config")),
+            "{:?}",
+            kernels[3]
+        );
+        assert_eq!(
+            kernels[3].results,
+            crate::targets::vm::ResultsPort::VirtioConsole
+        );
+        assert_eq!(kernels[4].source, Source::Host);
     }
 
     #[rstest]
     #[case::unknown_key(
         "kernels:\n  - name: a\n    path: k\n    colour: red\n",
-        "m.yaml:4:5: kernels[0]: unknown field `colour`, expected one of `name`, `package`, `suite`, `path`, `host`, `qemu_args`, `results`, `cmdline`"
+        "m.yaml:4:5: kernels[0]: unknown field `colour`, expected one of `name`, `package`, `suite`, `path`, `host`, `build`, `qemu_args`, `results`, `cmdline`"
     )]
     #[case::both(
         "kernels:\n  - name: a\n    path: k\n    package: p\n    suite: s\n",
@@ -673,7 +820,7 @@ mod tests {
     )]
     #[case::host_with_path(
         "kernels:\n  - {name: h, host: true, path: k}\n",
-        "m.yaml:2:27: kernels[0] (h): host runs on the running kernel: no package, suite or path"
+        "m.yaml:2:27: kernels[0] (h): host runs on the running kernel: no package, suite, path or build"
     )]
     #[case::neither(
         "# the matrix\nkernels:\n  - name: a\n  - name: b\n    cmdline: x\n",
@@ -690,6 +837,22 @@ mod tests {
     #[case::bad_type(
         "kernels:\n  - name: a\n    host: 1\n",
         "m.yaml:3:11: kernels[0].host: expected true or false, found 1"
+    )]
+    #[case::build_from_a_path(
+        "kernels:\n  - name: t\n    path: k\n    build: t.config\n",
+        "m.yaml:3:5: kernels[0] (t): build takes its source from package (with suite), not from path"
+    )]
+    #[case::build_without_a_source(
+        "kernels:\n  - name: t\n    build: t.config\n",
+        "m.yaml:3:5: kernels[0] (t): build needs the kernel source package to build from (package, with suite)"
+    )]
+    #[case::host_with_build(
+        "kernels:\n  - {name: h, host: true, build: t.config}\n",
+        "m.yaml:2:27: kernels[0] (h): host runs on the running kernel: no package, suite, path or build"
+    )]
+    #[case::fragment_missing(
+        "kernels:\n  - name: t\n    package: linux-source-6.1\n    suite: bookworm\n    build: no-such.config\n",
+        "m.yaml:5:5: kernels[0] (t): cannot read the config fragment no-such.config: No such file or directory (os error 2)"
     )]
     #[case::empty("# none\nkernels: []\n", "m.yaml:2:1: the file names no kernel")]
     #[case::top_level(
@@ -708,6 +871,37 @@ mod tests {
         assert_eq!(k.source, Source::Path("/m/img/aster.bin".into()));
         assert_eq!(k.qemu_args, ["-machine", "q35"]);
         assert_eq!(k.cmdline, "init=/init");
+    }
+
+    #[test]
+    fn a_build_is_keyed_by_its_fragment_and_found_in_the_cache_once_built() {
+        let dir = tempfile::tempdir().unwrap();
+        let fragment = dir.path().join("tiny.config");
+        std::fs::write(&fragment, "CONFIG_64BIT=y\n").unwrap();
+        let text = "kernels:\n  - name: tiny\n    package: linux-source-6.1\n    suite: bookworm\n    build: tiny.config\n    results: hvc0\n";
+        let file = dir.path().join("kernels.yaml");
+        let k = parse(&file, text).unwrap().remove(0);
+        let key =
+            crate::kernel_build::build_key("linux-source-6.1", "bookworm", b"CONFIG_64BIT=y\n");
+        assert_eq!(
+            k.source,
+            Source::Build {
+                package: "linux-source-6.1".into(),
+                suite: "bookworm".into(),
+                fragment: fragment.clone(),
+                key: key.clone(),
+            }
+        );
+        assert_eq!(k.results, crate::targets::vm::ResultsPort::VirtioConsole);
+        let cache = dir.path().join("cache");
+        assert_eq!(k.image(&cache), None, "not built yet");
+        let built = crate::kernel_build::build_dir(&cache, "tiny", &key);
+        std::fs::create_dir_all(&built).unwrap();
+        std::fs::write(built.join("bzImage"), "").unwrap();
+        assert_eq!(k.image(&cache), Some(built.join("bzImage")));
+        // Another fragment is another kernel: built anew, not the cached one.
+        std::fs::write(&fragment, "CONFIG_64BIT=y\nCONFIG_SMP=y\n").unwrap();
+        assert_eq!(parse(&file, text).unwrap()[0].image(&cache), None);
     }
 
     #[test]

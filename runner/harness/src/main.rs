@@ -10,6 +10,7 @@ mod expected;
 mod explore;
 mod filters;
 mod install;
+mod kernel_build;
 mod kernels;
 mod live;
 mod merge;

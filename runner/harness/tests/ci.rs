@@ -608,8 +608,43 @@ fn ci_run_packages() -> BTreeSet<String> {
         .collect()
 }
 
+/// The Debian packages a kernel build needs, as the harness names them
+/// (BUILD_PROGRAMS and BUILD_HEADERS in runner/harness/src/kernel_build.rs):
+/// each table row's second string.
+fn kernel_build_packages() -> BTreeSet<String> {
+    let text = std::fs::read_to_string(repo().join("runner/harness/src/kernel_build.rs")).unwrap();
+    let mut packages = BTreeSet::new();
+    for table in ["pub const BUILD_PROGRAMS", "pub const BUILD_HEADERS"] {
+        let start = text.find(table).unwrap_or_else(|| panic!("no {table}"));
+        let body = &text[start..start + text[start..].find("];").unwrap()];
+        for row in body.lines().map(str::trim).filter(|l| l.starts_with("(\"")) {
+            let quoted: Vec<&str> = row.split('"').collect();
+            packages.insert(quoted[3].to_string());
+        }
+    }
+    assert!(packages.contains("flex"), "{packages:?}");
+    packages
+}
+
+/// The kernels of fixtures/kernels.yaml built from source (`build:`).
+fn kernels_built_from_source() -> BTreeSet<String> {
+    let kernels: Value = yaml_serde::from_str(
+        &std::fs::read_to_string(repo().join("fixtures/kernels.yaml")).unwrap(),
+    )
+    .unwrap();
+    kernels["kernels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| !k["build"].is_null())
+        .map(|k| k["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn each_cell_installs_what_it_runs() -> Result<(), Failed> {
     let on_ci = ci_run_packages();
+    let built = kernels_built_from_source();
+    let build_packages = kernel_build_packages();
     for cell in listed_cells() {
         let got = script(&["packages", &cell], &[]);
         check(got.status.success(), || text(&got))?;
@@ -619,6 +654,11 @@ fn each_cell_installs_what_it_runs() -> Result<(), Failed> {
         })?;
         let needed: Vec<&str> = match cell.as_str() {
             "host" => vec![],
+            c if built.contains(c.trim_start_matches("kernel-")) => {
+                let mut needed = vec!["qemu-system-x86", "debian-archive-keyring", "zstd"];
+                needed.extend(build_packages.iter().map(String::as_str));
+                needed
+            }
             c if c.starts_with("kernel-") => {
                 vec!["qemu-system-x86", "debian-archive-keyring", "zstd"]
             }

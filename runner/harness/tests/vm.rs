@@ -20,29 +20,41 @@ use std::time::{Duration, Instant};
 /// The matrix entry these tests boot.
 const KERNEL: &str = "6.1";
 
-/// The cached image of `KERNEL`, or what is missing.
-fn prerequisites() -> Result<PathBuf, String> {
+/// The matrix entry built from Debian's linux-source-6.1 without pid
+/// namespaces and with the virtio console built in.
+const TINY_KERNEL: &str = "tiny-6.1";
+
+/// The cached image of `kernel`, or what is missing.
+fn prerequisites(kernel: &str) -> Result<PathBuf, String> {
     if on_path("qemu-system-x86_64").is_none() {
         return Err("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)".into());
     }
     let out = orphanage()
-        .args(["kernels", "path", KERNEL])
+        .args(["kernels", "path", kernel])
         .current_dir(repo())
         .output()
         .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&out.stdout);
     match text.split_once('\t') {
         Some((_, path)) if out.status.success() => Ok(PathBuf::from(path.trim())),
+        _ if kernel == TINY_KERNEL => Err(format!(
+            "kernel {kernel} of fixtures/kernels.yaml is not built (run `cargo run -- kernels fetch {kernel}`: several minutes, and it names the Debian packages it needs)"
+        )),
         _ => Err(format!(
-            "kernel {KERNEL} of fixtures/kernels.yaml is not cached (run `cargo run -- kernels fetch {KERNEL}`)"
+            "kernel {kernel} of fixtures/kernels.yaml is not cached (run `cargo run -- kernels fetch {kernel}`)"
         )),
     }
 }
 
-/// A VM test: ignored with the reason when something is missing, unless
-/// ORPHANAGE_REQUIRE_ALL=1 makes that a failure.
+/// A VM test on the Debian kernel: ignored with the reason when something
+/// is missing, unless ORPHANAGE_REQUIRE_ALL=1 makes that a failure.
 fn vm_trial(name: &str, test: fn(&Path) -> Result<(), Failed>) -> Trial {
-    Trial::ignorable_test(name, move || match prerequisites() {
+    vm_trial_on(KERNEL, name, test)
+}
+
+/// A VM test on the matrix entry `kernel`, ignored or failed as `vm_trial`.
+fn vm_trial_on(kernel: &'static str, name: &str, test: fn(&Path) -> Result<(), Failed>) -> Trial {
+    Trial::ignorable_test(name, move || match prerequisites(kernel) {
         Ok(image) => test(&image).map(|_| Completion::Completed),
         Err(missing) if require_all() => {
             Err(format!("ORPHANAGE_REQUIRE_ALL=1 but {missing}").into())
@@ -688,6 +700,167 @@ fn one_console_and_a_guest_that_stays_up(image: &Path) -> Result<(), Failed> {
     nothing_left(&vm_tmp)
 }
 
+/// QEMU on PATH in front of the real one: records each command line it is
+/// started with (one argument a line, each run after a `--- qemu` line),
+/// then becomes the real QEMU.
+fn recording_qemu(dir: &Path) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let real = on_path("qemu-system-x86_64").expect("checked by prerequisites");
+    let bin = dir.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let argv = dir.join("qemu-argv");
+    let wrapper = bin.join("qemu-system-x86_64");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho '--- qemu' >>'{0}'\nprintf '%s\\n' \"$@\" >>'{0}'\nexec '{1}' \"$@\"\n",
+            argv.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (bin, argv)
+}
+
+/// The kernel built from Debian's linux-source-6.1 without CONFIG_PID_NS
+/// (fixtures/kernels.yaml's tiny-6.1), through its entry, `results: hvc0`:
+/// QEMU gets the virtio console and no serial port at all, so every result
+/// came through hvc0; clone(CLONE_NEWPID) really fails with EINVAL there, so
+/// every fresh scenario runs under a subreaper root and says so in its
+/// `mode`; nothing fails or breaks, and what is unsupported is only what
+/// needs a pid namespace or a later Linux.
+fn tiny_kernel_over_hvc0_without_pid_namespaces(image: &Path) -> Result<(), Failed> {
+    let tmp = tempfile::tempdir().unwrap();
+    let vm_tmp = tmp.path().join("tmp");
+    std::fs::create_dir(&vm_tmp).unwrap();
+    let (bin, argv_file) = recording_qemu(tmp.path());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let report = tmp.path().join("report.json");
+    let started = Instant::now();
+    let out = orphanage()
+        .args([
+            "--kernels",
+            "fixtures/kernels.yaml",
+            "--only-kernel",
+            TINY_KERNEL,
+        ])
+        .args(["--accel", "tcg", "--report"])
+        .arg(&report)
+        // The runtime areas have nothing to drive in a VM.
+        .args(["--skip", "kill_race::", "--skip", "shim::"])
+        .args(["--skip", "container_init::", "--skip", "init_program::"])
+        .env("PATH", path)
+        .env("TMPDIR", &vm_tmp)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let wall = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let all = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    check(out.status.code() == Some(0), || {
+        format!("exit {:?}\n{all}", out.status)
+    })?;
+    // One QEMU, with the virtio console as its only character device.
+    let recorded = std::fs::read_to_string(&argv_file).unwrap_or_default();
+    let runs: Vec<Vec<&str>> = recorded
+        .split("--- qemu\n")
+        .filter(|r| !r.is_empty())
+        .map(|r| r.lines().collect())
+        .collect();
+    check(runs.len() == 1, || {
+        format!("{} QEMU runs:\n{recorded}", runs.len())
+    })?;
+    let argv = &runs[0];
+    let values = |flag: &str| -> Vec<&str> {
+        argv.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1])
+            .collect()
+    };
+    // The cached build, as `kernels path` names it.
+    check(values("-kernel") == [image.to_string_lossy()], || {
+        format!("booted {:?}, not {}", values("-kernel"), image.display())
+    })?;
+    check(
+        argv.contains(&"-nodefaults") && values("-serial").is_empty(),
+        || format!("QEMU has a serial port: {argv:?}"),
+    )?;
+    check(
+        values("-device")
+            == [
+                "virtio-serial-pci,max_ports=1",
+                "virtconsole,chardev=console",
+            ]
+            && values("-chardev").len() == 1,
+        || format!("devices: {argv:?}"),
+    )?;
+    let append = values("-append").join(" ");
+    check(
+        append.contains("console=hvc0")
+            && append.contains("results=/dev/hvc0")
+            && !append.contains("ttyS"),
+        || format!("command line: {append}"),
+    )?;
+    check(!all.contains("damaged"), || all.to_string())?;
+    // Everything came back, from a 6.1 without pid namespaces.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let cell = &report["cells"][0];
+    check(
+        cell["name"] == TINY_KERNEL
+            && cell["kernel"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("6.1.")),
+        || format!("cell: {cell}"),
+    )?;
+    let results = report["results"].as_array().unwrap();
+    let count = |field: &str, value: &str| results.iter().filter(|r| r[field] == value).count();
+    let (pass, fail, unsupported, broken) = (
+        count("outcome", "pass"),
+        count("outcome", "fail"),
+        count("outcome", "unsupported"),
+        count("outcome", "broken"),
+    );
+    let whole_cell = all
+        .lines()
+        .find(|l| l.contains(&format!("{TINY_KERNEL}: ")) && l.contains("whole cell"))
+        .unwrap_or_default();
+    eprintln!(
+        "{TINY_KERNEL} over hvc0: {} verdicts ({pass} pass, {fail} fail), {unsupported} unsupported, {broken} broken, of {}; {:.1} s for the run\n{whole_cell}",
+        pass + fail,
+        results.len(),
+        wall.as_secs_f64()
+    );
+    check(fail == 0 && broken == 0, || {
+        format!("{fail} fail, {broken} broken\n{all}")
+    })?;
+    // The goal for a kernel without pid namespaces (and without memfd).
+    check(pass >= 35, || format!("only {pass} verdicts\n{all}"))?;
+    // The kernel refused the namespace itself: nothing was forced, and
+    // every fresh scenario ran under a subreaper root.
+    check(count("mode", "pid_namespace") == 0, || {
+        format!("a scenario ran in a pid namespace\n{report}")
+    })?;
+    check(count("mode", "subreaper_root") >= 40, || {
+        format!("{} under a subreaper root", count("mode", "subreaper_root"))
+    })?;
+    for r in results.iter().filter(|r| r["outcome"] == "unsupported") {
+        let reason = r["reason"].as_str().unwrap_or_default();
+        check(
+            reason.starts_with("clone(CLONE_NEWPID|CLONE_NEWNS): EINVAL, and the scenario declares `requires: [pid_namespace]`")
+                || reason.starts_with("unshare(CLONE_NEWPID) in a child: EINVAL")
+                || reason.contains("(Linux 6.3)"),
+            || format!("{}: unsupported for another reason: {reason}", r["name"]),
+        )?;
+    }
+    nothing_left(&vm_tmp)
+}
+
 /// explore works on a booted kernel too: generated trees in one boot, every
 /// event forwarded so the observed ones are compared with the model.
 fn explore_in_a_vm(image: &Path) -> Result<(), Failed> {
@@ -850,6 +1023,11 @@ fn main() {
             "vm::explore_runs_generated_trees_in_one_boot",
             explore_in_a_vm,
         ),
+        vm_trial_on(
+            TINY_KERNEL,
+            "vm::tiny_kernel_without_pid_namespaces_reports_over_hvc0_alone",
+            tiny_kernel_over_hvc0_without_pid_namespaces,
+        ),
         Trial::test("vm::bad_input::not_a_kernel_image", move || {
             bad_input(&["--kernel", &nk], &[], "not a kernel image")
         }),
@@ -862,6 +1040,24 @@ fn main() {
                 &[("PATH", "/nonexistent")],
                 "qemu-system-x86_64: not found on PATH",
             )
+        }),
+        Trial::test("vm::bad_input::kernel_build_tools_missing", move || {
+            // An empty cache, so the build is needed, and no tool on PATH:
+            // one line naming the packages, before anything is downloaded.
+            let cache = tempfile::tempdir().unwrap();
+            let cache_path = cache.path().to_string_lossy().into_owned();
+            bad_input(
+                &["kernels", "fetch", TINY_KERNEL],
+                &[("PATH", "/nonexistent"), ("XDG_CACHE_HOME", &cache_path)],
+                "kernel tiny-6.1 is built from source, which needs Debian packages this machine lacks: apt-get install make gcc flex bison bc xz-utils",
+            )?;
+            let left: Vec<_> = std::fs::read_dir(cache.path().join("orphanage"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            check(left.is_empty(), || format!("left in the cache: {left:?}"))
         }),
         Trial::test("vm::bad_input::unknown_kernel_name", || {
             bad_input(&["kernels", "path", "9.99"], &[], "no kernel named 9.99")

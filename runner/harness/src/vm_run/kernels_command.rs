@@ -23,6 +23,10 @@ pub fn kernels_command(command: KernelsCommand) -> anyhow::Result<ExitCode> {
                 None if k.source == kernels::Source::Host => {
                     println!("{}\t(the running kernel)", k.name)
                 }
+                None if matches!(k.source, kernels::Source::Build { .. }) => {
+                    eprintln!("orphanage: kernel {} is not built yet", k.name);
+                    missing = true;
+                }
                 None => {
                     eprintln!("orphanage: kernel {} is not fetched yet", k.name);
                     missing = true;
@@ -37,6 +41,9 @@ pub fn kernels_command(command: KernelsCommand) -> anyhow::Result<ExitCode> {
     }
     std::fs::create_dir_all(&cache)
         .with_context(|| format!("cannot create {}", cache.display()))?;
+    // A build runs for minutes: Ctrl-C kills its make and removes its work
+    // directory (the source and the objects, over a gigabyte).
+    crate::live::install_interrupt_handler().context("cannot set up the interrupt handler")?;
     match kernels::fetch(&kernels, &cache, |m| eprintln!("orphanage: {m}")) {
         Ok(images) => {
             for (name, image) in images {
@@ -44,6 +51,8 @@ pub fn kernels_command(command: KernelsCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        // A build that stopped because of Ctrl-C is the interrupt's to report.
+        Err(_) if crate::live::interrupted() => crate::live::stand_down(),
         Err(FetchError::BadInput(m)) => bail!("{m}"),
         Err(FetchError::Failed(m)) => {
             eprintln!("orphanage: {m}");

@@ -42,6 +42,20 @@ pub fn death_in(line: &str) -> Option<Death> {
     }
 }
 
+/// Whether a console line is the kernel's last word after init asked it to
+/// stop (kernel/reboot.c): powered down, restarting, or halted, which is
+/// what reboot(RB_POWER_OFF) does on a kernel that cannot power off (no
+/// ACPI): the guest then never exits, and only this line says it is done.
+pub fn stopped_in(line: &str) -> bool {
+    [
+        "reboot: System halted",
+        "reboot: Power down",
+        "reboot: Restarting system",
+    ]
+    .iter()
+    .any(|m| line.contains(m))
+}
+
 /// Keeps at most this much of the log (the tail is what explains things).
 const KEEP: usize = 1 << 20;
 
@@ -51,6 +65,7 @@ pub struct ConsoleWatch {
     /// Where the first unscanned line starts.
     scanned: usize,
     death: Option<Death>,
+    stopped: bool,
 }
 
 impl ConsoleWatch {
@@ -68,6 +83,7 @@ impl ConsoleWatch {
                 }
                 _ => {}
             }
+            self.stopped |= stopped_in(&line);
         }
         if self.text.len() > KEEP {
             let cut = self.text.len() - KEEP / 2;
@@ -78,6 +94,11 @@ impl ConsoleWatch {
 
     pub fn death(&self) -> Option<Death> {
         self.death
+    }
+
+    /// The kernel said it halted, powered down or is restarting.
+    pub fn stopped(&self) -> bool {
+        self.stopped
     }
 
     pub fn text(&self) -> String {
@@ -133,6 +154,25 @@ mod tests {
         w.push(b"nic - not syncing: Attempted to kill init! exitcode=0x0\r\n[ 1.1] Kernel panic - not syncing: other\n");
         assert_eq!(w.death(), Some(Death::InitExited));
         assert_eq!(w.tail(1), "    [ 1.1] Kernel panic - not syncing: other");
+    }
+
+    #[rstest]
+    #[case("[    4.10] reboot: System halted", true)]
+    #[case("[    4.10] reboot: Power down", true)]
+    #[case("[    4.10] reboot: Restarting system", true)]
+    #[case("[    0.00] Linux version 6.1.176 (tiny)", false)]
+    fn the_kernels_last_words_are_recognised(#[case] line: &str, #[case] stopped: bool) {
+        assert_eq!(stopped_in(line), stopped);
+    }
+
+    #[test]
+    fn a_halt_split_across_reads_is_seen_once_whole() {
+        let mut w = ConsoleWatch::default();
+        w.push(b"[ 4.1] reboot: System ha");
+        assert!(!w.stopped());
+        w.push(b"lted\r\n");
+        assert!(w.stopped());
+        assert_eq!(w.death(), None, "halting is not dying");
     }
 
     #[test]

@@ -226,6 +226,14 @@ pub fn run(
             out.stopped_after_last_frame = true;
             break;
         }
+        if total == 0 && watch.stopped() && oops_at.is_none() {
+            // A boot with nothing to run (the boot floor: init sends no
+            // frame) is over once the kernel halts or powers down; without
+            // ACPI it halts, and QEMU would never exit. With scenarios, the
+            // last frame ends the run: a second port's frames may still be
+            // on their way when the console says this.
+            break;
+        }
         let allowed = if let Some(at) = oops_at {
             OOPS_TRACE.saturating_sub(at.elapsed())
         } else if total > 0 && finished >= total {

@@ -1,7 +1,9 @@
 //! The QEMU command line, built by small pure functions so each can be
 //! unit-tested without starting a VM. Serial port 0 (the console: kernel log
 //! and diagnostics) goes to QEMU's stderr, serial port 1 (results) to its
-//! stdout; QEMU's own errors land on stderr too, next to the kernel log.
+//! stdout; QEMU's own errors land on stderr too, next to the kernel log. A
+//! guest with one console (ttyS0, or the virtio console hvc0) sends log and
+//! results together to stdout.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -35,6 +37,11 @@ pub enum ResultsPort {
     /// a kernel with a single console.
     #[value(name = "console")]
     Console,
+    /// The virtio console (hvc0) as the guest's one console, and no serial
+    /// port at all, as Asterinas boots: frames between the log lines again.
+    #[value(name = "hvc0")]
+    #[serde(rename = "hvc0")]
+    VirtioConsole,
 }
 
 impl ResultsPort {
@@ -43,6 +50,15 @@ impl ResultsPort {
         match self {
             ResultsPort::SecondSerial => None,
             ResultsPort::Console => Some("results=/dev/ttyS0"),
+            ResultsPort::VirtioConsole => Some("results=/dev/hvc0"),
+        }
+    }
+
+    /// The kernel's console device (`console=...`).
+    pub fn console_device(self) -> &'static str {
+        match self {
+            ResultsPort::SecondSerial | ResultsPort::Console => "ttyS0",
+            ResultsPort::VirtioConsole => "hvc0",
         }
     }
 }
@@ -95,12 +111,12 @@ pub fn memory_mib(cpus: u32) -> u32 {
     512 + 128 * (cpus.max(1) - 1)
 }
 
-/// A quiet console on the first serial port; `panic=-1` reboots at once on a
-/// panic, which `-no-reboot` turns into QEMU exiting. `no_timer_check` skips
-/// the IO-APIC timer check, which an emulated CPU starved by a busy host can
-/// fail with a panic ("IO-APIC + timer doesn't work!") before init runs.
-pub fn kernel_cmdline(extra: &str, init_args: &[String]) -> String {
-    let mut line = String::from("console=ttyS0 panic=-1 quiet no_timer_check");
+/// A quiet console on `console` (ttyS0 or hvc0); `panic=-1` reboots at once
+/// on a panic, which `-no-reboot` turns into QEMU exiting. `no_timer_check`
+/// skips the IO-APIC timer check, which an emulated CPU starved by a busy
+/// host can fail with a panic ("IO-APIC + timer doesn't work!") before init runs.
+pub fn kernel_cmdline(console: &str, extra: &str, init_args: &[String]) -> String {
+    let mut line = format!("console={console} panic=-1 quiet no_timer_check");
     if !extra.trim().is_empty() {
         line.push(' ');
         line.push_str(extra.trim());
@@ -151,7 +167,11 @@ pub fn machine_args(memory_mib: u32, cpus: u32) -> Vec<OsString> {
 /// With a second port: ttyS0 to stderr (by reopening our fd 2, which works
 /// for pipes), ttyS1 to stdout. With the console alone: ttyS0 to stdout (fd
 /// 1, reopened the same way), and stderr keeps only QEMU's own messages.
-pub fn serial_args(results: ResultsPort) -> Vec<OsString> {
+/// With the virtio console: no serial port, and hvc0 to stdout. A
+/// virtio-serial device with one port offers no multiport feature, so the
+/// guest's driver makes hvc0 while it probes, before init runs, rather than
+/// later, when the host's control message would announce the port.
+pub fn console_args(results: ResultsPort) -> Vec<OsString> {
     let args: &[&str] = match results {
         ResultsPort::SecondSerial => &[
             "-chardev",
@@ -169,6 +189,14 @@ pub fn serial_args(results: ResultsPort) -> Vec<OsString> {
             "file,id=console,path=/proc/self/fd/1",
             "-serial",
             "chardev:console",
+        ],
+        ResultsPort::VirtioConsole => &[
+            "-device",
+            "virtio-serial-pci,max_ports=1",
+            "-chardev",
+            "file,id=console,path=/proc/self/fd/1",
+            "-device",
+            "virtconsole,chardev=console",
         ],
     };
     args.iter().map(OsString::from).collect()
@@ -189,13 +217,13 @@ pub fn boot_args(kernel: &Path, initrd: &Path, cmdline: &str) -> Vec<OsString> {
 pub fn qemu_argv(boot: &Boot) -> Vec<OsString> {
     let mut argv = machine_args(boot.memory_mib, boot.cpus);
     argv.extend(accel_args(boot.accel));
-    argv.extend(serial_args(boot.results));
+    argv.extend(console_args(boot.results));
     let mut init_args = boot.init_args.clone();
     init_args.extend(boot.results.init_word().map(String::from));
     argv.extend(boot_args(
         &boot.kernel,
         &boot.initrd,
-        &kernel_cmdline(&boot.cmdline, &init_args),
+        &kernel_cmdline(boot.results.console_device(), &boot.cmdline, &init_args),
     ));
     argv.extend(boot.qemu_args.iter().map(OsString::from));
     argv
@@ -274,6 +302,58 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_virtio_console_is_the_one_console_and_no_serial_port_is_made() {
+        let mut b = boot(Accel::Tcg);
+        b.results = ResultsPort::VirtioConsole;
+        b.init_args = vec!["stay-up".into()];
+        let argv = strings(&qemu_argv(&b));
+        // -nodefaults makes no serial port of its own, and none is asked for.
+        assert!(argv.contains(&"-nodefaults".to_string()));
+        assert!(values_of(&argv, "-serial").is_empty(), "{argv:?}");
+        assert_eq!(
+            values_of(&argv, "-device"),
+            [
+                "virtio-serial-pci,max_ports=1",
+                "virtconsole,chardev=console"
+            ]
+        );
+        assert_eq!(
+            values_of(&argv, "-chardev"),
+            ["file,id=console,path=/proc/self/fd/1"]
+        );
+        assert!(
+            values_of(&argv, "-append")[0].ends_with(
+                "console=hvc0 panic=-1 quiet no_timer_check -- stay-up results=/dev/hvc0"
+            ),
+            "{argv:?}"
+        );
+    }
+
+    #[rstest]
+    #[case::second_serial(ResultsPort::SecondSerial, "ttyS0", None)]
+    #[case::serial_console(ResultsPort::Console, "ttyS0", Some("results=/dev/ttyS0"))]
+    #[case::virtio_console(ResultsPort::VirtioConsole, "hvc0", Some("results=/dev/hvc0"))]
+    fn each_results_port_names_its_console_and_tells_init(
+        #[case] port: ResultsPort,
+        #[case] console: &str,
+        #[case] word: Option<&str>,
+    ) {
+        assert_eq!(port.console_device(), console);
+        assert_eq!(port.init_word(), word);
+    }
+
+    #[test]
+    fn the_kernels_file_and_the_flag_name_the_virtio_console_hvc0() {
+        let port: ResultsPort = yaml_serde::from_str("hvc0").unwrap();
+        assert_eq!(port, ResultsPort::VirtioConsole);
+        use clap::ValueEnum;
+        assert_eq!(
+            ResultsPort::from_str("hvc0", false),
+            Ok(ResultsPort::VirtioConsole)
+        );
+    }
+
     #[rstest]
     #[case::one_vm_gets_the_cores(2, 1, 2)]
     #[case::vms_share_the_cores(8, 2, 4)]
@@ -335,7 +415,7 @@ mod tests {
         #[case] expected: &str,
     ) {
         let init: Vec<String> = init.iter().map(|s| s.to_string()).collect();
-        assert_eq!(kernel_cmdline(extra, &init), expected);
+        assert_eq!(kernel_cmdline("ttyS0", extra, &init), expected);
     }
 
     #[rstest]
