@@ -30,10 +30,13 @@ pub fn check_flags(cli: &cli::Cli) -> anyhow::Result<()> {
     if !cli.runtime_args.is_empty() && no_runtime {
         anyhow::bail!("--runtime-arg passes a flag to a container runtime: it needs --runtime");
     }
-    if (cli.test.list || cli.check || matches!(cli.command, Some(cli::Command::Explore(_))))
-        && cli.baseline.is_some()
-    {
-        anyhow::bail!("--baseline compares a run's results: --list, --check and explore give none");
+    let explore = matches!(cli.command, Some(cli::Command::Explore(_)));
+    if explore && cli.kernels.is_some() {
+        // Else the matrix file is ignored and the trees run on this kernel.
+        anyhow::bail!("explore checks its trees on one target: give one kernel with --kernel (a kernels file is a matrix of suite runs)");
+    }
+    if (cli.test.list || cli.check || explore) && cli.baseline.is_some() {
+        anyhow::bail!("--baseline compares a suite run's results with an earlier one: --list, --check and explore give none to compare");
     }
     Ok(())
 }
