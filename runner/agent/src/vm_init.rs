@@ -243,10 +243,14 @@ pub struct Knobs {
     pub no_sysfs: bool,
 }
 
+/// An argument of init's that is no knob (main answers with the usage).
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("unknown init argument `{0}`")]
+pub struct UnknownKnob(pub String);
+
 impl Knobs {
     /// The knobs among init's arguments; `vm-init` (the default) is none.
-    /// Err names an unknown one.
-    pub fn parse(args: &[String]) -> Result<Knobs, String> {
+    pub fn parse(args: &[String]) -> Result<Knobs, UnknownKnob> {
         let mut knobs = Knobs::default();
         for arg in args {
             match arg.as_str() {
@@ -259,7 +263,7 @@ impl Knobs {
                 "no-sysfs" => knobs.no_sysfs = true,
                 other => match other.strip_prefix("results=") {
                     Some(dev) if dev.starts_with("/dev/") => knobs.results_port = Some(dev.into()),
-                    _ => return Err(other.to_string()),
+                    _ => return Err(UnknownKnob(other.to_string())),
                 },
             }
         }
@@ -317,7 +321,7 @@ mod tests {
         );
         assert_eq!(
             Knobs::parse(&args(&["frobnicate"])),
-            Err("frobnicate".into())
+            Err(UnknownKnob("frobnicate".into()))
         );
         let k = Knobs::parse(&args(&["no-devtmpfs", "no-sysfs"])).unwrap();
         assert!(k.no_devtmpfs && k.no_sysfs);

@@ -493,15 +493,32 @@ pub fn apt_update(apt_dir: &Path) -> Result<(), FetchError> {
     Ok(())
 }
 
+/// Why members could not be taken out of a .deb.
+// The cause is part of the message: callers wrap it in a sentence of their own.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("{program}: {error}")]
+    Start {
+        program: &'static str,
+        error: std::io::Error,
+    },
+    /// tar ran and refused; its last words.
+    #[error("{0}")]
+    Tar(String),
+}
+
 /// Unpacks the members `tar_args` name from a .deb's data into `into`
-/// (dpkg-deb's tar stream, through tar); Err says why not.
-pub fn unpack_from_deb(deb: &Path, into: &Path, tar_args: &[&str]) -> Result<(), String> {
+/// (dpkg-deb's tar stream, through tar).
+pub fn unpack_from_deb(deb: &Path, into: &Path, tar_args: &[&str]) -> Result<(), UnpackError> {
     let mut dpkg = Command::new("dpkg-deb")
         .arg("--fsys-tarfile")
         .arg(deb)
         .stdout(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("dpkg-deb: {e}"))?;
+        .map_err(|error| UnpackError::Start {
+            program: "dpkg-deb",
+            error,
+        })?;
     let tar = Command::new("tar")
         .arg("-x")
         .arg("-C")
@@ -509,11 +526,14 @@ pub fn unpack_from_deb(deb: &Path, into: &Path, tar_args: &[&str]) -> Result<(),
         .args(tar_args)
         .stdin(dpkg.stdout.take().expect("piped"))
         .output()
-        .map_err(|e| format!("tar: {e}"));
+        .map_err(|error| UnpackError::Start {
+            program: "tar",
+            error,
+        });
     let _ = dpkg.wait();
     let tar = tar?;
     if !tar.status.success() {
-        return Err(last_lines(&tar.stderr, 2));
+        return Err(UnpackError::Tar(last_lines(&tar.stderr, 2)));
     }
     Ok(())
 }

@@ -109,7 +109,7 @@ fn fetch_one(apt_dir: &Path, cache: &Path, runtime: &Fetchable) -> Result<(), Fe
     let member = format!("./{}", runtime.binary);
     let unpacked = work.path().join(runtime.binary);
     let missing = match kernels::unpack_from_deb(&deb, work.path(), &[&member]) {
-        Err(why) => Some(why),
+        Err(why) => Some(why.to_string()),
         Ok(()) if !unpacked.is_file() => Some("tar took nothing out".to_string()),
         Ok(()) => None,
     };

@@ -53,34 +53,45 @@ pub fn choose(choice: AccelChoice, kernel: &Path) -> Chosen {
                 },
                 Err(why) => Chosen {
                     accel: Accel::Tcg,
-                    why,
+                    why: why.to_string(),
                 },
             },
         })
         .clone()
 }
 
+/// Why KVM was not chosen: its words go into the run's "(tcg: ...)" note.
+#[derive(Debug, thiserror::Error)]
+enum NoKvm {
+    #[error("/dev/kvm: {0}")]
+    Device(std::io::Error),
+    #[error("cannot start the KVM probe: {0}")]
+    Start(std::io::Error),
+    #[error("interrupted")]
+    Interrupted,
+    #[error("the KVM probe printed nothing within {} ms (nested KVM hanging?)", .0.as_millis())]
+    Silent(Duration),
+    #[error("the KVM probe ended before the kernel spoke")]
+    Ended,
+}
+
 /// Ok(time to the kernel's first words) when KVM runs the kernel.
-fn probe_kvm(kernel: &Path) -> Result<Duration, String> {
+fn probe_kvm(kernel: &Path) -> Result<Duration, NoKvm> {
     if let Err(e) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/kvm")
     {
-        return Err(format!("/dev/kvm: {e}"));
+        return Err(NoKvm::Device(e));
     }
     let started = Instant::now();
-    let mut child = spawn_qemu(&kvm_probe_argv(kernel), Stdio::piped())
-        .map_err(|e| format!("cannot start the KVM probe: {e}"))?;
+    let mut child = spawn_qemu(&kvm_probe_argv(kernel), Stdio::piped()).map_err(NoKvm::Start)?;
     let Some(registration) = live::register_child(&mut child) else {
-        return Err("interrupted".into());
+        return Err(NoKvm::Interrupted);
     };
     let mut console = child.stdout.take().expect("piped");
     let mut seen = Vec::new();
-    let mut result = Err(format!(
-        "the KVM probe printed nothing within {} ms (nested KVM hanging?)",
-        PROBE_DEADLINE.as_millis()
-    ));
+    let mut result = Err(NoKvm::Silent(PROBE_DEADLINE));
     loop {
         let left = PROBE_DEADLINE.saturating_sub(started.elapsed());
         if left.is_zero() {
@@ -94,7 +105,7 @@ fn probe_kvm(kernel: &Path) -> Result<Duration, String> {
         let mut buf = [0u8; 4096];
         match console.read(&mut buf) {
             Ok(0) | Err(_) => {
-                result = Err("the KVM probe ended before the kernel spoke".into());
+                result = Err(NoKvm::Ended);
                 break;
             }
             Ok(n) => seen.extend_from_slice(&buf[..n]),
