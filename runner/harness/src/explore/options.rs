@@ -62,6 +62,10 @@ pub struct Options {
     pub jobs: usize,
     pub from_case: u64,
     pub defect: Defect,
+    /// Trees may hold pid namespaces of their own. Not with
+    /// `--no-pid-namespace`, which stands for a kernel that has none: there
+    /// every such tree would come back unsupported.
+    pub nested_pid_namespaces: bool,
 }
 
 /// The most processes and threads a tree may have: each is a worker with a
@@ -140,6 +144,7 @@ impl Options {
             },
             from_case: count("from-case", &args.from_case, 0, u64::MAX)?,
             defect: args.model_defect.parse()?,
+            nested_pid_namespaces: true,
         })
     }
 }

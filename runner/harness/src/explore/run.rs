@@ -9,7 +9,9 @@ use super::save;
 use crate::live;
 use crate::reporting::{RecordFold, ReportError, Reporters, RunEvent, TrialInfo};
 use crate::targets::Bound;
-use orphanage_scenario::model::{tree_strategy, Defect, Generated, Tree};
+use orphanage_scenario::model::{
+    tree_strategy, tree_strategy_without_pid_namespaces, Defect, Generated, Tree,
+};
 use orphanage_scenario::{parse, Event, Outcome};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -36,7 +38,12 @@ fn runner_for(seed: u64, case: u64) -> TestRunner {
 }
 
 fn value_tree(o: &Options, case: u64) -> impl ValueTree<Value = Tree> {
-    tree_strategy(o.processes)
+    let strategy = if o.nested_pid_namespaces {
+        tree_strategy(o.processes).boxed()
+    } else {
+        tree_strategy_without_pid_namespaces(o.processes).boxed()
+    };
+    strategy
         .new_tree(&mut runner_for(o.seed, case))
         .expect("tree strategies never reject")
 }

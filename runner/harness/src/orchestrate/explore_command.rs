@@ -16,7 +16,10 @@ pub fn explore_command(cli: &cli::Cli, args: &explore::ExploreArgs) -> anyhow::R
     let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let options = match explore::Options::new(args, random, cpus) {
-        Ok(o) => o,
+        Ok(o) => explore::Options {
+            nested_pid_namespaces: !cli.no_pid_namespace,
+            ..o
+        },
         Err(e) => {
             eprintln!("orphanage: {e}");
             return Ok(ExitCode::from(2));

@@ -13,6 +13,20 @@ pub fn tree(nodes: usize) -> impl Strategy<Value = Tree> {
     (sigchld(), Exactly { len: nodes.max(1) }).prop_map(|(root, raw)| Tree::new(root, &raw))
 }
 
+/// As `tree`, for a kernel without pid namespaces: a node that would have
+/// been a pid namespace's init is a plain fork, so the same seed draws the
+/// same shape of tree.
+pub fn tree_without_pid_namespaces(nodes: usize) -> impl Strategy<Value = Tree> {
+    (sigchld(), Exactly { len: nodes.max(1) }).prop_map(|(root, mut raw)| {
+        for node in &mut raw {
+            if node.how == SpawnHow::PidNamespace {
+                node.how = SpawnHow::Fork;
+            }
+        }
+        Tree::new(root, &raw)
+    })
+}
+
 fn sigchld() -> impl Strategy<Value = Option<Sigchld>> {
     prop_oneof![
         6 => Just(None),

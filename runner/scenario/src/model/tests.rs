@@ -243,4 +243,13 @@ proptest! {
             prop_assert!(n.by <= tree.nodes.len());
         }
     }
+
+    /// For a kernel without pid namespaces: no node is a namespace's init,
+    /// and the tree is as valid as any other.
+    #[test]
+    fn trees_without_pid_namespaces_hold_none(tree in tree_strategy_without_pid_namespaces(8)) {
+        prop_assert!(tree.nodes.iter().all(|n| n.how != crate::step::SpawnHow::PidNamespace));
+        let g = tree.to_scenario("a generated tree", Defect::None);
+        prop_assert_eq!(disagreements(&g.scenario, Defect::None), Ok(vec![]));
+    }
 }
