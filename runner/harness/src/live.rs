@@ -389,6 +389,37 @@ pub fn register(tree: Tree) -> Option<Registration> {
     Some(Registration { id })
 }
 
+/// Starts a tree's root with `start` (returning its pid) and registers it,
+/// in one step under the registry lock: an interrupt comes either first
+/// (then None, and nothing was started) or after, and then its thread sees
+/// the root. A root started after the interrupt's sweep would outlive the
+/// harness as an orphan. `start` must be quick (a vfork-style clone).
+pub fn start_registered<E>(
+    tree: Tree,
+    start: impl FnOnce() -> Result<i32, E>,
+) -> Option<Result<(i32, Registration), E>> {
+    let mut live = live();
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return None;
+    }
+    let pid = match start() {
+        Ok(pid) => pid,
+        Err(e) => return Some(Err(e)),
+    };
+    let id = NEXT.fetch_add(1, Ordering::SeqCst);
+    live.insert(
+        id,
+        Entry {
+            root: Some(Root::pin(pid)),
+            caller_namespace: tree.caller_namespace,
+            spawned: tree.spawned,
+            container: tree.container,
+            creating: None,
+        },
+    );
+    Some(Ok((pid, Registration { id })))
+}
+
 /// Registers a plain child (a QEMU): killed on timeout or interrupt. If an
 /// interrupt came first, the child is killed and reaped here and None returned.
 pub fn register_child(child: &mut std::process::Child) -> Option<Registration> {
@@ -495,7 +526,9 @@ impl Drop for Registration {
             self.reap_adopted();
         }
         let entry = live().remove(&self.id);
-        if let (true, Some(c)) = (unfinished, entry.and_then(|e| e.container)) {
+        // After an interrupt its thread deletes every container it saw.
+        if let (true, Some(c), false) = (unfinished, entry.and_then(|e| e.container), interrupted())
+        {
             c.delete();
         }
     }
@@ -758,17 +791,22 @@ pub fn install_interrupt_handler() -> nix::Result<()> {
             // Containers after their processes: delete removes state and
             // cgroups. Every root is reaped or left to the sweep by now, so
             // reaping whatever child has exited steals no one's status.
-            // A create still running is waited for (it is bounded by its
-            // scenario's deadline; here by 10 s in all) and killed only past that.
+            // Every create still running is waited for first, all against
+            // one 10 s budget (each is bounded by its scenario's deadline
+            // too), and killed only past it; then the deletes. A create
+            // killed so (a hung runtime) may still leave state behind.
             let until = Instant::now() + Duration::from_secs(10);
-            for (c, creating) in &containers {
-                if let Some(fd) = creating {
-                    let left = until.saturating_duration_since(Instant::now());
-                    let limit = left.as_millis().min(i32::MAX as u128) as i32;
-                    if !orphanage_agent_io::pidfd_exited(fd.as_fd(), limit) {
-                        pidfd_signal(fd, libc::SIGKILL);
-                    }
+            for fd in containers
+                .iter()
+                .filter_map(|(_, creating)| creating.as_ref())
+            {
+                let left = until.saturating_duration_since(Instant::now());
+                let limit = left.as_millis().min(i32::MAX as u128) as i32;
+                if !orphanage_agent_io::pidfd_exited(fd.as_fd(), limit) {
+                    pidfd_signal(fd, libc::SIGKILL);
                 }
+            }
+            for (c, _) in &containers {
                 c.delete_while(&mut reap_exited_children);
             }
             sweep_children(Duration::from_secs(5));

@@ -178,6 +178,16 @@ impl Progress {
     }
 }
 
+/// The flags before `explore` that draw the same trees again: without them
+/// a seed draws other trees (`--no-pid-namespace` leaves pid namespaces out).
+fn tree_flags(o: &Options) -> &'static str {
+    if o.nested_pid_namespaces {
+        ""
+    } else {
+        " --no-pid-namespace"
+    }
+}
+
 fn defect_flag(d: Defect) -> &'static str {
     match d {
         Defect::None => "",
@@ -244,10 +254,11 @@ pub fn explore(
     {
         let (progress, seed, processes) = (progress.clone(), o.seed, o.processes);
         let extra = defect_flag(o.defect);
+        let before = tree_flags(o);
         live::say_on_interrupt(move || {
             let from = progress.resume_from();
             format!(
-                "explore: interrupted; resume with: orphanage explore --seed {seed:#x} --processes {processes} --from-case {from} --cases {}{extra}",
+                "explore: interrupted; resume with: orphanage{before} explore --seed {seed:#x} --processes {processes} --from-case {from} --cases {}{extra}",
                 end.saturating_sub(from)
             )
         });
@@ -442,6 +453,7 @@ fn conclude(
         seed: o.seed,
         case,
         processes: o.processes,
+        tree_flags: tree_flags(o),
         extra_flags: defect_flag(o.defect),
         kernel: &kernel,
         target: target.name(),

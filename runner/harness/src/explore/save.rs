@@ -14,6 +14,8 @@ pub struct Found<'a> {
     pub seed: u64,
     pub case: u64,
     pub processes: usize,
+    /// Flags before `explore` that the trees depend on (`--no-pid-namespace`).
+    pub tree_flags: &'a str,
     /// Further flags the run had (a model defect), to repeat it exactly.
     pub extra_flags: &'a str,
     pub kernel: &'a str,
@@ -25,8 +27,8 @@ pub struct Found<'a> {
 /// The comment block on top of a saved regression.
 pub fn header(f: &Found) -> String {
     let mut text = format!(
-        "Found by `orphanage explore --seed {:#x} --processes {} --from-case {} --cases 1{}`\non kernel {} (target {}), then shrunk.\nExpected is the reference model (runner/scenario/src/model), observed is the kernel:\n",
-        f.seed, f.processes, f.case, f.extra_flags, f.kernel, f.target
+        "Found by `orphanage{} explore --seed {:#x} --processes {} --from-case {} --cases 1{}`\non kernel {} (target {}), then shrunk.\nExpected is the reference model (runner/scenario/src/model), observed is the kernel:\n",
+        f.tree_flags, f.seed, f.processes, f.case, f.extra_flags, f.kernel, f.target
     );
     for d in f.differences {
         text.push_str(&format!("  {d}\n"));
@@ -83,6 +85,7 @@ mod tests {
             seed: 0x2a,
             case: 7,
             processes: 8,
+            tree_flags: "",
             extra_flags: "",
             kernel: "6.18",
             target: "host",

@@ -212,19 +212,22 @@ fn start_as(
     };
     // The child runs on its own stack: with CLONE_VM it shares our memory.
     let mut stack = vec![0u8; CHILD_STACK];
-    // SAFETY: the stack top is 16-byte aligned and `setup` outlives the
-    // child's use of it (until execve, or until we return with CLONE_VFORK).
-    // The child makes only async-signal-safe calls on data prepared above.
-    let pid = unsafe {
-        let top = stack.as_mut_ptr().add(CHILD_STACK) as usize & !15;
-        libc::clone(
-            agent_child,
-            top as *mut libc::c_void,
-            flags as libc::c_int,
-            (&setup as *const ChildSetup).cast_mut().cast(),
-        )
-    };
-    if pid < 0 {
+    let clone = || -> Result<i32, Refused> {
+        // SAFETY: the stack top is 16-byte aligned and `setup` outlives the
+        // child's use of it (until execve, or until we return with CLONE_VFORK).
+        // The child makes only async-signal-safe calls on data prepared above.
+        let pid = unsafe {
+            let top = stack.as_mut_ptr().add(CHILD_STACK) as usize & !15;
+            libc::clone(
+                agent_child,
+                top as *mut libc::c_void,
+                flags as libc::c_int,
+                (&setup as *const ChildSetup).cast_mut().cast(),
+            )
+        };
+        if pid >= 0 {
+            return Ok(pid);
+        }
         let errno = Errno::last();
         if errno == Errno::EINVAL && flags & libc::CLONE_NEWPID as libc::c_ulong != 0 {
             return Err(Refused::PidNamespace(format!(
@@ -238,20 +241,20 @@ fn start_as(
         } else {
             "pid namespaces"
         };
-        return Err(clone_failed(flags, ErrnoName(errno), needs).into());
-    }
-    let Some(registration) = live::register(Tree {
-        agent: pid,
+        Err(clone_failed(flags, ErrnoName(errno), needs).into())
+    };
+    let tree = Tree {
+        agent: 0,
         // A subreaper root shares our namespace: its tree is killed as a caller's is.
         caller_namespace: scenario.namespace == Namespace::Caller || subreaper_root.is_some(),
         spawned: vec![],
         container: None,
-    }) else {
-        // Interrupted between clone and registration: the child is ours alone to kill.
-        // SAFETY: our unreaped child.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        reap(pid);
-        return Err(Verdict::broken("interrupted").into());
+    };
+    // Cloned and registered under the registry's lock: an interrupt either
+    // came first (nothing was started) or will find this agent.
+    let (pid, registration) = match live::start_registered(tree, clone) {
+        None => return Err(Verdict::broken("interrupted").into()),
+        Some(started) => started?,
     };
     drop((stdin_r, events_w, err_w, sync_r));
     if user_namespace {
@@ -283,13 +286,6 @@ fn start_as(
         registration,
         shares_our_namespace: scenario.namespace == Namespace::Caller || subreaper_root.is_some(),
     })
-}
-
-fn reap(pid: i32) -> Option<i32> {
-    let mut status = 0;
-    // SAFETY: waiting for our own child.
-    let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
-    (r == pid).then_some(status)
 }
 
 /// Reaps the agent, killing it if it lingers past `grace`. None if the

@@ -23,7 +23,8 @@ pub enum Forgery {
     /// namespace numbers it, untranslated into the receiver's: across a
     /// namespace boundary the receiver sees a pid that is not 0.
     KillLeaksTheSendersOwnPid,
-    /// `kill(pid, sig)` delivers naming the sender's parent as the sender.
+    /// `kill(pid, sig)` delivers naming the sender's parent as the sender,
+    /// numbered as the sender's namespace numbers it (so never 0).
     KillNamesTheSendersParent,
 }
 
@@ -248,7 +249,14 @@ fn supervise(listener: &OwnedFd, forgery: Forgery, stop: &AtomicBool) -> Tally {
         };
         // A bounded poll, so a stop is seen even when nothing more comes.
         // SAFETY: one valid pollfd.
-        if unsafe { libc::poll(&mut p, 1, 100) } <= 0 || p.revents & libc::POLLIN == 0 {
+        if unsafe { libc::poll(&mut p, 1, 100) } <= 0 {
+            continue;
+        }
+        if p.revents & libc::POLLIN == 0 {
+            // POLLHUP: no process uses the filter any more (Linux 5.8+).
+            if p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+                break;
+            }
             continue;
         }
         // SAFETY: the kernel wants a zeroed seccomp_notif to fill.
@@ -273,7 +281,7 @@ fn supervise(listener: &OwnedFd, forgery: Forgery, stop: &AtomicBool) -> Tally {
                     forge_pidfd_wait(listener, notif.id, caller, &args)
                 }
                 Forgery::KillLeaksTheSendersOwnPid | Forgery::KillNamesTheSendersParent => {
-                    forge_kill(forgery, caller, &args)
+                    forge_kill(listener, notif.id, forgery, caller, &args)
                 }
             }
         } else {
@@ -427,7 +435,13 @@ fn forge_pidfd_wait(listener: &OwnedFd, id: u64, caller: i32, args: &[u64; 6]) -
 
 /// kill(pid, sig) delivered by a helper with a forged sender: returns
 /// Some once the signal is queued, None to let the real kill run.
-fn forge_kill(forgery: Forgery, caller: i32, args: &[u64; 6]) -> Option<()> {
+fn forge_kill(
+    listener: &OwnedFd,
+    id: u64,
+    forgery: Forgery,
+    caller: i32,
+    args: &[u64; 6],
+) -> Option<()> {
     let (pid, sig) = (args[0] as i32, args[1] as i32);
     // Only one process, and only signals that can be caught: for SIGKILL and
     // SIGSTOP a sender outside the receiver's namespace is forced on a
@@ -451,6 +465,20 @@ fn forge_kill(forgery: Forgery, caller: i32, args: &[u64; 6]) -> Option<()> {
     let mut info = RawSiginfo::new(sig, libc::SI_QUEUE, forged, 0);
     info.0[20..24].copy_from_slice(&uid.to_ne_bytes());
     let sender_ns = std::fs::File::open(format!("/proc/{caller}/ns/pid")).ok()?;
+    // All read from /proc by pid: only if the caller is still in the call
+    // is that pid still the caller (a killed one's may be another's now).
+    let mut id = id;
+    // SAFETY: the ID_VALID ioctl reads one u64.
+    if unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
+            &mut id,
+        )
+    } < 0
+    {
+        return None;
+    }
     (send_from_inside(&sender_ns, pid, sig, &info) == 0).then_some(())
 }
 

@@ -534,7 +534,9 @@ impl Run<'_> {
             reg.reap_adopted();
         }
         let mut problem = Ok(());
-        if self.registration.is_some() {
+        // After an interrupt the interrupt thread deletes every container
+        // (and then ends the process): a second delete would race it.
+        if self.registration.is_some() && !live::interrupted() {
             let delete = self.target.cli.delete(&self.id, true);
             let cli = self.target.cli.clone();
             match run(&cli, &delete, budget.remaining(), &mut || {
@@ -755,6 +757,11 @@ fn drive(
     drop(command); // our copies of the container's stdio
     let created = wait_bounded(&mut creating, run.clock.remaining());
     registration.created();
+    if live::interrupted() {
+        // The interrupt thread deletes the container now: starting it
+        // meanwhile would only race that delete.
+        return Err(Verdict::broken("interrupted"));
+    }
     let created = created.map_err(|e| {
         run.with_output(run.before_the_steps(match e {
             CommandError::NoAnswer { .. } => Verdict::timeout(format!(
