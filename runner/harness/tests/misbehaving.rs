@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{check, orphanage, repo};
+use common::{check, orphanage, processes_of, repo};
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -118,22 +118,6 @@ fn run_isolated(args: &[&str], env: &[(&str, &Path)]) -> Result<Vec<Outcome>, Fa
             )
         })
         .collect())
-}
-
-/// Processes in the cgroups of the containers that orphanage `harness` made
-/// (their ids are `orphanage-<pid>-<n>`): running or zombies.
-fn processes_of(harness: u32) -> Vec<String> {
-    let tag = format!("/orphanage-{harness}-");
-    procfs::process::all_processes()
-        .unwrap()
-        .flatten()
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{}/cgroup", p.pid))
-                .is_ok_and(|c| c.contains(&tag))
-        })
-        .filter_map(|p| p.stat().ok())
-        .map(|s| format!("pid {} {} state {}", s.pid, s.comm, s.state))
-        .collect()
 }
 
 /// Each result is what `expected` says of it: fail (with `reason_has` in

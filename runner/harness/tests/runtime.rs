@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{cannot_run, check, orphanage, repo, run_with_report, Run};
+use common::{cannot_run, check, orphanage, processes_of, repo, run_with_report, Run};
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -36,22 +36,6 @@ fn outcomes(run: &Run) -> Vec<(String, String, String)> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Processes in the cgroups of containers made by the orphanage with this
-/// pid (container ids are `orphanage-<pid>-<n>`): running or zombies.
-fn processes_of(harness: u32) -> Vec<String> {
-    let tag = format!("/orphanage-{harness}-");
-    procfs::process::all_processes()
-        .unwrap()
-        .flatten()
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{}/cgroup", p.pid))
-                .is_ok_and(|c| c.contains(&tag))
-        })
-        .filter_map(|p| p.stat().ok())
-        .map(|s| format!("pid {} {} state {}", s.pid, s.comm, s.state))
-        .collect()
 }
 
 /// cgroups of that orphanage's containers, in every hierarchy (youki names

@@ -149,3 +149,19 @@ pub fn needs(
         body()
     })
 }
+
+/// Processes in the cgroups of containers made by the orphanage with this
+/// pid (container ids are `orphanage-<pid>-<n>`): running or zombies.
+pub fn processes_of(harness: u32) -> Vec<String> {
+    let tag = format!("/orphanage-{harness}-");
+    procfs::process::all_processes()
+        .unwrap()
+        .flatten()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{}/cgroup", p.pid))
+                .is_ok_and(|c| c.contains(&tag))
+        })
+        .filter_map(|p| p.stat().ok())
+        .map(|s| format!("pid {} {} state {}", s.pid, s.comm, s.state))
+        .collect()
+}

@@ -176,33 +176,29 @@ fn send_fd(socket: RawFd, fd: RawFd) -> std::io::Result<()> {
     Ok(())
 }
 
+/// In the parent, where allocating is fine: nix's recvmsg, not send_fd's by hand.
 fn receive_fd(socket: RawFd) -> OwnedFd {
-    #[repr(C, align(8))]
-    struct Control([u8; 64]);
-    let mut control = Control([0; 64]);
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // SAFETY: as in send_fd; the kernel fills the control buffer.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.0.as_mut_ptr().cast();
-        msg.msg_controllen = control.0.len();
-        assert!(
-            libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC) > 0,
-            "the child sent no seccomp listener: {}",
-            std::io::Error::last_os_error()
-        );
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        assert!(!cmsg.is_null() && (*cmsg).cmsg_type == libc::SCM_RIGHTS);
-        OwnedFd::from_raw_fd(std::ptr::read_unaligned(
-            libc::CMSG_DATA(cmsg).cast::<RawFd>(),
-        ))
-    }
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!(RawFd);
+    let got = recvmsg::<()>(
+        socket,
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .unwrap_or_else(|e| panic!("the child sent no seccomp listener: {e}"));
+    let fd = got
+        .cmsgs()
+        .expect("the control message fits")
+        .find_map(|c| match c {
+            ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+            _ => None,
+        })
+        .expect("the child sent no seccomp listener (end of file)");
+    // SAFETY: SCM_RIGHTS just gave us this fd; nothing else owns it.
+    unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
 /// The supervisor thread, answering until stopped.
