@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Default)]
 pub struct Tree {
     /// The root (the agent, a container's init, a QEMU): our direct child,
-    /// unreaped. 0 while unknown (a container before `create`): see `set_agent`.
+    /// unreaped. 0 while unknown (a container before its `run --detach` returns): see `set_agent`.
     pub agent: i32,
     pub caller_namespace: bool,
     /// (pid, start time) of every process the agent reported, for the caller's namespace.
@@ -124,8 +124,9 @@ struct Entry {
     caller_namespace: bool,
     spawned: Vec<(i32, u64)>,
     container: Option<Container>,
-    /// A pidfd of the runtime's `create` while it runs. A delete that
-    /// overtakes a create finds no container, and a create killed halfway
+    /// A pidfd of the runtime command that creates the container (`run
+    /// --detach`) while it runs. A delete that overtakes it finds no
+    /// container, and a creation killed halfway
     /// leaves state behind (runsc: its lock file), so the interrupt thread
     /// lets it finish first.
     creating: Option<Arc<OwnedFd>>,
@@ -466,9 +467,10 @@ impl Registration {
         }
     }
 
-    /// Spawns the runtime's `create` and remembers it until `created`. Under
+    /// Spawns the runtime command that creates the container (`run
+    /// --detach`) and remembers it until `created`. Under
     /// the registry lock, so an interrupt either comes first (then None, and
-    /// nothing was spawned) or sees the create and waits for it.
+    /// nothing was spawned) or sees the creation and waits for it.
     pub fn spawn_creating(
         &self,
         command: &mut std::process::Command,
@@ -485,7 +487,8 @@ impl Registration {
         Some(spawned)
     }
 
-    /// The runtime's `create` has ended (reaped by its caller).
+    /// The runtime command that creates the container has ended (reaped by
+    /// its caller).
     pub fn created(&self) {
         if let Some(e) = live().get_mut(&self.id) {
             e.creating = None;

@@ -479,7 +479,7 @@ fn runsc_cleans_up_after_a_timeout() -> Result<(), Failed> {
 /// scenario's deadline: the scenario is a timeout at its deadline (not after
 /// a limit of the command's own), and the container is still deleted.
 fn a_hung_runtime_command_gets_what_is_left_of_the_deadline() -> Result<(), Failed> {
-    // A `kill` that hangs in a step. (A `start` that hangs is met first by
+    // A `kill` that hangs in a step. (A `run` that hangs is met first by
     // the trivial container every run starts with: see the test below.)
     let (verb, reached) = (
         "kill",
@@ -537,15 +537,15 @@ fn a_hung_runtime_command_gets_what_is_left_of_the_deadline() -> Result<(), Fail
     Ok(())
 }
 
-/// A runtime whose `start` hangs cannot run even the trivial container each
+/// A runtime whose `run --detach` hangs cannot run even the trivial container each
 /// run begins with: one line, exit 3, within that container's deadline, and
 /// nothing left behind.
-fn a_hung_start_stops_the_run_with_one_line() -> Result<(), Failed> {
+fn a_hung_run_detach_stops_the_suite_with_one_line() -> Result<(), Failed> {
     let iso = Isolated::new();
     let wrapper = repo().join("fixtures/runtime/misbehaving/kill-hangs");
     let mounts_before = mounts();
     let mut command = iso.command(&["--runtime", wrapper.to_str().unwrap()]);
-    command.env("ORPHANAGE_HANGING_VERB", "start");
+    command.env("ORPHANAGE_HANGING_VERB", "run");
     let started = std::time::Instant::now();
     let (out, pid) = run_to_end(command);
     let took = started.elapsed();
@@ -557,7 +557,7 @@ fn a_hung_start_stops_the_run_with_one_line() -> Result<(), Failed> {
     check(
         stderr.lines().count() == 1
             && stderr.contains("cannot run a container on this machine: timeout after 10 s (last step reached: before the first step)")
-            && stderr.contains(" start orphanage-"),
+            && stderr.contains("`kill-hangs run --detach` was still running"),
         || stderr.to_string(),
     )?;
     check(took < std::time::Duration::from_secs(25), || {
@@ -934,9 +934,9 @@ fn main() {
             a_hung_runtime_command_gets_what_is_left_of_the_deadline,
         ),
         needs(
-            "a_hung_start_stops_the_run_with_one_line",
+            "a_hung_run_detach_stops_the_suite_with_one_line",
             &["runc"],
-            a_hung_start_stops_the_run_with_one_line,
+            a_hung_run_detach_stops_the_suite_with_one_line,
         ),
         Trial::test("runtime_arg_needs_a_runtime", runtime_arg_needs_a_runtime),
         Trial::test(

@@ -47,7 +47,7 @@ pub fn agent_binary(cli: &cli::Cli) -> anyhow::Result<AgentBinary> {
 
 /// Makes the harness the subreaper of everything it starts, where the kernel
 /// has subreapers. Only a runtime target cannot do without: it adopts each
-/// container's init once the runtime's `create` exits. On the host, cleanup
+/// container's init once the runtime's `run --detach` exits. On the host, cleanup
 /// rests on pid namespaces, process groups and pidfds, and scenarios that
 /// need a subreaper say so themselves. Some(line) when a target cannot run.
 pub fn subreaper_missing_for(targets: &[targets::Target]) -> Option<String> {

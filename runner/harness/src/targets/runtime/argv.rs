@@ -129,23 +129,23 @@ impl RuntimeCli {
         argv
     }
 
-    /// `create`. No `--preserve-fds` (runsc has none): the agent's events
-    /// come on the container's stdout, which every runtime passes through.
-    /// The init's pid goes to `pid_file` (runc, crun, youki and runsc all take
-    /// `--pid-file`), which saves a `state` and so one start of the runtime.
-    pub fn create(&self, id: &str, bundle: &Path, pid_file: &Path) -> Vec<OsString> {
+    /// `run --detach`: creates and starts the container in one start of the
+    /// runtime, and returns once it runs. No `--preserve-fds` (runsc has
+    /// none): the agent's events come on the container's stdout, which every
+    /// runtime passes through. The init's pid goes to `pid_file` (runc, crun,
+    /// youki and runsc all take `--pid-file`). The harness can still pin the
+    /// container's processes before anything happens in it: the agent does
+    /// nothing until the scenario comes on its stdin.
+    pub fn run_detached(&self, id: &str, bundle: &Path, pid_file: &Path) -> Vec<OsString> {
         self.verb(&[
-            &"create",
+            &"run",
+            &"--detach",
             &"--bundle",
             &bundle,
             &"--pid-file",
             &pid_file,
             &id,
         ])
-    }
-
-    pub fn start(&self, id: &str) -> Vec<OsString> {
-        self.verb(&[&"start", &id])
     }
 
     pub fn state(&self, id: &str) -> Vec<OsString> {
@@ -204,9 +204,9 @@ mod tests {
     }
 
     #[test]
-    fn create_passes_no_extra_fds_and_asks_for_the_pid() {
+    fn run_detached_passes_no_extra_fds_and_asks_for_the_pid() {
         assert_eq!(
-            strs(cli().create(
+            strs(cli().run_detached(
                 "orphanage-1-2",
                 Path::new("/tmp/o/b"),
                 Path::new("/tmp/o/b/init.pid")
@@ -214,7 +214,8 @@ mod tests {
             [
                 "--root",
                 "/tmp/o/state",
-                "create",
+                "run",
+                "--detach",
                 "--bundle",
                 "/tmp/o/b",
                 "--pid-file",
@@ -255,8 +256,7 @@ mod tests {
             "--platform=ptrace",
         ];
         for argv in [
-            cli.create("c", Path::new("/b"), Path::new("/b/init.pid")),
-            cli.start("c"),
+            cli.run_detached("c", Path::new("/b"), Path::new("/b/init.pid")),
             cli.state("c"),
             cli.kill("c", "SIGKILL", true),
             cli.delete("c", true),
@@ -358,10 +358,6 @@ mod tests {
         assert_eq!(
             strs(cli().state("c")),
             ["--root", "/tmp/o/state", "state", "c"]
-        );
-        assert_eq!(
-            strs(cli().start("c")),
-            ["--root", "/tmp/o/state", "start", "c"]
         );
     }
 

@@ -36,7 +36,7 @@ pub enum CommandError {
 }
 
 /// Waits for a started command, killing it past `limit`: its whole process
-/// group when it leads one (a half-made `runc init` goes with `runc create`).
+/// group when it leads one (a half-made `runc init` goes with `runc run`).
 pub fn wait_bounded(child: &mut Child, limit: Duration) -> Result<ExitStatus, CommandError> {
     wait_bounded_ticking(child, limit, &mut || {})
 }

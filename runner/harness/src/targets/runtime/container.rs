@@ -1,4 +1,4 @@
-//! Runs one scenario in a container: bundle, create, start, the agent's
+//! Runs one scenario in a container: bundle, `run --detach`, the agent's
 //! events, the harness's own steps (runtime verbs, checks from the host), and
 //! a forced delete whatever happened.
 
@@ -6,6 +6,7 @@ use super::argv::{answers_unknown_state, RuntimeCli};
 use super::bundle::{self, InitUnderTest};
 use super::cgroup;
 use super::command::{bounded_ticking, wait_bounded, CommandError, Ran};
+use super::state_dir;
 use super::watch::{self, Watched};
 use crate::live::{self, Container, Registration, Tree};
 use orphanage_agent_io::{read_events_until, Countdown, Flow};
@@ -118,6 +119,10 @@ struct Run<'a> {
     /// runsc: they live in the sandbox's own kernel): why the harness thinks so.
     /// Then only what the host sees is checked: the sandbox's host processes.
     sandboxed: Option<String>,
+    /// The runtime's state directory held entries of the container once it
+    /// ran: teardown then proves the delete by their absence, and asks
+    /// `state` only of a runtime that keeps its state elsewhere.
+    state_in_root: bool,
     torn_down: bool,
 }
 
@@ -201,7 +206,7 @@ impl Run<'_> {
     /// ptrace platform's stub processes). They are ours to kill and reap:
     /// as a subreaper the harness inherits them, and runsc's `delete` waits
     /// until its gofer is gone, which an unreaped zombie of ours never is.
-    /// (After `create`, runc, crun and youki leave only the init there.)
+    /// (After `run --detach`, runc, crun and youki leave only the init there.)
     fn pin_cgroup_members(&mut self) {
         let Some(text) = self
             .cgroup_procs
@@ -391,16 +396,16 @@ impl Run<'_> {
                     return Err(Verdict::broken("the container's init is unknown"));
                 };
                 let (pid, started) = (init.pid, init.start_time);
-                let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .ok()
-                    .and_then(|t| orphanage_scenario::ProcStat::parse(&t))
-                    .filter(|s| s.start_time == started)
-                    .map(|s| s.ppid);
                 let me = std::process::id() as i32;
+                let parent = if self.init_status.is_none() {
+                    watch::parent_once_adopted(pid, started, me, within)
+                } else {
+                    None
+                };
                 if self.init_status.is_none() && parent.is_some_and(|p| p != me) {
                     return Err(Verdict::fail(format!(
                         "the container's init (pid {pid}{}) has parent {}, not the harness ({me}): \
-                         a subreaper should adopt it once the runtime's create process exits",
+                         a subreaper should adopt it once the runtime's `run --detach` process exits",
                         if self.sandboxed.is_some() { ", the sandbox" } else { "" },
                         parent.unwrap_or(0)
                     )));
@@ -552,12 +557,18 @@ impl Run<'_> {
                 Err(e) => problem = Err(CleanupError::Delete(e)),
             }
             if problem.is_ok() {
-                // Gone from the runtime's state, as an unknown container
-                // answers. Eventually: whether delete is synchronous is a
+                // Gone from the runtime's state: its entries in the state
+                // directory, or else `state`'s answer for an unknown
+                // container. Eventually: whether delete is synchronous is a
                 // check of its own (kill_race::delete_force_is_synchronous).
                 let cli = self.target.cli.clone();
                 let state = cli.state(&self.id);
+                let in_root = self.state_in_root;
                 let mut forgotten = || {
+                    if in_root {
+                        self.reap_sandbox();
+                        return state_dir::entries_in(&cli.root, &self.id).is_empty();
+                    }
                     run(&cli, &state, budget.remaining(), &mut || {
                         self.reap_sandbox()
                     })
@@ -670,6 +681,7 @@ pub fn run_in_runtime(
         agent_stdin: None,
         gone_unpinned: vec![],
         sandboxed: None,
+        state_in_root: false,
         torn_down: false,
     };
     let (mut verdict, steps_ms) = match drive(&mut run, &spec, agent, scenario, on_event) {
@@ -714,7 +726,7 @@ fn drive(
     let (events_r, events_w) = pipe()?;
     let log = std::fs::File::create(run.log_path())
         .map_err(|e| Verdict::broken(format!("cannot create the runtime log: {e}")))?;
-    // Registered before create, so an interrupt from here on deletes the container.
+    // Registered before `run`, so an interrupt from here on deletes the container.
     let Some(registration) = live::register(Tree {
         agent: 0,
         caller_namespace: spec.host_pid_namespace,
@@ -727,13 +739,13 @@ fn drive(
     };
     run.registration = Some(registration);
     let pid_file = bundle_dir.join("init.pid");
-    let create = target.cli.create(&id, &bundle_dir, &pid_file);
+    let run_detached = target.cli.run_detached(&id, &bundle_dir, &pid_file);
     let mut command = Command::new(&target.cli.program);
-    // The container's stdio is the create process's: every runtime passes it
+    // The container's stdio is the `run` process's: every runtime passes it
     // through (runsc has no --preserve-fds), so the agent's events come on
     // the container's stdout, and its stderr and the runtime's go to the log.
     command
-        .args(&create)
+        .args(&run_detached)
         .stdin(Stdio::from(stdin_r))
         .stdout(Stdio::from(events_w))
         .stderr(Stdio::from(log));
@@ -765,15 +777,15 @@ fn drive(
     let created = created.map_err(|e| {
         run.with_output(run.before_the_steps(match e {
             CommandError::NoAnswer { .. } => Verdict::timeout(format!(
-                "`{} create` was still running, and was killed",
+                "`{} run --detach` was still running, and was killed",
                 target.label
             )),
-            other => Verdict::broken(format!("`{} create`: {other}", target.label)),
+            other => Verdict::broken(format!("`{} run --detach`: {other}", target.label)),
         }))
     })?;
     if !created.success() {
         return Err(run.with_output(Verdict::fail(format!(
-            "`{} create` failed ({created})",
+            "`{} run --detach` failed ({created})",
             target.label
         ))));
     }
@@ -786,13 +798,15 @@ fn drive(
                 .map_err(|v| run.with_output(run.before_the_steps(v)))?;
             state_pid(&state.output).ok_or_else(|| {
                 run.with_output(Verdict::fail(format!(
-                    "`create --pid-file` wrote no pid, and `state` gave none: {}",
+                    "`run --pid-file` wrote no pid, and `state` gave none: {}",
                     state.output
                 )))
             })?
         }
     };
-    // The init is our child now (we are a subreaper and create has exited).
+    // The init is our child now (we are a subreaper and `run` has exited).
+    // It runs, but the agent waits for the scenario on its stdin: nothing
+    // has happened in the container yet.
     if let Some(r) = &run.registration {
         r.set_agent(init_pid);
     }
@@ -820,10 +834,9 @@ fn drive(
     // surely alive: once the container's program exits, a sandbox's helpers
     // may exit too, and their zombies leave cgroup.procs.
     run.pin_cgroup_members();
-    run.verb("start", target.cli.start(&id))
-        .map_err(|v| run.with_output(run.before_the_steps(v)))?;
-    // After start: the agent is reading by then, so a scenario larger than
-    // the pipe cannot block us.
+    run.state_in_root = !state_dir::entries_in(&target.cli.root, &id).is_empty();
+    // The agent is reading by now, so a scenario larger than the pipe
+    // cannot block us.
     let mut stdin = std::fs::File::from(stdin_w);
     let mut json = serde_json::to_vec(scenario).expect("scenarios serialize");
     json.push(b'\n');
@@ -872,7 +885,13 @@ fn drive(
                 let host_pid = if spec.host_pid_namespace {
                     Some(*pid)
                 } else {
-                    watch::host_pid(*pid, init_pid)
+                    let members = run
+                        .cgroup_procs
+                        .iter()
+                        .find_map(|f| std::fs::read_to_string(f).ok())
+                        .map(|t| cgroup::parse_procs(&t))
+                        .unwrap_or_default();
+                    watch::host_pid(*pid, init_pid, &members)
                 };
                 // Not found, or found with another start time: it has exited
                 // and been reaped already, so it is gone.

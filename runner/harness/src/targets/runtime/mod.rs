@@ -6,6 +6,7 @@ mod bundle;
 mod cgroup;
 mod command;
 mod container;
+mod state_dir;
 mod validate;
 mod watch;
 

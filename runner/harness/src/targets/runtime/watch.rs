@@ -45,22 +45,63 @@ fn stat(pid: i32) -> Option<ProcStat> {
 /// The host pid of the process that has `inner` as its pid in the pid
 /// namespace of `init` (a host pid): same cgroups as the init, and `inner` at
 /// the init's depth in NSpid, so processes in namespaces nested inside the
-/// container are found too.
-pub fn host_pid(inner: i32, init: i32) -> Option<i32> {
+/// container are found too. `likely` (the container cgroup's members) are
+/// looked at first: a handful of files, where every process on the host is
+/// hundreds; the rest of /proc only when none of them is it (a process that
+/// left the cgroup, or a cgroup.procs that could not be read).
+pub fn host_pid(inner: i32, init: i32, likely: &[i32]) -> Option<i32> {
     let cgroups = std::fs::read_to_string(format!("/proc/{init}/cgroup")).ok()?;
     let depth = nspid(&std::fs::read_to_string(format!("/proc/{init}/status")).ok()?).len();
+    let is_it = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .is_ok_and(|s| depth > 0 && nspid(&s).get(depth - 1) == Some(&inner))
+            && std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .ok()
+                .as_ref()
+                == Some(&cgroups)
+    };
+    if let Some(&pid) = likely.iter().find(|&&pid| is_it(pid)) {
+        return Some(pid);
+    }
     std::fs::read_dir("/proc")
         .ok()?
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .find(|&pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/status"))
-                .is_ok_and(|s| depth > 0 && nspid(&s).get(depth - 1) == Some(&inner))
-                && std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-                    .ok()
-                    .as_ref()
-                    == Some(&cgroups)
-        })
+        .filter(|pid| !likely.contains(pid))
+        .find(|&pid| is_it(pid))
+}
+
+/// The parent of `pid` (which started at `start_time`), once it is `me` or
+/// `within` has passed: each parent that is not `me` is watched by a pidfd
+/// until it exits, for a runtime's `run` may return a moment before its
+/// helper, the init's parent until then, has exited (crun's does). None if
+/// `pid` is gone, or is no longer the process that started then.
+pub fn parent_once_adopted(pid: i32, start_time: u64, me: i32, within: Duration) -> Option<i32> {
+    let deadline = Instant::now() + within;
+    loop {
+        let parent = stat(pid).filter(|s| s.start_time == start_time)?.ppid;
+        if parent == me {
+            return Some(parent);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(fd) = orphanage_agent_io::pidfd_open(parent) else {
+            // Gone between the two looks: look again.
+            if left.is_zero() {
+                return Some(parent);
+            }
+            continue;
+        };
+        // Still the parent, now that the pidfd pins it?
+        match stat(pid).filter(|s| s.start_time == start_time) {
+            Some(s) if s.ppid == parent => {}
+            Some(_) => continue,
+            None => return None,
+        }
+        if left.is_zero() || !orphanage_agent_io::pidfd_exited(fd.as_fd(), left.as_millis() as i32)
+        {
+            return Some(parent);
+        }
+    }
 }
 
 impl Watched {
@@ -197,6 +238,70 @@ mod tests {
         let status = "Name:\tx\nNSpid:\t4242\t7\t1\nPPid:\t1\n";
         assert_eq!(nspid(status), [4242, 7, 1]);
         assert!(nspid("Name:\tx\n").is_empty());
+    }
+
+    #[test]
+    fn host_pid_finds_a_process_among_the_likely_or_else_in_proc() {
+        // This test's own process, as the init of the namespace it is in:
+        // its pid there is the last of its NSpid.
+        let me = std::process::id() as i32;
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let inner = *nspid(&status).last().unwrap();
+        assert_eq!(host_pid(inner, me, &[me]), Some(me));
+        // A wrong guess (a process in another cgroup, or none) falls back to /proc.
+        assert_eq!(host_pid(inner, me, &[1]), Some(me));
+        assert_eq!(host_pid(inner, me, &[]), Some(me));
+        assert_eq!(host_pid(-5, me, &[me]), None);
+    }
+
+    #[test]
+    fn a_child_is_adopted_once_its_parent_exits() {
+        use std::process::{Command, Stdio};
+        let me = std::process::id() as i32;
+        // Our own child: its parent is us at once.
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        let started = stat(pid).unwrap().start_time;
+        assert_eq!(
+            parent_once_adopted(pid, started, me, Duration::ZERO),
+            Some(me)
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // A grandchild whose parent (a shell) stays: not adopted in time.
+        let mut shell = Command::new("sh")
+            .args(["-c", "sleep 30 & echo $!; wait"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(shell.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let grandchild: i32 = line.trim().parse().unwrap();
+        let started = stat(grandchild).unwrap().start_time;
+        let waited = Instant::now();
+        assert_eq!(
+            parent_once_adopted(grandchild, started, me, Duration::from_millis(50)),
+            Some(shell.id() as i32)
+        );
+        // It waited for the parent (poll rounds its timeout to milliseconds).
+        assert!(
+            waited.elapsed() >= Duration::from_millis(40),
+            "{:?}",
+            waited.elapsed()
+        );
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(grandchild),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        shell.wait().unwrap();
+        assert_eq!(
+            parent_once_adopted(grandchild, started, me, Duration::ZERO),
+            None
+        );
     }
 
     #[test]
