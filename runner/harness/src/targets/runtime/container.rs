@@ -889,9 +889,8 @@ fn drive(
                         .cgroup_procs
                         .iter()
                         .find_map(|f| std::fs::read_to_string(f).ok())
-                        .map(|t| cgroup::parse_procs(&t))
-                        .unwrap_or_default();
-                    watch::host_pid(*pid, init_pid, &members)
+                        .map(|t| cgroup::parse_procs(&t));
+                    watch::host_pid(*pid, init_pid, members.as_deref())
                 };
                 // Not found, or found with another start time: it has exited
                 // and been reaped already, so it is gone.

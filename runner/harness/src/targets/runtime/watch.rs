@@ -45,11 +45,12 @@ fn stat(pid: i32) -> Option<ProcStat> {
 /// The host pid of the process that has `inner` as its pid in the pid
 /// namespace of `init` (a host pid): same cgroups as the init, and `inner` at
 /// the init's depth in NSpid, so processes in namespaces nested inside the
-/// container are found too. `likely` (the container cgroup's members) are
-/// looked at first: a handful of files, where every process on the host is
-/// hundreds; the rest of /proc only when none of them is it (a process that
-/// left the cgroup, or a cgroup.procs that could not be read).
-pub fn host_pid(inner: i32, init: i32, likely: &[i32]) -> Option<i32> {
+/// container are found too. `members` are the pids of the init's cgroup
+/// (its cgroup.procs, read after the process was reported): a process with
+/// the init's cgroups is among them if it is alive at all, so only they are
+/// looked at, a handful of files where every process on the host is
+/// hundreds. All of /proc only when they are unknown (None).
+pub fn host_pid(inner: i32, init: i32, members: Option<&[i32]>) -> Option<i32> {
     let cgroups = std::fs::read_to_string(format!("/proc/{init}/cgroup")).ok()?;
     let depth = nspid(&std::fs::read_to_string(format!("/proc/{init}/status")).ok()?).len();
     let is_it = |pid: i32| {
@@ -60,15 +61,14 @@ pub fn host_pid(inner: i32, init: i32, likely: &[i32]) -> Option<i32> {
                 .as_ref()
                 == Some(&cgroups)
     };
-    if let Some(&pid) = likely.iter().find(|&&pid| is_it(pid)) {
-        return Some(pid);
+    match members {
+        Some(members) => members.iter().copied().find(|&pid| is_it(pid)),
+        None => std::fs::read_dir("/proc")
+            .ok()?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .find(|&pid| is_it(pid)),
     }
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| !likely.contains(pid))
-        .find(|&pid| is_it(pid))
 }
 
 /// The parent of `pid` (which started at `start_time`), once it is `me` or
@@ -241,17 +241,18 @@ mod tests {
     }
 
     #[test]
-    fn host_pid_finds_a_process_among_the_likely_or_else_in_proc() {
+    fn host_pid_finds_a_process_among_the_members_or_else_in_proc() {
         // This test's own process, as the init of the namespace it is in:
         // its pid there is the last of its NSpid.
         let me = std::process::id() as i32;
         let status = std::fs::read_to_string("/proc/self/status").unwrap();
         let inner = *nspid(&status).last().unwrap();
-        assert_eq!(host_pid(inner, me, &[me]), Some(me));
-        // A wrong guess (a process in another cgroup, or none) falls back to /proc.
-        assert_eq!(host_pid(inner, me, &[1]), Some(me));
-        assert_eq!(host_pid(inner, me, &[]), Some(me));
-        assert_eq!(host_pid(-5, me, &[me]), None);
+        assert_eq!(host_pid(inner, me, Some(&[1, me])), Some(me));
+        // Not among the members: not there (a member list is complete).
+        assert_eq!(host_pid(inner, me, Some(&[1])), None);
+        // Members unknown: all of /proc.
+        assert_eq!(host_pid(inner, me, None), Some(me));
+        assert_eq!(host_pid(-5, me, None), None);
     }
 
     #[test]
