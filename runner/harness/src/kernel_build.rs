@@ -142,7 +142,9 @@ fn setting(line: &str) -> Option<(&str, Option<&str>)> {
         return name.starts_with("CONFIG_").then_some((name, None));
     }
     let (name, value) = line.split_once('=')?;
-    (name.starts_with("CONFIG_") && !name.contains(' ')).then_some((name, Some(value)))
+    // A fragment may say `=n`, which Kconfig writes as `is not set`.
+    (name.starts_with("CONFIG_") && !name.contains(' '))
+        .then_some((name, Some(value).filter(|v| *v != "n")))
 }
 
 /// The fragment's settings that the final .config does not have, each as the
@@ -688,6 +690,8 @@ mod tests {
         &["CONFIG_VIRTIO_CONSOLE unset (the .config has y)"]
     )]
     #[case::other_value("CONFIG_HZ=250\n", &["CONFIG_HZ=250 (the .config has 100)"])]
+    #[case::no_as_n("CONFIG_PID_NS=n\nCONFIG_MODULES=n\n", &[])]
+    #[case::n_but_set("CONFIG_64BIT=n\n", &["CONFIG_64BIT unset (the .config has y)"])]
     fn every_setting_of_the_fragment_must_stick(#[case] fragment: &str, #[case] not_kept: &[&str]) {
         assert_eq!(settings_not_kept(fragment, CONFIG), not_kept);
     }
