@@ -2,6 +2,7 @@
 
 use super::host::{run_on_host, HostTarget};
 use super::runtime::{run_in_runtime, RuntimeTarget};
+use super::vm::VmTarget;
 use orphanage_scenario::{Event, Scenario};
 use std::path::Path;
 
@@ -25,20 +26,6 @@ pub fn cannot_run_in_a_vm(scenario: &Scenario) -> Option<String> {
         "needs an OCI runtime target (--runtime): it drives the runtime, or tests an init program in a container"
             .into()
     })
-}
-
-/// A kernel to boot for each scenario, with the agent as its init.
-#[derive(Debug, Clone)]
-pub struct VmTarget {
-    pub label: String,
-    pub kernel: std::path::PathBuf,
-    pub agent: std::sync::Arc<Vec<u8>>,
-    pub accel: super::vm::Accel,
-    /// Virtual CPUs for a boot that runs many scenarios.
-    pub cpus: u32,
-    pub results: super::vm::ResultsPort,
-    /// `--no-pid-namespace`: init runs fresh scenarios under subreaper roots.
-    pub force_subreaper_root: bool,
 }
 
 impl Target {
@@ -106,54 +93,8 @@ impl Target {
             }
             return;
         };
-        let batch = super::vm::Batch {
-            kernel: v.kernel.clone(),
-            // The knob tells the VM's init what the flag tells the host target.
-            cmdline: if v.force_subreaper_root {
-                "-- subreaper-root".into()
-            } else {
-                String::new()
-            },
-            qemu_args: vec![],
-            scenarios: scenarios
-                .iter()
-                .enumerate()
-                .map(|(i, s)| orphanage_scenario::VmScenario {
-                    name: batch_name(i),
-                    scenario: s.clone(),
-                })
-                .collect(),
-            // One scenario: a second CPU would only slow the boot.
-            cpus: if scenarios.len() == 1 { 1 } else { v.cpus },
-            results: v.results,
-        };
-        // Each event as it crosses the port, so a caller sees a long batch
-        // progress; what never came (the VM died first) is made up after.
-        let mut finished = vec![false; scenarios.len()];
-        let run = super::vm::run_vm(&batch, &v.agent, v.accel, &[], &mut |p| {
-            if let super::vm::Progress::Event { scenario, event } = p {
-                if let Some(i) = batch_index(scenario).filter(|&i| i < finished.len()) {
-                    finished[i] |= matches!(event, Event::Finished { .. });
-                    on_event(i, event);
-                }
-            }
-        });
-        for (i, _) in finished.iter().enumerate().filter(|(_, done)| !**done) {
-            if let Some(last) = run.events_of(&batch_name(i)).last() {
-                on_event(i, last);
-            }
-        }
+        v.run_batch(scenarios, on_event)
     }
-}
-
-/// The name of a batch's `i`th scenario inside the VM.
-fn batch_name(i: usize) -> String {
-    format!("batch::case_{i}")
-}
-
-/// The index a batch's scenario name carries: `batch_name`'s inverse.
-fn batch_index(name: &str) -> Option<usize> {
-    name.strip_prefix("batch::case_")?.parse().ok()
 }
 
 /// Generated trees per boot in `explore --kernel`: enough that 1000 trees
@@ -184,19 +125,5 @@ impl Bound {
     /// Runs several scenarios at once (see `Target::run_batch`).
     pub fn run_batch(&self, scenarios: &[Scenario], on_event: &mut dyn FnMut(usize, &Event)) {
         self.target.run_batch(&self.agent, scenarios, on_event)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batch_names_carry_their_index() {
-        for i in [0, 7, 999] {
-            assert_eq!(batch_index(&batch_name(i)), Some(i));
-        }
-        assert_eq!(batch_index("zombie::reaped"), None);
-        assert_eq!(batch_index("batch::case_x"), None);
     }
 }
