@@ -99,13 +99,15 @@ impl SingleVm {
                 self.batch.scenarios.len()
             );
             let floor = if self.boot_floor {
-                boot_floor(
-                    &self.kernel,
-                    &self.image,
-                    &self.agent,
-                    &chosen,
-                    self.batch.cpus,
-                )
+                let kernel = Batch {
+                    kernel: self.image.clone(),
+                    cmdline: self.kernel.cmdline.clone(),
+                    qemu_args: self.kernel.qemu_args.clone(),
+                    scenarios: vec![],
+                    cpus: self.batch.cpus,
+                    results: self.kernel.results,
+                };
+                vm::boot_floor(&kernel, &self.agent, chosen.accel)
             } else {
                 None
             };
