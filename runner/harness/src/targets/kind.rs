@@ -1,4 +1,5 @@
-//! The target a trial runs on: the running kernel, or one OCI runtime.
+//! The target a trial runs on: the running kernel, one OCI runtime, or a
+//! kernel booted in QEMU.
 
 use super::host::{run_on_host, HostTarget};
 use super::runtime::{run_in_runtime, RuntimeTarget};
@@ -10,8 +11,8 @@ use std::path::Path;
 pub enum Target {
     Host(HostTarget),
     Runtime(RuntimeTarget),
-    /// A kernel booted for a batch of scenarios: what `explore --kernel` uses
-    /// (the suite itself boots a kernel once for all its scenarios, see vm_run.rs).
+    /// A kernel booted in QEMU: once for all of a suite's scenarios
+    /// (`--kernel`), or once per batch of generated trees (`explore --kernel`).
     Vm(VmTarget),
 }
 
@@ -21,7 +22,7 @@ pub const GLOBAL_INIT_NEEDS_A_VM: &str =
 
 /// Why a VM (or the host) cannot run the scenario, if it cannot: it needs a
 /// container runtime.
-pub fn cannot_run_in_a_vm(scenario: &Scenario) -> Option<String> {
+fn cannot_run_in_a_vm(scenario: &Scenario) -> Option<String> {
     scenario.needs_runtime().then(|| {
         "needs an OCI runtime target (--runtime): it drives the runtime, or tests an init program in a container"
             .into()
@@ -29,12 +30,12 @@ pub fn cannot_run_in_a_vm(scenario: &Scenario) -> Option<String> {
 }
 
 impl Target {
-    /// The prefix of trial names (`runc:`), so runtimes sit side by side in one run.
+    /// The prefix of trial names (`runc:`), so runtimes sit side by side in
+    /// one run. A VM, like the host, is its run's only target.
     pub fn prefix(&self) -> String {
         match self {
-            Target::Host(_) => String::new(),
+            Target::Host(_) | Target::Vm(_) => String::new(),
             Target::Runtime(r) => format!("{}:", r.label),
-            Target::Vm(v) => format!("{}:", v.label),
         }
     }
 
@@ -58,7 +59,8 @@ impl Target {
         }
     }
 
-    /// Runs one scenario; the last event is always `Finished`.
+    /// Runs one scenario now (a VM boots for it alone); the last event is
+    /// always `Finished`.
     pub fn run(&self, agent: &Path, scenario: &Scenario, on_event: &mut dyn FnMut(&Event)) {
         match self {
             Target::Host(host) => run_on_host(*host, agent, scenario, on_event),
@@ -67,6 +69,29 @@ impl Target {
                 on_event(e)
             }),
         }
+    }
+
+    /// Runs the suite's scenario `name` (`zombie::reaped`); the last event
+    /// is always `Finished`. A VM that boots once for the whole suite hands
+    /// over what that boot reported under the name.
+    pub fn run_named(
+        &self,
+        agent: &Path,
+        name: &str,
+        scenario: &Scenario,
+        on_event: &mut dyn FnMut(&Event),
+    ) {
+        match self {
+            Target::Vm(v) => v.run_named(name, scenario, on_event),
+            Target::Host(_) | Target::Runtime(_) => self.run(agent, scenario, on_event),
+        }
+    }
+
+    /// Whether a trial's duration comes from the agent's own clock (its
+    /// steps' time): a VM's scenarios all wait for one boot, so their wall
+    /// time says nothing about each.
+    pub fn agent_clock(&self) -> bool {
+        matches!(self, Target::Vm(_))
     }
 
     /// How many scenarios one `run_batch` call should carry: a VM boots once

@@ -1,6 +1,6 @@
 //! What every VM run needs, checked or made before any VM starts: QEMU on
-//! PATH, the agent's bytes, the selected scenarios, and a run's column for
-//! the matrix reporter.
+//! PATH, the agent's bytes, the scenarios as the VM carries them, and a
+//! run's column for the matrix reporter.
 
 use crate::cli::Cli;
 use crate::discover::Loaded;
@@ -45,15 +45,6 @@ pub fn vm_scenarios(loaded: &[Loaded]) -> Vec<VmScenario> {
             name: l.name.clone(),
             scenario: l.scenario.clone(),
         })
-        .collect()
-}
-
-pub fn selected(cli: &Cli, loaded: &[Loaded]) -> Vec<Loaded> {
-    let filters = crate::filters::Filters::new(&cli.test, &cli.more_filters);
-    loaded
-        .iter()
-        .filter(|l| filters.selects(&l.name))
-        .cloned()
         .collect()
 }
 
