@@ -230,31 +230,32 @@ fn run() -> anyhow::Result<ExitCode> {
     if cli.vm_cpus.is_some() && cli.kernel.is_none() && cli.kernels.is_none() {
         anyhow::bail!("--vm-cpus sizes a VM: it needs --kernel or --kernels");
     }
-    // Scenarios that drive a container runtime have nothing to drive in a VM.
-    let in_vm: Vec<discover::Loaded> = loaded
+    // What a VM boots with: the selected scenarios, except those that drive
+    // a container runtime (a VM has none to drive).
+    let selected_in_vm: Vec<discover::Loaded> = loaded
         .iter()
-        .filter(|l| !l.scenario.needs_runtime())
+        .filter(|l| !l.scenario.needs_runtime() && filters.selects(&l.name))
         .cloned()
         .collect();
     if let Some(file) = &cli.kernels {
-        let selected: Vec<discover::Loaded> = in_vm
-            .iter()
-            .filter(|l| filters.selects(&l.name))
-            .cloned()
-            .collect();
         if cli.test.list {
-            for l in &selected {
+            for l in &selected_in_vm {
                 println!("{}: test", l.name);
             }
             return Ok(ExitCode::SUCCESS);
         }
-        let code = vm_run::matrix(&cli, file, &selected, &mut baseline)?;
+        let code = vm_run::matrix(&cli, file, &selected_in_vm, &mut baseline)?;
         return Ok(with_regressions(&cli, code, &baseline.regressed));
     }
+    // --kernel: the suite runs in one VM instead of on this kernel (the host
+    // target chosen above), checked only now that every refusal is past.
+    let targets = match &cli.kernel {
+        Some(image) => vec![vm_run::suite_target(&cli, image, &selected_in_vm)?],
+        None => targets,
+    };
     run_suite(SuiteRun {
         cli: &cli,
         loaded: &loaded,
-        in_vm: &in_vm,
         filters: &filters,
         ktap,
         targets,

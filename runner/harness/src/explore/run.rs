@@ -133,9 +133,7 @@ fn check_many(
         });
     });
     let elapsed = started.elapsed();
-    // A VM's trees all wait for one boot: their wall time says nothing about
-    // each, so their durations come from the agent's clock (as a VM's trials do).
-    let agent_clock = target.target.batch_size() > 1;
+    let agent_clock = target.target.agent_clock();
     generated
         .into_iter()
         .zip(trials)

@@ -53,7 +53,7 @@ pub fn explore_command(cli: &cli::Cli, args: &explore::ExploreArgs) -> anyhow::R
         targets = vec![vm_run::explore_target(cli, kernel)?];
     }
     // Open the outputs now: a bad path is bad input, found before anything runs.
-    let cells = Arc::new(Mutex::new(explore_cells(&targets, &versions)));
+    let cells = Arc::new(Mutex::new(cells_of(&targets, &versions)));
     let mut reporters = reporting::Reporters::new(file_reporters(&files, cells)?);
     let comparison = explore::Comparison::default();
     reporters.add(comparison.reporter());
@@ -108,19 +108,6 @@ fn output_files(before: OutputFiles, after: OutputFiles) -> anyhow::Result<Outpu
         junit: one("--junit", before.junit, after.junit)?,
         events: one("--events", before.events, after.events)?,
     })
-}
-
-/// The report's one cell. A VM's kernel release is not known here (its
-/// boots report only the trees' events), so it is left empty rather than
-/// given the host's.
-fn explore_cells(targets: &[targets::Target], versions: &[String]) -> Vec<reporting::CellInfo> {
-    let mut cells = cells_of(targets, versions, false);
-    for (cell, target) in cells.iter_mut().zip(targets) {
-        if let targets::Target::Vm(_) = target {
-            cell.kernel = String::new();
-        }
-    }
-    cells
 }
 
 #[cfg(test)]

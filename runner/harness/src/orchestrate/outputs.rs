@@ -112,27 +112,14 @@ pub fn exit_code(
     conclusion.exit_code()
 }
 
-/// One report cell per target, as far as it is known before the run (a VM's
-/// kernel release is filled in once it has booted).
-pub fn cells_of(
-    targets: &[targets::Target],
-    versions: &[String],
-    in_vm: bool,
-) -> Vec<reporting::CellInfo> {
+/// One report cell per target, as far as it is known before the run. A VM's
+/// kernel release is left empty rather than given the host's: a suite run
+/// fills it in once the VM has booted, and explore's boots report only the
+/// trees' events.
+pub fn cells_of(targets: &[targets::Target], versions: &[String]) -> Vec<reporting::CellInfo> {
     let host_release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
-    if in_vm {
-        return vec![reporting::CellInfo {
-            name: "vm".into(),
-            kind: "vm".into(),
-            kernel: String::new(),
-            version: None,
-            init: None,
-            platform: None,
-            summary: Default::default(),
-        }];
-    }
     targets
         .iter()
         .enumerate()
@@ -144,7 +131,10 @@ pub fn cells_of(
                 targets::Target::Vm(_) => "vm",
             }
             .into(),
-            kernel: host_release.clone(),
+            kernel: match t {
+                targets::Target::Vm(_) => String::new(),
+                targets::Target::Host(_) | targets::Target::Runtime(_) => host_release.clone(),
+            },
             version: versions.get(i).cloned(),
             init: match t {
                 targets::Target::Runtime(r) => r.init.as_ref().map(|i| i.name().to_string()),

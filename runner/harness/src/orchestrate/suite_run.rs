@@ -1,6 +1,6 @@
 //! A suite run, once its input is read and its flags are checked: the
-//! reporters its flags ask for, then the scenarios as libtest trials, in one
-//! VM (`--kernel`) or on the chosen targets (the host, runtimes), and the
+//! reporters its flags ask for, then the scenarios as libtest trials on the
+//! chosen targets (the host, runtimes, or one VM for `--kernel`), and the
 //! exit code.
 
 use super::*;
@@ -13,8 +13,6 @@ use std::sync::{Arc, Mutex};
 pub struct SuiteRun<'a> {
     pub cli: &'a cli::Cli,
     pub loaded: &'a [discover::Loaded],
-    /// Those of `loaded` a VM can run: none that drives a container runtime.
-    pub in_vm: &'a [discover::Loaded],
     pub filters: &'a filters::Filters,
     /// `--format ktap`: KTAP owns standard output.
     pub ktap: bool,
@@ -30,7 +28,6 @@ pub fn run_suite(run: SuiteRun) -> anyhow::Result<ExitCode> {
     let SuiteRun {
         cli,
         loaded,
-        in_vm,
         filters,
         ktap,
         targets,
@@ -39,12 +36,8 @@ pub fn run_suite(run: SuiteRun) -> anyhow::Result<ExitCode> {
         expected,
         mut baseline,
     } = run;
-    let vm = match &cli.kernel {
-        Some(kernel) => Some(vm_run::prepare_single(cli, kernel, in_vm)?),
-        None => None,
-    };
     // Open the reports now: a bad path is bad input, found before anything runs.
-    let cells = Arc::new(Mutex::new(cells_of(&targets, &versions, vm.is_some())));
+    let cells = Arc::new(Mutex::new(cells_of(&targets, &versions)));
     let mut reporters = reporters_for(cli, &targets, cells.clone(), ktap, &mut baseline)?;
     let judgement = reporting::Judgement::default();
     if let Some((path, differences)) = expected {
@@ -67,33 +60,6 @@ pub fn run_suite(run: SuiteRun) -> anyhow::Result<ExitCode> {
         .filter(|name| filters.selects(name))
         .count();
     reporters.emit(&reporting::RunEvent::RunStarted { selected });
-    if let Some(vm) = vm {
-        let in_vm_runner = vm.runner();
-        let runner: trials::Runner = Arc::new(move |l, on_event| {
-            if let Some(why) = targets::cannot_run_in_a_vm(&l.scenario) {
-                return on_event(&unsupported(why));
-            }
-            in_vm_runner(l, on_event)
-        });
-        let vm_trials = trials::TargetTrials {
-            prefix: String::new(),
-            label: "vm".into(),
-            runner,
-            agent_clock: true,
-        };
-        let trials = trials::build(loaded, &[vm_trials], reporters.clone());
-        let conclusion = run_trials(cli, filters, trials);
-        if live::interrupted() {
-            live::stand_down();
-        }
-        vm.summarize();
-        for cell in cells.lock().unwrap_or_else(|p| p.into_inner()).iter_mut() {
-            cell.kernel = vm.release();
-        }
-        reporters.finish()?;
-        let code = exit_code(cli, &conclusion, &reporters);
-        return Ok(with_regressions(cli, code, &regressed));
-    }
     let mut agent = agent_binary(cli)?;
     if let Some(why) = subreaper_missing_for(&targets) {
         eprintln!("orphanage: {why}");
@@ -115,13 +81,13 @@ pub fn run_suite(run: SuiteRun) -> anyhow::Result<ExitCode> {
             let runner: trials::Runner =
                 Arc::new(move |l, on_event| match target.cannot_run(&l.scenario) {
                     Some(why) => on_event(&unsupported(why)),
-                    None => target.run(&agent, &l.scenario, on_event),
+                    None => target.run_named(&agent, &l.name, &l.scenario, on_event),
                 });
             trials::TargetTrials {
                 prefix: t.prefix(),
                 label: t.label().to_string(),
                 runner,
-                agent_clock: false,
+                agent_clock: t.agent_clock(),
             }
         })
         .collect();
@@ -131,6 +97,10 @@ pub fn run_suite(run: SuiteRun) -> anyhow::Result<ExitCode> {
     if live::interrupted() {
         live::stand_down();
     }
+    vm_run::summarize(
+        &targets,
+        &mut cells.lock().unwrap_or_else(|p| p.into_inner()),
+    );
     let written = reporters.finish();
     agent.remove();
     drop(work_dir);

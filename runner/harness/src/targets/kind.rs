@@ -1,7 +1,9 @@
-//! The target a trial runs on: the running kernel, or one OCI runtime.
+//! The target a trial runs on: the running kernel, one OCI runtime, or a
+//! kernel booted in QEMU.
 
 use super::host::{run_on_host, HostTarget};
 use super::runtime::{run_in_runtime, RuntimeTarget};
+use super::vm::VmTarget;
 use orphanage_scenario::{Event, Scenario};
 use std::path::Path;
 
@@ -9,8 +11,8 @@ use std::path::Path;
 pub enum Target {
     Host(HostTarget),
     Runtime(RuntimeTarget),
-    /// A kernel booted for a batch of scenarios: what `explore --kernel` uses
-    /// (the suite itself boots a kernel once for all its scenarios, see vm_run.rs).
+    /// A kernel booted in QEMU: once for all of a suite's scenarios
+    /// (`--kernel`), or once per batch of generated trees (`explore --kernel`).
     Vm(VmTarget),
 }
 
@@ -20,34 +22,20 @@ pub const GLOBAL_INIT_NEEDS_A_VM: &str =
 
 /// Why a VM (or the host) cannot run the scenario, if it cannot: it needs a
 /// container runtime.
-pub fn cannot_run_in_a_vm(scenario: &Scenario) -> Option<String> {
+fn cannot_run_in_a_vm(scenario: &Scenario) -> Option<String> {
     scenario.needs_runtime().then(|| {
         "needs an OCI runtime target (--runtime): it drives the runtime, or tests an init program in a container"
             .into()
     })
 }
 
-/// A kernel to boot for each scenario, with the agent as its init.
-#[derive(Debug, Clone)]
-pub struct VmTarget {
-    pub label: String,
-    pub kernel: std::path::PathBuf,
-    pub agent: std::sync::Arc<Vec<u8>>,
-    pub accel: super::vm::Accel,
-    /// Virtual CPUs for a boot that runs many scenarios.
-    pub cpus: u32,
-    pub results: super::vm::ResultsPort,
-    /// `--no-pid-namespace`: init runs fresh scenarios under subreaper roots.
-    pub force_subreaper_root: bool,
-}
-
 impl Target {
-    /// The prefix of trial names (`runc:`), so runtimes sit side by side in one run.
+    /// The prefix of trial names (`runc:`), so runtimes sit side by side in
+    /// one run. A VM, like the host, is its run's only target.
     pub fn prefix(&self) -> String {
         match self {
-            Target::Host(_) => String::new(),
+            Target::Host(_) | Target::Vm(_) => String::new(),
             Target::Runtime(r) => format!("{}:", r.label),
-            Target::Vm(v) => format!("{}:", v.label),
         }
     }
 
@@ -71,7 +59,8 @@ impl Target {
         }
     }
 
-    /// Runs one scenario; the last event is always `Finished`.
+    /// Runs one scenario now (a VM boots for it alone); the last event is
+    /// always `Finished`.
     pub fn run(&self, agent: &Path, scenario: &Scenario, on_event: &mut dyn FnMut(&Event)) {
         match self {
             Target::Host(host) => run_on_host(*host, agent, scenario, on_event),
@@ -80,6 +69,29 @@ impl Target {
                 on_event(e)
             }),
         }
+    }
+
+    /// Runs the suite's scenario `name` (`zombie::reaped`); the last event
+    /// is always `Finished`. A VM that boots once for the whole suite hands
+    /// over what that boot reported under the name.
+    pub fn run_named(
+        &self,
+        agent: &Path,
+        name: &str,
+        scenario: &Scenario,
+        on_event: &mut dyn FnMut(&Event),
+    ) {
+        match self {
+            Target::Vm(v) => v.run_named(name, scenario, on_event),
+            Target::Host(_) | Target::Runtime(_) => self.run(agent, scenario, on_event),
+        }
+    }
+
+    /// Whether a trial's duration comes from the agent's own clock (its
+    /// steps' time): a VM's scenarios all wait for one boot, so their wall
+    /// time says nothing about each.
+    pub fn agent_clock(&self) -> bool {
+        matches!(self, Target::Vm(_))
     }
 
     /// How many scenarios one `run_batch` call should carry: a VM boots once
@@ -106,54 +118,8 @@ impl Target {
             }
             return;
         };
-        let batch = super::vm::Batch {
-            kernel: v.kernel.clone(),
-            // The knob tells the VM's init what the flag tells the host target.
-            cmdline: if v.force_subreaper_root {
-                "-- subreaper-root".into()
-            } else {
-                String::new()
-            },
-            qemu_args: vec![],
-            scenarios: scenarios
-                .iter()
-                .enumerate()
-                .map(|(i, s)| orphanage_scenario::VmScenario {
-                    name: batch_name(i),
-                    scenario: s.clone(),
-                })
-                .collect(),
-            // One scenario: a second CPU would only slow the boot.
-            cpus: if scenarios.len() == 1 { 1 } else { v.cpus },
-            results: v.results,
-        };
-        // Each event as it crosses the port, so a caller sees a long batch
-        // progress; what never came (the VM died first) is made up after.
-        let mut finished = vec![false; scenarios.len()];
-        let run = super::vm::run_vm(&batch, &v.agent, v.accel, &[], &mut |p| {
-            if let super::vm::Progress::Event { scenario, event } = p {
-                if let Some(i) = batch_index(scenario).filter(|&i| i < finished.len()) {
-                    finished[i] |= matches!(event, Event::Finished { .. });
-                    on_event(i, event);
-                }
-            }
-        });
-        for (i, _) in finished.iter().enumerate().filter(|(_, done)| !**done) {
-            if let Some(last) = run.events_of(&batch_name(i)).last() {
-                on_event(i, last);
-            }
-        }
+        v.run_batch(scenarios, on_event)
     }
-}
-
-/// The name of a batch's `i`th scenario inside the VM.
-fn batch_name(i: usize) -> String {
-    format!("batch::case_{i}")
-}
-
-/// The index a batch's scenario name carries: `batch_name`'s inverse.
-fn batch_index(name: &str) -> Option<usize> {
-    name.strip_prefix("batch::case_")?.parse().ok()
 }
 
 /// Generated trees per boot in `explore --kernel`: enough that 1000 trees
@@ -184,19 +150,5 @@ impl Bound {
     /// Runs several scenarios at once (see `Target::run_batch`).
     pub fn run_batch(&self, scenarios: &[Scenario], on_event: &mut dyn FnMut(usize, &Event)) {
         self.target.run_batch(&self.agent, scenarios, on_event)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batch_names_carry_their_index() {
-        for i in [0, 7, 999] {
-            assert_eq!(batch_index(&batch_name(i)), Some(i));
-        }
-        assert_eq!(batch_index("zombie::reaped"), None);
-        assert_eq!(batch_index("batch::case_x"), None);
     }
 }

@@ -6,8 +6,9 @@ mod runtime;
 pub mod vm;
 
 pub use host::HostTarget;
-pub use kind::{cannot_run_in_a_vm, Bound, Target, VmTarget};
+pub use kind::{Bound, Target};
 pub use runtime::{
     check_runtime, resolve_init, resolve_runtime, run_bounded_ticking, runtime_global_args,
     runtime_platform, smoke_test, RuntimeCli, RuntimeTarget,
 };
+pub use vm::VmTarget;

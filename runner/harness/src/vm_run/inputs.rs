@@ -1,15 +1,13 @@
 //! What every VM run needs, checked or made before any VM starts: QEMU on
-//! PATH, the agent's bytes, the selected scenarios, the boot floor, and a
+//! PATH, the agent's bytes, the scenarios as the VM carries them, and a
 //! run's column for the matrix reporter.
 
 use crate::cli::Cli;
 use crate::discover::Loaded;
-use crate::kernels::Kernel;
 use crate::reporting::{Column, Figures, TrialRecord};
-use crate::targets::vm::{self, Batch, Chosen, VmRun};
+use crate::targets::vm::{self, Chosen, VmRun};
 use anyhow::{bail, Context};
 use orphanage_scenario::VmScenario;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,42 +46,6 @@ pub fn vm_scenarios(loaded: &[Loaded]) -> Vec<VmScenario> {
             scenario: l.scenario.clone(),
         })
         .collect()
-}
-
-pub fn selected(cli: &Cli, loaded: &[Loaded]) -> Vec<Loaded> {
-    let filters = crate::filters::Filters::new(&cli.test, &cli.more_filters);
-    loaded
-        .iter()
-        .filter(|l| filters.selects(&l.name))
-        .cloned()
-        .collect()
-}
-
-/// Boots the kernel with an init that only powers off: the floor any run pays.
-/// The same kernel, accelerator and CPUs as the run it is the floor of.
-pub fn boot_floor(
-    kernel: &Kernel,
-    image: &Path,
-    agent: &[u8],
-    chosen: &Chosen,
-    cpus: u32,
-) -> Option<Duration> {
-    let batch = Batch {
-        kernel: image.to_path_buf(),
-        cmdline: kernel.cmdline.clone(),
-        qemu_args: kernel.qemu_args.clone(),
-        scenarios: vec![],
-        cpus,
-        results: kernel.results,
-    };
-    let run = vm::run_vm(
-        &batch,
-        agent,
-        chosen.accel,
-        &["poweroff".to_string()],
-        &mut |_| {},
-    );
-    run.broken.is_none().then_some(run.wall)
 }
 
 pub fn column(

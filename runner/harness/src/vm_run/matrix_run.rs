@@ -215,9 +215,17 @@ fn run_cell(
     with_floor: bool,
     (board, i, reporters): (&Board, usize, &Reporters),
 ) -> Column {
+    let kernel = Batch {
+        kernel: image.to_path_buf(),
+        cmdline: k.cmdline.clone(),
+        qemu_args: k.qemu_args.clone(),
+        scenarios: vec![],
+        cpus,
+        results: k.results,
+    };
     let floor = if with_floor {
         board.set(i, "measuring the boot floor".into(), true);
-        boot_floor(k, image, agent, chosen, cpus)
+        vm::boot_floor(&kernel, agent, chosen.accel)
     } else {
         None
     };
@@ -230,12 +238,8 @@ fn run_cell(
         true,
     );
     let batch = Batch {
-        kernel: image.to_path_buf(),
-        cmdline: k.cmdline.clone(),
-        qemu_args: k.qemu_args.clone(),
         scenarios: scenarios.to_vec(),
-        cpus,
-        results: k.results,
+        ..kernel
     };
     let run = vm::run_vm(&batch, agent, chosen.accel, &[], &mut |p| match p {
         Progress::Booted { release, after } => board.say(

@@ -11,4 +11,4 @@ mod single;
 
 pub use kernels_command::kernels_command;
 pub use matrix_run::matrix;
-pub use single::{explore_target, prepare_single};
+pub use single::{explore_target, suite_target, summarize};

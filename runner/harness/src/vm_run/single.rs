@@ -1,20 +1,25 @@
-//! `--kernel` (one kernel, its scenarios as libtest trials, reported like
-//! the host suite) and `explore --kernel`.
+//! One kernel as the target: `--kernel` (the suite in one boot, reported
+//! like the host suite) and `explore --kernel` (a boot per batch of trees).
 
 use super::board::Board;
 use super::inputs::*;
 use crate::cli::Cli;
 use crate::discover::Loaded;
-use crate::kernels::{self, Kernel};
-use crate::reporting::{self};
-use crate::targets::vm::{self, Batch, Chosen, Progress, VmRun};
-use crate::{live, trials};
-use std::path::{Path, PathBuf};
+use crate::reporting::{self, CellInfo};
+use crate::targets::vm::{self, BootProgress, Progress, SharedBoot};
+use crate::targets::{Target, VmTarget};
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
-/// `explore --kernel`: a target that boots the kernel once per generated tree.
-pub fn explore_target(cli: &Cli, image: &Path) -> anyhow::Result<crate::targets::Target> {
+/// What the board and the figures call a kernel: its image's file name.
+fn kernel_name(image: &Path) -> String {
+    image
+        .file_name()
+        .map_or("kernel".into(), |n| n.to_string_lossy().into_owned())
+}
+
+/// `explore --kernel`: a target that boots the kernel once per batch of trees.
+pub fn explore_target(cli: &Cli, image: &Path) -> anyhow::Result<Target> {
     // The user's input first: a file that is not a kernel is bad input
     // whether or not QEMU is installed.
     vm::check_kernel_file(image)?;
@@ -26,156 +31,115 @@ pub fn explore_target(cli: &Cli, image: &Path) -> anyhow::Result<crate::targets:
         chosen.accel.as_str(),
         chosen.why
     );
-    Ok(crate::targets::Target::Vm(crate::targets::VmTarget {
-        label: image
-            .file_name()
-            .map_or("kernel".into(), |n| n.to_string_lossy().into_owned()),
+    Ok(Target::Vm(VmTarget {
+        label: kernel_name(image),
         kernel: image.to_path_buf(),
         agent: agent_bytes(cli)?,
-        accel: chosen.accel,
+        accel: cli.accel,
         cpus: cli.vm_cpus.unwrap_or(vm::cpus_each(host_cores(), 1)),
         results: cli.vm_results.unwrap_or_default(),
         force_subreaper_root: cli.no_pid_namespace,
+        shared: None,
     }))
 }
 
-/// One kernel, run lazily by the first trial that needs a result.
-pub struct SingleVm {
-    kernel: Kernel,
-    image: PathBuf,
-    agent: Arc<Vec<u8>>,
-    batch: Batch,
-    accel: vm::AccelChoice,
-    boot_floor: bool,
-    done: OnceLock<(Chosen, Option<Duration>, VmRun)>,
-}
-
-pub fn prepare_single(cli: &Cli, image: &Path, loaded: &[Loaded]) -> anyhow::Result<Arc<SingleVm>> {
+/// `--kernel`: a target that boots the kernel once, when the first trial
+/// needs a result, for every `selected` scenario; its report cell is `vm`.
+pub fn suite_target(cli: &Cli, image: &Path, selected: &[Loaded]) -> anyhow::Result<Target> {
     // The user's input first: a file that is not a kernel is bad input
     // whether or not QEMU is installed.
     vm::check_kernel_file(image)?;
     check_qemu()?;
-    let kernel = Kernel {
-        name: image
-            .file_name()
-            .map_or("kernel".into(), |n| n.to_string_lossy().into_owned()),
-        source: kernels::Source::Path(image.to_path_buf()),
-        qemu_args: vec![],
-        cmdline: String::new(),
-        results: cli.vm_results.unwrap_or_default(),
-    };
-    Ok(Arc::new(SingleVm {
-        batch: Batch {
-            kernel: image.to_path_buf(),
-            // The knob tells the VM's init what the flag tells the host target.
-            cmdline: if cli.no_pid_namespace {
-                "-- subreaper-root".into()
-            } else {
-                String::new()
-            },
-            qemu_args: vec![],
-            scenarios: vm_scenarios(&selected(cli, loaded)),
-            cpus: cli.vm_cpus.unwrap_or(vm::cpus_each(host_cores(), 1)),
-            results: cli.vm_results.unwrap_or_default(),
-        },
+    let watch = BoardWatch {
         image: image.to_path_buf(),
-        kernel,
+        board: OnceLock::new(),
+    };
+    let shared = SharedBoot::new(
+        vm_scenarios(selected),
+        cli.boot_floor,
+        Box::new(move |p| watch.show(p)),
+    );
+    Ok(Target::Vm(VmTarget {
+        label: "vm".into(),
+        kernel: image.to_path_buf(),
         agent: agent_bytes(cli)?,
         accel: cli.accel,
-        boot_floor: cli.boot_floor,
-        done: OnceLock::new(),
+        cpus: cli.vm_cpus.unwrap_or(vm::cpus_each(host_cores(), 1)),
+        results: cli.vm_results.unwrap_or_default(),
+        force_subreaper_root: cli.no_pid_namespace,
+        shared: Some(Arc::new(shared)),
     }))
 }
 
-impl SingleVm {
-    fn run(&self) -> &(Chosen, Option<Duration>, VmRun) {
-        self.done.get_or_init(|| {
-            let chosen = vm::choose_accel(self.accel, &self.image);
-            eprintln!(
-                "orphanage: booting {} in QEMU ({}: {}) to run {} scenarios",
+/// The shared boot's progress on stderr: a line once the accelerator is
+/// chosen, then a bar while the trials wait for the VM (a line per step
+/// without a terminal), gone before libtest prints their results.
+struct BoardWatch {
+    image: std::path::PathBuf,
+    /// Made when the boot that runs the scenarios begins, after any floor.
+    board: OnceLock<Board>,
+}
+
+impl BoardWatch {
+    fn show(&self, progress: BootProgress<'_>) {
+        match progress {
+            BootProgress::Chosen { chosen, scenarios } => eprintln!(
+                "orphanage: booting {} in QEMU ({}: {}) to run {scenarios} scenarios",
                 self.image.display(),
                 chosen.accel.as_str(),
                 chosen.why,
-                self.batch.scenarios.len()
-            );
-            let floor = if self.boot_floor {
-                boot_floor(
-                    &self.kernel,
-                    &self.image,
-                    &self.agent,
-                    &chosen,
-                    self.batch.cpus,
-                )
-            } else {
-                None
-            };
-            // Progress while the trials wait for the VM: a bar on a terminal.
-            let board = Board::new(
-                std::iter::once(self.kernel.name.clone()),
-                self.batch.scenarios.len(),
-            );
-            board.set(0, format!("booting with {} CPU(s)", self.batch.cpus), false);
-            let run = vm::run_vm(
-                &self.batch,
-                &self.agent,
-                chosen.accel,
-                &[],
-                &mut |p| match p {
-                    Progress::Booted { release, after } => board.say(
-                        0,
-                        &format!("{release} started init after {:.1} s", after.as_secs_f64()),
-                    ),
-                    Progress::Finished { done, total } => board.done(0, done, total),
-                    Progress::Event { .. } => {}
-                },
-            );
-            board.end(
-                0,
-                if run.broken.is_some() {
-                    "broken"
-                } else {
-                    "done"
+            ),
+            BootProgress::Booting { cpus, scenarios } => {
+                let board = self.board.get_or_init(|| {
+                    Board::new(std::iter::once(kernel_name(&self.image)), scenarios)
+                });
+                board.set(0, format!("booting with {cpus} CPU(s)"), false);
+            }
+            BootProgress::Machine(p) => match (p, self.board.get()) {
+                (Progress::Booted { release, after }, Some(board)) => board.say(
+                    0,
+                    &format!("{release} started init after {:.1} s", after.as_secs_f64()),
+                ),
+                (Progress::Finished { done, total }, Some(board)) => board.done(0, done, total),
+                _ => {}
+            },
+            BootProgress::Ended(run) => {
+                if let Some(board) = self.board.get() {
+                    let state = if run.broken.is_some() {
+                        "broken"
+                    } else {
+                        "done"
+                    };
+                    board.end(0, state.into());
+                    board.clear();
                 }
-                .into(),
-            );
-            board.clear();
-            if live::interrupted() {
-                live::stand_down();
             }
-            (chosen, floor, run)
-        })
+        }
     }
+}
 
-    pub fn runner(self: &Arc<Self>) -> trials::Runner {
-        let me = self.clone();
-        Arc::new(move |l: &Loaded, on_event| {
-            for e in me.run().2.events_of(&l.name) {
-                on_event(&e);
-            }
-        })
-    }
-
-    pub fn release(&self) -> String {
-        self.done
-            .get()
-            .and_then(|d| d.2.release.clone())
-            .unwrap_or_default()
-    }
-
-    /// The VM's figures, and its console when it failed.
-    pub fn summarize(&self) {
-        let Some((chosen, floor, run)) = self.done.get() else {
-            return;
-        };
-        let col = column(&self.kernel.name, chosen, *floor, run, vec![]);
+/// Once the trials are over, each VM that booted for them: its figures and,
+/// when it failed, its console on stderr; its kernel's release in its cell.
+pub fn summarize(targets: &[Target], cells: &mut [CellInfo]) {
+    for (target, cell) in targets.iter().zip(cells) {
+        let Target::Vm(v) = target else { continue };
+        let Some(booted) = v.booted() else { continue };
+        let col = column(
+            &kernel_name(&v.kernel),
+            &booted.chosen,
+            booted.floor,
+            &booted.run,
+            vec![],
+        );
         for line in reporting::figures_lines(std::slice::from_ref(&col))
             .into_iter()
             .chain(reporting::left_behind_line(&col))
         {
             eprintln!("orphanage: {line}");
         }
-        if let Some(b) = &run.broken {
+        if let Some(b) = &booted.run.broken {
             eprintln!("orphanage: the VM failed: {b}");
         }
+        cell.kernel = booted.run.release.clone().unwrap_or_default();
     }
 }

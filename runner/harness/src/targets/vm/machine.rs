@@ -91,6 +91,14 @@ pub struct VmRun {
     pub stopped_after_last_frame: bool,
 }
 
+/// Boots `kernel`, a batch without scenarios, with an init that only powers
+/// off: the floor any run pays. The caller gives it the kernel, command line
+/// and CPUs of the run it is the floor of, and the same accelerator.
+pub fn boot_floor(kernel: &Batch, agent: &[u8], accel: Accel) -> Option<Duration> {
+    let run = run(kernel, agent, accel, &["poweroff".to_string()], &mut |_| {});
+    run.broken.is_none().then_some(run.wall)
+}
+
 /// How long a kernel may take to reach init before the boot counts as hung.
 pub fn boot_allowance(accel: Accel) -> Duration {
     match accel {
