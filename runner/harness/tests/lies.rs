@@ -6,13 +6,17 @@
 //! rest of the areas run must still pass: the lie is caught exactly where it
 //! matters. (tests/selftest.rs does the same for a kernel that lacks
 //! pidfd_open and clone3, where the answer is unsupported instead.)
+//!
+//! The forged answers (seccomp user notification) need CAP_SYS_ADMIN, to
+//! enter the agent's namespaces: without it they are ignored, naming it.
 #![cfg(target_arch = "x86_64")]
 
 mod common;
 #[path = "lies/user_notification.rs"]
 mod user_notification;
 
-use common::{orphanage, repo};
+use common::{cannot_run, orphanage, repo};
+use libtest_mimic::Trial;
 use std::collections::BTreeSet;
 use user_notification::Forgery;
 
@@ -162,7 +166,6 @@ fn assert_caught_exactly(results: &[(String, String, String)], broken: &[&str]) 
     assert!(others.is_empty(), "{others:#?}");
 }
 
-#[test]
 fn a_kill_that_returns_0_without_sending_is_caught() {
     // kill(pid, sig) with sig != 0: "done", but nothing is sent.
     let lie = Lie {
@@ -200,7 +203,6 @@ fn a_kill_that_returns_0_without_sending_is_caught() {
     }
 }
 
-#[test]
 fn a_waitid_p_pidfd_that_answers_echild_for_everything_is_caught() {
     // waitid(P_PIDFD, ...) says "not your child" even to the parent. The
     // feature probe, which expects ECHILD, cannot tell: the scenarios must.
@@ -219,7 +221,6 @@ fn a_waitid_p_pidfd_that_answers_echild_for_everything_is_caught() {
     );
 }
 
-#[test]
 fn seals_accepted_but_not_enforced_are_caught() {
     // fcntl(F_ADD_SEALS) says "done" and seals nothing (CHECKS 7.3).
     let lie = Lie {
@@ -244,7 +245,6 @@ fn seals_accepted_but_not_enforced_are_caught() {
     assert_caught_exactly(&results, &sealing);
 }
 
-#[test]
 fn a_kill0_that_says_gone_too_early_is_caught_by_exit_detection() {
     // kill(pid, 0): ESRCH for a process that is alive.
     let lie = Lie {
@@ -287,7 +287,6 @@ fn scenarios_containing(areas: &[&str], needle: &str) -> Vec<String> {
     found
 }
 
-#[test]
 fn a_subreaper_flag_accepted_but_never_set_is_caught() {
     // prctl(PR_SET_CHILD_SUBREAPER, ...) says "done" and changes nothing.
     let lie = Lie {
@@ -309,7 +308,6 @@ fn a_subreaper_flag_accepted_but_never_set_is_caught() {
     assert_caught_exactly(&results, &setting);
 }
 
-#[test]
 fn a_parent_death_signal_accepted_but_never_set_is_caught() {
     // prctl(PR_SET_PDEATHSIG, sig) says "done" and arms nothing.
     let lie = Lie {
@@ -325,7 +323,6 @@ fn a_parent_death_signal_accepted_but_never_set_is_caught() {
     assert_caught_exactly(&results, &arming);
 }
 
-#[test]
 fn a_waitid_p_pidfd_that_answers_for_another_child_is_caught() {
     // waitid(P_PIDFD) reports whichever other child of the caller has
     // exited, as P_ALL would: a faked result, through user notification.
@@ -362,7 +359,6 @@ fn a_waitid_p_pidfd_that_answers_for_another_child_is_caught() {
     );
 }
 
-#[test]
 fn a_sender_pid_leaked_across_namespaces_is_caught() {
     // kill(2) delivers with si_pid the sender's pid in its own namespace,
     // untranslated: right within one namespace, wrong across a boundary.
@@ -393,7 +389,6 @@ fn assert_observed_another_sender(results: &[(String, String, String)]) {
     }
 }
 
-#[test]
 fn a_wrong_sender_pid_is_caught() {
     // kill(2) delivers naming the sender's parent as the sender.
     let results = run_under(
@@ -410,4 +405,77 @@ fn a_wrong_sender_pid_is_caught() {
         ],
     );
     assert_observed_another_sender(&results);
+}
+
+/// Whether this process has CAP_SYS_ADMIN (bit 21 of CapEff), which the
+/// user-notification supervisor needs to enter the agent's namespaces.
+fn has_cap_sys_admin() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))?
+                .trim()
+                .to_string();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << 21) != 0)
+}
+
+fn main() {
+    let args = libtest_mimic::Arguments::from_args();
+    let lie = |name: &str, body: fn()| {
+        Trial::test(name, move || {
+            body();
+            Ok(())
+        })
+    };
+    let forged = |name: &str, body: fn()| {
+        if has_cap_sys_admin() {
+            lie(name, body)
+        } else {
+            cannot_run(
+                name,
+                "the forged answers need CAP_SYS_ADMIN (the supervisor enters the agent's namespaces)".into(),
+                "needs CAP_SYS_ADMIN".into(),
+            )
+        }
+    };
+    let trials = vec![
+        lie(
+            "a_kill_that_returns_0_without_sending_is_caught",
+            a_kill_that_returns_0_without_sending_is_caught,
+        ),
+        lie(
+            "a_waitid_p_pidfd_that_answers_echild_for_everything_is_caught",
+            a_waitid_p_pidfd_that_answers_echild_for_everything_is_caught,
+        ),
+        lie(
+            "seals_accepted_but_not_enforced_are_caught",
+            seals_accepted_but_not_enforced_are_caught,
+        ),
+        lie(
+            "a_kill0_that_says_gone_too_early_is_caught_by_exit_detection",
+            a_kill0_that_says_gone_too_early_is_caught_by_exit_detection,
+        ),
+        lie(
+            "a_subreaper_flag_accepted_but_never_set_is_caught",
+            a_subreaper_flag_accepted_but_never_set_is_caught,
+        ),
+        lie(
+            "a_parent_death_signal_accepted_but_never_set_is_caught",
+            a_parent_death_signal_accepted_but_never_set_is_caught,
+        ),
+        forged(
+            "a_waitid_p_pidfd_that_answers_for_another_child_is_caught",
+            a_waitid_p_pidfd_that_answers_for_another_child_is_caught,
+        ),
+        forged(
+            "a_sender_pid_leaked_across_namespaces_is_caught",
+            a_sender_pid_leaked_across_namespaces_is_caught,
+        ),
+        forged("a_wrong_sender_pid_is_caught", a_wrong_sender_pid_is_caught),
+    ];
+    libtest_mimic::run(&args, trials).exit();
 }
