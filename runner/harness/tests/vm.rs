@@ -905,6 +905,79 @@ fn explore_in_a_vm(image: &Path) -> Result<(), Failed> {
     check(qemus.is_empty(), || format!("still running: {qemus:?}"))
 }
 
+/// A disagreement found in a VM is shrunk there in a few boots, not one a
+/// step: each boot runs every tree the next steps could reach, and the path
+/// the outcomes choose is proptest's own, so the minimal scenario saved is
+/// the one the host's shrinking finds from the same case.
+fn explore_shrinks_in_a_vm_in_few_boots(image: &Path) -> Result<(), Failed> {
+    let tmp = tempfile::tempdir().unwrap();
+    let vm_tmp = tmp.path().join("tmp");
+    std::fs::create_dir(&vm_tmp).unwrap();
+    let explore = [
+        "explore",
+        "--cases",
+        "8",
+        "--seed",
+        "5",
+        "--model-defect",
+        "no-subreaper",
+    ];
+    let saved_by = |target: &[&std::ffi::OsStr], dir: &Path| -> Result<(String, String), Failed> {
+        let out = orphanage()
+            .args(target)
+            .args(explore)
+            .arg("--save-to")
+            .arg(dir)
+            .env("TMPDIR", &vm_tmp)
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        check(out.status.code() == Some(101), || {
+            format!("{text}{}", String::from_utf8_lossy(&out.stderr))
+        })?;
+        let file = std::fs::read_dir(dir)
+            .map_err(|e| format!("{}: {e}\n{text}", dir.display()))?
+            .flatten()
+            .next()
+            .ok_or_else(|| format!("nothing saved\n{text}"))?;
+        let yaml = std::fs::read_to_string(file.path()).unwrap();
+        // The header names the target and kernel; the steps are the scenario.
+        let steps = yaml
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Ok((steps, text))
+    };
+    let (on_host, host_text) = saved_by(&[], &tmp.path().join("host"))?;
+    let (in_vm, vm_text) = saved_by(
+        &[
+            "--kernel".as_ref(),
+            image.as_os_str(),
+            "--accel".as_ref(),
+            "tcg".as_ref(),
+        ],
+        &tmp.path().join("vm"),
+    )?;
+    check(on_host == in_vm, || {
+        format!("host:\n{on_host}\nvm:\n{in_vm}\n{host_text}{vm_text}")
+    })?;
+    // "shrinking ran T trees in B batches (...), where one tree a batch would have taken S"
+    let line = vm_text
+        .lines()
+        .find(|l| l.starts_with("explore: shrinking ran "))
+        .ok_or_else(|| vm_text.clone())?;
+    let numbers: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (batches, steps) = (numbers[1], numbers[3]);
+    check(steps > 6 && batches * 3 <= steps, || line.to_string())?;
+    let left: Vec<_> = std::fs::read_dir(&vm_tmp).unwrap().flatten().collect();
+    check(left.is_empty(), || format!("left in TMPDIR: {left:?}"))
+}
+
 /// CHECKS 3.3 as the machine's init (`namespace: global_init`): the VM's
 /// init itself tries CLONE_PARENT and gets EINVAL, by clone and by clone3;
 /// the same scenario expecting EPERM fails at its first step, naming both.
@@ -1022,6 +1095,10 @@ fn main() {
         vm_trial(
             "vm::explore_runs_generated_trees_in_one_boot",
             explore_in_a_vm,
+        ),
+        vm_trial(
+            "vm::explore_shrinks_in_a_vm_in_few_boots",
+            explore_shrinks_in_a_vm_in_few_boots,
         ),
         vm_trial_on(
             TINY_KERNEL,

@@ -7,6 +7,7 @@ mod comparison;
 mod options;
 mod run;
 mod save;
+mod shrink;
 
 pub use comparison::Comparison;
 pub use options::{check_save_dir, ExploreArgs, Options};

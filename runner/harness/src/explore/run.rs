@@ -6,6 +6,7 @@ use super::compare::Checked;
 use super::comparison::{verdict_of, Comparison, Findings};
 use super::options::Options;
 use super::save;
+use super::shrink;
 use crate::live;
 use crate::reporting::{RecordFold, ReportError, Reporters, RunEvent, TrialInfo};
 use crate::targets::Bound;
@@ -24,6 +25,11 @@ use std::time::{Duration, Instant};
 /// Shrinking stops after this many runs or this long, keeping the smallest so far.
 const MAX_SHRINK_RUNS: usize = 2000;
 const MAX_SHRINK_TIME: Duration = Duration::from_secs(120);
+
+/// How many steps of shrinking one batch speculates on, on a target that
+/// runs a batch at once (a VM: one boot): up to 2^6 - 1 = 63 trees, which a
+/// boot runs side by side in a few seconds, for six boots' worth of steps.
+const SPECULATION_DEPTH: usize = 6;
 
 /// Case `case` of `seed` always draws the same tree, whichever job draws it.
 fn runner_for(seed: u64, case: u64) -> TestRunner {
@@ -56,18 +62,29 @@ fn checks_text(o: &Options, case: u64, tree: &Tree) -> String {
     )
 }
 
-/// One tree checked on its own (shrinking): through a stream of its own, so
-/// that its runs stay out of the run's reports.
-fn check(target: &Bound, o: &Options, case: u64, tree: &Tree) -> (Generated, Checked) {
+/// Shrinking's trees of case `case`, checked in one batch: through a stream
+/// of their own, so that their runs stay out of the run's reports. Each is a
+/// trial of its own name, for the comparison tells them apart by name.
+fn check_shrinking(
+    target: &Bound,
+    o: &Options,
+    case: u64,
+    trees: &[Tree],
+) -> Vec<(Generated, Checked)> {
     let comparison = Comparison::default();
     let stream = Stream {
         reporters: &Reporters::new(vec![comparison.reporter()]),
         comparison: &comparison,
         modes: &RootModes::default(),
     };
-    check_many(target, o, &[(case, tree.clone())], &stream)
-        .pop()
-        .expect("one result per tree")
+    let trials = (0..trees.len())
+        .map(|i| TrialInfo {
+            name: format!("explore::case_{case}_shrinking_{i}"),
+            ..trial_info(target, case)
+        })
+        .collect();
+    let trees: Vec<(u64, Tree)> = trees.iter().map(|t| (case, t.clone())).collect();
+    check_many(target, o, &trees, trials, &stream)
 }
 
 /// Where each tree's events go: the run's reporters, the comparison with the
@@ -91,7 +108,7 @@ fn trial_info(target: &Bound, case: u64) -> TrialInfo {
 }
 
 /// Checks several trees in one `run_batch` (one boot, on a VM), each against
-/// its own predictions. Each tree is a trial on the stream: started, its
+/// its own predictions. Each tree is a trial (`trials`, one a tree) on the stream: started, its
 /// events as they happen, and its record, the comparison's judgement.
 /// Returns each tree's scenario (its predictions moved to the comparison,
 /// `expected` left empty) and how it went.
@@ -99,6 +116,7 @@ fn check_many(
     target: &Bound,
     o: &Options,
     trees: &[(u64, Tree)],
+    trials: Vec<TrialInfo>,
     stream: &Stream,
 ) -> Vec<(Generated, Checked)> {
     let mut generated: Vec<Generated> = trees
@@ -106,10 +124,6 @@ fn check_many(
         .map(|(case, tree)| tree.to_scenario(&checks_text(o, *case, tree), o.defect))
         .collect();
     let scenarios: Vec<_> = generated.iter().map(Generated::observing_only).collect();
-    let trials: Vec<TrialInfo> = trees
-        .iter()
-        .map(|(case, _)| trial_info(target, *case))
-        .collect();
     for (((case, _), g), trial) in trees.iter().zip(&mut generated).zip(&trials) {
         let predictions = std::mem::take(&mut g.expected);
         stream.comparison.expect(&trial.name, *case, predictions);
@@ -315,7 +329,11 @@ fn run_cases(
                     processes.fetch_add(p as u64, Ordering::SeqCst);
                     threads.fetch_add((tree.nodes.len() - p) as u64, Ordering::SeqCst);
                 }
-                let results = check_many(target, o, &trees, stream);
+                let trials = trees
+                    .iter()
+                    .map(|(case, _)| trial_info(target, *case))
+                    .collect();
+                let results = check_many(target, o, &trees, trials, stream);
                 if results
                     .iter()
                     .any(|(_, c)| matches!(c, Checked::Broken(_) | Checked::Mismatch { .. }))
@@ -501,9 +519,10 @@ fn conclude(
     101
 }
 
-/// proptest's shrinking, run on the target: simplify while the mismatch
-/// stays, complicate when it goes away. Returns the smallest failing case
-/// and how many runs it took.
+/// proptest's shrinking, run on the target (see shrink.rs): simplify while
+/// the mismatch stays, complicate when it goes away; on a target that runs
+/// a batch at once, speculating SPECULATION_DEPTH steps ahead per batch.
+/// Returns the smallest failing case and how many runs its path took.
 fn shrink(
     target: &Bound,
     o: &Options,
@@ -511,31 +530,33 @@ fn shrink(
     tree: Tree,
     checked: Checked,
 ) -> ((Generated, Checked), usize) {
-    let mut vt = value_tree(o, case);
-    debug_assert_eq!(vt.current(), tree);
-    let mut best = (
-        tree.to_scenario(&checks_text(o, case, &tree), o.defect),
-        checked,
-    );
+    debug_assert_eq!(value_tree(o, case).current(), tree);
+    let depth = if target.target.batch_size() > 1 {
+        SPECULATION_DEPTH
+    } else {
+        1
+    };
     let started = Instant::now();
-    let mut runs = 0;
-    if !vt.simplify() {
-        return (best, runs);
+    let shrunk = shrink::shrink(
+        || value_tree(o, case),
+        depth,
+        |trees| check_shrinking(target, o, case, trees),
+        |(_, checked)| matches!(checked, Checked::Mismatch { .. }),
+        |steps| {
+            steps < MAX_SHRINK_RUNS && started.elapsed() < MAX_SHRINK_TIME && !live::interrupted()
+        },
+    );
+    if depth > 1 && shrunk.batches > 0 {
+        println!(
+            "explore: shrinking ran {} trees in {} batches ({} steps ahead each), where one tree a batch would have taken {}",
+            shrunk.trees_run, shrunk.batches, depth, shrunk.steps
+        );
     }
-    while runs < MAX_SHRINK_RUNS && started.elapsed() < MAX_SHRINK_TIME && !live::interrupted() {
-        runs += 1;
-        let current = vt.current();
-        let (generated, checked) = check(target, o, case, &current);
-        if matches!(checked, Checked::Mismatch { .. }) {
-            best = (generated, checked);
-            if !vt.simplify() {
-                break;
-            }
-        } else if !vt.complicate() && !vt.simplify() {
-            // proptest stops here; trying further simplifications costs only
-            // runs, and only a failing run ever replaces the best case.
-            break;
-        }
-    }
-    (best, runs)
+    let best = shrunk.best.unwrap_or_else(|| {
+        (
+            tree.to_scenario(&checks_text(o, case, &tree), o.defect),
+            checked,
+        )
+    });
+    (best, shrunk.steps)
 }
