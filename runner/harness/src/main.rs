@@ -1,11 +1,12 @@
 //! orphanage: does this kernel manage processes the way Linux promises?
 //! The CLI edge: parse flags, load and validate every scenario, hand them to
-//! libtest-mimic, write the report. Bad input exits 2 before anything runs.
+//! the executor, write the report. Bad input exits 2 before anything runs.
 
 mod agent_binary;
 mod baseline;
 mod cli;
 mod discover;
+mod executor;
 mod expected;
 mod explore;
 mod filters;
