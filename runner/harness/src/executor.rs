@@ -365,6 +365,144 @@ mod tests {
         assert!(heard.contains(&format!("end kill::d {}", Outcome::Broken)));
     }
 
+    /// Scenario outcomes, and a panic, as libtest-mimic trials: what it made
+    /// of a trial's `Completion` or `Failed` before the executor was ours.
+    fn as_libtest_trials(verdicts: &[(&str, Option<Verdict>)]) -> Vec<libtest_mimic::Trial> {
+        use libtest_mimic::{Completion, Trial};
+        verdicts
+            .iter()
+            .map(|(name, verdict)| {
+                let Some(verdict) = verdict else {
+                    return Trial::test(*name, || panic!("boom"));
+                };
+                let record = TrialRecord::from_events(
+                    &info(name),
+                    &[Event::Finished {
+                        verdict: verdict.clone(),
+                        steps_ms: 0.0,
+                    }],
+                    Duration::ZERO,
+                );
+                Trial::ignorable_test(*name, move || match record.outcome {
+                    Outcome::Pass => Ok(Completion::Completed),
+                    Outcome::Unsupported => Ok(Completion::ignored_with(format!(
+                        "unsupported: {}",
+                        record.reason
+                    ))),
+                    Outcome::Fail | Outcome::Broken => Err(record.failure_message().into()),
+                })
+            })
+            .collect()
+    }
+
+    /// A log file's text, without the run's duration.
+    fn untimed(path: &std::path::Path) -> String {
+        let text = std::fs::read_to_string(path).unwrap();
+        let finished = regex_free_replace(&text, "finished in ", 's');
+        regex_free_replace(&finished, "\"exec_time\": ", ' ')
+    }
+
+    /// `text` with whatever follows each `marker` up to `end` replaced by `X`.
+    fn regex_free_replace(text: &str, marker: &str, end: char) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(i) = rest.find(marker) {
+            out.push_str(&rest[..i + marker.len()]);
+            rest = &rest[i + marker.len()..];
+            let j = rest.find(end).unwrap_or(rest.len());
+            out.push('X');
+            rest = &rest[j..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// The executor and the terminal reporter print what libtest-mimic
+    /// printed for the same trials and flags, byte for byte but the time: a
+    /// line per trial and its padding, ignored reasons, the failures, the
+    /// summary and `--list`, in each format, coloured or not.
+    #[rstest::rstest]
+    #[case::pretty(&[])]
+    #[case::filtered(&["s", "--skip", "kill"])]
+    #[case::exact(&["--exact", "zombie::waits"])]
+    #[case::terse(&["--format", "terse"])]
+    #[case::quiet(&["-q", "--color", "always"])]
+    #[case::json(&["--format", "json"])]
+    #[case::coloured(&["--color", "always"])]
+    #[case::list(&["--list", "s"])]
+    #[case::list_terse(&["--list", "--format", "terse"])]
+    fn the_terminal_prints_what_libtest_mimic_printed(#[case] flags: &[&str]) {
+        let verdicts: &[(&str, Option<Verdict>)] = &[
+            ("zombie::waits", Some(Verdict::pass())),
+            (
+                "kill::races_a_long_name",
+                Some(Verdict::fail("expected a, observed \u{1b}[1mb\u{1b}[0m")),
+            ),
+            (
+                "memfd::seals",
+                Some(Verdict::unsupported(
+                    "memfd_create(MFD_NOEXEC_SEAL): EINVAL",
+                )),
+            ),
+            (
+                "pid1::x",
+                Some(Verdict::broken("agent killed by SIGSEGV\nsecond line")),
+            ),
+            ("subreaper::panics", None),
+            ("sibling::passes_too", Some(Verdict::pass())),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let (theirs, ours) = (dir.path().join("libtest"), dir.path().join("ours"));
+        let parse = |log: &std::path::Path| {
+            let mut argv = vec!["orphanage", "--test-threads", "1", "--logfile"];
+            argv.push(log.to_str().unwrap());
+            argv.extend(flags);
+            <libtest_mimic::Arguments as clap::Parser>::parse_from(argv)
+        };
+        let their_args = parse(&theirs);
+        let their_conclusion = libtest_mimic::run(&their_args, as_libtest_trials(verdicts));
+
+        let args = parse(&ours);
+        let terminal = crate::reporting::TerminalReport::for_arguments(&args).unwrap();
+        let reporters = Reporters::new(vec![Box::new(terminal)]);
+        let trials = verdicts
+            .iter()
+            .map(|(name, verdict)| match verdict {
+                Some(v) => trial(name, v.clone(), || {}),
+                None => trial(name, Verdict::pass(), || panic!("boom")),
+            })
+            .collect();
+        let filters = Filters::new(&args, &[]);
+        let conclusion = if args.list {
+            list(trials, &filters, &reporters);
+            Conclusion::default()
+        } else {
+            execute(trials, &filters, threads(args.test_threads), &reporters)
+        };
+        reporters.finish().unwrap();
+        drop(reporters);
+        let printed = untimed(&theirs);
+        assert!(printed.contains("::"), "{printed}");
+        assert_eq!(untimed(&ours), printed);
+        let counts = |c: &libtest_mimic::Conclusion| {
+            (
+                c.num_passed,
+                c.num_failed,
+                c.num_ignored,
+                c.num_filtered_out,
+            )
+        };
+        assert_eq!(
+            (
+                conclusion.passed,
+                conclusion.failed,
+                conclusion.ignored,
+                conclusion.filtered_out
+            ),
+            counts(&their_conclusion)
+        );
+    }
+
     #[test]
     fn threads_default_to_the_machines_parallelism() {
         assert_eq!(threads(Some(3)), 3);
