@@ -1,8 +1,6 @@
 //! Which scenarios a command line selects, as cargo test selects tests: a name
 //! is in when it contains any positional filter (equals one, with `--exact`),
-//! or when there is none, and no `--skip` matches it. libtest-mimic takes one
-//! filter only, so the selection is made here and handed to it in a form it
-//! applies exactly, counting what it drops as filtered out.
+//! or when there is none, and no `--skip` matches it.
 
 use libtest_mimic::Arguments;
 
@@ -40,32 +38,6 @@ impl Filters {
     /// Whether any filter or `--skip` was given.
     pub fn narrows(&self) -> bool {
         !self.include.is_empty() || !self.skip.is_empty()
-    }
-
-    /// The arguments to give libtest-mimic for trials named `names`: no
-    /// filter, and every trial these filters drop skipped by its exact name,
-    /// so that libtest drops the same trials and its summary counts them.
-    pub fn libtest_arguments<'a>(
-        &self,
-        base: &Arguments,
-        names: impl IntoIterator<Item = &'a str>,
-    ) -> Arguments {
-        let mut args = base.clone();
-        if !self.narrows() {
-            return args;
-        }
-        args.filter = None;
-        args.exact = true;
-        args.skip = names
-            .into_iter()
-            .filter(|n| !self.selects(n))
-            .map(str::to_string)
-            .collect();
-        // An empty skip list would run everything: keep one name no trial has.
-        if args.skip.is_empty() {
-            args.skip.push(String::new());
-        }
-        args
     }
 }
 
@@ -110,37 +82,5 @@ mod tests {
         let more: Vec<String> = more.iter().map(|s| s.to_string()).collect();
         let f = Filters::new(&args(filter, skip, exact), &more);
         assert_eq!(selected(&f), want);
-    }
-
-    /// What libtest-mimic then drops is exactly what the filters drop.
-    #[rstest]
-    #[case(Some("subreaper::"), &["zombie::"], &[], false)]
-    #[case(Some("zombie::wait"), &[], &[], true)]
-    #[case(Some("zombie::"), &["memfd::"], &["_any"], false)]
-    #[case(Some("nomatch"), &[], &[], false)]
-    #[case(Some("::"), &[], &[], false)]
-    fn libtest_drops_what_the_filters_drop(
-        #[case] filter: Option<&str>,
-        #[case] more: &[&str],
-        #[case] skip: &[&str],
-        #[case] exact: bool,
-    ) {
-        let more: Vec<String> = more.iter().map(|s| s.to_string()).collect();
-        let base = args(filter, skip, exact);
-        let f = Filters::new(&base, &more);
-        let given = f.libtest_arguments(&base, NAMES.iter().copied());
-        for name in NAMES {
-            let trial = libtest_mimic::Trial::test(*name, || Ok(()));
-            assert_eq!(!given.is_filtered_out(&trial), f.selects(name), "{name}");
-        }
-    }
-
-    #[test]
-    fn without_filters_libtest_gets_the_arguments_as_they_were() {
-        let base = args(None, &[], false);
-        let f = Filters::new(&base, &[]);
-        assert!(!f.narrows());
-        let given = f.libtest_arguments(&base, NAMES.iter().copied());
-        assert!(given.filter.is_none() && given.skip.is_empty() && !given.exact);
     }
 }

@@ -1,12 +1,11 @@
-//! The executor: scenarios become libtest-mimic trials, and each trial streams
-//! its events to the run's reporters as they happen. Outcomes map onto cargo
-//! test's words: pass is ok, unsupported is ignored with its reason, fail and
-//! broken fail.
+//! Scenarios become trials: one per scenario and target, named with the
+//! target's prefix, whose body runs the scenario and folds its events into
+//! its record as they stream past. The executor runs them.
 
 use crate::discover::Loaded;
-use crate::reporting::{RecordFold, Reporters, RunEvent, TrialInfo, TrialRecord};
-use libtest_mimic::{Completion, Failed, Trial};
-use orphanage_scenario::{Event, Outcome};
+use crate::executor::Trial;
+use crate::reporting::{RecordFold, TrialInfo, TrialRecord};
+use orphanage_scenario::Event;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,18 +25,6 @@ pub struct TargetTrials {
     pub agent_clock: bool,
 }
 
-/// What libtest-mimic prints for an outcome. A failure names the scenario's file.
-pub fn completion(record: &TrialRecord) -> Result<Completion, Failed> {
-    match record.outcome {
-        Outcome::Pass => Ok(Completion::Completed),
-        Outcome::Unsupported => Ok(Completion::ignored_with(format!(
-            "unsupported: {}",
-            record.reason
-        ))),
-        Outcome::Fail | Outcome::Broken => Err(record.failure_message().into()),
-    }
-}
-
 /// The trial's identity, as reporters see it.
 pub fn trial_info(prefix: &str, label: &str, l: &Loaded) -> TrialInfo {
     TrialInfo {
@@ -48,36 +35,38 @@ pub fn trial_info(prefix: &str, label: &str, l: &Loaded) -> TrialInfo {
     }
 }
 
-/// One trial per scenario and target.
-pub fn build(loaded: &[Loaded], targets: &[TargetTrials], reporters: Arc<Reporters>) -> Vec<Trial> {
+/// One trial per scenario and target, target by target.
+pub fn build(loaded: &[Loaded], targets: &[TargetTrials]) -> Vec<Trial> {
     let mut trials = Vec::new();
     for t in targets {
         for l in loaded {
             let info = trial_info(&t.prefix, &t.label, l);
-            let (loaded, runner, reporters) = (l.clone(), t.runner.clone(), reporters.clone());
-            let agent_clock = t.agent_clock;
-            trials.push(Trial::ignorable_test(info.name.clone(), move || {
-                run_trial(&info, &loaded, (&runner, agent_clock), &reporters)
-            }));
+            let (loaded, runner, agent_clock) = (l.clone(), t.runner.clone(), t.agent_clock);
+            let body_info = info.clone();
+            trials.push(Trial {
+                info,
+                body: Box::new(move |on_event| {
+                    run_trial(&body_info, &loaded, (&runner, agent_clock), on_event)
+                }),
+            });
         }
     }
     trials
 }
 
-/// One trial: its events go to the reporters as they happen, and are folded
-/// into its record on the way.
+/// One trial's scenario: its events are handed on as they happen, and are
+/// folded into its record on the way.
 fn run_trial(
     info: &TrialInfo,
     loaded: &Loaded,
     (runner, agent_clock): (&Runner, bool),
-    reporters: &Reporters,
-) -> Result<Completion, Failed> {
-    reporters.emit(&RunEvent::TrialStarted { trial: info });
+    on_event: &mut dyn FnMut(&Event),
+) -> TrialRecord {
     let start = Instant::now();
     let mut fold = RecordFold::default();
     runner(loaded, &mut |event| {
         fold.take(event);
-        reporters.emit(&RunEvent::Scenario { trial: info, event });
+        on_event(event);
     });
     if crate::live::interrupted() {
         crate::live::stand_down(); // the interrupt thread reports and exits
@@ -87,99 +76,35 @@ fn run_trial(
     } else {
         start.elapsed()
     };
-    let record = fold.finish(info, duration);
-    reporters.emit(&RunEvent::TrialFinished {
-        trial: info,
-        record: &record,
-    });
-    completion(&record)
+    fold.finish(info, duration)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reporting::{ReportError, Reporter};
-    use orphanage_scenario::Verdict;
-    use rstest::rstest;
+    use orphanage_scenario::{Outcome, Verdict};
     use std::sync::Mutex;
-    use std::time::Duration;
 
-    fn record(v: Verdict) -> TrialRecord {
-        let info = TrialInfo {
+    fn loaded() -> Loaded {
+        Loaded {
             name: "a::b".into(),
             area: "a".into(),
             file: "suites/a/b.yaml".into(),
-            target: "host".into(),
-        };
-        TrialRecord::from_events(
-            &info,
-            &[Event::Finished {
-                verdict: v,
-                steps_ms: 0.0,
-            }],
-            Duration::ZERO,
-        )
-    }
-
-    #[rstest]
-    #[case::pass(Verdict::pass(), Some(None))]
-    #[case::unsupported(
-        Verdict::unsupported("prctl(PR_SET_CHILD_SUBREAPER): EINVAL"),
-        Some(Some("unsupported: prctl(PR_SET_CHILD_SUBREAPER): EINVAL"))
-    )]
-    #[case::fail(
-        Verdict::fail("leaf's parent: expected sub (pid 3), observed init (pid 1)"),
-        None
-    )]
-    #[case::broken(Verdict::broken("agent killed by SIGSEGV"), None)]
-    fn outcomes_map_onto_cargo_test(
-        #[case] verdict: Verdict,
-        #[case] expected: Option<Option<&str>>,
-    ) {
-        let result = completion(&record(verdict.clone()));
-        match (result, expected) {
-            (Ok(Completion::Completed), Some(None)) => {}
-            (Ok(Completion::Ignored { reason }), Some(Some(r))) => {
-                assert_eq!(reason.as_deref(), Some(r))
-            }
-            (Err(f), None) => {
-                let m = f.message().unwrap();
-                assert!(m.starts_with("suites/a/b.yaml: "), "{m}");
-                assert!(m.ends_with(&verdict.reason));
-                assert_eq!(m.contains(" broken: "), verdict.outcome == Outcome::Broken);
-            }
-            (Ok(_), e) => panic!("{verdict:?} completed, expected {e:?}"),
-            (Err(f), e) => panic!("{verdict:?} failed with {:?}, expected {e:?}", f.message()),
-        }
-    }
-
-    /// What a reporter heard, one line per event.
-    struct Heard(Arc<Mutex<Vec<String>>>);
-
-    impl Reporter for Heard {
-        fn report(&mut self, event: &RunEvent<'_>) -> Result<(), ReportError> {
-            let line = match event {
-                RunEvent::RunStarted { selected } => format!("run {selected}"),
-                RunEvent::TrialStarted { trial } => format!("start {}", trial.name),
-                RunEvent::Scenario { trial, event } => format!("{} {event:?}", trial.name),
-                RunEvent::TrialFinished { record, .. } => {
-                    format!("end {} {} {}", record.name, record.outcome, record.file)
-                }
-                RunEvent::RunFinished => "finished".into(),
-            };
-            self.0.lock().unwrap().push(line);
-            Ok(())
+            scenario: orphanage_scenario::parse(
+                "b.yaml",
+                "checks: x\nrefs: [y]\nsteps:\n  - spawn: {name: a}\n",
+            )
+            .unwrap(),
         }
     }
 
     #[test]
-    fn events_reach_reporters_while_the_trial_runs() {
+    fn events_are_handed_on_while_the_trial_runs() {
         let heard = Arc::new(Mutex::new(Vec::new()));
-        let reporters = Arc::new(Reporters::new(vec![Box::new(Heard(heard.clone()))]));
         let seen_mid_run = Arc::new(Mutex::new(0));
         let (h, s) = (heard.clone(), seen_mid_run.clone());
         // The runner checks, between its two events, that the first has
-        // already been heard: streaming, not a buffer handed over at the end.
+        // already been handed on: streaming, not a buffer handed over at the end.
         let runner: Runner = Arc::new(move |_, on_event| {
             on_event(&Event::Started {
                 pid: 7,
@@ -191,31 +116,56 @@ mod tests {
                 steps_ms: 0.0,
             });
         });
-        let loaded = Loaded {
-            name: "a::b".into(),
-            area: "a".into(),
-            file: "suites/a/b.yaml".into(),
-            scenario: orphanage_scenario::parse(
-                "b.yaml",
-                "checks: x\nrefs: [y]\nsteps:\n  - spawn: {name: a}\n",
-            )
-            .unwrap(),
-        };
-        let info = trial_info("runc:", "runc", &loaded);
-        let result = run_trial(&info, &loaded, (&runner, false), &reporters);
-        assert!(matches!(result, Ok(Completion::Completed)));
-        reporters.finish().unwrap();
-        assert_eq!(
-            *seen_mid_run.lock().unwrap(),
-            2,
-            "{:?}",
-            heard.lock().unwrap()
-        );
+        let targets = [TargetTrials {
+            prefix: "runc:".into(),
+            label: "runc".into(),
+            runner,
+            agent_clock: false,
+        }];
+        let mut trials = build(&[loaded()], &targets);
+        assert_eq!(trials.len(), 1);
+        let trial = trials.remove(0);
+        assert_eq!(trial.info.name, "runc:a::b");
+        assert_eq!(trial.info.target, "runc");
+        let record = (trial.body)(&mut |event| heard.lock().unwrap().push(format!("{event:?}")));
+        assert_eq!(*seen_mid_run.lock().unwrap(), 1);
         let heard = heard.lock().unwrap();
-        assert_eq!(heard[0], "start runc:a::b");
-        assert!(heard[1].starts_with("runc:a::b Started"));
-        assert!(heard[2].starts_with("runc:a::b Finished"));
-        assert_eq!(heard[3], "end runc:a::b pass suites/a/b.yaml");
-        assert_eq!(heard[4], "finished");
+        assert!(heard[0].starts_with("Started"), "{heard:?}");
+        assert!(heard[1].starts_with("Finished"), "{heard:?}");
+        assert_eq!(record.outcome, Outcome::Pass);
+        assert_eq!(
+            (record.name.as_str(), record.file.as_str()),
+            ("runc:a::b", "suites/a/b.yaml")
+        );
+    }
+
+    #[test]
+    fn trials_go_target_by_target() {
+        let runner: Runner = Arc::new(|_, _| {});
+        let target = |prefix: &str| TargetTrials {
+            prefix: prefix.into(),
+            label: prefix.trim_end_matches(':').into(),
+            runner: runner.clone(),
+            agent_clock: true,
+        };
+        let mut other = loaded();
+        other.name = "a::c".into();
+        let trials = build(&[loaded(), other], &[target("runc:"), target("crun:")]);
+        let names: Vec<&str> = trials.iter().map(|t| t.info.name.as_str()).collect();
+        assert_eq!(names, ["runc:a::b", "runc:a::c", "crun:a::b", "crun:a::c"]);
+    }
+
+    #[test]
+    fn a_stream_without_a_verdict_is_broken() {
+        let runner: Runner = Arc::new(|_, _| {});
+        let targets = [TargetTrials {
+            prefix: String::new(),
+            label: "host".into(),
+            runner,
+            agent_clock: true,
+        }];
+        let trial = build(&[loaded()], &targets).remove(0);
+        let record = (trial.body)(&mut |_| {});
+        assert_eq!(record.outcome, Outcome::Broken);
     }
 }

@@ -3,7 +3,9 @@
 //! differences and the baseline it is judged against, and its exit code.
 
 use super::*;
-use crate::{baseline, cli, discover, expected, filters, report_file, reporting, targets};
+use crate::{
+    baseline, cli, discover, executor, expected, filters, report_file, reporting, targets,
+};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,15 +45,20 @@ pub fn load_baseline(
     Ok(read.remove(0))
 }
 
-/// libtest-mimic runs the trials the filters select (it takes one filter
-/// itself, so they are handed to it as exact skips).
+/// The trials the filters select, run on `--test-threads` threads, their
+/// results printed by the terminal reporter; with `--list`, only named.
 pub fn run_trials(
     cli: &cli::Cli,
     filters: &filters::Filters,
-    trials: Vec<libtest_mimic::Trial>,
-) -> libtest_mimic::Conclusion {
-    let args = filters.libtest_arguments(&cli.test, trials.iter().map(|t| t.name()));
-    libtest_mimic::run(&args, trials)
+    trials: Vec<executor::Trial>,
+    reporters: &reporting::Reporters,
+) -> reporting::Conclusion {
+    if cli.test.list {
+        executor::list(trials, filters, reporters);
+        return reporting::Conclusion::default();
+    }
+    let threads = executor::threads(cli.test.test_threads);
+    executor::execute(trials, filters, threads, reporters)
 }
 
 /// `--expected FILE`, validated against the suites' scenario names.
@@ -98,11 +105,11 @@ pub fn expected_contexts(
         .collect()
 }
 
-/// libtest's exit code, except that a run in which no scenario ran is never
-/// a green one.
+/// cargo test's exit code, except that a run in which no scenario ran is
+/// never a green one.
 pub fn exit_code(
     cli: &cli::Cli,
-    conclusion: &libtest_mimic::Conclusion,
+    conclusion: &reporting::Conclusion,
     reporters: &reporting::Reporters,
 ) -> ExitCode {
     if !cli.test.list && reporters.finished_trials() == 0 {
@@ -204,8 +211,8 @@ pub fn reporters_for(
 ) -> anyhow::Result<reporting::Reporters> {
     let mut reporters: Vec<Box<dyn reporting::Reporter>> = Vec::new();
     if ktap {
-        // KTAP owns standard output; libtest's lines and everything else
-        // printed from here on go to standard error instead.
+        // KTAP owns standard output; the terminal's lines and everything
+        // else printed from here on go to standard error instead.
         let stdout = std::io::stdout().as_fd().try_clone_to_owned()?;
         // SAFETY: dup2 on two open descriptors; fd 1 is replaced atomically.
         if unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) } < 0 {
@@ -223,6 +230,10 @@ pub fn reporters_for(
             "--list runs nothing, so a report would be empty: drop --report, --junit and --events"
         );
     }
+    // After KTAP's: a result's KTAP line is written before its terminal line.
+    reporters.push(Box::new(reporting::TerminalReport::for_arguments(
+        &cli.test,
+    )?));
     reporters.extend(file_reporters(&OutputFiles::of(cli), cells.clone())?);
     if let Some((path, report)) = baseline.file.take() {
         reporters.push(Box::new(reporting::BaselineReport::new(

@@ -1,7 +1,6 @@
 //! A suite run, once its input is read and its flags are checked: the
-//! reporters its flags ask for, then the scenarios as libtest trials on the
-//! chosen targets (the host, runtimes, or one VM for `--kernel`), and the
-//! exit code.
+//! reporters its flags ask for, then the scenarios as trials on the chosen
+//! targets (the host, runtimes, or one VM for `--kernel`), and the exit code.
 
 use super::*;
 use crate::{cli, discover, expected, filters, live, reporting, targets, trials, vm_run};
@@ -49,7 +48,6 @@ pub fn run_suite(run: SuiteRun) -> anyhow::Result<ExitCode> {
         )));
     }
     let regressed = baseline.regressed.clone();
-    let reporters = Arc::new(reporters);
     let selected = targets
         .iter()
         .flat_map(|t| {
@@ -91,9 +89,9 @@ pub fn run_suite(run: SuiteRun) -> anyhow::Result<ExitCode> {
             }
         })
         .collect();
-    let trials = trials::build(loaded, &runners, reporters.clone());
+    let trials = trials::build(loaded, &runners);
 
-    let conclusion = run_trials(cli, filters, trials);
+    let conclusion = run_trials(cli, filters, trials, &reporters);
     if live::interrupted() {
         live::stand_down();
     }

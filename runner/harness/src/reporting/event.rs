@@ -1,7 +1,9 @@
 //! What reporters hear. A scenario's own events (`orphanage_scenario::Event`,
 //! from the agent or from the harness on its behalf) travel inside, tagged with
-//! the trial they belong to; the run's start and end frame them.
+//! the trial they belong to; the run's start and end frame them, and the
+//! executor's start and end frame the trials.
 
+use super::conclusion::Conclusion;
 use super::record::TrialRecord;
 use orphanage_scenario::Event;
 use std::path::PathBuf;
@@ -20,9 +22,21 @@ pub struct TrialInfo {
 
 #[derive(Debug)]
 pub enum RunEvent<'a> {
-    /// Trials are about to run; `selected` of them pass the filters.
+    /// Trials are about to run; `selected` of them pass the filters. A suite
+    /// run says so before its targets are smoke-tested (KTAP's plan is out
+    /// even when they refuse); the executor's own start is `ExecutionStarted`.
     RunStarted {
         selected: usize,
+    },
+    /// `--list`: these trials pass the filters; none will run.
+    TrialsListed {
+        trials: &'a [TrialInfo],
+    },
+    /// The executor starts these trials, in this order, `threads` at a time
+    /// (one: each starts only once the one before has finished).
+    ExecutionStarted {
+        trials: &'a [TrialInfo],
+        threads: usize,
     },
     TrialStarted {
         trial: &'a TrialInfo,
@@ -36,6 +50,15 @@ pub enum RunEvent<'a> {
     TrialFinished {
         trial: &'a TrialInfo,
         record: &'a TrialRecord,
+    },
+    /// The harness panicked running the trial: it failed, with no record.
+    TrialPanicked {
+        trial: &'a TrialInfo,
+        message: &'a str,
+    },
+    /// The executor's last trial is over.
+    ExecutionFinished {
+        conclusion: &'a Conclusion,
     },
     /// Every trial is over (or the run was stopped): reporters write now.
     RunFinished,

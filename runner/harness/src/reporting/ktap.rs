@@ -94,7 +94,12 @@ impl<W: Write + Send> Reporter for KtapReport<W> {
                 self.write_lines(&result_lines(self.next - 1, event), false)
             }
             RunEvent::RunFinished => self.write_lines(&[], true),
-            RunEvent::TrialStarted { .. } | RunEvent::Scenario { .. } => Ok(()),
+            RunEvent::TrialsListed { .. }
+            | RunEvent::ExecutionStarted { .. }
+            | RunEvent::TrialStarted { .. }
+            | RunEvent::Scenario { .. }
+            | RunEvent::TrialPanicked { .. }
+            | RunEvent::ExecutionFinished { .. } => Ok(()),
         }
     }
 }
