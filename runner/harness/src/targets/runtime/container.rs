@@ -397,6 +397,7 @@ impl Run<'_> {
                 };
                 let (pid, started) = (init.pid, init.start_time);
                 let me = std::process::id() as i32;
+                let waiting = Instant::now();
                 let parent = if self.init_status.is_none() {
                     watch::parent_once_adopted(pid, started, me, within)
                 } else {
@@ -410,7 +411,9 @@ impl Run<'_> {
                         parent.unwrap_or(0)
                     )));
                 }
-                let Some(s) = self.try_reap_init(Some(within)) else {
+                // One `within` for the adoption and the exit together.
+                let Some(s) = self.try_reap_init(Some(within.saturating_sub(waiting.elapsed())))
+                else {
                     if within < asked {
                         return Err(Verdict::timeout(
                             "the deadline came while waiting for the container's init to exit",
@@ -567,7 +570,9 @@ impl Run<'_> {
                 let mut forgotten = || {
                     if in_root {
                         self.reap_sandbox();
-                        return state_dir::entries_in(&cli.root, &self.id).is_empty();
+                        // Unreadable is not gone: polled again until the budget ends.
+                        return state_dir::entries_in(&cli.root, &self.id)
+                            .is_ok_and(|left| left.is_empty());
                     }
                     run(&cli, &state, budget.remaining(), &mut || {
                         self.reap_sandbox()
@@ -770,7 +775,7 @@ fn drive(
     let created = wait_bounded(&mut creating, run.clock.remaining());
     registration.created();
     if live::interrupted() {
-        // The interrupt thread deletes the container now: starting it
+        // The interrupt thread deletes the container now: going on with it
         // meanwhile would only race that delete.
         return Err(Verdict::broken("interrupted"));
     }
@@ -804,7 +809,8 @@ fn drive(
             })?
         }
     };
-    // The init is our child now (we are a subreaper and `run` has exited).
+    // The init is our child now, or is once the runtime's helper has exited
+    // (we are a subreaper and `run` has exited; crun's helper may lag).
     // It runs, but the agent waits for the scenario on its stdin: nothing
     // has happened in the container yet.
     if let Some(r) = &run.registration {
@@ -834,7 +840,8 @@ fn drive(
     // surely alive: once the container's program exits, a sandbox's helpers
     // may exit too, and their zombies leave cgroup.procs.
     run.pin_cgroup_members();
-    run.state_in_root = !state_dir::entries_in(&target.cli.root, &id).is_empty();
+    run.state_in_root =
+        state_dir::entries_in(&target.cli.root, &id).is_ok_and(|entries| !entries.is_empty());
     // The agent is reading by now, so a scenario larger than the pipe
     // cannot block us.
     let mut stdin = std::fs::File::from(stdin_w);

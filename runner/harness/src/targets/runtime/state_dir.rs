@@ -1,6 +1,7 @@
 //! What a runtime keeps of a container in its state directory (`--root`):
 //! runc, crun and youki a directory named after the container; runsc a
-//! `SANDBOX_sandbox:CONTAINER.state` file and its `.lock`. Teardown proves a
+//! `CONTAINER_sandbox:SANDBOX.state` file and its `.lock` (for a
+//! container that is its own sandbox's root, both are its id). Teardown proves a
 //! delete by these entries being gone, which is stronger than the runtime's
 //! own `state` answering "unknown", and costs no start of the runtime.
 
@@ -24,20 +25,16 @@ pub fn entries_of<'a>(id: &str, names: impl IntoIterator<Item = &'a str>) -> Vec
         .collect()
 }
 
-/// The entries of `root` that belong to container `id` (none if it cannot
-/// be read).
-pub fn entries_in(root: &Path, id: &str) -> Vec<String> {
-    let names: Vec<String> = std::fs::read_dir(root)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    entries_of(id, names.iter().map(String::as_str))
+/// The entries of `root` that belong to container `id`. A directory that
+/// cannot be read proves nothing: an error, never an empty list.
+pub fn entries_in(root: &Path, id: &str) -> std::io::Result<Vec<String>> {
+    let names = std::fs::read_dir(root)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<Vec<String>>>()?;
+    Ok(entries_of(id, names.iter().map(String::as_str))
         .into_iter()
         .map(String::from)
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]
@@ -55,7 +52,7 @@ mod tests {
         &["orphanage-7-10", "orphanage-7-10_sandbox:orphanage-7-10.state"],
         &[]
     )]
-    #[case::a_container_in_its_sandbox(&["sb_sandbox:orphanage-7-1.state"], &["sb_sandbox:orphanage-7-1.state"])]
+    #[case::a_container_in_another_sandbox(&["orphanage-7-1_sandbox:sb.state"], &["orphanage-7-1_sandbox:sb.state"])]
     #[case::nothing_left(&[], &[])]
     fn entries_are_the_containers_own(#[case] names: &[&str], #[case] expected: &[&str]) {
         assert_eq!(entries_of("orphanage-7-1", names.iter().copied()), expected);
@@ -66,8 +63,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("c-1")).unwrap();
         std::fs::write(dir.path().join("c-2"), "").unwrap();
-        assert_eq!(entries_in(dir.path(), "c-1"), ["c-1"]);
+        assert_eq!(entries_in(dir.path(), "c-1").unwrap(), ["c-1"]);
         std::fs::remove_dir(dir.path().join("c-1")).unwrap();
-        assert!(entries_in(dir.path(), "c-1").is_empty());
+        assert!(entries_in(dir.path(), "c-1").unwrap().is_empty());
+        assert!(entries_in(&dir.path().join("none"), "c-1").is_err());
     }
 }

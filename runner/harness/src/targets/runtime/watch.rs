@@ -84,12 +84,13 @@ pub fn parent_once_adopted(pid: i32, start_time: u64, me: i32, within: Duration)
             return Some(parent);
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(fd) = orphanage_agent_io::pidfd_open(parent) else {
+        let fd = match orphanage_agent_io::pidfd_open(parent) {
+            Ok(fd) => fd,
             // Gone between the two looks: look again.
-            if left.is_zero() {
-                return Some(parent);
-            }
-            continue;
+            Err(nix::errno::Errno::ESRCH) if !left.is_zero() => continue,
+            // No pidfds (before 5.3), or none to spare: no waiting, the
+            // parent as it is.
+            Err(_) => return Some(parent),
         };
         // Still the parent, now that the pidfd pins it?
         match stat(pid).filter(|s| s.start_time == start_time) {
