@@ -742,7 +742,7 @@ fn ctrl_c_deletes_every_container(runtime: &str) -> Result<(), Failed> {
     iso.assert_clean_of(runtime, child.id(), &mounts_before)
 }
 
-/// Ctrl-C while `create` is still working: the create is let finish and the
+/// Ctrl-C while the container is being created (`run --detach`): it is let finish and the
 /// container it made is deleted. The interrupt once deleted first (finding
 /// nothing) and then killed the create halfway, which left runsc's lock file.
 fn ctrl_c_during_create_lets_it_finish(runtime: &str) -> Result<(), Failed> {

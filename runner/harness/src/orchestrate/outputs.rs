@@ -217,7 +217,7 @@ pub fn reporters_for(
         // SAFETY: dup2 on two open descriptors; fd 1 is replaced atomically.
         if unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) } < 0 {
             anyhow::bail!(
-                "cannot move libtest's output to stderr: {}",
+                "cannot move the test lines to stderr: {}",
                 std::io::Error::last_os_error()
             );
         }

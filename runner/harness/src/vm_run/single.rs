@@ -73,7 +73,7 @@ pub fn suite_target(cli: &Cli, image: &Path, selected: &[Loaded]) -> anyhow::Res
 
 /// The shared boot's progress on stderr: a line once the accelerator is
 /// chosen, then a bar while the trials wait for the VM (a line per step
-/// without a terminal), gone before libtest prints their results.
+/// without a terminal), gone before the terminal reporter prints their results.
 struct BoardWatch {
     image: std::path::PathBuf,
     /// Made when the boot that runs the scenarios begins, after any floor.
