@@ -211,9 +211,10 @@ kvm_note() {
 # such controller to a v1 hierarchy of its own instead: possible as root
 # while no cgroup uses it, and a no-op once done (or on a host that is not hybrid).
 attach_hybrid_controllers() {
-    local unified=/sys/fs/cgroup/unified controller controllers
-    if mountpoint -q "$unified" && [ -s "$unified/cgroup.controllers" ]; then
-        read -ra controllers <"$unified/cgroup.controllers"
+    local unified=/sys/fs/cgroup/unified controller controllers=()
+    # Read, not tested with -s: cgroupfs files have size 0 whatever they hold.
+    if mountpoint -q "$unified"; then
+        read -ra controllers <"$unified/cgroup.controllers" || true
         for controller in "${controllers[@]}"; do
             mkdir -p "/sys/fs/cgroup/$controller"
             mountpoint -q "/sys/fs/cgroup/$controller" ||
