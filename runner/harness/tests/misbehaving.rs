@@ -258,9 +258,70 @@ const EXEC_ONLY_CAUGHT_BY: [(&str, &str); 4] = [
     ),
 ];
 
+/// What command-line.sh makes of `argv`: globals, verb, and the verb's own
+/// arguments, each as the wrappers see it.
+fn split(argv: &[&str]) -> (String, String, Vec<String>) {
+    let script = repo().join("fixtures/runtime/misbehaving/command-line.sh");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#". "$0"; split_command_line "$@"; shift "$shift_by"; echo "$globals"; echo "$verb"; for a; do echo "$a"; done"#)
+        .arg(script)
+        .args(argv)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines().map(str::to_string);
+    let globals = lines.next().unwrap().trim().to_string();
+    let verb = lines.next().unwrap();
+    (globals, verb, lines.collect())
+}
+
+/// The wrappers find the verb after any global flags, as the harness passes
+/// them with `--runtime-arg`.
+fn the_wrappers_find_the_verb_after_any_global_flags() -> Result<(), Failed> {
+    let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        split(&["--root", "/tmp/s", "kill", "--all", "c", "KILL"]),
+        (
+            "--root /tmp/s".into(),
+            "kill".into(),
+            own(&["--all", "c", "KILL"])
+        )
+    );
+    assert_eq!(
+        split(&[
+            "--root",
+            "/tmp/s",
+            "--network=none",
+            "--debug-log",
+            "/tmp/l",
+            "--debug",
+            "delete",
+            "--force",
+            "c"
+        ]),
+        (
+            "--root /tmp/s --network=none --debug-log /tmp/l --debug".into(),
+            "delete".into(),
+            own(&["--force", "c"])
+        )
+    );
+    // No verb at all: nothing to shift, and the wrappers pass it through.
+    assert_eq!(
+        split(&["--version"]),
+        ("--version".into(), String::new(), own(&["--version"]))
+    );
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let trials = vec![
+        Trial::test(
+            "the_wrappers_find_the_verb_after_any_global_flags",
+            the_wrappers_find_the_verb_after_any_global_flags,
+        ),
         needs(
             "a_well_behaved_init_passes_every_child_mode_scenario",
             &["runc", "gcc"],
