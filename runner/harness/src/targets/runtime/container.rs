@@ -207,7 +207,12 @@ impl Run<'_> {
     /// as a subreaper the harness inherits them, and runsc's `delete` waits
     /// until its gofer is gone, which an unreaped zombie of ours never is.
     /// (After `run --detach`, runc, crun and youki leave only the init there.)
+    /// Until the container is known to be a sandbox, the init's descendants
+    /// are left alone: they are the container's own processes, which the
+    /// agent reports by name (under `--init`, the agent forked by the init
+    /// would otherwise be pinned twice, once as a stranger).
     fn pin_cgroup_members(&mut self) {
+        let init = self.init.as_ref().map(|w| w.pid);
         let Some(text) = self
             .cgroup_procs
             .iter()
@@ -217,6 +222,9 @@ impl Run<'_> {
         };
         for pid in cgroup::parse_procs(&text) {
             if self.everyone().iter().any(|w| w.pid == pid) {
+                continue;
+            }
+            if self.sandboxed.is_none() && init.is_some_and(|i| watch::descends_from(pid, i)) {
                 continue;
             }
             let Some(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -378,7 +386,7 @@ impl Run<'_> {
             }
             Step::ExpectAlive { of } => {
                 let targets = self.named(of)?;
-                let dead = dead_among(of, &targets, |w| w.alive(GoneProbe::Pidfd));
+                let dead = dead_among(of, &targets, |w| w.not_living_on());
                 if dead.is_empty() {
                     Ok(vec![format!("all {} still alive", of.len())])
                 } else {
@@ -496,17 +504,17 @@ impl Run<'_> {
     }
 }
 
-/// The names in `of` that are not alive: the pinned ones `alive` says are
-/// not, and those never pinned (they were gone before the harness could).
+/// The names in `of` that are not alive, with why: the pinned ones for which
+/// `not_alive` has a reason, and those never pinned (they were gone before
+/// the harness could pin them).
 fn dead_among(
     of: &[orphanage_scenario::ActorRef],
     pinned: &[&Watched],
-    alive: impl Fn(&Watched) -> bool,
+    not_alive: impl Fn(&Watched) -> Option<&'static str>,
 ) -> Vec<String> {
     of.iter()
         .filter_map(|n| match pinned.iter().find(|w| w.name == n.as_str()) {
-            Some(w) if alive(w) => None,
-            Some(w) => Some(format!("{n} (pid {})", w.pid)),
+            Some(w) => not_alive(w).map(|why| format!("{n} (pid {}, {why})", w.pid)),
             None => Some(format!("{n} (gone before the harness could pin it)")),
         })
         .collect()
@@ -1106,14 +1114,16 @@ mod tests {
             .iter()
             .map(|n| serde_json::from_value(serde_json::json!(n)).unwrap())
             .collect();
-        let dead = dead_among(&names, &[&up, &down], |w| w.name == "up");
+        let dead = dead_among(&names, &[&up, &down], |w| {
+            (w.name != "up").then_some("exited")
+        });
         assert_eq!(
             dead,
             vec![
-                format!("down (pid {me})"),
+                format!("down (pid {me}, exited)"),
                 "never (gone before the harness could pin it)".to_string()
             ]
         );
-        assert!(dead_among(&names[..1], &[&up], |_| true).is_empty());
+        assert!(dead_among(&names[..1], &[&up], |_| None).is_empty());
     }
 }

@@ -38,6 +38,19 @@ pub fn nspid(status: &str) -> Vec<i32> {
         .unwrap_or_default()
 }
 
+/// Whether a /proc/PID/status says SIGKILL is pending, for the thread
+/// (SigPnd) or the whole process (ShdPnd): its death has begun.
+pub fn sigkill_pending(status: &str) -> bool {
+    let kill_bit = 1u64 << (libc::SIGKILL - 1);
+    status.lines().any(|l| {
+        ["SigPnd:", "ShdPnd:"].iter().any(|field| {
+            l.strip_prefix(field)
+                .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+                .is_some_and(|mask| mask & kill_bit != 0)
+        })
+    })
+}
+
 fn stat(pid: i32) -> Option<ProcStat> {
     ProcStat::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
@@ -49,7 +62,10 @@ fn stat(pid: i32) -> Option<ProcStat> {
 /// (its cgroup.procs, read after the process was reported): a process with
 /// the init's cgroups is among them if it is alive at all, so only they are
 /// looked at, a handful of files where every process on the host is
-/// hundreds. All of /proc only when they are unknown (None).
+/// hundreds. All of /proc when they are unknown (None), or when they do not
+/// list the init: then they were read from a hierarchy that is not the
+/// init's (a hybrid host has several), or the init is gone, and a process
+/// missing from them proves nothing.
 pub fn host_pid(inner: i32, init: i32, members: Option<&[i32]>) -> Option<i32> {
     let cgroups = std::fs::read_to_string(format!("/proc/{init}/cgroup")).ok()?;
     let depth = nspid(&std::fs::read_to_string(format!("/proc/{init}/status")).ok()?).len();
@@ -62,13 +78,30 @@ pub fn host_pid(inner: i32, init: i32, members: Option<&[i32]>) -> Option<i32> {
                 == Some(&cgroups)
     };
     match members {
-        Some(members) => members.iter().copied().find(|&pid| is_it(pid)),
-        None => std::fs::read_dir("/proc")
+        Some(members) if members.contains(&init) => members.iter().copied().find(|&pid| is_it(pid)),
+        _ => std::fs::read_dir("/proc")
             .ok()?
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
             .find(|&pid| is_it(pid)),
     }
+}
+
+/// Whether `ancestor` is among the parents, grandparents and so on of
+/// `pid`, as /proc says now. False once the chain ends (pid 1, the
+/// namespace's edge, or a process gone meanwhile).
+pub fn descends_from(pid: i32, ancestor: i32) -> bool {
+    let mut at = pid;
+    // A chain cannot be longer than the processes alive; this bound only
+    // guards against a loop read across pid reuse.
+    for _ in 0..4096 {
+        match stat(at) {
+            Some(s) if s.ppid == ancestor => return true,
+            Some(s) if s.ppid > 1 => at = s.ppid,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// The parent of `pid` (which started at `start_time`), once it is `me` or
@@ -144,6 +177,24 @@ impl Watched {
                     s.start_time == self.start_time && s.state != 'Z' && s.state != 'X'
                 })
             }
+        }
+    }
+
+    /// Why it is not living on, if it is not: it has exited, or it is dying
+    /// (a SIGKILL pending, which the kernel also queues for every fatal
+    /// signal). A runtime's `kill` returns once the signal is queued, not
+    /// once the process is dead: under load, a process killed a moment ago
+    /// may not have run its exit yet, and is not alive all the same.
+    pub fn not_living_on(&self) -> Option<&'static str> {
+        // Read before the exit is looked for: if it has not exited then,
+        // the pid was still its own when its status was read.
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid));
+        if !self.alive(GoneProbe::Pidfd) {
+            return Some("exited");
+        }
+        match status {
+            Ok(status) if sigkill_pending(&status) => Some("dying: SIGKILL pending"),
+            _ => None,
         }
     }
 
@@ -243,17 +294,85 @@ mod tests {
 
     #[test]
     fn host_pid_finds_a_process_among_the_members_or_else_in_proc() {
-        // This test's own process, as the init of the namespace it is in:
-        // its pid there is the last of its NSpid.
+        // A child of this test, in the pid namespace this test is in, with
+        // this test as the "init" whose cgroups and depth it shares.
         let me = std::process::id() as i32;
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let inner = *nspid(&status).last().unwrap();
-        assert_eq!(host_pid(inner, me, Some(&[1, me])), Some(me));
-        // Not among the members: not there (a member list is complete).
-        assert_eq!(host_pid(inner, me, Some(&[1])), None);
-        // Members unknown: all of /proc.
-        assert_eq!(host_pid(inner, me, None), Some(me));
+        assert_eq!(host_pid(inner, me, Some(&[me, pid])), Some(pid));
+        // A list that holds the init is complete: not there, not alive.
+        assert_eq!(host_pid(inner, me, Some(&[me])), None);
+        // A list without the init proves nothing (another hierarchy's, or
+        // read after the init died): all of /proc.
+        assert_eq!(host_pid(inner, me, Some(&[1])), Some(pid));
+        assert_eq!(host_pid(inner, me, None), Some(pid));
         assert_eq!(host_pid(-5, me, None), None);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[rstest::rstest]
+    #[case("SigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n", false)]
+    #[case("SigPnd:\t0000000000000100\nShdPnd:\t0000000000000000\n", true)]
+    #[case("SigPnd:\t0000000000000000\nShdPnd:\t0000000000004100\n", true)]
+    // SIGTERM (bit 15) pending is not yet a death.
+    #[case("SigPnd:\t0000000000004000\nShdPnd:\t0000000000004000\n", false)]
+    #[case("", false)]
+    fn a_pending_sigkill_is_read_from_either_mask(#[case] status: &str, #[case] pending: bool) {
+        assert_eq!(sigkill_pending(status), pending);
+    }
+
+    #[test]
+    fn a_killed_process_is_not_living_on_from_the_moment_kill_returns() {
+        use std::process::Command;
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        let w = Watched::pin("sleep", pid, stat(pid).unwrap().start_time).unwrap();
+        assert_eq!(w.not_living_on(), None);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+        // Whether it has run its exit yet is the scheduler's business:
+        // either way it is not alive, at once.
+        let seen = w.not_living_on();
+        assert!(
+            matches!(seen, Some("exited") | Some("dying: SIGKILL pending")),
+            "{seen:?}"
+        );
+        child.wait().unwrap();
+        assert_eq!(w.not_living_on(), Some("exited"));
+    }
+
+    #[test]
+    fn descent_is_followed_through_every_generation() {
+        use std::process::{Command, Stdio};
+        let me = std::process::id() as i32;
+        // sh, our child, with its own child sleep: our grandchild.
+        let mut sh = Command::new("sh")
+            .args(["-c", "sleep 30 & echo $!; wait"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(sh.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let grandchild: i32 = line.trim().parse().unwrap();
+        assert!(descends_from(sh.id() as i32, me));
+        assert!(descends_from(grandchild, me));
+        assert!(descends_from(grandchild, sh.id() as i32));
+        assert!(!descends_from(me, grandchild));
+        assert!(!descends_from(me, sh.id() as i32));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(grandchild),
+            nix::sys::signal::SIGKILL,
+        );
+        sh.wait().unwrap();
     }
 
     #[test]
