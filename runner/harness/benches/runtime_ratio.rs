@@ -172,7 +172,13 @@ struct Suite {
 
 fn suite(runtime: &Path, dir: &Path) -> Suite {
     let report = dir.join("report.json");
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // ORPHANAGE_BENCH_THREADS=1 runs the scenarios one at a time, as the
+    // bare runs are: the ratio then leaves out what two at once cost.
+    let threads = std::env::var("ORPHANAGE_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .filter(|&t: &usize| t > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_orphanage"))
         .current_dir(repo())

@@ -121,7 +121,9 @@ pub fn choose_targets(cli: &cli::Cli) -> anyhow::Result<Chosen> {
                 &cli.runtime_args,
             ),
         };
-        versions.push(targets::check_runtime(&cli_, arg)?);
+        let version = targets::check_runtime(&cli_, arg)?;
+        let foreground_run = targets::foreground_run_is_reliable(&version);
+        versions.push(version);
         let mut label = program
             .file_name()
             .map_or("runtime".into(), |n| n.to_string_lossy().into_owned());
@@ -139,6 +141,7 @@ pub fn choose_targets(cli: &cli::Cli) -> anyhow::Result<Chosen> {
             cli: cli_,
             work_dir: dir.to_path_buf(),
             init: init.clone(),
+            foreground_run,
         }));
     }
     if targets.is_empty() {

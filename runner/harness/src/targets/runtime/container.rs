@@ -6,6 +6,7 @@ use super::argv::{answers_unknown_state, RuntimeCli};
 use super::bundle::{self, InitUnderTest};
 use super::cgroup;
 use super::command::{bounded_ticking, wait_bounded, CommandError, Ran};
+use super::pid_file::{self, pid_in, PidFileWait};
 use super::state_dir;
 use super::watch::{self, Watched};
 use crate::live::{self, Container, Registration, Tree};
@@ -32,6 +33,9 @@ pub struct RuntimeTarget {
     /// Where bundles are made (a private temporary directory of the run).
     pub work_dir: PathBuf,
     pub init: Option<InitUnderTest>,
+    /// Scenarios that need nothing of the harness may run in a foreground
+    /// `run` (`argv::foreground_run_is_reliable`).
+    pub foreground_run: bool,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -41,6 +45,11 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 /// what is left of the scenario's deadline: a scenario that timed out still
 /// leaves nothing behind.
 const CLEANUP_BUDGET: Duration = Duration::from_secs(20);
+
+/// What a foreground `run` may take, once the container's init has exited,
+/// to delete the container and exit, out of the cleanup budget: it is
+/// waited for by its pidfd, so this is only a bound.
+const FOREGROUND_EXIT: Duration = Duration::from_secs(10);
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), Verdict> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -65,9 +74,30 @@ fn words(argv: &[std::ffi::OsString]) -> String {
         .join(" ")
 }
 
-/// The pid a `--pid-file` holds (runc writes it without a newline).
-pub fn pid_in(pid_file: &str) -> Option<i32> {
-    pid_file.trim().parse().ok().filter(|&p| p > 0)
+/// Whether a scenario can run as a bare `run` does, the runtime in the
+/// foreground until the container's init exits and deleting the container
+/// itself: when nothing in it needs the harness as the init's parent, or
+/// the container to outlive its init. So in its own pid namespace (in the
+/// host's, the container's processes outlive the init and orphans go to the
+/// nearest subreaper, which a foreground `run` is), and with no step the
+/// harness performs (runtime verbs, checks from the host, the init's exit
+/// status, which only its parent can reap). The others are made with `run
+/// --detach`, and the harness adopts the init.
+fn runs_in_foreground(scenario: &Scenario, host_pid_namespace: bool) -> bool {
+    !host_pid_namespace && !scenario.steps.iter().any(Step::runs_in_harness)
+}
+
+/// Whether `child` exits within `limit`, without killing it: its pidfd
+/// wakes the wait at the exit. Its status if it did.
+fn exits_within(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    if let Ok(fd) = orphanage_agent_io::pidfd_open(child.id() as i32) {
+        let ms = limit.as_millis().min(i32::MAX as u128) as i32;
+        orphanage_agent_io::pidfd_exited(std::os::fd::AsFd::as_fd(&fd), ms);
+    }
+    child.try_wait().ok().flatten()
 }
 
 /// The pid of the container's init, from `state`.
@@ -123,6 +153,12 @@ struct Run<'a> {
     /// ran: teardown then proves the delete by their absence, and asks
     /// `state` only of a runtime that keeps its state elsewhere.
     state_in_root: bool,
+    /// The runtime's foreground `run`, while it runs the container (a
+    /// scenario `runs_in_foreground`): it deletes the container once the
+    /// init exits, and teardown waits for it to.
+    foreground: Option<std::process::Child>,
+    /// The agent sent its verdict: it exits, and its container ends, by itself.
+    agent_finished: bool,
     torn_down: bool,
 }
 
@@ -531,6 +567,15 @@ impl Run<'_> {
             return Ok(());
         }
         let budget = Countdown::start(CLEANUP_BUDGET);
+        // A foreground `run` ends first as a bare one does: the agent exits
+        // after its verdict, the container's init with it, and the runtime
+        // deletes the container. Whatever is still running after that (or
+        // after a timeout, when the agent never finished) is killed below.
+        if self.agent_finished {
+            if let Some(runtime) = self.foreground.as_mut() {
+                exits_within(runtime, budget.cap(FOREGROUND_EXIT));
+            }
+        }
         if self.sandboxed.is_some() {
             // The sandbox's helpers and stubs born since the last look.
             self.pin_cgroup_members();
@@ -545,6 +590,19 @@ impl Run<'_> {
         if let Some(reg) = &self.registration {
             reg.kill();
         }
+        // With its init dead, a foreground `run` deletes the container and
+        // exits; past its time it is killed, and deleted below instead.
+        let mut deleted_by_run = false;
+        if let Some(mut runtime) = self.foreground.take() {
+            let exited = wait_bounded(&mut runtime, budget.cap(FOREGROUND_EXIT)).is_ok();
+            if let Some(reg) = &self.registration {
+                reg.created();
+            }
+            deleted_by_run = exited
+                && self.state_in_root
+                && state_dir::entries_in(&self.target.cli.root, &self.id)
+                    .is_ok_and(|left| left.is_empty());
+        }
         self.try_reap_init(Some(budget.cap(Duration::from_secs(2))));
         if let Some(reg) = &self.registration {
             reg.reap_adopted();
@@ -552,7 +610,7 @@ impl Run<'_> {
         let mut problem = Ok(());
         // After an interrupt the interrupt thread deletes every container
         // (and then ends the process): a second delete would race it.
-        if self.registration.is_some() && !live::interrupted() {
+        if self.registration.is_some() && !live::interrupted() && !deleted_by_run {
             let delete = self.target.cli.delete(&self.id, true);
             let cli = self.target.cli.clone();
             match run(&cli, &delete, budget.remaining(), &mut || {
@@ -695,6 +753,8 @@ pub fn run_in_runtime(
         gone_unpinned: vec![],
         sandboxed: None,
         state_in_root: false,
+        foreground: None,
+        agent_finished: false,
         torn_down: false,
     };
     let (mut verdict, steps_ms) = match drive(&mut run, &spec, agent, scenario, on_event) {
@@ -712,6 +772,110 @@ pub fn run_in_runtime(
         };
     }
     on_event(&Event::Finished { verdict, steps_ms });
+}
+
+/// Waits for a foreground `run` to make the container: its pid file names
+/// the init, which has not started the container's program yet. The `run`
+/// stays registered as creating until teardown has seen it exit, so an
+/// interrupt lets it delete the container itself before deleting it again.
+fn init_of_foreground_run(
+    run: &mut Run,
+    mut runtime: std::process::Child,
+    pid_file: &Path,
+) -> Result<i32, Verdict> {
+    let label = run.target.label.clone();
+    let waited = pid_file::wait_for_pid_file(&mut runtime, pid_file, run.clock.remaining());
+    let registration = run.registration.as_ref().expect("registered");
+    let give_up = |runtime: &mut std::process::Child| {
+        // SAFETY: our unreaped child leads this group, so the id is not reused.
+        unsafe { libc::kill(-(runtime.id() as i32), libc::SIGKILL) };
+        let _ = runtime.kill();
+        let _ = runtime.wait();
+        registration.created();
+    };
+    match waited {
+        Ok(PidFileWait::Written { pid, .. }) => {
+            run.foreground = Some(runtime);
+            if live::interrupted() {
+                // The interrupt thread deletes the container now.
+                return Err(Verdict::broken("interrupted"));
+            }
+            Ok(pid)
+        }
+        Ok(PidFileWait::RuntimeExited(status)) => {
+            registration.created();
+            if live::interrupted() {
+                return Err(Verdict::broken("interrupted"));
+            }
+            Err(run.with_output(Verdict::fail(if status.success() {
+                format!("`{label} run` exited ({status}) without writing the pid to its --pid-file")
+            } else {
+                format!("`{label} run` failed ({status})")
+            })))
+        }
+        Ok(PidFileWait::TimedOut) => {
+            give_up(&mut runtime);
+            Err(
+                run.with_output(run.before_the_steps(Verdict::timeout(format!(
+                    "`{label} run` had written no pid to its --pid-file, and was killed"
+                )))),
+            )
+        }
+        Err(e) => {
+            give_up(&mut runtime);
+            Err(run.with_output(Verdict::broken(format!(
+                "waiting for `{label} run` to write its --pid-file: {e}"
+            ))))
+        }
+    }
+}
+
+/// Waits for `run --detach` to make and start the container and exit: the
+/// init is then the harness's to adopt.
+fn init_of_detached_run(
+    run: &mut Run,
+    creating: &mut std::process::Child,
+    pid_file: &Path,
+) -> Result<i32, Verdict> {
+    let target = run.target;
+    let id = run.id.clone();
+    let created = wait_bounded(creating, run.clock.remaining());
+    run.registration.as_ref().expect("registered").created();
+    if live::interrupted() {
+        // The interrupt thread deletes the container now: going on with it
+        // meanwhile would only race that delete.
+        return Err(Verdict::broken("interrupted"));
+    }
+    let created = created.map_err(|e| {
+        run.with_output(run.before_the_steps(match e {
+            CommandError::NoAnswer { .. } => Verdict::timeout(format!(
+                "`{} run --detach` was still running, and was killed",
+                target.label
+            )),
+            other => Verdict::broken(format!("`{} run --detach`: {other}", target.label)),
+        }))
+    })?;
+    if !created.success() {
+        return Err(run.with_output(Verdict::fail(format!(
+            "`{} run --detach` failed ({created})",
+            target.label
+        ))));
+    }
+    match pid_in(&std::fs::read_to_string(pid_file).unwrap_or_default()) {
+        Some(pid) => Ok(pid),
+        // A runtime that took --pid-file but wrote nothing there: ask it.
+        None => {
+            let state = run
+                .verb("state", target.cli.state(&id))
+                .map_err(|v| run.with_output(run.before_the_steps(v)))?;
+            state_pid(&state.output).ok_or_else(|| {
+                run.with_output(Verdict::fail(format!(
+                    "`run --pid-file` wrote no pid, and `state` gave none: {}",
+                    state.output
+                )))
+            })
+        }
+    }
 }
 
 /// Creates and starts the container and runs the scenario's steps; returns
@@ -752,13 +916,18 @@ fn drive(
     };
     run.registration = Some(registration);
     let pid_file = bundle_dir.join("init.pid");
-    let run_detached = target.cli.run_detached(&id, &bundle_dir, &pid_file);
+    let foreground = target.foreground_run && runs_in_foreground(scenario, spec.host_pid_namespace);
+    let argv = if foreground {
+        target.cli.run_foreground(&id, &bundle_dir, &pid_file)
+    } else {
+        target.cli.run_detached(&id, &bundle_dir, &pid_file)
+    };
     let mut command = Command::new(&target.cli.program);
     // The container's stdio is the `run` process's: every runtime passes it
     // through (runsc has no --preserve-fds), so the agent's events come on
     // the container's stdout, and its stderr and the runtime's go to the log.
     command
-        .args(&run_detached)
+        .args(&argv)
         .stdin(Stdio::from(stdin_r))
         .stdout(Stdio::from(events_w))
         .stderr(Stdio::from(log));
@@ -780,46 +949,14 @@ fn drive(
         Verdict::broken(format!("cannot run {}: {e}", target.cli.program.display()))
     })?;
     drop(command); // our copies of the container's stdio
-    let created = wait_bounded(&mut creating, run.clock.remaining());
-    registration.created();
-    if live::interrupted() {
-        // The interrupt thread deletes the container now: going on with it
-        // meanwhile would only race that delete.
-        return Err(Verdict::broken("interrupted"));
-    }
-    let created = created.map_err(|e| {
-        run.with_output(run.before_the_steps(match e {
-            CommandError::NoAnswer { .. } => Verdict::timeout(format!(
-                "`{} run --detach` was still running, and was killed",
-                target.label
-            )),
-            other => Verdict::broken(format!("`{} run --detach`: {other}", target.label)),
-        }))
-    })?;
-    if !created.success() {
-        return Err(run.with_output(Verdict::fail(format!(
-            "`{} run --detach` failed ({created})",
-            target.label
-        ))));
-    }
-    let init_pid = match pid_in(&std::fs::read_to_string(&pid_file).unwrap_or_default()) {
-        Some(pid) => pid,
-        // A runtime that took --pid-file but wrote nothing there: ask it.
-        None => {
-            let state = run
-                .verb("state", target.cli.state(&id))
-                .map_err(|v| run.with_output(run.before_the_steps(v)))?;
-            state_pid(&state.output).ok_or_else(|| {
-                run.with_output(Verdict::fail(format!(
-                    "`run --pid-file` wrote no pid, and `state` gave none: {}",
-                    state.output
-                )))
-            })?
-        }
+    let init_pid = if foreground {
+        init_of_foreground_run(run, creating, &pid_file)?
+    } else {
+        init_of_detached_run(run, &mut creating, &pid_file)?
     };
-    // The init is our child now, or is once the runtime's helper has exited
-    // (we are a subreaper and `run` has exited; crun's helper may lag).
-    // It runs, but the agent waits for the scenario on its stdin: nothing
+    // After `run --detach` the init is our child, or is once the runtime's
+    // helper has exited (we are a subreaper and `run` has exited; crun's
+    // helper may lag); a foreground `run` is its parent. It runs, but the agent waits for the scenario on its stdin: nothing
     // has happened in the container yet.
     if let Some(r) = &run.registration {
         r.set_agent(init_pid);
@@ -976,6 +1113,7 @@ fn drive(
                 run.hand_back(at);
             }
             Event::Finished { verdict, steps_ms } => {
+                run.agent_finished = true;
                 ended = Some(Ok((run.with_output(verdict.clone()), *steps_ms)));
                 return Flow::Stop;
             }
@@ -1058,13 +1196,50 @@ pub fn host_view(init_pid: i32, program_in_rootfs: &Path) -> HostView {
 mod tests {
     use super::*;
 
+    #[rstest::rstest]
+    #[case(
+        "steps: [{spawn: {name: w}}, {kill: {target: w, signal: SIGKILL}}, {wait: {for: w}}]",
+        false,
+        true
+    )]
+    // The host's pid namespace: the container's processes outlive its init.
+    #[case("steps: [{spawn: {name: w}}]", true, false)]
+    // A step of the harness's: the container must outlive what it does.
+    #[case(
+        "steps: [{spawn: {name: w}}, {runtime_kill: {signal: SIGKILL}}]",
+        false,
+        false
+    )]
+    #[case(
+        "steps: [{expect_container_exit: {status: {exited: 0}}}]",
+        false,
+        false
+    )]
+    #[case("steps: [{spawn: {name: w}}, {expect_gone: {of: [w]}}]", false, false)]
+    fn only_a_scenario_needing_nothing_of_the_harness_runs_in_the_foreground(
+        #[case] steps: &str,
+        #[case] host_pid_namespace: bool,
+        #[case] foreground: bool,
+    ) {
+        let scenario: Scenario =
+            orphanage_scenario::parse("t.yaml", &format!("checks: c\nrefs: [r]\n{steps}\n"))
+                .unwrap();
+        assert_eq!(
+            runs_in_foreground(&scenario, host_pid_namespace),
+            foreground
+        );
+    }
+
     #[test]
-    fn pid_in_reads_a_pid_file_with_or_without_its_newline() {
-        assert_eq!(pid_in("6141"), Some(6141));
-        assert_eq!(pid_in("6141\n"), Some(6141));
-        assert_eq!(pid_in(""), None);
-        assert_eq!(pid_in("0"), None);
-        assert_eq!(pid_in("-3"), None);
+    fn a_child_that_exits_is_seen_to_and_one_that_runs_is_not_killed() {
+        let mut quick = Command::new("true").spawn().unwrap();
+        assert!(exits_within(&mut quick, Duration::from_secs(10)).is_some_and(|s| s.success()));
+        let mut slow = Command::new("sleep").arg("30").spawn().unwrap();
+        assert!(exits_within(&mut slow, Duration::from_millis(20)).is_none());
+        // Still running: the wait killed nothing.
+        assert!(slow.try_wait().unwrap().is_none());
+        slow.kill().unwrap();
+        slow.wait().unwrap();
     }
 
     #[test]

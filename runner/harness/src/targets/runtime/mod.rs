@@ -6,11 +6,15 @@ mod bundle;
 mod cgroup;
 mod command;
 mod container;
+mod pid_file;
 mod state_dir;
 mod validate;
 mod watch;
 
-pub use argv::{global_args as runtime_global_args, platform as runtime_platform, RuntimeCli};
+pub use argv::{
+    foreground_run_is_reliable, global_args as runtime_global_args, platform as runtime_platform,
+    RuntimeCli,
+};
 pub use command::bounded_ticking as run_bounded_ticking;
 pub use container::{run_in_runtime, RuntimeTarget};
 pub use validate::{check_runtime, resolve_init, resolve_runtime, smoke_test};
