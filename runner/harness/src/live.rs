@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Default)]
 pub struct Tree {
     /// The root (the agent, a container's init, a QEMU): our direct child,
-    /// unreaped. 0 while unknown (a container before its `run --detach` returns): see `set_agent`.
+    /// unreaped, or a container's init whose parent is its foreground `run`.
+    /// 0 while unknown (a container before its `run --detach` returns, or
+    /// its pid file is written): see `set_agent`.
     pub agent: i32,
     pub caller_namespace: bool,
     /// (pid, start time) of every process the agent reported, for the caller's namespace.
@@ -125,7 +127,8 @@ struct Entry {
     spawned: Vec<(i32, u64)>,
     container: Option<Container>,
     /// A pidfd of the runtime command that creates the container (`run
-    /// --detach`) while it runs. A delete that overtakes it finds no
+    /// --detach`) while it runs, or of a foreground `run` until it ends.
+    /// (A foreground `run` ends as the kill of its init does.) A delete that overtakes it finds no
     /// container, and a creation killed halfway
     /// leaves state behind (runsc: its lock file), so the interrupt thread
     /// lets it finish first.
@@ -454,7 +457,8 @@ impl Registration {
         }
     }
 
-    /// The container's init is known (and is our child): from now on it is
+    /// The container's init is known (our child, or its foreground `run`'s,
+    /// which reaps it: then only killed here, never reaped): from now on it is
     /// what a kill hits. Not after an interrupt: its sweep may have reaped
     /// the init already, and the container's delete takes it anyway.
     pub fn set_agent(&self, pid: i32) {

@@ -161,7 +161,8 @@ impl RuntimeCli {
     /// `run` in the foreground: creates and starts the container like `run
     /// --detach`, then stays until the container's init exits, and deletes
     /// the container itself, as a bare `run` does. The init's pid goes to
-    /// `pid_file` when the container is made, before its program starts.
+    /// `pid_file` once the container is made (runc writes it once the
+    /// container's program has started: the agent then waits on its stdin).
     pub fn run_foreground(&self, id: &str, bundle: &Path, pid_file: &Path) -> Vec<OsString> {
         self.verb(&[&"run", &"--bundle", &bundle, &"--pid-file", &pid_file, &id])
     }

@@ -1,6 +1,8 @@
-//! Runs one scenario in a container: bundle, `run --detach`, the agent's
-//! events, the harness's own steps (runtime verbs, checks from the host), and
-//! a forced delete whatever happened.
+//! Runs one scenario in a container: bundle, a foreground `run` (a scenario
+//! that needs nothing of the harness) or `run --detach`, the agent's events,
+//! the harness's own steps (runtime verbs, checks from the host), and the
+//! container gone whatever happened: deleted by its foreground `run`, or
+//! else by `delete --force`.
 
 use super::argv::{answers_unknown_state, RuntimeCli};
 use super::bundle::{self, InitUnderTest};
@@ -46,9 +48,10 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 /// leaves nothing behind.
 const CLEANUP_BUDGET: Duration = Duration::from_secs(20);
 
-/// What a foreground `run` may take, once the container's init has exited,
-/// to delete the container and exit, out of the cleanup budget: it is
-/// waited for by its pidfd, so this is only a bound.
+/// What a foreground `run` may take in teardown, out of the cleanup budget:
+/// to end as its init exits and delete the container, and after the kills
+/// if it did not. It is waited for by its pidfd, so this is only a bound;
+/// the rest of the budget stays for `delete --force`.
 const FOREGROUND_EXIT: Duration = Duration::from_secs(10);
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), Verdict> {
@@ -126,7 +129,7 @@ enum CleanupError {
 }
 
 /// Everything one container run holds; dropping it deletes the container,
-/// reaps its init and removes the bundle.
+/// reaps its init (or waits for its foreground `run`) and removes the bundle.
 struct Run<'a> {
     target: &'a RuntimeTarget,
     /// The scenario's deadline, started before the bundle is made: every
@@ -239,7 +242,8 @@ impl Run<'_> {
 
     /// Pins every host process in the container's cgroup that is not pinned
     /// yet: for a sandboxed runtime, the sandbox's helpers (runsc's gofer, the
-    /// ptrace platform's stub processes). They are ours to kill and reap:
+    /// ptrace platform's stub processes). They are ours to kill, and after
+    /// `run --detach` ours to reap (a foreground `runsc run` reaps its own):
     /// as a subreaper the harness inherits them, and runsc's `delete` waits
     /// until its gofer is gone, which an unreaped zombie of ours never is.
     /// (After `run --detach`, runc, crun and youki leave only the init there.)
@@ -571,9 +575,12 @@ impl Run<'_> {
         // after its verdict, the container's init with it, and the runtime
         // deletes the container. Whatever is still running after that (or
         // after a timeout, when the agent never finished) is killed below.
+        // One bound for both of its waits, so that `delete --force` still
+        // has the rest of the budget if it must clean up after a hung `run`.
+        let foreground_budget = Countdown::start(FOREGROUND_EXIT);
         if self.agent_finished {
             if let Some(runtime) = self.foreground.as_mut() {
-                exits_within(runtime, budget.cap(FOREGROUND_EXIT));
+                exits_within(runtime, budget.cap(foreground_budget.remaining()));
             }
         }
         if self.sandboxed.is_some() {
@@ -594,14 +601,22 @@ impl Run<'_> {
         // exits; past its time it is killed, and deleted below instead.
         let mut deleted_by_run = false;
         if let Some(mut runtime) = self.foreground.take() {
-            let exited = wait_bounded(&mut runtime, budget.cap(FOREGROUND_EXIT)).is_ok();
+            let exited =
+                wait_bounded(&mut runtime, budget.cap(foreground_budget.remaining())).is_ok();
             if let Some(reg) = &self.registration {
                 reg.created();
             }
+            // Gone from its state, and its cgroups removed: a runtime may
+            // log a cgroup it could not remove and forget the container all
+            // the same; then `delete --force` below has its say.
             deleted_by_run = exited
                 && self.state_in_root
                 && state_dir::entries_in(&self.target.cli.root, &self.id)
-                    .is_ok_and(|left| left.is_empty());
+                    .is_ok_and(|left| left.is_empty())
+                && self
+                    .cgroup_procs
+                    .iter()
+                    .all(|procs| procs.parent().is_none_or(|dir| !dir.exists()));
         }
         self.try_reap_init(Some(budget.cap(Duration::from_secs(2))));
         if let Some(reg) = &self.registration {
@@ -775,9 +790,10 @@ pub fn run_in_runtime(
 }
 
 /// Waits for a foreground `run` to make the container: its pid file names
-/// the init, which has not started the container's program yet. The `run`
-/// stays registered as creating until teardown has seen it exit, so an
-/// interrupt lets it delete the container itself before deleting it again.
+/// the init, whose agent (or init under test) waits for the scenario on its
+/// stdin, so nothing has happened in the container yet. The `run` stays
+/// registered as creating until teardown has seen it exit, so an interrupt
+/// lets it end before the container is deleted again.
 fn init_of_foreground_run(
     run: &mut Run,
     mut runtime: std::process::Child,

@@ -51,6 +51,9 @@ pub fn sigkill_pending(status: &str) -> bool {
     })
 }
 
+/// PF_EXITING in /proc/PID/stat's flags: set by do_exit() as the exit begins.
+const PF_EXITING: u64 = 0x4;
+
 fn stat(pid: i32) -> Option<ProcStat> {
     ProcStat::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
@@ -181,19 +184,22 @@ impl Watched {
     }
 
     /// Why it is not living on, if it is not: it has exited, or it is dying
-    /// (a SIGKILL pending, which the kernel also queues for every fatal
-    /// signal). A runtime's `kill` returns once the signal is queued, not
-    /// once the process is dead: under load, a process killed a moment ago
-    /// may not have run its exit yet, and is not alive all the same.
+    /// (a SIGKILL pending, which the kernel queues for a group exit by most
+    /// fatal signals too; or, once that is taken, PF_EXITING set as its
+    /// exit begins). A runtime's `kill` returns once the signal is queued,
+    /// not once the process is dead: under load, a process killed a moment
+    /// ago may not have run its exit yet, and is not alive all the same.
     pub fn not_living_on(&self) -> Option<&'static str> {
         // Read before the exit is looked for: if it has not exited then,
-        // the pid was still its own when its status was read.
+        // the pid was still its own when these were read.
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid));
+        let exiting = stat(self.pid).is_some_and(|s| s.flags & PF_EXITING != 0);
         if !self.alive(GoneProbe::Pidfd) {
             return Some("exited");
         }
         match status {
             Ok(status) if sigkill_pending(&status) => Some("dying: SIGKILL pending"),
+            _ if exiting => Some("dying: its exit has begun"),
             _ => None,
         }
     }
