@@ -13,7 +13,10 @@
 //! median of the report's per-scenario durations is printed beside it. The
 //! bare figure is the median of BARE_RUNS sequential `RUNTIME run`s of a
 //! static `int main(void) { return 0; }`, half before the suite and half
-//! after, so both see the same machine.
+//! after, so both see the same machine. The last column is the ratio less
+//! the scenarios' own steps (the agent's `steps_ms`): what running a
+//! scenario in a container costs beside what the scenario does.
+//! ORPHANAGE_BENCH_THREADS sets the suite's --test-threads.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -168,6 +171,9 @@ struct Suite {
     wall_s: f64,
     threads: usize,
     median_ms: f64,
+    /// The scenarios' own steps (the agent's `steps_ms`), summed: what they
+    /// do on purpose (the latency and race scenarios wait), not overhead.
+    steps_ms: f64,
 }
 
 fn suite(runtime: &Path, dir: &Path) -> Suite {
@@ -214,6 +220,7 @@ fn suite(runtime: &Path, dir: &Path) -> Suite {
         wall_s,
         threads,
         median_ms: median(&mut durations),
+        steps_ms: results.iter().filter_map(|r| r["steps_ms"].as_f64()).sum(),
     }
 }
 
@@ -245,7 +252,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = trivial_bundle(dir.path());
     println!(
-        "{:<14} {:>9} {:>7} {:>8} {:>11} {:>9} {:>8} {:>7}",
+        "{:<14} {:>9} {:>7} {:>8} {:>11} {:>9} {:>8} {:>7} {:>13}",
         "runtime",
         "scenarios",
         "threads",
@@ -253,7 +260,8 @@ fn main() {
         "ms/scenario",
         "median ms",
         "bare ms",
-        "ratio"
+        "ratio",
+        "without steps"
     );
     for (i, (name, runtime)) in runtimes.iter().enumerate() {
         let state = dir.path().join(format!("state-{i}"));
@@ -271,15 +279,19 @@ fn main() {
         }
         let bare_ms = median(&mut bare);
         let per_scenario = s.wall_s * 1e3 * s.threads as f64 / s.scenarios as f64;
+        // Per scenario, less its own steps: what running it in a container
+        // costs beside what it does.
+        let overhead = per_scenario - s.steps_ms / s.scenarios as f64;
         println!(
-            "{name:<14} {:>9} {:>7} {:>8.1} {:>11.0} {:>9.0} {:>8.0} {:>6.1}x",
+            "{name:<14} {:>9} {:>7} {:>8.1} {:>11.0} {:>9.0} {:>8.0} {:>6.1}x {:>12.1}x",
             s.scenarios,
             s.threads,
             s.wall_s,
             per_scenario,
             s.median_ms,
             bare_ms,
-            per_scenario / bare_ms
+            per_scenario / bare_ms,
+            overhead / bare_ms
         );
         if hung > 0 {
             println!(
