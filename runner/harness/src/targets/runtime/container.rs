@@ -823,11 +823,25 @@ fn init_of_foreground_run(
             if live::interrupted() {
                 return Err(Verdict::broken("interrupted"));
             }
-            Err(run.with_output(Verdict::fail(if status.success() {
-                format!("`{label} run` exited ({status}) without writing the pid to its --pid-file")
-            } else {
-                format!("`{label} run` failed ({status})")
-            })))
+            // Written in between the last look and the exit: the container
+            // was made, and the runtime gave up on it at once.
+            let wrote = std::fs::read_to_string(pid_file)
+                .ok()
+                .as_deref()
+                .and_then(pid_in)
+                .is_some();
+            Err(run.with_output(match (wrote, status.success()) {
+                // As after `run --detach`, an init gone before its scenario
+                // came is the agent ending without a verdict.
+                (true, _) => Verdict::broken(format!(
+                    "the agent ended without a verdict (before the first step): `{label} run` \
+                     exited ({status}) as soon as it had written its --pid-file"
+                )),
+                (false, true) => Verdict::fail(format!(
+                    "`{label} run` exited ({status}) without writing the pid to its --pid-file"
+                )),
+                (false, false) => Verdict::fail(format!("`{label} run` failed ({status})")),
+            }))
         }
         Ok(PidFileWait::TimedOut) => {
             give_up(&mut runtime);
@@ -1156,7 +1170,24 @@ fn drive(
     // End of file: the agent and its workers are gone without a verdict.
     let how = match run.try_reap_init(Some(clock.cap(Duration::from_secs(2)))) {
         Some(s) => run.describe_init_status(s),
-        None => "is gone".to_string(),
+        // A foreground `run` reaped it, and exits with what it saw (the
+        // init's code, or 128+N for a death by signal N): its word, the
+        // only one left, and said to be its.
+        None => match run
+            .foreground
+            .as_mut()
+            .and_then(|r| exits_within(r, clock.cap(Duration::from_secs(2))))
+        {
+            Some(status) => format!(
+                "is gone (its foreground `{} run` exited: {status}{})",
+                run.target.label,
+                match status.code() {
+                    Some(code) if code > 128 => format!(", 128+{}", signal_name(code - 128)),
+                    _ => String::new(),
+                }
+            ),
+            None => "is gone".to_string(),
+        },
     };
     let verdict = match after_harness_step {
         Some(i) => Verdict::fail(format!(
