@@ -930,11 +930,20 @@ impl Controller {
         let (held, took) = poll::holds_within(within.unwrap_or(Duration::ZERO), || {
             looks += 1;
             held_at = Instant::now();
-            seen = match procfs::stat_at(&path) {
-                Ok(s) if matches!(s.state, 'Z' | 'X') => ProcState::Zombie,
-                Ok(_) => ProcState::Alive,
-                Err(Errno::ENOENT) | Err(Errno::ESRCH) => ProcState::Gone,
-                Err(e) => {
+            // State X (EXIT_DEAD) is a task being released: reaped, or
+            // never to be a zombie (its parent ignores SIGCHLD). Waited out,
+            // as when observing, rather than called a zombie; one still X
+            // after a second counts as one.
+            let settled = poll::until(Duration::from_secs(1), || match procfs::stat_at(&path) {
+                Ok(s) if s.state == 'X' => None,
+                other => Some(other),
+            });
+            seen = match settled {
+                Ok((Ok(s), _)) if s.state == 'Z' => ProcState::Zombie,
+                Ok((Ok(_), _)) => ProcState::Alive,
+                Ok((Err(Errno::ENOENT), _)) | Ok((Err(Errno::ESRCH), _)) => ProcState::Gone,
+                Err(_) => ProcState::Zombie,
+                Ok((Err(e), _)) => {
                     return Err(Verdict::unsupported(format!(
                         "reading {path}: {}",
                         orphanage_scenario::ErrnoName(e)
