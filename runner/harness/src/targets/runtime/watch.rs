@@ -352,23 +352,28 @@ mod tests {
         assert_eq!(w.not_living_on(), Some("exited"));
     }
 
-    #[test]
-    fn descent_is_followed_through_every_generation() {
+    /// A shell, our child, that stays with its own child `sleep 30`: our
+    /// grandchild, whose pid it prints.
+    fn shell_with_a_grandchild() -> (std::process::Child, i32) {
         use std::process::{Command, Stdio};
-        let me = std::process::id() as i32;
-        // sh, our child, with its own child sleep: our grandchild.
-        let mut sh = Command::new("sh")
+        let mut shell = Command::new("sh")
             .args(["-c", "sleep 30 & echo $!; wait"])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
         let mut line = String::new();
         std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(sh.stdout.as_mut().unwrap()),
+            &mut std::io::BufReader::new(shell.stdout.take().unwrap()),
             &mut line,
         )
         .unwrap();
-        let grandchild: i32 = line.trim().parse().unwrap();
+        (shell, line.trim().parse().unwrap())
+    }
+
+    #[test]
+    fn descent_is_followed_through_every_generation() {
+        let me = std::process::id() as i32;
+        let (mut sh, grandchild) = shell_with_a_grandchild();
         assert!(descends_from(sh.id() as i32, me));
         assert!(descends_from(grandchild, me));
         assert!(descends_from(grandchild, sh.id() as i32));
@@ -383,7 +388,7 @@ mod tests {
 
     #[test]
     fn a_child_is_adopted_once_its_parent_exits() {
-        use std::process::{Command, Stdio};
+        use std::process::Command;
         let me = std::process::id() as i32;
         // Our own child: its parent is us at once.
         let mut child = Command::new("sleep").arg("30").spawn().unwrap();
@@ -396,18 +401,7 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         // A grandchild whose parent (a shell) stays: not adopted in time.
-        let mut shell = Command::new("sh")
-            .args(["-c", "sleep 30 & echo $!; wait"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(shell.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let grandchild: i32 = line.trim().parse().unwrap();
+        let (mut shell, grandchild) = shell_with_a_grandchild();
         let started = stat(grandchild).unwrap().start_time;
         let waited = Instant::now();
         assert_eq!(
