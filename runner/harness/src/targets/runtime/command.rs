@@ -1,7 +1,6 @@
 //! Running a runtime's command with a limit: a hung runtime must not hang the run.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -50,15 +49,9 @@ pub fn wait_bounded_ticking(
     tick: &mut dyn FnMut(),
 ) -> Result<ExitStatus, CommandError> {
     let start = Instant::now();
-    // Our unreaped child, so the pidfd is surely its: its exit wakes the
-    // wait at once (it polls readable), where a sleep would add its slack to
-    // each of a scenario's five or so runtime commands.
-    let pidfd = orphanage_agent_io::pidfd_open(child.id() as i32).ok();
-    let mut interval = if pidfd.is_some() {
-        Duration::from_millis(1)
-    } else {
-        Duration::from_micros(100)
-    };
+    // Woken by the exit itself, where a sleep would add its slack to each of
+    // a scenario's runtime commands; without a pidfd, short sleeps instead.
+    let mut pause = ExitOrInterval::new(child, Duration::from_millis(1), Duration::from_millis(5));
     loop {
         if let Some(status) = child.try_wait().map_err(CommandError::Wait)? {
             return Ok(status);
@@ -71,17 +64,58 @@ pub fn wait_bounded_ticking(
             let _ = child.wait();
             return Err(CommandError::NoAnswer { limit });
         }
-        // The next tick, or the limit, whichever comes first: not a
-        // synchronisation point, the exit itself ends the wait.
-        let wait = interval.min(limit.saturating_sub(start.elapsed()));
-        match &pidfd {
+        pause.wait(limit.saturating_sub(start.elapsed()));
+    }
+}
+
+/// The pause between two looks at a child of ours (is it done, has it
+/// written something): the next interval, doubled from `first` up to
+/// `longest`, or the child's exit, whichever comes first. Not a
+/// synchronisation point: the looks decide, this only spaces them.
+pub struct ExitOrInterval {
+    /// Our unreaped child's, so surely its: it polls readable at the exit.
+    pidfd: Option<std::os::fd::OwnedFd>,
+    interval: Duration,
+    longest: Duration,
+}
+
+impl ExitOrInterval {
+    pub fn new(child: &Child, first: Duration, longest: Duration) -> Self {
+        let pidfd = orphanage_agent_io::pidfd_open(child.id() as i32).ok();
+        // Without a pidfd nothing wakes the pause early: start short.
+        let interval = if pidfd.is_some() {
+            first
+        } else {
+            first.min(Duration::from_micros(100))
+        };
+        ExitOrInterval {
+            pidfd,
+            interval,
+            longest,
+        }
+    }
+
+    /// Waits the next interval, at most `left`, or until the child exits.
+    pub fn wait(&mut self, left: Duration) {
+        let wait = self.interval.min(left);
+        self.interval = (self.interval * 2).min(self.longest);
+        match &self.pidfd {
             Some(fd) => {
-                let ms = wait.as_millis().clamp(1, i32::MAX as u128) as i32;
-                orphanage_agent_io::pidfd_exited(fd.as_fd(), ms);
+                let mut p = libc::pollfd {
+                    fd: std::os::fd::AsRawFd::as_raw_fd(fd),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                let ts = libc::timespec {
+                    tv_sec: wait.as_secs() as libc::time_t,
+                    tv_nsec: wait.subsec_nanos() as libc::c_long,
+                };
+                // SAFETY: one valid pollfd and timespec, no signal mask. An
+                // EINTR only ends this pause early; the caller looks again.
+                unsafe { libc::ppoll(&mut p, 1, &ts, std::ptr::null()) };
             }
             None => std::thread::sleep(wait),
         }
-        interval = (interval * 2).min(Duration::from_millis(5));
     }
 }
 
@@ -179,6 +213,21 @@ mod tests {
             !alive(),
             "the background sleep {background} outlived its group"
         );
+    }
+
+    #[test]
+    fn a_pause_ends_at_the_childs_exit_not_its_interval() {
+        let mut child = Command::new("sleep").arg("0.05").spawn().unwrap();
+        let mut pause =
+            ExitOrInterval::new(&child, Duration::from_secs(30), Duration::from_secs(30));
+        let started = Instant::now();
+        pause.wait(Duration::from_secs(30));
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a 30 s pause outlasted its child's exit: {:?}",
+            started.elapsed()
+        );
+        child.wait().unwrap();
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! wait at once. (Not inotify: closing an inotify instance waits for an RCU
 //! grace period, 10 to 20 ms here, more than the whole wait.)
 
-use std::os::fd::AsRawFd;
+use super::command::ExitOrInterval;
 use std::path::Path;
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
@@ -39,9 +39,7 @@ pub fn wait_for_pid_file(
     limit: Duration,
 ) -> std::io::Result<PidFileWait> {
     let start = Instant::now();
-    // Our unreaped child: the pidfd is surely its.
-    let pidfd = orphanage_agent_io::pidfd_open(runtime.id() as i32).ok();
-    let mut interval = FIRST_INTERVAL;
+    let mut pause = ExitOrInterval::new(runtime, FIRST_INTERVAL, LONGEST_INTERVAL);
     loop {
         if let Some(pid) = std::fs::read_to_string(pid_file)
             .ok()
@@ -60,26 +58,7 @@ pub fn wait_for_pid_file(
         if left.is_zero() {
             return Ok(PidFileWait::TimedOut);
         }
-        // The next look, or the limit: an interval, not a synchronisation
-        // point; the runtime's exit wakes it at once.
-        let wait = interval.min(left);
-        interval = (interval * 2).min(LONGEST_INTERVAL);
-        match &pidfd {
-            Some(fd) => {
-                let mut p = libc::pollfd {
-                    fd: fd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                let ts = libc::timespec {
-                    tv_sec: wait.as_secs() as libc::time_t,
-                    tv_nsec: wait.subsec_nanos() as libc::c_long,
-                };
-                // SAFETY: one valid pollfd and timespec, no signal mask.
-                unsafe { libc::ppoll(&mut p, 1, &ts, std::ptr::null()) };
-            }
-            None => std::thread::sleep(wait),
-        }
+        pause.wait(left);
     }
 }
 
