@@ -479,13 +479,20 @@ fn runsc_cleans_up_after_a_timeout() -> Result<(), Failed> {
 /// scenario's deadline: the scenario is a timeout at its deadline (not after
 /// a limit of the command's own), and the container is still deleted.
 fn a_hung_runtime_command_gets_what_is_left_of_the_deadline() -> Result<(), Failed> {
-    // A `kill` that hangs in a step. (A `run` that hangs is met first by
-    // the trivial container every run starts with: see the test below.)
-    let (verb, reached) = (
-        "kill",
-        "timeout after 2 s (last step reached: step 2 runtime_kill)",
-    );
-    {
+    // A `kill` that hangs in a step, and a `run --detach` that never makes
+    // the container (the scenario has a step of the harness's, so it runs
+    // detached). (A foreground `run` that hangs is met first by the trivial
+    // container every run starts with: see the test below.)
+    for (verb, reached) in [
+        (
+            "kill",
+            "timeout after 2 s (last step reached: step 2 runtime_kill)",
+        ),
+        (
+            "run --detach",
+            "timeout after 2 s (last step reached: before the first step)",
+        ),
+    ] {
         let iso = Isolated::new();
         let suites = iso.dir.path().join("suites/hang");
         std::fs::create_dir_all(&suites).unwrap();
@@ -535,6 +542,43 @@ fn a_hung_runtime_command_gets_what_is_left_of_the_deadline() -> Result<(), Fail
         })?;
     }
     Ok(())
+}
+
+/// A foreground `run` that forgets its container but leaves a cgroup
+/// behind: a leak naming the directory, which orphanage removes, so nothing
+/// is left behind (not a `delete --force` of a container the runtime no
+/// longer knows, failing with "does not exist").
+fn a_cgroup_left_by_a_foreground_run_is_a_leak_and_removed() -> Result<(), Failed> {
+    let iso = Isolated::new();
+    let wrapper = repo().join("fixtures/runtime/misbehaving/leaves-cgroup");
+    let mounts_before = mounts();
+    let report_path = iso.dir.path().join("report.json");
+    // In its own pid namespace with no step of the harness's: a foreground run.
+    let mut command = iso.command(&[
+        "--runtime",
+        wrapper.to_str().unwrap(),
+        "zombie::exit_codes_reported_exactly",
+    ]);
+    command.arg("--report").arg(&report_path);
+    let (output, pid) = run_to_end(command);
+    let report = std::fs::read_to_string(&report_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let run = Run { output, report };
+    iso.assert_clean(pid, &mounts_before)?;
+    let results = outcomes(&run);
+    let kind = run.report["results"][0]["kind"].as_str().unwrap_or("");
+    check(
+        results.len() == 1
+            && results[0].1 == "fail"
+            && kind == "leak"
+            && results[0].2.starts_with(
+                "cleanup: the runtime's `run` exited and forgot the container, but left the cgroup /sys/fs/cgroup/pids",
+            )
+            && results[0].2.ends_with(" behind (orphanage removed it)"),
+        || format!("{results:#?} kind {kind}\n{}", run.stderr()),
+    )
 }
 
 /// A runtime whose `run` hangs cannot run even the trivial container each
@@ -977,6 +1021,11 @@ fn main() {
                 ],
             )
         }),
+        needs(
+            "a_cgroup_left_by_a_foreground_run_is_a_leak_and_removed",
+            &["runc"],
+            a_cgroup_left_by_a_foreground_run_is_a_leak_and_removed,
+        ),
         needs(
             "a_process_left_in_the_container_is_caught",
             &["runc"],

@@ -126,6 +126,45 @@ enum CleanupError {
     Delete(CommandError),
     #[error("the runtime still knows the container {:.1} s after `delete --force`", .0.as_secs_f64())]
     StillKnown(Duration),
+    /// A foreground `run` forgot the container (its state entries are gone)
+    /// but left cgroups behind, which the harness then removed or could not.
+    #[error("{}", cgroups_left(.removed, .kept))]
+    CgroupsLeft {
+        removed: Vec<PathBuf>,
+        kept: Vec<(PathBuf, std::io::Error)>,
+    },
+}
+
+/// What a runtime that forgot its container's cgroups left, and what became
+/// of each: `delete --force` cannot help (the runtime no longer knows the
+/// container), so the harness removes them itself.
+fn cgroups_left(removed: &[PathBuf], kept: &[(PathBuf, std::io::Error)]) -> String {
+    let each: Vec<String> = removed
+        .iter()
+        .map(|d| format!("the cgroup {} behind (orphanage removed it)", d.display()))
+        .chain(kept.iter().map(|(d, e)| {
+            format!(
+                "the cgroup {} behind, which orphanage could not remove: {e}",
+                d.display()
+            )
+        }))
+        .collect();
+    format!(
+        "the runtime's `run` exited and forgot the container, but left {}",
+        each.join("; ")
+    )
+}
+
+/// Removes each of a container's cgroup directories that is still there.
+fn remove_cgroups(dirs: Vec<PathBuf>) -> CleanupError {
+    let (mut removed, mut kept) = (vec![], vec![]);
+    for dir in dirs {
+        match std::fs::remove_dir(&dir) {
+            Ok(()) => removed.push(dir),
+            Err(e) => kept.push((dir, e)),
+        }
+    }
+    CleanupError::CgroupsLeft { removed, kept }
 }
 
 /// Everything one container run holds; dropping it deletes the container,
@@ -606,23 +645,33 @@ impl Run<'_> {
             if let Some(reg) = &self.registration {
                 reg.created();
             }
-            // Gone from its state, and its cgroups removed: a runtime may
-            // log a cgroup it could not remove and forget the container all
-            // the same; then `delete --force` below has its say.
+            // Gone from its state: the runtime no longer knows the container,
+            // so a `delete --force` could only say it does not exist. Its
+            // cgroups are looked at below.
             deleted_by_run = exited
                 && self.state_in_root
                 && state_dir::entries_in(&self.target.cli.root, &self.id)
-                    .is_ok_and(|left| left.is_empty())
-                && self
-                    .cgroup_procs
-                    .iter()
-                    .all(|procs| procs.parent().is_none_or(|dir| !dir.exists()));
+                    .is_ok_and(|left| left.is_empty());
         }
         self.try_reap_init(Some(budget.cap(Duration::from_secs(2))));
         if let Some(reg) = &self.registration {
             reg.reap_adopted();
         }
         let mut problem = Ok(());
+        if deleted_by_run {
+            // A runtime may log a cgroup it could not remove and forget the
+            // container all the same: a leak, and still nothing left behind.
+            let left: Vec<PathBuf> = self
+                .cgroup_procs
+                .iter()
+                .filter_map(|procs| procs.parent())
+                .filter(|dir| dir.exists())
+                .map(Path::to_path_buf)
+                .collect();
+            if !left.is_empty() {
+                problem = Err(remove_cgroups(left));
+            }
+        }
         // After an interrupt the interrupt thread deletes every container
         // (and then ends the process): a second delete would race it.
         if self.registration.is_some() && !live::interrupted() && !deleted_by_run {
@@ -674,7 +723,9 @@ impl Run<'_> {
             }
         }
         if let Some(reg) = self.registration.take() {
-            if problem.is_ok() {
+            // Deleted, or forgotten by its own `run`: either way no `delete`
+            // is left to retry.
+            if problem.is_ok() || deleted_by_run {
                 reg.deleted();
             }
             // Dropping it retries the delete if it failed.
@@ -1242,6 +1293,48 @@ pub fn host_view(init_pid: i32, program_in_rootfs: &Path) -> HostView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cgroups_left_behind_are_each_named_with_what_became_of_them() {
+        let removed = vec![PathBuf::from("/sys/fs/cgroup/pids/c-1")];
+        let kept = vec![(
+            PathBuf::from("/sys/fs/cgroup/freezer/c-1"),
+            std::io::Error::from_raw_os_error(libc::EBUSY),
+        )];
+        assert_eq!(
+            cgroups_left(&removed, &[]),
+            "the runtime's `run` exited and forgot the container, but left the cgroup \
+             /sys/fs/cgroup/pids/c-1 behind (orphanage removed it)"
+        );
+        let both = cgroups_left(&removed, &kept);
+        assert!(
+            both.ends_with(
+                "(orphanage removed it); the cgroup /sys/fs/cgroup/freezer/c-1 behind, \
+                 which orphanage could not remove: Device or resource busy (os error 16)"
+            ),
+            "{both}"
+        );
+    }
+
+    #[test]
+    fn a_removable_cgroup_is_removed_and_a_busy_one_kept_with_its_errno() {
+        let dir = tempfile::tempdir().unwrap();
+        let (empty, busy) = (dir.path().join("c-1"), dir.path().join("c-2"));
+        std::fs::create_dir(&empty).unwrap();
+        // Not a cgroup: a file in it stands in for what keeps one busy.
+        std::fs::create_dir(&busy).unwrap();
+        std::fs::write(busy.join("cgroup.procs"), "").unwrap();
+        match remove_cgroups(vec![empty.clone(), busy.clone()]) {
+            CleanupError::CgroupsLeft { removed, kept } => {
+                assert_eq!(removed, vec![empty.clone()]);
+                assert_eq!(kept.len(), 1);
+                assert_eq!(kept[0].0, busy);
+                assert_eq!(kept[0].1.raw_os_error(), Some(libc::ENOTEMPTY));
+            }
+            other => panic!("{other}"),
+        }
+        assert!(!empty.exists() && busy.exists());
+    }
 
     #[rstest::rstest]
     #[case(
