@@ -581,6 +581,63 @@ fn a_cgroup_left_by_a_foreground_run_is_a_leak_and_removed() -> Result<(), Faile
     )
 }
 
+/// A scenario's `steps_ms` counts its steps, not the making of its
+/// container: under a `run` made 250 ms slower, a scenario that ends on a
+/// step of the harness's (timed by the harness, not the agent) and one that
+/// ends on the agent's each report steps that leave those 250 ms out.
+fn steps_ms_leaves_out_the_making_of_the_container() -> Result<(), Failed> {
+    let iso = Isolated::new();
+    let suites = iso.dir.path().join("suites/timing");
+    std::fs::create_dir_all(&suites).unwrap();
+    std::fs::write(
+        suites.join("ends_in_the_harness.yaml"),
+        "checks: A worker the harness sees alive.\nrefs: [kill(2)]\n\
+         steps:\n  - spawn: {name: w}\n  - runtime_kill: {signal: SIGCONT}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        suites.join("ends_in_the_agent.yaml"),
+        "checks: A worker reaped.\nrefs: [wait(2)]\n\
+         steps:\n  - spawn: {name: w}\n  - kill: {target: w, signal: SIGKILL}\n  \
+         - wait: {for: w, status: {signaled: SIGKILL}}\n",
+    )
+    .unwrap();
+    let wrapper = repo().join("fixtures/runtime/misbehaving/slow-run");
+    let mounts_before = mounts();
+    let suites_arg = iso.dir.path().join("suites");
+    let report_path = iso.dir.path().join("report.json");
+    let mut command = iso.command(&[
+        "--suites",
+        suites_arg.to_str().unwrap(),
+        "--runtime",
+        wrapper.to_str().unwrap(),
+    ]);
+    command.arg("--report").arg(&report_path);
+    let (output, pid) = run_to_end(command);
+    let report: serde_json::Value = std::fs::read_to_string(&report_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let run = Run { output, report };
+    iso.assert_clean(pid, &mounts_before)?;
+    let results = run.report["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    check(results.len() == 2, || run.stderr())?;
+    for r in &results {
+        let (duration, steps) = (
+            r["duration_ms"].as_f64().unwrap_or(0.0),
+            r["steps_ms"].as_f64().unwrap_or(f64::MAX),
+        );
+        check(
+            r["outcome"] == "pass" && duration >= 250.0 && steps <= duration - 250.0,
+            || format!("{r:#}"),
+        )?;
+    }
+    Ok(())
+}
+
 /// A runtime whose `run` hangs cannot run even the trivial container each
 /// run begins with (in a foreground `run`, which never writes its pid file):
 /// one line, exit 3, within that container's deadline, and nothing left
@@ -1021,6 +1078,11 @@ fn main() {
                 ],
             )
         }),
+        needs(
+            "steps_ms_leaves_out_the_making_of_the_container",
+            &["runc"],
+            steps_ms_leaves_out_the_making_of_the_container,
+        ),
         needs(
             "a_cgroup_left_by_a_foreground_run_is_a_leak_and_removed",
             &["runc"],

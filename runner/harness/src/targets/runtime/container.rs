@@ -1075,6 +1075,10 @@ fn drive(
     json.push(b'\n');
     let _ = stdin.write_all(&json);
     run.agent_stdin = Some(stdin);
+    // Where the scenario's own steps begin, as the agent counts its
+    // `steps_ms`: a scenario that ends on a step of the harness's is timed
+    // from here, not from the start of its container.
+    let steps_started = Instant::now();
 
     // The agent's events, read with the same bounds as on the host, with the
     // harness's steps woven in at each handoff.
@@ -1170,7 +1174,7 @@ fn drive(
                 if at == scenario.steps.len() {
                     ended = Some(Ok((
                         Verdict::pass(),
-                        clock.elapsed().as_secs_f64() * 1000.0,
+                        steps_started.elapsed().as_secs_f64() * 1000.0,
                     )));
                     return Flow::Stop;
                 }
