@@ -14,8 +14,8 @@ use super::watch::{self, Watched};
 use crate::live::{self, Container, Registration, Tree};
 use orphanage_agent_io::{read_events_until, Countdown, Flow};
 use orphanage_scenario::{
-    signal_name, Event, ExpectedStatus, FailKind, GoneProbe, Namespace, Outcome, Scenario, Step,
-    Verdict, WaitStatus,
+    signal_name, Event, ExpectedStatus, FailKind, GoneProbe, Namespace, Outcome, Scenario,
+    SpawnHow, Step, Verdict, WaitStatus,
 };
 use std::io::Write;
 use std::os::fd::OwnedFd;
@@ -80,14 +80,33 @@ fn words(argv: &[std::ffi::OsString]) -> String {
 /// Whether a scenario can run as a bare `run` does, the runtime in the
 /// foreground until the container's init exits and deleting the container
 /// itself: when nothing in it needs the harness as the init's parent, or
-/// the container to outlive its init. So in its own pid namespace (in the
-/// host's, the container's processes outlive the init and orphans go to the
-/// nearest subreaper, which a foreground `run` is), and with no step the
-/// harness performs (runtime verbs, checks from the host, the init's exit
-/// status, which only its parent can reap). The others are made with `run
-/// --detach`, and the harness adopts the init.
+/// the container to outlive its init. So with no step the harness performs
+/// (runtime verbs, checks from the host, the init's exit status, which only
+/// its parent can reap), and, in the host's pid namespace, with no process
+/// that could leave the agent's tree (see `stays_in_the_tree`). The others
+/// are made with `run --detach`, and the harness adopts the init.
 fn runs_in_foreground(scenario: &Scenario, host_pid_namespace: bool) -> bool {
-    !host_pid_namespace && !scenario.steps.iter().any(Step::runs_in_harness)
+    !scenario.steps.iter().any(Step::runs_in_harness)
+        && (!host_pid_namespace || stays_in_the_tree(scenario))
+}
+
+/// In the host's pid namespace a container's processes can outlive its
+/// init, and an orphan goes to the nearest subreaper: a foreground `run`
+/// (runc's is one), where after `run --detach` it is the harness. That
+/// matters nowhere if no orphan can arise: every process is the root's own
+/// child (so no exit but the root's orphans anyone, and the root's workers
+/// end with it), none is made the root's sibling (CLONE_PARENT) or the init
+/// of a pid namespace of its own, and none detaches to outlive the agent.
+fn stays_in_the_tree(scenario: &Scenario) -> bool {
+    let root = scenario.root_name();
+    scenario.steps.iter().all(|step| match step {
+        Step::Spawn { by, how, .. } => {
+            by.as_ref().is_none_or(|b| b.as_str() == root)
+                && matches!(how, SpawnHow::Fork | SpawnHow::Clone | SpawnHow::Thread)
+        }
+        Step::Detach { .. } => false,
+        _ => true,
+    })
 }
 
 /// Whether `child` exits within `limit`, without killing it: its pidfd
@@ -1346,8 +1365,19 @@ mod tests {
         false,
         true
     )]
-    // The host's pid namespace: the container's processes outlive its init.
-    #[case("steps: [{spawn: {name: w}}]", true, false)]
+    // The host's pid namespace: only the root's own children, so no orphan.
+    #[case(
+        "steps: [{spawn: {name: w}}, {spawn: {name: t, how: thread}}]",
+        true,
+        true
+    )]
+    // A grandchild, which its parent's exit would orphan to the nearest subreaper.
+    #[case("steps: [{spawn: {name: w}}, {spawn: {name: g, by: w}}]", true, false)]
+    #[case("steps: [{spawn: {name: w}}, {spawn: {name: g, by: w}}]", false, true)]
+    // The root's sibling: the child of whatever made the container's process.
+    #[case("steps: [{spawn: {name: s, how: clone_parent}}]", true, false)]
+    #[case("steps: [{spawn: {name: w}}, {detach: {by: w}}]", true, false)]
+    #[case("steps: [{spawn: {name: n, how: pid_namespace}}]", true, false)]
     // A step of the harness's: the container must outlive what it does.
     #[case(
         "steps: [{spawn: {name: w}}, {runtime_kill: {signal: SIGKILL}}]",
