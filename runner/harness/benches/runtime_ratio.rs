@@ -15,7 +15,9 @@
 //! static `int main(void) { return 0; }`, half before the suite and half
 //! after, so both see the same machine. The last column is the ratio less
 //! the scenarios' own steps (the agent's `steps_ms`): what running a
-//! scenario in a container costs beside what the scenario does.
+//! scenario in a container costs beside what the scenario does. The floor
+//! is the ratio a scenario would score if it cost a bare run plus its own
+//! steps and nothing more: the best any harness could do with these steps.
 //! ORPHANAGE_BENCH_THREADS sets the suite's --test-threads.
 
 use std::path::{Path, PathBuf};
@@ -252,7 +254,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = trivial_bundle(dir.path());
     println!(
-        "{:<14} {:>9} {:>7} {:>8} {:>11} {:>9} {:>8} {:>7} {:>13}",
+        "{:<14} {:>9} {:>7} {:>8} {:>11} {:>9} {:>8} {:>7} {:>13} {:>7}",
         "runtime",
         "scenarios",
         "threads",
@@ -261,7 +263,8 @@ fn main() {
         "median ms",
         "bare ms",
         "ratio",
-        "without steps"
+        "without steps",
+        "floor"
     );
     for (i, (name, runtime)) in runtimes.iter().enumerate() {
         let state = dir.path().join(format!("state-{i}"));
@@ -281,9 +284,13 @@ fn main() {
         let per_scenario = s.wall_s * 1e3 * s.threads as f64 / s.scenarios as f64;
         // Per scenario, less its own steps: what running it in a container
         // costs beside what it does.
-        let overhead = per_scenario - s.steps_ms / s.scenarios as f64;
+        let steps_per_scenario = s.steps_ms / s.scenarios as f64;
+        let overhead = per_scenario - steps_per_scenario;
+        // The ratio if a scenario cost a bare run plus its own steps and
+        // nothing else: the best any harness could score with these steps.
+        let floor = (bare_ms + steps_per_scenario) / bare_ms;
         println!(
-            "{name:<14} {:>9} {:>7} {:>8.1} {:>11.0} {:>9.0} {:>8.0} {:>6.1}x {:>12.1}x",
+            "{name:<14} {:>9} {:>7} {:>8.1} {:>11.0} {:>9.0} {:>8.0} {:>6.1}x {:>12.1}x {:>6.1}x",
             s.scenarios,
             s.threads,
             s.wall_s,
@@ -291,7 +298,8 @@ fn main() {
             s.median_ms,
             bare_ms,
             per_scenario / bare_ms,
-            overhead / bare_ms
+            overhead / bare_ms,
+            floor
         );
         if hung > 0 {
             println!(
