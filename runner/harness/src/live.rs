@@ -86,8 +86,10 @@ struct Root {
 }
 
 impl Root {
-    /// Only for our unreaped child, under the registry lock and before any
-    /// interrupt (whose sweep reaps every child): so the pidfd is the child's.
+    /// For our unreaped child, under the registry lock and before any
+    /// interrupt (whose sweep reaps every child): so the pidfd is the
+    /// child's. (A foreground container's init is pinned so too, and kept
+    /// only if its start time is the one read before: see `set_agent`.)
     fn pin(pid: i32) -> Root {
         Root {
             pid,
@@ -459,16 +461,26 @@ impl Registration {
 
     /// The container's init is known (our child, or its foreground `run`'s,
     /// which reaps it: then only killed here, never reaped): from now on it is
-    /// what a kill hits. Not after an interrupt: its sweep may have reaped
-    /// the init already, and the container's delete takes it anyway.
-    pub fn set_agent(&self, pid: i32) {
+    /// what a kill hits. `started` is its start time as the caller read it:
+    /// a foreground init is not our child, so its pid could be another's by
+    /// now, and a pidfd is kept only if the process it pins started then.
+    /// False after an interrupt, which may have come before the init was
+    /// known and so could not kill it: the caller then gives up on the
+    /// container (its `run` ends as the init reads no scenario), and the
+    /// interrupt thread deletes it.
+    #[must_use]
+    pub fn set_agent(&self, pid: i32, started: u64) -> bool {
         let mut live = live();
         if INTERRUPTED.load(Ordering::SeqCst) {
-            return;
+            return false;
         }
         if let Some(e) = live.get_mut(&self.id) {
-            e.root = Some(Root::pin(pid));
+            let root = Root::pin(pid);
+            if start_time(pid) == Some(started) {
+                e.root = Some(root);
+            }
         }
+        true
     }
 
     /// Spawns the runtime command that creates the container (`run
@@ -978,6 +990,41 @@ mod tests {
             !hit,
             "a process in the group of the pid's new owner was killed"
         );
+    }
+
+    /// A container's init in a foreground `run` is not our child: it may
+    /// have exited, been reaped by its `run`, and its pid been given to
+    /// another process by the time the harness pins it. The start time read
+    /// before tells them apart, and the stranger is never signalled.
+    #[test]
+    fn a_foreground_init_whose_pid_was_reused_is_never_signalled() {
+        if !in_own_pid_namespace("a_foreground_init_whose_pid_was_reused_is_never_signalled") {
+            return;
+        }
+        let registration = register(Tree::default()).unwrap();
+        let init = sleeper();
+        let pid = init.id();
+        let started = start_time(pid as i32).unwrap();
+        end(init);
+        // Start times count clock ticks: a stranger started in the init's
+        // tick is made again until one starts in a later tick.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let stranger = loop {
+            next_pid_will_be(pid);
+            let stranger = sleeper();
+            assert_eq!(stranger.id(), pid, "no reuse");
+            if start_time(pid as i32) != Some(started) {
+                break stranger;
+            }
+            assert!(Instant::now() < deadline, "the clock tick never moved on");
+            end(stranger);
+        };
+        assert!(registration.set_agent(pid as i32, started));
+        registration.kill();
+        let hit = got_sigkill(stranger.id());
+        end(stranger);
+        drop(registration);
+        assert!(!hit, "the process that took the init's pid was killed");
     }
 
     fn registration_pid(registration: &Registration) -> u32 {

@@ -1058,14 +1058,18 @@ fn drive(
     // helper has exited (we are a subreaper and `run` has exited; crun's
     // helper may lag); a foreground `run` is its parent. It runs, but the agent waits for the scenario on its stdin: nothing
     // has happened in the container yet.
-    if let Some(r) = &run.registration {
-        r.set_agent(init_pid);
-    }
     let init_start = std::fs::read_to_string(format!("/proc/{init_pid}/stat"))
         .ok()
         .and_then(|t| orphanage_scenario::ProcStat::parse(&t))
         .map(|s| s.start_time)
         .unwrap_or(0);
+    if run
+        .registration
+        .as_ref()
+        .is_some_and(|r| !r.set_agent(init_pid, init_start))
+    {
+        return Err(Verdict::broken("interrupted"));
+    }
     run.init = Watched::pin(
         if scenario.namespace == Namespace::UnderInit {
             "init"
