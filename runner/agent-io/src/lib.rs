@@ -14,7 +14,7 @@ mod simulated_kernel;
 
 pub use clone_flags::{clone_failed, clone_flag_names};
 pub use countdown::Countdown;
-pub use pidfd::{pidfd_exited, pidfd_open, pidfd_send_signal};
+pub use pidfd::{pidfd_exited, pidfd_open, pidfd_send_signal, pidfd_send_signal_to_group};
 pub use pipes::{above_std_fds, pipe};
 pub use readiness::wait_readable;
 pub use reading::{read_events, read_events_until, readable_now, Flow, Reading, READS_IN_A_ROW};

@@ -37,6 +37,31 @@ pub fn pidfd_send_signal(fd: BorrowedFd, signal: i32) -> Result<(), Errno> {
     }
 }
 
+/// `pidfd_send_signal(fd, signal, NULL, PIDFD_SIGNAL_PROCESS_GROUP)`
+/// (Linux 6.9): the signal goes to the process group whose id is the pidfd's
+/// process's, as `kill(-pid)` would, but bound to that process, not its
+/// number: after it is reaped, its group's remaining members still get the
+/// signal, and a group led by a new owner of the pid never does (ESRCH once
+/// the group is empty). EINVAL before 6.9.
+pub fn pidfd_send_signal_to_group(fd: BorrowedFd, signal: i32) -> Result<(), Errno> {
+    const PIDFD_SIGNAL_PROCESS_GROUP: u32 = 1 << 2;
+    // SAFETY: a pidfd the caller holds, a signal number, no siginfo, a flag.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            PIDFD_SIGNAL_PROCESS_GROUP,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(Errno::last())
+    }
+}
+
 /// Whether the process has exited: its pidfd polls readable then (a zombie
 /// has exited), waiting up to `timeout_ms` (0: just look).
 pub fn pidfd_exited(fd: BorrowedFd, timeout_ms: i32) -> bool {
@@ -76,6 +101,46 @@ mod tests {
         assert_eq!(pidfd_send_signal(fd.as_fd(), 0), Ok(()));
         child.wait().unwrap();
         assert_eq!(pidfd_send_signal(fd.as_fd(), 0), Err(Errno::ESRCH));
+    }
+
+    /// The group outlives its leader: once the leader is reaped, its pidfd
+    /// still reaches the member left in the group.
+    #[test]
+    fn a_group_signal_reaches_the_group_after_its_leader_is_reaped() {
+        use std::os::unix::process::CommandExt;
+        let mut leader = Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut member = Command::new("sleep")
+            .arg("30")
+            .process_group(leader.id() as i32)
+            .spawn()
+            .unwrap();
+        let fd = pidfd_open(leader.id() as i32).unwrap();
+        leader.kill().unwrap();
+        leader.wait().unwrap();
+        let sent = pidfd_send_signal_to_group(fd.as_fd(), libc::SIGKILL);
+        if sent == Err(Errno::EINVAL) {
+            member.kill().unwrap();
+            member.wait().unwrap();
+            eprintln!("PIDFD_SIGNAL_PROCESS_GROUP refused with EINVAL: Linux 6.9 is needed");
+            return;
+        }
+        assert_eq!(sent, Ok(()));
+        let status = member.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "the member was killed"
+        );
+        assert_eq!(
+            pidfd_send_signal_to_group(fd.as_fd(), 0),
+            Err(Errno::ESRCH),
+            "an empty group"
+        );
     }
 
     #[test]

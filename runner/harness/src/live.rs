@@ -112,11 +112,21 @@ impl Root {
         }
     }
 
-    /// SIGKILL to the process group the root leads. Under the registry lock:
-    /// an unreaped root still holds its pid, so the group of that number is
-    /// its own. The pidfd (signal 0 fails once reaped) also catches a reap
-    /// that went around the registry.
+    /// SIGKILL to the process group the root leads. Through the pidfd where
+    /// the kernel can (Linux 6.9), so the group is the root's whoever has its
+    /// pid now: a foreground container's init is not our child, and its
+    /// `run` may reap it at any moment. Else by number, under the registry
+    /// lock: an unreaped root still holds its pid, so the group of that
+    /// number is its own. The pidfd (signal 0 fails once reaped) also
+    /// catches a reap that went around the registry.
     fn kill_group(&self) {
+        if let Some(fd) = &self.pidfd {
+            match orphanage_agent_io::pidfd_send_signal_to_group(fd.as_fd(), libc::SIGKILL) {
+                // ESRCH: the group has no one left.
+                Ok(()) | Err(Errno::ESRCH) => return,
+                Err(_) => {}
+            }
+        }
         if !self.reaped && self.pidfd.as_ref().is_none_or(|fd| pidfd_signal(fd, 0)) {
             let _ = kill(Pid::from_raw(-self.pid), Signal::SIGKILL);
         }
@@ -1025,6 +1035,39 @@ mod tests {
         end(stranger);
         drop(registration);
         assert!(!hit, "the process that took the init's pid was killed");
+    }
+
+    /// A root reaped around the registry leaves its group behind: the rest
+    /// of the group is still killed, through the root's pidfd (Linux 6.9).
+    #[test]
+    fn the_group_of_a_root_reaped_elsewhere_is_still_killed() {
+        let root = sleeper();
+        let registration = register(Tree {
+            agent: root.id() as i32,
+            caller_namespace: true,
+            ..Tree::default()
+        })
+        .unwrap();
+        let member = Command::new("sleep")
+            .arg("1000")
+            .process_group(root.id() as i32)
+            .spawn()
+            .unwrap();
+        let fd = pidfd_open(member.id() as i32).unwrap();
+        end(root);
+        if orphanage_agent_io::pidfd_send_signal_to_group(fd.as_fd(), 0) == Err(Errno::EINVAL) {
+            end(member);
+            eprintln!("PIDFD_SIGNAL_PROCESS_GROUP refused with EINVAL: Linux 6.9 is needed");
+            return;
+        }
+        registration.kill();
+        let hit = got_sigkill(member.id());
+        end(member);
+        drop(registration);
+        assert!(
+            hit,
+            "the member of the reaped root's group was left running"
+        );
     }
 
     fn registration_pid(registration: &Registration) -> u32 {
