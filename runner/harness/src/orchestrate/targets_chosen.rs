@@ -122,7 +122,7 @@ pub fn choose_targets(cli: &cli::Cli) -> anyhow::Result<Chosen> {
             ),
         };
         let version = targets::check_runtime(&cli_, arg)?;
-        let foreground_run = targets::foreground_run_is_reliable(&version);
+        let nudge_foreground_run = targets::foreground_run_loses_sigchld(&version);
         versions.push(version);
         let mut label = program
             .file_name()
@@ -141,7 +141,7 @@ pub fn choose_targets(cli: &cli::Cli) -> anyhow::Result<Chosen> {
             cli: cli_,
             work_dir: dir.to_path_buf(),
             init: init.clone(),
-            foreground_run,
+            nudge_foreground_run,
         }));
     }
     if targets.is_empty() {

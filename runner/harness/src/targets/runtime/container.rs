@@ -7,7 +7,8 @@
 use super::argv::{answers_unknown_state, RuntimeCli};
 use super::bundle::{self, InitUnderTest};
 use super::cgroup;
-use super::command::{bounded_ticking, wait_bounded, CommandError, Ran};
+use super::command::{bounded_ticking, wait_bounded, wait_bounded_ticking, CommandError, Ran};
+use super::foreground::{self, SigchldNudge};
 use super::pid_file::{self, pid_in, PidFileWait};
 use super::state_dir;
 use super::watch::{self, Watched};
@@ -35,9 +36,9 @@ pub struct RuntimeTarget {
     /// Where bundles are made (a private temporary directory of the run).
     pub work_dir: PathBuf,
     pub init: Option<InitUnderTest>,
-    /// Scenarios that need nothing of the harness may run in a foreground
-    /// `run` (`argv::foreground_run_is_reliable`).
-    pub foreground_run: bool,
+    /// Its foreground `run` can miss its init's exit, and is sent the
+    /// SIGCHLD it missed (`argv::foreground_run_loses_sigchld`).
+    pub nudge_foreground_run: bool,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -109,17 +110,18 @@ fn stays_in_the_tree(scenario: &Scenario) -> bool {
     })
 }
 
-/// Whether `child` exits within `limit`, without killing it: its pidfd
-/// wakes the wait at the exit. Its status if it did.
-fn exits_within(
-    child: &mut std::process::Child,
-    limit: Duration,
-) -> Option<std::process::ExitStatus> {
-    if let Ok(fd) = orphanage_agent_io::pidfd_open(child.id() as i32) {
-        let ms = limit.as_millis().min(i32::MAX as u128) as i32;
-        orphanage_agent_io::pidfd_exited(std::os::fd::AsFd::as_fd(&fd), ms);
-    }
-    child.try_wait().ok().flatten()
+/// What sends a foreground `run` the SIGCHLD it missed, for a runtime known
+/// to miss one; it never sends anything for the others.
+fn sigchld_nudge<'a>(
+    target: &RuntimeTarget,
+    runtime: &std::process::Child,
+    init: Option<&'a Watched>,
+) -> SigchldNudge<'a> {
+    SigchldNudge::new(
+        runtime.id(),
+        init.filter(|_| target.nudge_foreground_run)
+            .and_then(Watched::pidfd),
+    )
 }
 
 /// The pid of the container's init, from `state`.
@@ -638,7 +640,15 @@ impl Run<'_> {
         let foreground_budget = Countdown::start(FOREGROUND_EXIT);
         if self.agent_finished {
             if let Some(runtime) = self.foreground.as_mut() {
-                exits_within(runtime, budget.cap(foreground_budget.remaining()));
+                let mut nudge = sigchld_nudge(self.target, runtime, self.init.as_ref());
+                foreground::exits_within(
+                    runtime,
+                    &mut nudge,
+                    budget.cap(foreground_budget.remaining()),
+                );
+                if let Some(said) = nudge.said(&self.target.label) {
+                    self.runtime_said.push_str(&said);
+                }
             }
         }
         if self.sandboxed.is_some() {
@@ -659,8 +669,13 @@ impl Run<'_> {
         // exits; past its time it is killed, and deleted below instead.
         let mut deleted_by_run = false;
         if let Some(mut runtime) = self.foreground.take() {
-            let exited =
-                wait_bounded(&mut runtime, budget.cap(foreground_budget.remaining())).is_ok();
+            let mut nudge = sigchld_nudge(self.target, &runtime, self.init.as_ref());
+            let exited = wait_bounded_ticking(
+                &mut runtime,
+                budget.cap(foreground_budget.remaining()),
+                &mut || nudge.tick(),
+            )
+            .is_ok();
             if let Some(reg) = &self.registration {
                 reg.created();
             }
@@ -1016,7 +1031,7 @@ fn drive(
     };
     run.registration = Some(registration);
     let pid_file = bundle_dir.join("init.pid");
-    let foreground = target.foreground_run && runs_in_foreground(scenario, spec.host_pid_namespace);
+    let foreground = runs_in_foreground(scenario, spec.host_pid_namespace);
     let argv = if foreground {
         target.cli.run_foreground(&id, &bundle_dir, &pid_file)
     } else {
@@ -1251,11 +1266,10 @@ fn drive(
         // A foreground `run` reaped it, and exits with what it saw (the
         // init's code, or 128+N for a death by signal N): its word, the
         // only one left, and said to be its.
-        None => match run
-            .foreground
-            .as_mut()
-            .and_then(|r| exits_within(r, clock.cap(Duration::from_secs(2))))
-        {
+        None => match run.foreground.as_mut().and_then(|r| {
+            let mut nudge = sigchld_nudge(run.target, r, run.init.as_ref());
+            foreground::exits_within(r, &mut nudge, clock.cap(Duration::from_secs(2)))
+        }) {
             Some(status) => format!(
                 "is gone (its foreground `{} run` exited: {status}{})",
                 run.target.label,
@@ -1406,18 +1420,6 @@ mod tests {
             runs_in_foreground(&scenario, host_pid_namespace),
             foreground
         );
-    }
-
-    #[test]
-    fn a_child_that_exits_is_seen_to_and_one_that_runs_is_not_killed() {
-        let mut quick = Command::new("true").spawn().unwrap();
-        assert!(exits_within(&mut quick, Duration::from_secs(10)).is_some_and(|s| s.success()));
-        let mut slow = Command::new("sleep").arg("30").spawn().unwrap();
-        assert!(exits_within(&mut slow, Duration::from_millis(20)).is_none());
-        // Still running: the wait killed nothing.
-        assert!(slow.try_wait().unwrap().is_none());
-        slow.kill().unwrap();
-        slow.wait().unwrap();
     }
 
     #[test]

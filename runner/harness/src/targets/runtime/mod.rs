@@ -6,13 +6,14 @@ mod bundle;
 mod cgroup;
 mod command;
 mod container;
+mod foreground;
 mod pid_file;
 mod state_dir;
 mod validate;
 mod watch;
 
 pub use argv::{
-    foreground_run_is_reliable, global_args as runtime_global_args, platform as runtime_platform,
+    foreground_run_loses_sigchld, global_args as runtime_global_args, platform as runtime_platform,
     RuntimeCli,
 };
 pub use command::bounded_ticking as run_bounded_ticking;
