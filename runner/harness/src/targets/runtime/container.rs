@@ -222,6 +222,8 @@ struct Run<'a> {
     foreground: Option<std::process::Child>,
     /// The agent sent its verdict: it exits, and its container ends, by itself.
     agent_finished: bool,
+    /// SIGCHLDs sent to a foreground `run` that had missed its init's exit.
+    sigchlds_sent: u32,
     torn_down: bool,
 }
 
@@ -646,9 +648,7 @@ impl Run<'_> {
                     &mut nudge,
                     budget.cap(foreground_budget.remaining()),
                 );
-                if let Some(said) = nudge.said(&self.target.label) {
-                    self.runtime_said.push_str(&said);
-                }
+                self.sigchlds_sent += nudge.sent;
             }
         }
         if self.sandboxed.is_some() {
@@ -676,6 +676,7 @@ impl Run<'_> {
                 &mut || nudge.tick(),
             )
             .is_ok();
+            self.sigchlds_sent += nudge.sent;
             if let Some(reg) = &self.registration {
                 reg.created();
             }
@@ -855,6 +856,7 @@ pub fn run_in_runtime(
         state_in_root: false,
         foreground: None,
         agent_finished: false,
+        sigchlds_sent: 0,
         torn_down: false,
     };
     let (mut verdict, steps_ms) = match drive(&mut run, &spec, agent, scenario, on_event) {
@@ -870,6 +872,9 @@ pub fn run_in_runtime(
                 ..verdict
             },
         };
+    }
+    if let Some(text) = foreground::nudged_note(&target.label, run.sigchlds_sent) {
+        on_event(&Event::Note { text });
     }
     on_event(&Event::Finished { verdict, steps_ms });
 }
@@ -1268,7 +1273,9 @@ fn drive(
         // only one left, and said to be its.
         None => match run.foreground.as_mut().and_then(|r| {
             let mut nudge = sigchld_nudge(run.target, r, run.init.as_ref());
-            foreground::exits_within(r, &mut nudge, clock.cap(Duration::from_secs(2)))
+            let exited = foreground::exits_within(r, &mut nudge, clock.cap(Duration::from_secs(2)));
+            run.sigchlds_sent += nudge.sent;
+            exited
         }) {
             Some(status) => format!(
                 "is gone (its foreground `{} run` exited: {status}{})",
