@@ -116,9 +116,10 @@ impl Root {
     /// the kernel can (Linux 6.9), so the group is the root's whoever has its
     /// pid now: a foreground container's init is not our child, and its
     /// `run` may reap it at any moment. Else by number, under the registry
-    /// lock: an unreaped root still holds its pid, so the group of that
-    /// number is its own. The pidfd (signal 0 fails once reaped) also
-    /// catches a reap that went around the registry.
+    /// lock: a root without a pidfd is always our own child (`set_agent`),
+    /// and while unreaped it holds its pid, so the group of that number is
+    /// its own. The pidfd (signal 0 fails once reaped) also catches a reap
+    /// that went around the registry.
     fn kill_group(&self) {
         if let Some(fd) = &self.pidfd {
             match orphanage_agent_io::pidfd_send_signal_to_group(fd.as_fd(), libc::SIGKILL) {
@@ -474,7 +475,9 @@ impl Registration {
     /// what a kill hits. `started` is its start time as the caller read it:
     /// a foreground init is not our child, so its pid could be another's by
     /// now, and a pidfd is kept only if the process it pins started then.
-    /// False after an interrupt, which may have come before the init was
+    /// Without pidfds (before Linux 5.3) only our own child is kept: a kill
+    /// by number of a process another parent may reap could hit the pid's
+    /// next owner. False after an interrupt, which may have come before the init was
     /// known and so could not kill it: the caller then gives up on the
     /// container (its `run` ends as the init reads no scenario), and the
     /// interrupt thread deletes it.
@@ -486,7 +489,12 @@ impl Registration {
         }
         if let Some(e) = live.get_mut(&self.id) {
             let root = Root::pin(pid);
-            if start_time(pid) == Some(started) {
+            let ours = || parent_and_start(pid) == Some((std::process::id() as i32, started));
+            let keep = match root.pidfd {
+                Some(_) => start_time(pid) == Some(started),
+                None => ours(),
+            };
+            if keep {
                 e.root = Some(root);
             }
         }
@@ -1032,9 +1040,17 @@ mod tests {
         assert!(registration.set_agent(pid as i32, started));
         registration.kill();
         let hit = got_sigkill(stranger.id());
-        end(stranger);
         drop(registration);
         assert!(!hit, "the process that took the init's pid was killed");
+        // The stranger, named with its own start time, is what a kill hits.
+        let registration = register(Tree::default()).unwrap();
+        let own_start = start_time(pid as i32).unwrap();
+        assert!(registration.set_agent(pid as i32, own_start));
+        registration.kill();
+        let hit = got_sigkill(stranger.id());
+        end(stranger);
+        drop(registration);
+        assert!(hit, "an init named with its start time was not killed");
     }
 
     /// A root reaped around the registry leaves its group behind: the rest
@@ -1053,9 +1069,10 @@ mod tests {
             .process_group(root.id() as i32)
             .spawn()
             .unwrap();
-        let fd = pidfd_open(member.id() as i32).unwrap();
+        let fd = pidfd_open(root.id() as i32).unwrap();
+        let probe = orphanage_agent_io::pidfd_send_signal_to_group(fd.as_fd(), 0);
         end(root);
-        if orphanage_agent_io::pidfd_send_signal_to_group(fd.as_fd(), 0) == Err(Errno::EINVAL) {
+        if probe == Err(Errno::EINVAL) {
             end(member);
             eprintln!("PIDFD_SIGNAL_PROCESS_GROUP refused with EINVAL: Linux 6.9 is needed");
             return;

@@ -117,11 +117,7 @@ fn sigchld_nudge<'a>(
     runtime: &std::process::Child,
     init: Option<&'a Watched>,
 ) -> SigchldNudge<'a> {
-    SigchldNudge::new(
-        runtime.id(),
-        init.filter(|_| target.nudge_foreground_run)
-            .and_then(Watched::pidfd),
-    )
+    SigchldNudge::new(runtime.id(), init.filter(|_| target.nudge_foreground_run))
 }
 
 /// The pid of the container's init, from `state`.

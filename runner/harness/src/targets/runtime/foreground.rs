@@ -2,57 +2,61 @@
 //! learns of the init's exit from the kernel's SIGCHLD, and youki 0.7.0 loses
 //! one that comes before it has blocked its signals: its `run` then waits
 //! for good over a zombie (2 of 96 scenarios here, and bare runs of it
-//! too). For a runtime known to, a `run` still there a grace after its init
-//! has exited is sent SIGCHLD, the signal it missed, and again at each look
+//! too). For a runtime known to, a `run` whose init has been a zombie for a
+//! grace is sent SIGCHLD, the signal it missed, and again at each look
 //! after; a runtime that did not lose the first one reaps nothing more.
 
 use super::command::ExitOrInterval;
-use std::os::fd::BorrowedFd;
+use super::watch::Watched;
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
-/// How long after its init's exit a foreground `run` may take before it is
-/// nudged: runc and crun take 1.5 to 2 ms here to delete the container and
-/// exit, youki a few ms more.
+/// How long a foreground `run` may leave its init a zombie before it is
+/// nudged: runc and crun take 1.5 to 2 ms here to reap it, delete the
+/// container and exit, youki a few ms more.
 pub const GRACE: Duration = Duration::from_millis(20);
 
-/// Sends a foreground `run` that has not seen its init exit the SIGCHLD it
-/// missed. Ticked at each look at the `run`, while it is our unreaped child.
+/// Sends a foreground `run` that has not reaped its init the SIGCHLD it
+/// missed. Ticked at each look at the `run`.
 pub struct SigchldNudge<'a> {
-    run_pid: i32,
-    /// The init's pidfd: it polls readable once the init has exited. None
-    /// for a runtime that never needs nudging, or without a pidfd.
-    init: Option<BorrowedFd<'a>>,
-    init_gone_since: Option<Instant>,
+    /// The `run`'s pidfd, taken while it was surely our unreaped child: a
+    /// signal through it never reaches whoever has its pid later.
+    run: Option<OwnedFd>,
+    /// The container's init. None for a runtime that never needs nudging.
+    init: Option<&'a Watched>,
+    /// When the init was first seen a zombie.
+    zombie_since: Option<Instant>,
     /// How many SIGCHLDs were sent.
     pub sent: u32,
 }
 
 impl<'a> SigchldNudge<'a> {
-    /// `run` is the pid of our child, the foreground `run`.
-    pub fn new(run: u32, init: Option<BorrowedFd<'a>>) -> Self {
+    /// `run` is the pid of our unreaped child, the foreground `run`.
+    pub fn new(run: u32, init: Option<&'a Watched>) -> Self {
         SigchldNudge {
-            run_pid: run as i32,
+            run: init.and_then(|_| orphanage_agent_io::pidfd_open(run as i32).ok()),
             init,
-            init_gone_since: None,
+            zombie_since: None,
             sent: 0,
         }
     }
 
-    /// One look: the init's exit is noted when first seen, and past the
-    /// grace the `run` gets a SIGCHLD.
+    /// One look: past the grace of an init left a zombie (not one reaped
+    /// and slow to be followed by the `run`'s exit: that is no lost
+    /// signal), the `run` gets a SIGCHLD.
     pub fn tick(&mut self) {
-        let Some(init) = self.init else { return };
-        let since = match self.init_gone_since {
-            Some(since) => since,
-            None if orphanage_agent_io::pidfd_exited(init, 0) => {
-                *self.init_gone_since.insert(Instant::now())
-            }
-            None => return,
+        let (Some(run), Some(init)) = (&self.run, self.init) else {
+            return;
         };
-        if since.elapsed() >= GRACE {
-            // SAFETY: our unreaped child (the caller's promise), so the pid is its.
-            unsafe { libc::kill(self.run_pid, libc::SIGCHLD) };
+        if !init.is_unreaped_zombie() {
+            self.zombie_since = None;
+            return;
+        }
+        let since = *self.zombie_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= GRACE
+            && orphanage_agent_io::pidfd_send_signal(run.as_fd(), libc::SIGCHLD).is_ok()
+        {
             self.sent += 1;
         }
     }
@@ -63,8 +67,8 @@ impl<'a> SigchldNudge<'a> {
 pub fn nudged_note(label: &str, sent: u32) -> Option<String> {
     (sent > 0).then(|| {
         format!(
-            "`{label} run` was still running {GRACE:?} after the container's init had exited: \
-             orphanage sent it SIGCHLD {sent} time(s) before it exited"
+            "`{label} run` left the container's init a zombie for {GRACE:?} or more (as \
+             orphanage saw it): orphanage sent it SIGCHLD {sent} time(s) before it reaped it"
         )
     })
 }
@@ -80,8 +84,11 @@ pub fn exits_within(
     // Woken by the exit itself; the intervals only space the nudge's looks.
     let mut pause = ExitOrInterval::new(run, Duration::from_millis(1), Duration::from_millis(5));
     loop {
-        if let Ok(Some(status)) = run.try_wait() {
-            return Some(status);
+        match run.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) => {}
+            // Reaped elsewhere (an interrupt's sweep reaps every child).
+            Err(_) => return None,
         }
         if start.elapsed() >= limit {
             return None;
@@ -98,6 +105,40 @@ mod tests {
     use std::os::fd::{AsFd, AsRawFd};
     use std::process::Command;
 
+    /// Our forked child, through its pidfd: killed and reaped when dropped,
+    /// so a failed assertion leaves nothing behind, and never another
+    /// process (the test binary's other children take pids all the time).
+    struct Forked(OwnedFd);
+
+    impl Forked {
+        fn wait(&self) -> libc::c_int {
+            // SAFETY: a zeroed siginfo is valid; waitid fills it.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: waitid(P_PIDFD) on a pidfd we hold.
+            let r = unsafe {
+                libc::waitid(
+                    libc::P_PIDFD,
+                    self.0.as_raw_fd() as libc::id_t,
+                    &mut info,
+                    libc::WEXITED,
+                )
+            };
+            // SAFETY: si_status is set when waitid reaped a child.
+            if r == 0 {
+                unsafe { info.si_status() }
+            } else {
+                -1
+            }
+        }
+    }
+
+    impl Drop for Forked {
+        fn drop(&mut self) {
+            let _ = orphanage_agent_io::pidfd_send_signal(self.0.as_fd(), libc::SIGKILL);
+            self.wait();
+        }
+    }
+
     /// A parent that waits for SIGCHLD with sigtimedwait, but had it
     /// unblocked and ignored (the default) when its child exited, as youki's
     /// `run` can: the signal is lost, it waits on over a zombie, and the
@@ -106,12 +147,17 @@ mod tests {
     #[test]
     fn a_run_that_lost_its_sigchld_is_nudged_until_it_reaps_its_init() {
         let (r, w) = nix::unistd::pipe().unwrap();
-        // SAFETY: the child makes only async-signal-safe calls and _exits.
+        // SAFETY: the child makes only raw syscalls (fork, waitid, signal
+        // masks, write, close) and _exits; it never returns into Rust.
         let run = unsafe { libc::fork() };
         assert!(run >= 0);
         if run == 0 {
-            // SAFETY: as above; raw syscalls on our own pids and fds.
+            // SAFETY: as above, on our own pids and fds.
             unsafe {
+                // Only the pipe's write end, as fd 3: the other tests' fds
+                // (a pipe whose reader waits for its end) are closed here.
+                libc::dup2(w.as_raw_fd(), 3);
+                libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32);
                 let init = libc::fork();
                 if init == 0 {
                     libc::_exit(0);
@@ -129,7 +175,8 @@ mod tests {
                 libc::sigaddset(&mut chld, libc::SIGCHLD);
                 libc::sigprocmask(libc::SIG_BLOCK, &chld, std::ptr::null_mut());
                 let bytes = init.to_ne_bytes();
-                libc::write(w.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
+                libc::write(3, bytes.as_ptr().cast(), bytes.len());
+                libc::close(3);
                 let ten_s = libc::timespec {
                     tv_sec: 10,
                     tv_nsec: 0,
@@ -139,31 +186,33 @@ mod tests {
                 libc::_exit(if got == libc::SIGCHLD { 0 } else { 1 });
             }
         }
+        // Our unreaped child: the pidfd is surely its.
+        let forked = Forked(orphanage_agent_io::pidfd_open(run).unwrap());
         drop(w);
         let mut bytes = [0u8; 4];
         std::fs::File::from(r).read_exact(&mut bytes).unwrap();
-        let init = i32::from_ne_bytes(bytes);
-        let init_fd = orphanage_agent_io::pidfd_open(init).unwrap();
-        let run_fd = orphanage_agent_io::pidfd_open(run).unwrap();
+        let init_pid = i32::from_ne_bytes(bytes);
+        let started = std::fs::read_to_string(format!("/proc/{init_pid}/stat"))
+            .ok()
+            .and_then(|t| orphanage_scenario::ProcStat::parse(&t))
+            .unwrap()
+            .start_time;
+        let init = Watched::pin("init", init_pid, started).unwrap();
+        assert!(init.is_unreaped_zombie());
         // Unnudged, it waits on: the loss is real.
         assert!(
-            !orphanage_agent_io::pidfd_exited(run_fd.as_fd(), 2 * GRACE.as_millis() as i32),
+            !orphanage_agent_io::pidfd_exited(forked.0.as_fd(), 2 * GRACE.as_millis() as i32),
             "the parent saw its child's exit without a nudge"
         );
-        let mut nudge = SigchldNudge::new(run as u32, Some(init_fd.as_fd()));
+        let mut nudge = SigchldNudge::new(run as u32, Some(&init));
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !orphanage_agent_io::pidfd_exited(run_fd.as_fd(), 1) {
+        while !orphanage_agent_io::pidfd_exited(forked.0.as_fd(), 1) {
             assert!(Instant::now() < deadline, "nudged, and still waiting");
             nudge.tick();
         }
-        let mut status = 0;
-        // SAFETY: our child, exited.
-        unsafe { libc::waitpid(run, &mut status, 0) };
-        assert!(
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-            "{status:#x}"
-        );
+        assert_eq!(forked.wait(), 0, "the parent saw no SIGCHLD");
         assert!(nudge.sent >= 1);
+        assert!(!init.is_unreaped_zombie(), "reaped");
         assert!(nudged_note("youki", nudge.sent).is_some_and(|s| s.contains("SIGCHLD")));
     }
 
@@ -189,18 +238,27 @@ mod tests {
         slow.wait().unwrap();
     }
 
+    /// An init that runs, and one that has exited and been reaped (a
+    /// `run` merely slow to exit after): neither is a lost SIGCHLD.
     #[test]
-    fn a_run_whose_init_still_runs_is_never_nudged() {
+    fn a_run_whose_init_runs_or_was_reaped_is_never_nudged() {
         let mut run = Command::new("sleep").arg("30").spawn().unwrap();
-        let init = Command::new("sleep").arg("30").spawn().unwrap();
-        let init_fd = orphanage_agent_io::pidfd_open(init.id() as i32).unwrap();
-        let mut nudge = SigchldNudge::new(run.id(), Some(init_fd.as_fd()));
-        assert!(exits_within(&mut run, &mut nudge, Duration::from_millis(60)).is_none());
+        let mut init = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = init.id() as i32;
+        let started = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|t| orphanage_scenario::ProcStat::parse(&t))
+            .unwrap()
+            .start_time;
+        let watched = Watched::pin("init", pid, started).unwrap();
+        let mut nudge = SigchldNudge::new(run.id(), Some(&watched));
+        assert!(exits_within(&mut run, &mut nudge, 3 * GRACE).is_none());
+        init.kill().unwrap();
+        init.wait().unwrap();
+        assert!(exits_within(&mut run, &mut nudge, 3 * GRACE).is_none());
         assert_eq!(nudge.sent, 0);
         assert_eq!(nudged_note("youki", nudge.sent), None);
-        for mut c in [run, init] {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        run.kill().unwrap();
+        run.wait().unwrap();
     }
 }
