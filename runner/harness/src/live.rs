@@ -115,11 +115,13 @@ impl Root {
     /// SIGKILL to the process group the root leads. Through the pidfd where
     /// the kernel can (Linux 6.9), so the group is the root's whoever has its
     /// pid now: a foreground container's init is not our child, and its
-    /// `run` may reap it at any moment. Else by number, under the registry
-    /// lock: a root without a pidfd is always our own child (`set_agent`),
-    /// and while unreaped it holds its pid, so the group of that number is
-    /// its own. The pidfd (signal 0 fails once reaped) also catches a reap
-    /// that went around the registry.
+    /// `run` may reap it at any moment. Else (Linux 5.3 to 6.8, or no
+    /// pidfd) by number, under the registry lock: a root of ours that is
+    /// unreaped holds its pid, so the group of that number is its own, and a
+    /// root without a pidfd is always our own child (`set_agent`). The
+    /// pidfd (signal 0 fails once reaped) catches a reap that went around
+    /// the registry; for a foreground init, reaped by its `run`, it narrows
+    /// the race between that reap and the kill without closing it.
     fn kill_group(&self) {
         if let Some(fd) = &self.pidfd {
             match orphanage_agent_io::pidfd_send_signal_to_group(fd.as_fd(), libc::SIGKILL) {

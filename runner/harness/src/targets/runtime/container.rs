@@ -112,12 +112,12 @@ fn stays_in_the_tree(scenario: &Scenario) -> bool {
 
 /// What sends a foreground `run` the SIGCHLD it missed, for a runtime known
 /// to miss one; it never sends anything for the others.
-fn sigchld_nudge<'a>(
+fn sigchld_nudge(
     target: &RuntimeTarget,
-    runtime: &std::process::Child,
-    init: Option<&'a Watched>,
-) -> SigchldNudge<'a> {
-    SigchldNudge::new(runtime.id(), init.filter(|_| target.nudge_foreground_run))
+    runtime: &mut std::process::Child,
+    init: Option<&Watched>,
+) -> SigchldNudge {
+    SigchldNudge::new(runtime, init.filter(|_| target.nudge_foreground_run))
 }
 
 /// The pid of the container's init, from `state`.
@@ -636,15 +636,17 @@ impl Run<'_> {
         // One bound for both of its waits, so that `delete --force` still
         // has the rest of the budget if it must clean up after a hung `run`.
         let foreground_budget = Countdown::start(FOREGROUND_EXIT);
+        let mut nudge = match self.foreground.as_mut() {
+            Some(runtime) => sigchld_nudge(self.target, runtime, self.init.as_ref()),
+            None => SigchldNudge::none(),
+        };
         if self.agent_finished {
             if let Some(runtime) = self.foreground.as_mut() {
-                let mut nudge = sigchld_nudge(self.target, runtime, self.init.as_ref());
                 foreground::exits_within(
                     runtime,
                     &mut nudge,
                     budget.cap(foreground_budget.remaining()),
                 );
-                self.sigchlds_sent += nudge.sent;
             }
         }
         if self.sandboxed.is_some() {
@@ -665,14 +667,12 @@ impl Run<'_> {
         // exits; past its time it is killed, and deleted below instead.
         let mut deleted_by_run = false;
         if let Some(mut runtime) = self.foreground.take() {
-            let mut nudge = sigchld_nudge(self.target, &runtime, self.init.as_ref());
             let exited = wait_bounded_ticking(
                 &mut runtime,
                 budget.cap(foreground_budget.remaining()),
                 &mut || nudge.tick(),
             )
             .is_ok();
-            self.sigchlds_sent += nudge.sent;
             if let Some(reg) = &self.registration {
                 reg.created();
             }
@@ -684,6 +684,7 @@ impl Run<'_> {
                 && state_dir::entries_in(&self.target.cli.root, &self.id)
                     .is_ok_and(|left| left.is_empty());
         }
+        self.sigchlds_sent += nudge.sent;
         self.try_reap_init(Some(budget.cap(Duration::from_secs(2))));
         if let Some(reg) = &self.registration {
             reg.reap_adopted();

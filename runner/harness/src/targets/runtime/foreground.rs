@@ -12,31 +12,47 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
-/// How long a foreground `run` may leave its init a zombie before it is
-/// nudged: runc and crun take 1.5 to 2 ms here to reap it, delete the
-/// container and exit, youki a few ms more.
+/// How long a foreground `run` may leave its init an unreaped zombie before
+/// it is nudged: longer than a runtime that got its SIGCHLD takes to reap
+/// (well under a millisecond when it is waiting for it), with room for a
+/// loaded machine.
 pub const GRACE: Duration = Duration::from_millis(20);
 
 /// Sends a foreground `run` that has not reaped its init the SIGCHLD it
-/// missed. Ticked at each look at the `run`.
-pub struct SigchldNudge<'a> {
-    /// The `run`'s pidfd, taken while it was surely our unreaped child: a
-    /// signal through it never reaches whoever has its pid later.
+/// missed. Ticked at each look at the `run`; one for all of teardown's
+/// waits, so the grace runs from the first sight of the zombie.
+pub struct SigchldNudge {
+    /// The `run`'s pidfd, kept only if the `run` was still our unreaped
+    /// child once it was open: a signal through it never reaches whoever
+    /// has its pid later. Without pidfds (before Linux 5.3) there is no
+    /// nudge.
     run: Option<OwnedFd>,
-    /// The container's init. None for a runtime that never needs nudging.
-    init: Option<&'a Watched>,
+    /// The container's init, as (pid, start time). None for a runtime that
+    /// never needs nudging.
+    init: Option<(i32, u64)>,
     /// When the init was first seen a zombie.
     zombie_since: Option<Instant>,
     /// How many SIGCHLDs were sent.
     pub sent: u32,
 }
 
-impl<'a> SigchldNudge<'a> {
-    /// `run` is the pid of our unreaped child, the foreground `run`.
-    pub fn new(run: u32, init: Option<&'a Watched>) -> Self {
+impl SigchldNudge {
+    /// For the foreground `run`, our child, and its container's init.
+    pub fn new(run: &mut Child, init: Option<&Watched>) -> Self {
+        let pidfd = init.and_then(|_| orphanage_agent_io::pidfd_open(run.id() as i32).ok());
         SigchldNudge {
-            run: init.and_then(|_| orphanage_agent_io::pidfd_open(run as i32).ok()),
-            init,
+            run: pidfd.filter(|_| matches!(run.try_wait(), Ok(None))),
+            init: init.map(|w| (w.pid, w.start_time)),
+            zombie_since: None,
+            sent: 0,
+        }
+    }
+
+    /// One that never sends anything.
+    pub fn none() -> Self {
+        SigchldNudge {
+            run: None,
+            init: None,
             zombie_since: None,
             sent: 0,
         }
@@ -46,10 +62,10 @@ impl<'a> SigchldNudge<'a> {
     /// and slow to be followed by the `run`'s exit: that is no lost
     /// signal), the `run` gets a SIGCHLD.
     pub fn tick(&mut self) {
-        let (Some(run), Some(init)) = (&self.run, self.init) else {
+        let (Some(run), Some((pid, started))) = (&self.run, self.init) else {
             return;
         };
-        if !init.is_unreaped_zombie() {
+        if !is_unreaped_zombie(pid, started) {
             self.zombie_since = None;
             return;
         }
@@ -62,8 +78,18 @@ impl<'a> SigchldNudge<'a> {
     }
 }
 
+/// `pid` has exited and its parent has not reaped it: a zombie that started
+/// at `started` (so the pid is not yet anyone else's).
+fn is_unreaped_zombie(pid: i32, started: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|t| orphanage_scenario::ProcStat::parse(&t))
+        .is_some_and(|s| s.start_time == started && s.state == 'Z')
+}
+
 /// The note a scenario's result carries when its `run` was nudged: the
-/// runtime misbehaved, though not in what the scenario checks.
+/// runtime lost its init's SIGCHLD, or was that slow to reap, though not in
+/// what the scenario checks.
 pub fn nudged_note(label: &str, sent: u32) -> Option<String> {
     (sent > 0).then(|| {
         format!(
@@ -139,6 +165,18 @@ mod tests {
         }
     }
 
+    impl SigchldNudge {
+        /// For a `run` forked by hand, our unreaped child.
+        fn for_test(run: i32, init: Option<&Watched>) -> Self {
+            SigchldNudge {
+                run: orphanage_agent_io::pidfd_open(run).ok(),
+                init: init.map(|w| (w.pid, w.start_time)),
+                zombie_since: None,
+                sent: 0,
+            }
+        }
+    }
+
     /// A parent that waits for SIGCHLD with sigtimedwait, but had it
     /// unblocked and ignored (the default) when its child exited, as youki's
     /// `run` can: the signal is lost, it waits on over a zombie, and the
@@ -198,13 +236,16 @@ mod tests {
             .unwrap()
             .start_time;
         let init = Watched::pin("init", init_pid, started).unwrap();
-        assert!(init.is_unreaped_zombie());
+        assert!(is_unreaped_zombie(init_pid, started));
         // Unnudged, it waits on: the loss is real.
         assert!(
             !orphanage_agent_io::pidfd_exited(forked.0.as_fd(), 2 * GRACE.as_millis() as i32),
             "the parent saw its child's exit without a nudge"
         );
-        let mut nudge = SigchldNudge::new(run as u32, Some(&init));
+        let mut nudge = SigchldNudge::for_test(run, Some(&init));
+        // Within the grace: nothing sent yet.
+        nudge.tick();
+        assert_eq!(nudge.sent, 0, "nudged before the grace was up");
         let deadline = Instant::now() + Duration::from_secs(5);
         while !orphanage_agent_io::pidfd_exited(forked.0.as_fd(), 1) {
             assert!(Instant::now() < deadline, "nudged, and still waiting");
@@ -212,7 +253,7 @@ mod tests {
         }
         assert_eq!(forked.wait(), 0, "the parent saw no SIGCHLD");
         assert!(nudge.sent >= 1);
-        assert!(!init.is_unreaped_zombie(), "reaped");
+        assert!(!is_unreaped_zombie(init_pid, started), "reaped");
         assert!(nudged_note("youki", nudge.sent).is_some_and(|s| s.contains("SIGCHLD")));
     }
 
@@ -221,14 +262,14 @@ mod tests {
         let mut quick = Command::new("true").spawn().unwrap();
         assert!(exits_within(
             &mut quick,
-            &mut SigchldNudge::new(0, None),
+            &mut SigchldNudge::none(),
             Duration::from_secs(10)
         )
         .is_some_and(|s| s.success()));
         let mut slow = Command::new("sleep").arg("30").spawn().unwrap();
         assert!(exits_within(
             &mut slow,
-            &mut SigchldNudge::new(0, None),
+            &mut SigchldNudge::none(),
             Duration::from_millis(20)
         )
         .is_none());
@@ -251,7 +292,7 @@ mod tests {
             .unwrap()
             .start_time;
         let watched = Watched::pin("init", pid, started).unwrap();
-        let mut nudge = SigchldNudge::new(run.id(), Some(&watched));
+        let mut nudge = SigchldNudge::new(&mut run, Some(&watched));
         assert!(exits_within(&mut run, &mut nudge, 3 * GRACE).is_none());
         init.kill().unwrap();
         init.wait().unwrap();

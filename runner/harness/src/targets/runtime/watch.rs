@@ -229,13 +229,6 @@ impl Watched {
     pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
         self.pidfd.as_ref().map(|f| f.as_fd())
     }
-
-    /// It has exited and its parent has not reaped it yet: a zombie that
-    /// started when it did (its pid not yet anyone else's).
-    pub fn is_unreaped_zombie(&self) -> bool {
-        !self.alive(GoneProbe::Pidfd)
-            && stat(self.pid).is_some_and(|s| s.start_time == self.start_time && s.state == 'Z')
-    }
 }
 
 /// Waits until every watched process is gone, via `via`, or `within` passes.
