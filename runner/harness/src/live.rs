@@ -13,6 +13,7 @@
 //! reap of a root happens under that same lock, which marks it reaped: then
 //! the pid cannot have been handed to another process.
 
+use crate::targets::{foreground_run_exited_within, SigchldNudge};
 use nix::errno::Errno;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
@@ -148,6 +149,10 @@ struct Entry {
     /// leaves state behind (runsc: its lock file), so the interrupt thread
     /// lets it finish first.
     creating: Option<Arc<OwnedFd>>,
+    /// A foreground `run` that may lose its init's SIGCHLD (youki's): the
+    /// init as (pid, start time), so that an interrupt's wait for the `run`
+    /// sends that SIGCHLD again, as teardown's does.
+    nudge_init: Option<(i32, u64)>,
 }
 
 impl Entry {
@@ -403,6 +408,7 @@ pub fn register(tree: Tree) -> Option<Registration> {
             spawned: tree.spawned,
             container: tree.container,
             creating: None,
+            nudge_init: None,
         },
     );
     Some(Registration { id })
@@ -434,6 +440,7 @@ pub fn start_registered<E>(
             spawned: tree.spawned,
             container: tree.container,
             creating: None,
+            nudge_init: None,
         },
     );
     Some(Ok((pid, Registration { id })))
@@ -521,6 +528,14 @@ impl Registration {
             e.creating = pidfd_open(child.id() as i32).map(Arc::new);
         }
         Some(spawned)
+    }
+
+    /// The container's foreground `run` may lose the SIGCHLD of its init
+    /// `(pid, start time)`: an interrupt's wait for the `run` sends it again.
+    pub fn nudge_on_interrupt(&self, init: (i32, u64)) {
+        if let Some(e) = live().get_mut(&self.id) {
+            e.nudge_init = Some(init);
+        }
     }
 
     /// The runtime command that creates the container has ended (reaped by
@@ -812,9 +827,10 @@ pub fn install_interrupt_handler() -> nix::Result<()> {
                 let spawned: Vec<(i32, u64)> = live.values().flat_map(Entry::kill_root).collect();
                 let ids: Vec<u64> = live.keys().copied().collect();
                 // No create can start after this: spawn_creating checks INTERRUPTED.
-                let containers: Vec<(Container, Option<Arc<OwnedFd>>)> = live
+                // (container, its creation still running, the init to nudge it for)
+                let containers: Vec<_> = live
                     .values()
-                    .filter_map(|e| Some((e.container.clone()?, e.creating.clone())))
+                    .filter_map(|e| Some((e.container.clone()?, e.creating.clone(), e.nudge_init)))
                     .collect();
                 (ids, spawned, containers)
             };
@@ -833,19 +849,20 @@ pub fn install_interrupt_handler() -> nix::Result<()> {
             // Every create still running is waited for first, all against
             // one 10 s budget (each is bounded by its scenario's deadline
             // too), and killed only past it; then the deletes. A create
-            // killed so (a hung runtime) may still leave state behind.
+            // killed so (a hung runtime) may still leave state behind. A
+            // foreground `run` that lost its init's SIGCHLD is sent it again.
             let until = Instant::now() + Duration::from_secs(10);
-            for fd in containers
-                .iter()
-                .filter_map(|(_, creating)| creating.as_ref())
-            {
+            for (_, creating, nudge_init) in &containers {
+                let Some(fd) = creating else { continue };
+                let mut nudge = nudge_init
+                    .and_then(|init| Some(SigchldNudge::from_pidfd(fd.try_clone().ok()?, init)))
+                    .unwrap_or_else(SigchldNudge::none);
                 let left = until.saturating_duration_since(Instant::now());
-                let limit = left.as_millis().min(i32::MAX as u128) as i32;
-                if !orphanage_agent_io::pidfd_exited(fd.as_fd(), limit) {
+                if !foreground_run_exited_within(fd.as_fd(), &mut nudge, left) {
                     pidfd_signal(fd, libc::SIGKILL);
                 }
             }
-            for (c, _) in &containers {
+            for (c, _, _) in &containers {
                 c.delete_while(&mut reap_exited_children);
             }
             sweep_children(Duration::from_secs(5));

@@ -1087,6 +1087,9 @@ fn drive(
     {
         return Err(Verdict::broken("interrupted"));
     }
+    if let (Some(r), true) = (&run.registration, foreground && target.nudge_foreground_run) {
+        r.nudge_on_interrupt((init_pid, init_start));
+    }
     run.init = Watched::pin(
         if scenario.namespace == Namespace::UnderInit {
             "init"

@@ -8,7 +8,7 @@
 
 use super::command::ExitOrInterval;
 use super::watch::Watched;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,17 @@ impl SigchldNudge {
         SigchldNudge {
             run: pidfd.filter(|_| matches!(run.try_wait(), Ok(None))),
             init: init.map(|w| (w.pid, w.start_time)),
+            zombie_since: None,
+            sent: 0,
+        }
+    }
+
+    /// For a `run` known only by its pidfd (the interrupt thread's), and
+    /// its container's init as (pid, start time).
+    pub fn from_pidfd(run: OwnedFd, init: (i32, u64)) -> Self {
+        SigchldNudge {
+            run: Some(run),
+            init: Some(init),
             zombie_since: None,
             sent: 0,
         }
@@ -124,6 +135,24 @@ pub fn exits_within(
     }
 }
 
+/// As `exits_within`, for a `run` known only by its pidfd (not reaped
+/// here): whether it exited within `limit`.
+pub fn exited_within(run: BorrowedFd, nudge: &mut SigchldNudge, limit: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        let left = limit.saturating_sub(start.elapsed());
+        // Woken by the exit itself; the slices only space the nudge's looks.
+        let slice = left.min(Duration::from_millis(5)).as_millis() as i32;
+        if orphanage_agent_io::pidfd_exited(run, slice) {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        nudge.tick();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,11 +208,11 @@ mod tests {
 
     /// A parent that waits for SIGCHLD with sigtimedwait, but had it
     /// unblocked and ignored (the default) when its child exited, as youki's
-    /// `run` can: the signal is lost, it waits on over a zombie, and the
-    /// nudge ends the wait. Forked by hand: a forked child has one thread,
-    /// so no other thread of the test binary can take the signal.
-    #[test]
-    fn a_run_that_lost_its_sigchld_is_nudged_until_it_reaps_its_init() {
+    /// `run` can: the signal is lost, and it waits on over a zombie (for
+    /// 10 s, then exits 1; 0 if a SIGCHLD came). Forked by hand: a forked
+    /// child has one thread, so no other thread of the test binary can take
+    /// the signal. Returns it, its pid, and its zombie child as (pid, start).
+    fn a_parent_that_lost_its_sigchld() -> (Forked, i32, (i32, u64)) {
         let (r, w) = nix::unistd::pipe().unwrap();
         // SAFETY: the child makes only raw syscalls (fork, waitid, signal
         // masks, write, close) and _exits; it never returns into Rust.
@@ -235,13 +264,19 @@ mod tests {
             .and_then(|t| orphanage_scenario::ProcStat::parse(&t))
             .unwrap()
             .start_time;
-        let init = Watched::pin("init", init_pid, started).unwrap();
         assert!(is_unreaped_zombie(init_pid, started));
         // Unnudged, it waits on: the loss is real.
         assert!(
             !orphanage_agent_io::pidfd_exited(forked.0.as_fd(), 2 * GRACE.as_millis() as i32),
             "the parent saw its child's exit without a nudge"
         );
+        (forked, run, (init_pid, started))
+    }
+
+    #[test]
+    fn a_run_that_lost_its_sigchld_is_nudged_until_it_reaps_its_init() {
+        let (forked, run, (init_pid, started)) = a_parent_that_lost_its_sigchld();
+        let init = Watched::pin("init", init_pid, started).unwrap();
         let mut nudge = SigchldNudge::for_test(run, Some(&init));
         // Within the grace: nothing sent yet.
         nudge.tick();
@@ -255,6 +290,24 @@ mod tests {
         assert!(nudge.sent >= 1);
         assert!(!is_unreaped_zombie(init_pid, started), "reaped");
         assert!(nudged_note("youki", nudge.sent).is_some_and(|s| s.contains("SIGCHLD")));
+    }
+
+    /// The interrupt thread's wait: through a pidfd of the `run` alone (it
+    /// has no `Child`), the lost SIGCHLD is sent again, and without a nudge
+    /// the wait ends at its limit.
+    #[test]
+    fn an_interrupts_wait_nudges_a_run_that_lost_its_sigchld() {
+        let (forked, _, init) = a_parent_that_lost_its_sigchld();
+        let mut none = SigchldNudge::none();
+        assert!(!exited_within(forked.0.as_fd(), &mut none, 3 * GRACE));
+        let mut nudge = SigchldNudge::from_pidfd(forked.0.try_clone().unwrap(), init);
+        assert!(exited_within(
+            forked.0.as_fd(),
+            &mut nudge,
+            Duration::from_secs(5)
+        ));
+        assert_eq!(forked.wait(), 0, "the parent saw no SIGCHLD");
+        assert!(nudge.sent >= 1);
     }
 
     #[test]

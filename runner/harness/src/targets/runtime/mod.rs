@@ -18,4 +18,5 @@ pub use argv::{
 };
 pub use command::bounded_ticking as run_bounded_ticking;
 pub use container::{run_in_runtime, RuntimeTarget};
+pub use foreground::{exited_within as foreground_run_exited_within, SigchldNudge};
 pub use validate::{check_runtime, resolve_init, resolve_runtime, smoke_test};
