@@ -20,21 +20,7 @@ pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
 /// `pidfd_send_signal(fd, signal, NULL, 0)`. With signal 0, Ok says the
 /// process is not yet reaped (a zombie still counts).
 pub fn pidfd_send_signal(fd: BorrowedFd, signal: i32) -> Result<(), Errno> {
-    // SAFETY: a pidfd the caller holds, a signal number, no siginfo, no flags.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            signal,
-            std::ptr::null::<libc::siginfo_t>(),
-            0u32,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(Errno::last())
-    }
+    send_signal(fd, signal, 0)
 }
 
 /// `pidfd_send_signal(fd, signal, NULL, PIDFD_SIGNAL_PROCESS_GROUP)`
@@ -45,14 +31,18 @@ pub fn pidfd_send_signal(fd: BorrowedFd, signal: i32) -> Result<(), Errno> {
 /// the group is empty). EINVAL before 6.9.
 pub fn pidfd_send_signal_to_group(fd: BorrowedFd, signal: i32) -> Result<(), Errno> {
     const PIDFD_SIGNAL_PROCESS_GROUP: u32 = 1 << 2;
-    // SAFETY: a pidfd the caller holds, a signal number, no siginfo, a flag.
+    send_signal(fd, signal, PIDFD_SIGNAL_PROCESS_GROUP)
+}
+
+fn send_signal(fd: BorrowedFd, signal: i32, flags: u32) -> Result<(), Errno> {
+    // SAFETY: a pidfd the caller holds, a signal number, no siginfo, flags.
     let r = unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,
             fd.as_raw_fd(),
             signal,
             std::ptr::null::<libc::siginfo_t>(),
-            PIDFD_SIGNAL_PROCESS_GROUP,
+            flags,
         )
     };
     if r == 0 {

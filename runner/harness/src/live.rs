@@ -486,10 +486,10 @@ impl Registration {
     /// now, and a pidfd is kept only if the process it pins started then.
     /// Without pidfds (before Linux 5.3) only our own child is kept: a kill
     /// by number of a process another parent may reap could hit the pid's
-    /// next owner. False after an interrupt, which may have come before the init was
-    /// known and so could not kill it: the caller then gives up on the
-    /// container (its `run` ends as the init reads no scenario), and the
-    /// interrupt thread deletes it.
+    /// next owner. False after an interrupt, which may have come before the
+    /// init was known and so could not kill it: the caller then gives up on
+    /// the container (its `run` ends as the init reads no scenario), and
+    /// the interrupt thread deletes it.
     #[must_use]
     pub fn set_agent(&self, pid: i32, started: u64) -> bool {
         let mut live = live();
@@ -1003,12 +1003,7 @@ mod tests {
             return;
         }
         let root = sleeper();
-        let registration = register(Tree {
-            agent: root.id() as i32,
-            caller_namespace: true,
-            ..Tree::default()
-        })
-        .unwrap();
+        let registration = register_in_caller_namespace(&root);
         end(root);
         next_pid_will_be(registration_pid(&registration));
         let stranger = sleeper();
@@ -1077,12 +1072,7 @@ mod tests {
     #[test]
     fn the_group_of_a_root_reaped_elsewhere_is_still_killed() {
         let root = sleeper();
-        let registration = register(Tree {
-            agent: root.id() as i32,
-            caller_namespace: true,
-            ..Tree::default()
-        })
-        .unwrap();
+        let registration = register_in_caller_namespace(&root);
         let member = Command::new("sleep")
             .arg("1000")
             .process_group(root.id() as i32)
@@ -1106,6 +1096,17 @@ mod tests {
         );
     }
 
+    /// `root` registered as a tree in the caller's namespace, where killing
+    /// it kills its process group too.
+    fn register_in_caller_namespace(root: &Child) -> Registration {
+        register(Tree {
+            agent: root.id() as i32,
+            caller_namespace: true,
+            ..Tree::default()
+        })
+        .unwrap()
+    }
+
     fn registration_pid(registration: &Registration) -> u32 {
         live()[&registration.id].root.as_ref().unwrap().pid as u32
     }
@@ -1120,12 +1121,7 @@ mod tests {
         // Killed and reaped through the registry, which is what is tested.
         #[allow(clippy::zombie_processes)]
         let root = sleeper();
-        let registration = register(Tree {
-            agent: root.id() as i32,
-            caller_namespace: true,
-            ..Tree::default()
-        })
-        .unwrap();
+        let registration = register_in_caller_namespace(&root);
         // As on a kernel without pidfd_open.
         live()
             .get_mut(&registration.id)

@@ -172,6 +172,7 @@ pub fn bounded_ticking(
 
 #[cfg(test)]
 mod tests {
+    use super::super::watch;
     use super::*;
 
     #[test]
@@ -199,12 +200,7 @@ mod tests {
             .unwrap();
         // Killed with the group: gone, or a zombie until init reaps it.
         let give_up = Instant::now() + Duration::from_secs(5);
-        let alive = || {
-            std::fs::read_to_string(format!("/proc/{background}/stat"))
-                .ok()
-                .and_then(|t| orphanage_scenario::ProcStat::parse(&t))
-                .is_some_and(|s| s.state != 'Z' && s.state != 'X')
-        };
+        let alive = || watch::stat(background).is_some_and(|s| s.state != 'Z' && s.state != 'X');
         while alive() && Instant::now() < give_up {
             // A poll interval against a deadline, not a synchronisation point.
             std::thread::sleep(Duration::from_millis(10));

@@ -325,10 +325,7 @@ impl Run<'_> {
             if self.sandboxed.is_none() && init.is_some_and(|i| watch::descends_from(pid, i)) {
                 continue;
             }
-            let Some(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|t| orphanage_scenario::ProcStat::parse(&t))
-            else {
+            let Some(stat) = watch::stat(pid) else {
                 continue;
             };
             let name = format!("host process {pid} of the sandbox");
@@ -1075,11 +1072,7 @@ fn drive(
     // helper has exited (we are a subreaper and `run` has exited; crun's
     // helper may lag); a foreground `run` is its parent. It runs, but the agent waits for the scenario on its stdin: nothing
     // has happened in the container yet.
-    let init_start = std::fs::read_to_string(format!("/proc/{init_pid}/stat"))
-        .ok()
-        .and_then(|t| orphanage_scenario::ProcStat::parse(&t))
-        .map(|s| s.start_time)
-        .unwrap_or(0);
+    let init_start = watch::stat(init_pid).map_or(0, |s| s.start_time);
     if run
         .registration
         .as_ref()
@@ -1463,11 +1456,7 @@ mod tests {
     #[test]
     fn the_dead_are_the_pinned_not_alive_and_the_never_pinned() {
         let me = std::process::id() as i32;
-        let start = std::fs::read_to_string(format!("/proc/{me}/stat"))
-            .ok()
-            .and_then(|t| orphanage_scenario::ProcStat::parse(&t))
-            .unwrap()
-            .start_time;
+        let start = watch::stat(me).unwrap().start_time;
         let (up, down) = (
             Watched::pin("up", me, start).unwrap(),
             Watched::pin("down", me, start).unwrap(),

@@ -7,7 +7,7 @@
 //! after; a runtime that did not lose the first one reaps nothing more.
 
 use super::command::ExitOrInterval;
-use super::watch::Watched;
+use super::watch::{stat, Watched};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
@@ -92,10 +92,7 @@ impl SigchldNudge {
 /// `pid` has exited and its parent has not reaped it: a zombie that started
 /// at `started` (so the pid is not yet anyone else's).
 fn is_unreaped_zombie(pid: i32, started: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|t| orphanage_scenario::ProcStat::parse(&t))
-        .is_some_and(|s| s.start_time == started && s.state == 'Z')
+    stat(pid).is_some_and(|s| s.start_time == started && s.state == 'Z')
 }
 
 /// The note a scenario's result carries when its `run` was nudged: the
@@ -259,11 +256,7 @@ mod tests {
         let mut bytes = [0u8; 4];
         std::fs::File::from(r).read_exact(&mut bytes).unwrap();
         let init_pid = i32::from_ne_bytes(bytes);
-        let started = std::fs::read_to_string(format!("/proc/{init_pid}/stat"))
-            .ok()
-            .and_then(|t| orphanage_scenario::ProcStat::parse(&t))
-            .unwrap()
-            .start_time;
+        let started = stat(init_pid).unwrap().start_time;
         assert!(is_unreaped_zombie(init_pid, started));
         // Unnudged, it waits on: the loss is real.
         assert!(
@@ -339,11 +332,7 @@ mod tests {
         let mut run = Command::new("sleep").arg("30").spawn().unwrap();
         let mut init = Command::new("sleep").arg("30").spawn().unwrap();
         let pid = init.id() as i32;
-        let started = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|t| orphanage_scenario::ProcStat::parse(&t))
-            .unwrap()
-            .start_time;
+        let started = stat(pid).unwrap().start_time;
         let watched = Watched::pin("init", pid, started).unwrap();
         let mut nudge = SigchldNudge::new(&mut run, Some(&watched));
         assert!(exits_within(&mut run, &mut nudge, 3 * GRACE).is_none());

@@ -54,7 +54,8 @@ pub fn sigkill_pending(status: &str) -> bool {
 /// PF_EXITING in /proc/PID/stat's flags: set by do_exit() as the exit begins.
 const PF_EXITING: u64 = 0x4;
 
-fn stat(pid: i32) -> Option<ProcStat> {
+/// /proc/PID/stat, read now: None once the process is reaped.
+pub fn stat(pid: i32) -> Option<ProcStat> {
     ProcStat::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
