@@ -581,6 +581,64 @@ fn a_cgroup_left_by_a_foreground_run_is_a_leak_and_removed() -> Result<(), Faile
     )
 }
 
+/// A `run`, foreground or detached, whose --pid-file names a process that
+/// is not the container's: a fail, and that process is left alone (the
+/// harness pins, signals and kills a container's init; a pid it was only
+/// told must not make it touch a stranger), with nothing left behind.
+fn a_pid_file_naming_a_stranger_is_a_fail_and_the_stranger_lives() -> Result<(), Failed> {
+    let iso = Isolated::new();
+    let wrapper = repo().join("fixtures/runtime/misbehaving/names-a-stranger");
+    let mut stranger = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .unwrap();
+    let mounts_before = mounts();
+    let report_path = iso.dir.path().join("report.json");
+    // In its own pid namespace with no step of the harness's, a foreground
+    // `run`; with one (`runtime_kill`), `run --detach`.
+    let mut command = iso.command(&[
+        "--runtime",
+        wrapper.to_str().unwrap(),
+        "zombie::exit_codes_reported_exactly",
+        "container_init::sigterm_delivered_with_handler",
+    ]);
+    command
+        .env("ORPHANAGE_STRANGER_PID", stranger.id().to_string())
+        .arg("--report")
+        .arg(&report_path);
+    let (output, pid) = run_to_end(command);
+    let alive = matches!(stranger.try_wait(), Ok(None));
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+    let report = std::fs::read_to_string(&report_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let run = Run { output, report };
+    iso.assert_clean(pid, &mounts_before)?;
+    check(alive, || {
+        format!("the stranger was killed\n{}", run.stderr())
+    })?;
+    let results = outcomes(&run);
+    let (foreground, detached) = (
+        format!(
+            "wrote {} to its --pid-file, and that is no process of that `run`'s",
+            stranger.id()
+        ),
+        format!(
+            "run --detach` gave {} as its container's init, and that is no process under the harness",
+            stranger.id()
+        ),
+    );
+    check(
+        results.len() == 2
+            && results.iter().all(|r| r.1 == "fail")
+            && results.iter().any(|r| r.2.contains(&foreground))
+            && results.iter().any(|r| r.2.contains(&detached)),
+        || format!("{results:#?}\n{}", run.stderr()),
+    )
+}
+
 /// A scenario's `steps_ms` counts its steps, not the making of its
 /// container: under a `run` made 250 ms slower, a scenario that ends on a
 /// step of the harness's (timed by the harness, not the agent) and one that
@@ -1087,6 +1145,11 @@ fn main() {
             "a_cgroup_left_by_a_foreground_run_is_a_leak_and_removed",
             &["runc"],
             a_cgroup_left_by_a_foreground_run_is_a_leak_and_removed,
+        ),
+        needs(
+            "a_pid_file_naming_a_stranger_is_a_fail_and_the_stranger_lives",
+            &["runc"],
+            a_pid_file_naming_a_stranger_is_a_fail_and_the_stranger_lives,
         ),
         needs(
             "a_process_left_in_the_container_is_caught",

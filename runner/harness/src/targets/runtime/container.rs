@@ -882,7 +882,7 @@ fn init_of_foreground_run(
     run: &mut Run,
     mut runtime: std::process::Child,
     pid_file: &Path,
-) -> Result<i32, Verdict> {
+) -> Result<(i32, u64), Verdict> {
     let label = run.target.label.clone();
     let waited = pid_file::wait_for_pid_file(&mut runtime, pid_file, run.clock.remaining());
     let registration = run.registration.as_ref().expect("registered");
@@ -895,12 +895,27 @@ fn init_of_foreground_run(
     };
     match waited {
         Ok(PidFileWait::Written { pid, .. }) => {
+            // Read while the `run` is surely unreaped, so its pid is its own.
+            let started = watch::start_under(pid, runtime.id() as i32, |p| {
+                watch::stat(p).map(|s| (s.ppid, s.start_time))
+            });
             run.foreground = Some(runtime);
             if live::interrupted() {
                 // The interrupt thread deletes the container now.
                 return Err(Verdict::broken("interrupted"));
             }
-            Ok(pid)
+            match started {
+                Some(started) => Ok((pid, started)),
+                // Not the container's init, or one gone before its scenario
+                // (the agent waits for it on stdin, so only a kill ends it):
+                // either way the pid may be another's, and nothing may be
+                // done to it.
+                None => Err(run.with_output(Verdict::fail(format!(
+                    "`{label} run` wrote {pid} to its --pid-file, and that is no process of \
+                     that `run`'s: not the container's init, or an init already gone before \
+                     its scenario"
+                )))),
+            }
         }
         Ok(PidFileWait::RuntimeExited(status)) => {
             registration.created();
@@ -1063,16 +1078,33 @@ fn drive(
         Verdict::broken(format!("cannot run {}: {e}", target.cli.program.display()))
     })?;
     drop(command); // our copies of the container's stdio
-    let init_pid = if foreground {
-        init_of_foreground_run(run, creating, &pid_file)?
-    } else {
-        init_of_detached_run(run, &mut creating, &pid_file)?
-    };
+
     // After `run --detach` the init is our child, or is once the runtime's
     // helper has exited (we are a subreaper and `run` has exited; crun's
-    // helper may lag); a foreground `run` is its parent. It runs, but the agent waits for the scenario on its stdin: nothing
-    // has happened in the container yet.
-    let init_start = watch::stat(init_pid).map_or(0, |s| s.start_time);
+    // helper may lag), and we reap it only later: its pid stays its own. A
+    // foreground `run` is its parent (or a wrapper's runtime is), and may
+    // reap it any time. Either way its start time is read only once it is
+    // found under us or under that `run`: a pid file that names anyone else
+    // must not make the harness signal them. The init runs, but the agent
+    // waits for the scenario on its stdin: nothing has happened in the
+    // container yet.
+    let (init_pid, init_start) = if foreground {
+        init_of_foreground_run(run, creating, &pid_file)?
+    } else {
+        let pid = init_of_detached_run(run, &mut creating, &pid_file)?;
+        let me = std::process::id() as i32;
+        match watch::start_under(pid, me, |p| watch::stat(p).map(|s| (s.ppid, s.start_time))) {
+            Some(started) => (pid, started),
+            None => {
+                return Err(run.with_output(Verdict::fail(format!(
+                    "`{} run --detach` gave {pid} as its container's init, and that is no \
+                     process under the harness, which adopts what `run --detach` leaves: not \
+                     the container's init, or an init already gone before its scenario",
+                    target.label
+                ))))
+            }
+        }
+    };
     if run
         .registration
         .as_ref()

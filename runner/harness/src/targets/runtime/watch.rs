@@ -59,6 +59,35 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
     ProcStat::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// How far up from a foreground `run`'s init its `run` may be: the init is
+/// the `run`'s child for runc, crun, youki and runsc alike; a wrapper that
+/// runs the real runtime as its child, not by exec, adds a generation.
+const RUN_GENERATIONS: usize = 4;
+
+/// The start time of `pid` if it is a process of `run`'s, its child or a
+/// child's child up to `RUN_GENERATIONS` (`parent_of` gives a process's
+/// parent as /proc shows it now, and `pid`'s start time with it). `run` is
+/// our unreaped child, so its pid is its own: a process found under it is
+/// the one the `--pid-file` meant, not one that took the pid after the init
+/// was reaped, and its start time pins it from here on.
+pub fn start_under(
+    pid: i32,
+    run: i32,
+    parent_of: impl Fn(i32) -> Option<(i32, u64)>,
+) -> Option<u64> {
+    let (mut parent, start) = parent_of(pid)?;
+    for _ in 0..RUN_GENERATIONS {
+        if parent == run {
+            return Some(start);
+        }
+        if parent <= 1 {
+            return None;
+        }
+        parent = parent_of(parent)?.0;
+    }
+    None
+}
+
 /// The host pid of the process that has `inner` as its pid in the pid
 /// namespace of `init` (a host pid): same cgroups as the init, and `inner` at
 /// the init's depth in NSpid, so processes in namespaces nested inside the
@@ -291,6 +320,66 @@ pub fn until_gone(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    /// (parent, start time) by pid, as /proc would show them.
+    fn tree(rows: &[(i32, i32, u64)]) -> impl Fn(i32) -> Option<(i32, u64)> {
+        let by_pid: HashMap<i32, (i32, u64)> = rows
+            .iter()
+            .map(|&(pid, parent, start)| (pid, (parent, start)))
+            .collect();
+        move |pid| by_pid.get(&pid).copied()
+    }
+
+    #[rstest::rstest]
+    // The init is the run's child (runc, crun, youki, runsc).
+    #[case(&[(30, 20, 7), (20, 10, 5)], 30, 20, Some(7))]
+    // A wrapper ran the real runtime as its child.
+    #[case(&[(30, 25, 7), (25, 20, 6), (20, 10, 5)], 30, 20, Some(7))]
+    // The pid is someone else's now: its line of parents never meets the run.
+    #[case(&[(30, 1, 9), (20, 10, 5)], 30, 20, None)]
+    #[case(&[(30, 40, 9), (40, 1, 8), (20, 10, 5)], 30, 20, None)]
+    // Gone, or a parent gone in between.
+    #[case(&[(20, 10, 5)], 30, 20, None)]
+    #[case(&[(30, 25, 7), (20, 10, 5)], 30, 20, None)]
+    // Too many generations down to be the run's container.
+    #[case(&[(30, 29, 7), (29, 28, 7), (28, 27, 7), (27, 26, 7), (26, 20, 7)], 30, 20, None)]
+    fn a_foreground_init_counts_only_under_its_run(
+        #[case] rows: &[(i32, i32, u64)],
+        #[case] pid: i32,
+        #[case] run: i32,
+        #[case] start: Option<u64>,
+    ) {
+        assert_eq!(start_under(pid, run, tree(rows)), start);
+    }
+
+    #[test]
+    fn a_real_grandchild_is_under_its_parent_and_nobody_else_is() {
+        use std::io::BufRead;
+        let mut run = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(run.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let init: i32 = line.trim().parse().unwrap();
+        let now = |p| stat(p).map(|s| (s.ppid, s.start_time));
+        let found = start_under(init, run.id() as i32, now);
+        let started = stat(init).map(|s| s.start_time);
+        let not_under_it = start_under(std::process::id() as i32, run.id() as i32, now);
+        // SAFETY: `sleep` lives until this signal (30 s), and `sh` reaps it
+        // only once it is dead, so the pid is still its own; killed first,
+        // so that it is not left behind when `sh` goes.
+        unsafe { libc::kill(init, libc::SIGKILL) };
+        run.kill().unwrap();
+        run.wait().unwrap();
+        assert!(found.is_some());
+        assert_eq!(found, started);
+        assert_eq!(not_under_it, None);
+    }
 
     #[test]
     fn nspid_reads_every_level() {
