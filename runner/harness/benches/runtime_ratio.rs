@@ -264,7 +264,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = trivial_bundle(dir.path());
     println!(
-        "{:<14} {:>9} {:>7} {:>8} {:>11} {:>9} {:>9} {:>10} {:>10} {:>12} {:>13} {:>7}",
+        "{:<14} {:>9} {:>7} {:>8} {:>11} {:>9} {:>9} {:>11} {:>10} {:>12} {:>13} {:>7}",
         "runtime",
         "scenarios",
         "threads",
@@ -303,7 +303,7 @@ fn main() {
         // nothing else: the best any harness could score with these steps.
         let floor = (bare_mean + steps_per_scenario) / bare_mean;
         println!(
-            "{name:<14} {:>9} {:>7} {:>8.1} {:>11.0} {:>9.0} {:>9.1} {:>10.1} {:>9.1}x {:>11.1}x {:>12.1}x {:>6.1}x",
+            "{name:<14} {:>9} {:>7} {:>8.1} {:>11.0} {:>9.0} {:>9.1} {:>11.1} {:>9.1}x {:>11.1}x {:>12.1}x {:>6.1}x",
             s.scenarios,
             s.threads,
             s.wall_s,

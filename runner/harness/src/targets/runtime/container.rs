@@ -896,9 +896,12 @@ fn init_of_foreground_run(
     match waited {
         Ok(PidFileWait::Written { pid, .. }) => {
             // Read while the `run` is surely unreaped, so its pid is its own.
-            let started = watch::start_under(pid, runtime.id() as i32, |p| {
-                watch::stat(p).map(|s| (s.ppid, s.start_time))
-            });
+            let started = watch::start_under(
+                pid,
+                runtime.id() as i32,
+                watch::UNDER_A_FOREGROUND_RUN,
+                watch::parent_and_start,
+            );
             run.foreground = Some(runtime);
             if live::interrupted() {
                 // The interrupt thread deletes the container now.
@@ -906,14 +909,18 @@ fn init_of_foreground_run(
             }
             match started {
                 Some(started) => Ok((pid, started)),
-                // Not the container's init, or one gone before its scenario
-                // (the agent waits for it on stdin, so only a kill ends it):
-                // either way the pid may be another's, and nothing may be
-                // done to it.
+                // Gone: as when `run` exits right after the pid file (below).
+                None if watch::stat(pid).is_none() => {
+                    Err(run.with_output(Verdict::broken(format!(
+                        "the agent ended without a verdict (before the first step): the \
+                         container's init, pid {pid} in `{label} run`'s --pid-file, was gone \
+                         before its scenario came"
+                    ))))
+                }
+                // Someone else's: nothing may be done to it.
                 None => Err(run.with_output(Verdict::fail(format!(
                     "`{label} run` wrote {pid} to its --pid-file, and that is no process of \
-                     that `run`'s: not the container's init, or an init already gone before \
-                     its scenario"
+                     that `run`'s: not the container's init"
                 )))),
             }
         }
@@ -1007,6 +1014,72 @@ fn init_of_detached_run(
     }
 }
 
+/// The cgroup.procs files of the container's cgroups, found from its init's.
+fn cgroup_procs_of(init: i32) -> Vec<PathBuf> {
+    cgroup::procs_files(
+        &std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap_or_default(),
+        &std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
+        &std::fs::read_to_string("/proc/self/mounts").unwrap_or_default(),
+    )
+}
+
+/// The verdict when `run --detach` named as its init (by --pid-file, or by
+/// `state` without one) a process that is not under the harness, which
+/// adopts every process `run --detach` leaves. Gone, that is the agent
+/// ending before its scenario; anyone else's, a fail, and it is left alone.
+/// The real init, if `state` names one under the harness, is watched as the
+/// scenario would have watched it, so that teardown kills and reaps it and,
+/// for a sandbox, its helpers: a zombie of ours holds up runsc's `delete`.
+fn not_the_detached_init(
+    run: &mut Run,
+    scenario: &Scenario,
+    pid: i32,
+    program_in_rootfs: &Path,
+) -> Verdict {
+    let label = run.target.label.clone();
+    if watch::stat(pid).is_none() {
+        return run.with_output(Verdict::broken(format!(
+            "the agent ended without a verdict (before the first step): the container's \
+             init, pid {pid} from `{label} run --detach`, was gone before its scenario came"
+        )));
+    }
+    let me = std::process::id() as i32;
+    let state = run.target.cli.state(&run.id);
+    let real = run
+        .verb("state", state)
+        .ok()
+        .and_then(|s| state_pid(&s.output))
+        .filter(|&p| p != pid)
+        .and_then(|p| {
+            Some((
+                p,
+                watch::start_under(p, me, watch::UNDER_THE_HARNESS, watch::parent_and_start)?,
+            ))
+        });
+    if let Some((real, started)) = real {
+        if run
+            .registration
+            .as_ref()
+            .is_some_and(|r| r.set_agent(real, started))
+        {
+            run.init = Watched::pin(scenario.root_name(), real, started).ok();
+            run.cgroup_procs = cgroup_procs_of(real);
+            if let HostView::NotHost(why) = host_view(real, program_in_rootfs) {
+                run.sandboxed = Some(why);
+            }
+            run.pin_cgroup_members();
+        }
+    }
+    run.with_output(Verdict::fail(format!(
+        "`{label} run --detach` gave {pid} as its container's init, and that is no process \
+         under the harness, which adopts what `run --detach` leaves: not the container's \
+         init{}",
+        real.map_or(String::new(), |(p, _)| format!(
+            " (`{label} state` says {p})"
+        ))
+    )))
+}
+
 /// Creates and starts the container and runs the scenario's steps; returns
 /// the verdict and the time the steps took.
 fn drive(
@@ -1088,20 +1161,28 @@ fn drive(
     // must not make the harness signal them. The init runs, but the agent
     // waits for the scenario on its stdin: nothing has happened in the
     // container yet.
+    let program_in_rootfs = bundle_dir.join("rootfs").join(
+        if scenario.namespace == Namespace::UnderInit {
+            bundle::INIT_IN_ROOTFS
+        } else {
+            bundle::AGENT_IN_ROOTFS
+        }
+        .trim_start_matches('/'),
+    );
     let (init_pid, init_start) = if foreground {
         init_of_foreground_run(run, creating, &pid_file)?
     } else {
         let pid = init_of_detached_run(run, &mut creating, &pid_file)?;
         let me = std::process::id() as i32;
-        match watch::start_under(pid, me, |p| watch::stat(p).map(|s| (s.ppid, s.start_time))) {
+        match watch::start_under(pid, me, watch::UNDER_THE_HARNESS, watch::parent_and_start) {
             Some(started) => (pid, started),
             None => {
-                return Err(run.with_output(Verdict::fail(format!(
-                    "`{} run --detach` gave {pid} as its container's init, and that is no \
-                     process under the harness, which adopts what `run --detach` leaves: not \
-                     the container's init, or an init already gone before its scenario",
-                    target.label
-                ))))
+                return Err(not_the_detached_init(
+                    run,
+                    scenario,
+                    pid,
+                    &program_in_rootfs,
+                ))
             }
         }
     };
@@ -1125,11 +1206,7 @@ fn drive(
         init_start,
     )
     .ok();
-    run.cgroup_procs = cgroup::procs_files(
-        &std::fs::read_to_string(format!("/proc/{init_pid}/cgroup")).unwrap_or_default(),
-        &std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
-        &std::fs::read_to_string("/proc/self/mounts").unwrap_or_default(),
-    );
+    run.cgroup_procs = cgroup_procs_of(init_pid);
     // What else the runtime left in the container's cgroup, while it is
     // surely alive: once the container's program exits, a sandbox's helpers
     // may exit too, and their zombies leave cgroup.procs.
@@ -1150,14 +1227,6 @@ fn drive(
 
     // The agent's events, read with the same bounds as on the host, with the
     // harness's steps woven in at each handoff.
-    let program_in_rootfs = bundle_dir.join("rootfs").join(
-        if scenario.namespace == Namespace::UnderInit {
-            bundle::INIT_IN_ROOTFS
-        } else {
-            bundle::AGENT_IN_ROOTFS
-        }
-        .trim_start_matches('/'),
-    );
     let mut ended: Option<Result<(Verdict, f64), Verdict>> = None;
     let mut after_harness_step: Option<usize> = None;
     let clock = run.clock;

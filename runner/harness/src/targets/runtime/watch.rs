@@ -59,25 +59,33 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
     ProcStat::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
-/// How far up from a foreground `run`'s init its `run` may be: the init is
-/// the `run`'s child for runc, crun, youki and runsc alike; a wrapper that
-/// runs the real runtime as its child, not by exec, adds a generation.
-const RUN_GENERATIONS: usize = 4;
+/// How far below a foreground `run` its container's init may be: its child
+/// for runc, crun, youki and runsc alike; a wrapper that runs the real
+/// runtime as its child, not by exec, adds a generation, and a runtime that
+/// re-executes itself another.
+pub const UNDER_A_FOREGROUND_RUN: usize = 3;
 
-/// The start time of `pid` if it is a process of `run`'s, its child or a
-/// child's child up to `RUN_GENERATIONS` (`parent_of` gives a process's
-/// parent as /proc shows it now, and `pid`'s start time with it). `run` is
-/// our unreaped child, so its pid is its own: a process found under it is
-/// the one the `--pid-file` meant, not one that took the pid after the init
-/// was reaped, and its start time pins it from here on.
+/// How far below the harness the init may be after `run --detach`: the
+/// harness's child, adopted, or a runtime helper's that has not exited yet
+/// (crun's may lag), the helper adopted.
+pub const UNDER_THE_HARNESS: usize = 2;
+
+/// The start time of `pid` if `ancestor` is its parent, or its parent's,
+/// up to `generations` up (`parent_of` gives a process's parent and start
+/// time as /proc shows them now). With `ancestor` a process whose pid
+/// cannot change meanwhile (our unreaped child, or ourselves), a process
+/// found under it is one of its own, not one that took the pid after the
+/// init was reaped, nor one the runtime merely named; its start time pins
+/// it from here on.
 pub fn start_under(
     pid: i32,
-    run: i32,
+    ancestor: i32,
+    generations: usize,
     parent_of: impl Fn(i32) -> Option<(i32, u64)>,
 ) -> Option<u64> {
     let (mut parent, start) = parent_of(pid)?;
-    for _ in 0..RUN_GENERATIONS {
-        if parent == run {
+    for _ in 0..generations {
+        if parent == ancestor {
             return Some(start);
         }
         if parent <= 1 {
@@ -86,6 +94,11 @@ pub fn start_under(
         parent = parent_of(parent)?.0;
     }
     None
+}
+
+/// A process's parent and start time, from /proc/PID/stat now.
+pub fn parent_and_start(pid: i32) -> Option<(i32, u64)> {
+    stat(pid).map(|s| (s.ppid, s.start_time))
 }
 
 /// The host pid of the process that has `inner` as its pid in the pid
@@ -333,31 +346,34 @@ mod tests {
 
     #[rstest::rstest]
     // The init is the run's child (runc, crun, youki, runsc).
-    #[case(&[(30, 20, 7), (20, 10, 5)], 30, 20, Some(7))]
+    #[case(&[(30, 20, 7), (20, 10, 5)], 30, 20, 1, Some(7))]
     // A wrapper ran the real runtime as its child.
-    #[case(&[(30, 25, 7), (25, 20, 6), (20, 10, 5)], 30, 20, Some(7))]
+    #[case(&[(30, 25, 7), (25, 20, 6), (20, 10, 5)], 30, 20, 2, Some(7))]
+    // As many generations as allowed, and one more.
+    #[case(&[(30, 27, 7), (27, 26, 6), (26, 20, 6)], 30, 20, 3, Some(7))]
+    #[case(&[(30, 27, 7), (27, 26, 6), (26, 20, 6)], 30, 20, 2, None)]
     // The pid is someone else's now: its line of parents never meets the run.
-    #[case(&[(30, 1, 9), (20, 10, 5)], 30, 20, None)]
-    #[case(&[(30, 40, 9), (40, 1, 8), (20, 10, 5)], 30, 20, None)]
+    #[case(&[(30, 1, 9), (20, 10, 5)], 30, 20, 3, None)]
+    #[case(&[(30, 40, 9), (40, 1, 8), (20, 10, 5)], 30, 20, 3, None)]
     // Gone, or a parent gone in between.
-    #[case(&[(20, 10, 5)], 30, 20, None)]
-    #[case(&[(30, 25, 7), (20, 10, 5)], 30, 20, None)]
-    // Too many generations down to be the run's container.
-    #[case(&[(30, 29, 7), (29, 28, 7), (28, 27, 7), (27, 26, 7), (26, 20, 7)], 30, 20, None)]
-    fn a_foreground_init_counts_only_under_its_run(
+    #[case(&[(20, 10, 5)], 30, 20, 3, None)]
+    #[case(&[(30, 25, 7), (20, 10, 5)], 30, 20, 3, None)]
+    fn an_init_counts_only_under_its_run_or_the_harness(
         #[case] rows: &[(i32, i32, u64)],
         #[case] pid: i32,
-        #[case] run: i32,
+        #[case] ancestor: i32,
+        #[case] generations: usize,
         #[case] start: Option<u64>,
     ) {
-        assert_eq!(start_under(pid, run, tree(rows)), start);
+        assert_eq!(start_under(pid, ancestor, generations, tree(rows)), start);
     }
 
     #[test]
-    fn a_real_grandchild_is_under_its_parent_and_nobody_else_is() {
+    fn a_real_child_and_grandchild_are_under_their_ancestor_and_nobody_else_is() {
         use std::io::BufRead;
+        // sh runs sh, which runs sleep: `sleep` is the outer sh's grandchild.
         let mut run = std::process::Command::new("sh")
-            .args(["-c", "sleep 30 & echo $!; wait"])
+            .args(["-c", "sh -c 'sleep 30 & echo $!; wait' & wait"])
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -366,18 +382,27 @@ mod tests {
             .read_line(&mut line)
             .unwrap();
         let init: i32 = line.trim().parse().unwrap();
-        let now = |p| stat(p).map(|s| (s.ppid, s.start_time));
-        let found = start_under(init, run.id() as i32, now);
+        let outer = run.id() as i32;
+        let inner = parent_and_start(init).map(|(parent, _)| parent);
+        let found = start_under(init, outer, 2, parent_and_start);
+        let one_too_few = start_under(init, outer, 1, parent_and_start);
+        let by_inner = inner.and_then(|i| start_under(init, i, 1, parent_and_start));
         let started = stat(init).map(|s| s.start_time);
-        let not_under_it = start_under(std::process::id() as i32, run.id() as i32, now);
-        // SAFETY: `sleep` lives until this signal (30 s), and `sh` reaps it
-        // only once it is dead, so the pid is still its own; killed first,
-        // so that it is not left behind when `sh` goes.
+        let not_under_it = start_under(std::process::id() as i32, outer, 2, parent_and_start);
+        // SAFETY: each is alive until signalled here (the inner `sh` waits
+        // for `sleep`, which lives 30 s), so each pid is still its own: the
+        // inner `sh` first, while `sleep` keeps it waiting; then `sleep`,
+        // orphaned but alive; then our own child.
+        if let Some(inner) = inner {
+            unsafe { libc::kill(inner, libc::SIGKILL) };
+        }
         unsafe { libc::kill(init, libc::SIGKILL) };
         run.kill().unwrap();
         run.wait().unwrap();
         assert!(found.is_some());
         assert_eq!(found, started);
+        assert_eq!(by_inner, started);
+        assert_eq!(one_too_few, None);
         assert_eq!(not_under_it, None);
     }
 
