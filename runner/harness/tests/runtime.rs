@@ -586,7 +586,7 @@ fn a_cgroup_left_by_a_foreground_run_is_a_leak_and_removed() -> Result<(), Faile
 /// harness pins, signals and kills a container's init; a pid it was only
 /// told must not make it touch a stranger), with nothing left behind and
 /// no trouble in cleaning up (under runsc, the real sandbox, unwatched,
-/// once held up `delete --force` for its whole budget).
+/// made `delete --force` fail after 5 s).
 fn a_pid_file_naming_a_stranger_is_a_fail_and_the_stranger_lives(
     wrapped: &str,
 ) -> Result<(), Failed> {
@@ -658,7 +658,9 @@ fn a_pid_file_naming_a_stranger_is_a_fail_and_the_stranger_lives(
             && results.iter().any(|r| r.2.contains(&detached)),
         || format!("{results:#?}\n{}", run.stderr()),
     )?;
-    check(took < Duration::from_secs(5), || {
+    // Well under runsc's own wait for a zombie sandbox, which used to end
+    // in a failed delete (that is checked above, by the reasons).
+    check(took < Duration::from_secs(15), || {
         format!("the run took {took:?}\n{}", run.stderr())
     })
 }

@@ -1025,11 +1025,13 @@ fn cgroup_procs_of(init: i32) -> Vec<PathBuf> {
 
 /// The verdict when `run --detach` named as its init (by --pid-file, or by
 /// `state` without one) a process that is not under the harness, which
-/// adopts every process `run --detach` leaves. Gone, that is the agent
-/// ending before its scenario; anyone else's, a fail, and it is left alone.
-/// The real init, if `state` names one under the harness, is watched as the
-/// scenario would have watched it, so that teardown kills and reaps it and,
-/// for a sandbox, its helpers: a zombie of ours holds up runsc's `delete`.
+/// adopts every process `run --detach` leaves (an init that exits stays our
+/// zombie, so even a gone one is still there). The real init, if `state`
+/// names one under the harness, is watched as the scenario would have
+/// watched it, so that teardown kills and reaps it and, for a sandbox, its
+/// helpers: a zombie of ours holds up runsc's `delete`. Without one, a pid
+/// with no process is the agent ending before its scenario; anyone else's
+/// is a fail, and it is left alone.
 fn not_the_detached_init(
     run: &mut Run,
     scenario: &Scenario,
@@ -1037,12 +1039,6 @@ fn not_the_detached_init(
     program_in_rootfs: &Path,
 ) -> Verdict {
     let label = run.target.label.clone();
-    if watch::stat(pid).is_none() {
-        return run.with_output(Verdict::broken(format!(
-            "the agent ended without a verdict (before the first step): the container's \
-             init, pid {pid} from `{label} run --detach`, was gone before its scenario came"
-        )));
-    }
     let me = std::process::id() as i32;
     let state = run.target.cli.state(&run.id);
     let real = run
@@ -1056,27 +1052,44 @@ fn not_the_detached_init(
                 watch::start_under(p, me, watch::UNDER_THE_HARNESS, watch::parent_and_start)?,
             ))
         });
-    if let Some((real, started)) = real {
-        if run
-            .registration
-            .as_ref()
-            .is_some_and(|r| r.set_agent(real, started))
-        {
-            run.init = Watched::pin(scenario.root_name(), real, started).ok();
-            run.cgroup_procs = cgroup_procs_of(real);
-            if let HostView::NotHost(why) = host_view(real, program_in_rootfs) {
-                run.sandboxed = Some(why);
-            }
-            run.pin_cgroup_members();
+    let Some((real, started)) = real else {
+        if watch::stat(pid).is_none() {
+            return run.with_output(Verdict::broken(format!(
+                "the agent ended without a verdict (before the first step): the container's \
+                 init, pid {pid} from `{label} run --detach`, was gone before its scenario came"
+            )));
         }
+        return run.with_output(Verdict::fail(format!(
+            "`{label} run --detach` gave {pid} as its container's init, and that is no process \
+             under the harness, which adopts what `run --detach` leaves: not the container's \
+             init"
+        )));
+    };
+    if !run
+        .registration
+        .as_ref()
+        .is_some_and(|r| r.set_agent(real, started))
+    {
+        return Verdict::broken("interrupted");
     }
+    let name = if scenario.namespace == Namespace::UnderInit {
+        "init"
+    } else {
+        scenario.root_name()
+    };
+    run.init = Watched::pin(name, real, started).ok();
+    run.cgroup_procs = cgroup_procs_of(real);
+    // The container has started, but runc's init may not have exec'd its
+    // program yet, and would look like a sandbox: then its own cgroup's
+    // members are pinned and killed with it, which teardown does anyway.
+    if let HostView::NotHost(why) = host_view(real, program_in_rootfs) {
+        run.sandboxed = Some(why);
+    }
+    run.pin_cgroup_members();
     run.with_output(Verdict::fail(format!(
         "`{label} run --detach` gave {pid} as its container's init, and that is no process \
          under the harness, which adopts what `run --detach` leaves: not the container's \
-         init{}",
-        real.map_or(String::new(), |(p, _)| format!(
-            " (`{label} state` says {p})"
-        ))
+         init (`{label} state` says {real})"
     )))
 }
 

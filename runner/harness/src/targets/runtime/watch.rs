@@ -393,7 +393,7 @@ mod tests {
         // for `sleep`, which lives 30 s), so each pid is still its own: the
         // inner `sh` first, while `sleep` keeps it waiting; then `sleep`,
         // orphaned but alive; then our own child.
-        if let Some(inner) = inner {
+        if let Some(inner) = inner.filter(|&i| parent_and_start(i).map(|(p, _)| p) == Some(outer)) {
             unsafe { libc::kill(inner, libc::SIGKILL) };
         }
         unsafe { libc::kill(init, libc::SIGKILL) };
