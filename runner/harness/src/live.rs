@@ -588,8 +588,8 @@ impl Drop for Registration {
     }
 }
 
-/// (parent pid, start time) from /proc/PID/stat.
-fn parent_and_start(pid: i32) -> Option<(i32, u64)> {
+/// (parent pid, start time) from /proc/PID/stat, now.
+pub fn parent_and_start(pid: i32) -> Option<(i32, u64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     orphanage_scenario::ProcStat::parse(&text).map(|s| (s.ppid, s.start_time))
 }

@@ -192,16 +192,22 @@ fn run_to_end(mut command: std::process::Command) -> (std::process::Output, u32)
     (child.wait_with_output().unwrap(), pid)
 }
 
+/// The JSON report at `path`, or Null when the run wrote none (a check on
+/// its results then fails, naming what the run printed).
+fn report_at(path: &Path) -> serde_json::Value {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
 /// Runs to the end with a JSON report; returns the harness's pid too.
 fn run_isolated(iso: &Isolated, args: &[&str]) -> (Run, u32) {
     let report_path = iso.dir.path().join("report.json");
     let mut command = iso.command(args);
     command.arg("--report").arg(&report_path);
     let (output, pid) = run_to_end(command);
-    let report = std::fs::read_to_string(&report_path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(serde_json::Value::Null);
+    let report = report_at(&report_path);
     (Run { output, report }, pid)
 }
 
@@ -292,10 +298,7 @@ fn wrapper_around_is_caught(
         .arg(&report_path)
         .env("ORPHANAGE_WRAPPED_RUNTIME", real);
     let (output, pid) = run_to_end(command);
-    let report = std::fs::read_to_string(&report_path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(serde_json::Value::Null);
+    let report = report_at(&report_path);
     let run = Run { output, report };
     // A failing run cleans up as well as a passing one.
     iso.assert_clean_of(real, pid, &mounts_before)?;
@@ -520,10 +523,7 @@ fn a_hung_runtime_command_gets_what_is_left_of_the_deadline() -> Result<(), Fail
         let started = std::time::Instant::now();
         let (output, pid) = run_to_end(command);
         let took = started.elapsed();
-        let report = std::fs::read_to_string(&report_path)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(serde_json::Value::Null);
+        let report = report_at(&report_path);
         let run = Run { output, report };
         iso.assert_clean_of("runc", pid, &mounts_before)?;
         let results = outcomes(&run);
@@ -561,10 +561,7 @@ fn a_cgroup_left_by_a_foreground_run_is_a_leak_and_removed() -> Result<(), Faile
     ]);
     command.arg("--report").arg(&report_path);
     let (output, pid) = run_to_end(command);
-    let report = std::fs::read_to_string(&report_path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(serde_json::Value::Null);
+    let report = report_at(&report_path);
     let run = Run { output, report };
     iso.assert_clean(pid, &mounts_before)?;
     let results = outcomes(&run);
@@ -632,10 +629,7 @@ fn a_pid_file_naming_a_stranger_is_a_fail_and_the_stranger_lives(
     let took = started.elapsed();
     let alive = matches!(stranger.0.try_wait(), Ok(None));
     drop(stranger);
-    let report = std::fs::read_to_string(&report_path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(serde_json::Value::Null);
+    let report = report_at(&report_path);
     let run = Run { output, report };
     iso.assert_clean_of(wrapped, pid, &mounts_before)?;
     check(alive, || {
@@ -698,10 +692,7 @@ fn steps_ms_leaves_out_the_making_of_the_container() -> Result<(), Failed> {
     ]);
     command.arg("--report").arg(&report_path);
     let (output, pid) = run_to_end(command);
-    let report: serde_json::Value = std::fs::read_to_string(&report_path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(serde_json::Value::Null);
+    let report = report_at(&report_path);
     let run = Run { output, report };
     iso.assert_clean(pid, &mounts_before)?;
     let results = run.report["results"]

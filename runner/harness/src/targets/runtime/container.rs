@@ -900,7 +900,7 @@ fn init_of_foreground_run(
                 pid,
                 runtime.id() as i32,
                 watch::UNDER_A_FOREGROUND_RUN,
-                watch::parent_and_start,
+                live::parent_and_start,
             );
             run.foreground = Some(runtime);
             if live::interrupted() {
@@ -1049,7 +1049,7 @@ fn not_the_detached_init(
         .and_then(|p| {
             Some((
                 p,
-                watch::start_under(p, me, watch::UNDER_THE_HARNESS, watch::parent_and_start)?,
+                watch::start_under(p, me, watch::UNDER_THE_HARNESS, live::parent_and_start)?,
             ))
         });
     let Some((real, started)) = real else {
@@ -1187,7 +1187,7 @@ fn drive(
     } else {
         let pid = init_of_detached_run(run, &mut creating, &pid_file)?;
         let me = std::process::id() as i32;
-        match watch::start_under(pid, me, watch::UNDER_THE_HARNESS, watch::parent_and_start) {
+        match watch::start_under(pid, me, watch::UNDER_THE_HARNESS, live::parent_and_start) {
             Some(started) => (pid, started),
             None => {
                 return Err(not_the_detached_init(

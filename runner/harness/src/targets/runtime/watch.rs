@@ -96,11 +96,6 @@ pub fn start_under(
     None
 }
 
-/// A process's parent and start time, from /proc/PID/stat now.
-pub fn parent_and_start(pid: i32) -> Option<(i32, u64)> {
-    stat(pid).map(|s| (s.ppid, s.start_time))
-}
-
 /// The host pid of the process that has `inner` as its pid in the pid
 /// namespace of `init` (a host pid): same cgroups as the init, and `inner` at
 /// the init's depth in NSpid, so processes in namespaces nested inside the
@@ -333,6 +328,7 @@ pub fn until_gone(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::live::parent_and_start;
     use std::collections::HashMap;
 
     /// (parent, start time) by pid, as /proc would show them.
