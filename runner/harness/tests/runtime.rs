@@ -659,6 +659,125 @@ fn a_pid_file_naming_a_stranger_is_a_fail_and_the_stranger_lives(
     })
 }
 
+/// After `run --detach` every scenario's container is under the harness, so
+/// a pid file may name another scenario's process and still pass that
+/// check: its cgroup, named after another container of the run's, tells it
+/// apart. `names-a-neighbour` leaves such a process (a `sleep` the harness
+/// adopts, in a pids cgroup named orphanage-PID-N) and names it: a fail,
+/// and the neighbour lives on past its scenario (until the sweep at the end
+/// of the run, which kills whatever the harness has adopted).
+fn a_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives(
+    wrapped: &str,
+) -> Result<(), Failed> {
+    /// The neighbours the wrapper logged: each killed (if its cgroup still
+    /// says it is the one logged) and its cgroup removed, however the test
+    /// ends.
+    struct Neighbours(PathBuf);
+    impl Neighbours {
+        fn logged(&self) -> Vec<(i32, PathBuf)> {
+            std::fs::read_to_string(&self.0)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| {
+                    let (pid, dir) = l.split_once(' ')?;
+                    Some((pid.parse().ok()?, PathBuf::from(dir)))
+                })
+                .collect()
+        }
+        fn in_its_cgroup(pid: i32, dir: &Path) -> bool {
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .is_ok_and(|c| c.lines().any(|l| l.ends_with(&format!("/{name}"))))
+        }
+    }
+    impl Drop for Neighbours {
+        fn drop(&mut self) {
+            for (pid, dir) in self.logged() {
+                if Self::in_its_cgroup(pid, &dir) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                // The cgroup can be removed once its process has exited.
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while std::fs::remove_dir(&dir).is_err()
+                    && dir.exists()
+                    && Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    let iso = Isolated::new();
+    let wrapper = repo().join("fixtures/runtime/misbehaving/names-a-neighbour");
+    let neighbours = Neighbours(iso.dir.path().join("neighbours"));
+    let mounts_before = mounts();
+    let report_path = iso.dir.path().join("report.json");
+    // With a step of the harness's (`runtime_kill`): `run --detach`. One
+    // after the other, so that the second `run` sees the first neighbour
+    // once its scenario is over.
+    let mut args = vec![
+        "--runtime",
+        wrapper.to_str().unwrap(),
+        "--test-threads",
+        "1",
+        "container_init::sigterm_delivered_with_handler",
+        "container_init::sigterm_ignored_without_handler",
+    ];
+    if wrapped == "runsc" {
+        args.push("--runtime-arg=--network=none");
+    }
+    let mut command = iso.command(&args);
+    command
+        .env("ORPHANAGE_WRAPPED_RUNTIME", wrapped)
+        .env("ORPHANAGE_NEIGHBOUR_LOG", &neighbours.0)
+        .arg("--report")
+        .arg(&report_path);
+    let (output, pid) = run_to_end(command);
+    let logged = neighbours.logged();
+    let seen = std::fs::read_to_string(neighbours.0.with_extension("seen")).unwrap_or_default();
+    let run = Run {
+        output,
+        report: report_at(&report_path),
+    };
+    drop(neighbours);
+    iso.assert_clean_of(wrapped, pid, &mounts_before)?;
+    check(logged.len() == 2, || {
+        format!(
+            "the wrapper made {logged:?}, not two neighbours\n{}",
+            run.stderr()
+        )
+    })?;
+    // The first scenario's neighbour, as the second scenario's `run` saw it.
+    check(seen == format!("{} alive\n", logged[0].0), || {
+        format!(
+            "the first neighbour, {}, was not alive once its scenario was over: {seen:?}\n{}",
+            logged[0].0,
+            run.stderr()
+        )
+    })?;
+    let results = outcomes(&run);
+    let expected = |(neighbour, dir): &(i32, PathBuf)| {
+        format!(
+            "run --detach` gave {neighbour} as its container's init, and that is a process of \
+             {}, another container of this run's: not the container's init",
+            dir.file_name().unwrap().to_string_lossy()
+        )
+    };
+    check(
+        results.len() == 2
+            && results
+                .iter()
+                .all(|r| r.1 == "fail" && !r.2.contains("cleanup:"))
+            && logged
+                .iter()
+                .all(|n| results.iter().any(|r| r.2.contains(&expected(n)))),
+        || format!("{results:#?}\n{}", run.stderr()),
+    )
+}
+
 /// A scenario's `steps_ms` counts its steps, not the making of its
 /// container: under a `run` made 250 ms slower, a scenario that ends on a
 /// step of the harness's (timed by the harness, not the agent) and one that
@@ -1172,6 +1291,16 @@ fn main() {
             "runsc_pid_file_naming_a_stranger_is_a_fail_and_the_stranger_lives",
             &["runsc"],
             || a_pid_file_naming_a_stranger_is_a_fail_and_the_stranger_lives("runsc"),
+        ),
+        needs(
+            "a_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives",
+            &["runc"],
+            || a_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives("runc"),
+        ),
+        needs(
+            "runsc_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives",
+            &["runsc"],
+            || a_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives("runsc"),
         ),
         needs(
             "a_process_left_in_the_container_is_caught",

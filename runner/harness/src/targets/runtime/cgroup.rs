@@ -14,17 +14,8 @@ use std::path::PathBuf;
 /// every process on the machine would count as the container's.
 pub fn procs_files(proc_cgroup: &str, own_cgroup: &str, mounts: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    let parse = |text: &'_ str| -> Vec<(String, String)> {
-        text.lines()
-            .filter_map(|l| {
-                let mut parts = l.splitn(3, ':');
-                let _id = parts.next()?;
-                Some((parts.next()?.to_string(), parts.next()?.to_string()))
-            })
-            .collect()
-    };
-    let own = parse(own_cgroup);
-    let hierarchies: Vec<(String, String)> = parse(proc_cgroup)
+    let own = hierarchies(own_cgroup);
+    let hierarchies: Vec<(String, String)> = hierarchies(proc_cgroup)
         .into_iter()
         .filter(|h| !own.contains(h))
         .collect();
@@ -68,6 +59,53 @@ pub fn procs_files(proc_cgroup: &str, own_cgroup: &str, mounts: &str) -> Vec<Pat
     found
 }
 
+/// A /proc/PID/cgroup's lines as (controllers, path); the unified
+/// hierarchy's controllers are empty.
+fn hierarchies(proc_cgroup: &str) -> Vec<(String, String)> {
+    proc_cgroup
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let _id = parts.next()?;
+            Some((parts.next()?.to_string(), parts.next()?.to_string()))
+        })
+        .collect()
+}
+
+/// Which container other than `own_id` a process's cgroups name, by an id
+/// of this harness's (`id_prefix` and a number: `orphanage-PID-N`). All four
+/// runtimes put a container in cgroups named after its id (runc and crun
+/// `/ID`, youki `/:youki:ID`, runsc its sandbox in `/ID`); where the process
+/// shares the harness's own cgroup, or the runtime names cgroups some other
+/// way, this cannot tell, and says nothing. Only what lies below the
+/// harness's own cgroup counts, so a harness that itself runs inside
+/// another's container is not misled by the outer id.
+pub fn another_container(
+    proc_cgroup: &str,
+    own_cgroup: &str,
+    own_id: &str,
+    id_prefix: &str,
+) -> Option<String> {
+    let own = hierarchies(own_cgroup);
+    hierarchies(proc_cgroup)
+        .into_iter()
+        .filter(|h| !own.contains(h))
+        .find_map(|(controllers, path)| {
+            let below = own
+                .iter()
+                .find(|(c, _)| *c == controllers)
+                .and_then(|(_, p)| path.strip_prefix(p.trim_end_matches('/')))
+                .unwrap_or(&path);
+            below.match_indices(id_prefix).find_map(|(at, _)| {
+                let rest = &below[at + id_prefix.len()..];
+                let digits =
+                    rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+                let id = &below[at..at + id_prefix.len() + digits];
+                (digits > 0 && id != own_id).then(|| id.to_string())
+            })
+        })
+}
+
 /// The pids listed in a `cgroup.procs` file.
 pub fn parse_procs(text: &str) -> Vec<i32> {
     text.lines().filter_map(|l| l.trim().parse().ok()).collect()
@@ -76,6 +114,7 @@ pub fn parse_procs(text: &str) -> Vec<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
 
     const HYBRID_CGROUP: &str =
         "9:name=systemd:/c1\n8:pids:/c1\n6:freezer:/c1\n4:memory:/x/c1\n0::/c1\n";
@@ -87,6 +126,69 @@ cgroup /sys/fs/cgroup/pids cgroup rw,relatime,pids 0 0
 cgroup /sys/fs/cgroup/systemd cgroup rw,relatime,name=systemd 0 0
 cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
 ";
+
+    const PREFIX: &str = "orphanage-77-";
+
+    #[rstest]
+    #[case::runc_and_crun("10:hugetlb:/orphanage-77-3\n8:pids:/orphanage-77-3\n0::/\n")]
+    #[case::youki("8:pids:/:youki:orphanage-77-3\n9:name=systemd:/\n")]
+    #[case::a_systemd_scope("0::/system.slice/crun-orphanage-77-3.scope\n")]
+    #[case::only_one_hierarchy_names_it("8:pids:/\n6:freezer:/orphanage-77-3\n")]
+    fn a_process_in_another_containers_cgroup_is_told_apart(#[case] cgroup: &str) {
+        assert_eq!(
+            another_container(cgroup, "8:pids:/\n0::/\n", "orphanage-77-4", PREFIX),
+            Some("orphanage-77-3".to_string())
+        );
+    }
+
+    #[rstest]
+    #[case::its_own("8:pids:/orphanage-77-4\n0::/\n")]
+    #[case::youkis_own("8:pids:/:youki:orphanage-77-4\n")]
+    #[case::the_harnesss_own_cgroup("8:pids:/\n0::/\n")]
+    #[case::another_harnesss_container("8:pids:/orphanage-78-3\n")]
+    #[case::a_prefix_without_a_number("8:pids:/orphanage-77-x\n")]
+    #[case::a_cgroup_named_otherwise("0::/machine.slice/abc\n")]
+    #[case::nothing_readable("")]
+    fn anything_else_is_not(#[case] cgroup: &str) {
+        assert_eq!(
+            another_container(cgroup, "8:pids:/\n0::/\n", "orphanage-77-4", PREFIX),
+            None
+        );
+    }
+
+    #[test]
+    fn a_longer_number_is_another_container() {
+        // orphanage-77-4 is a prefix of orphanage-77-40, which is not it.
+        assert_eq!(
+            another_container("8:pids:/orphanage-77-40\n", "", "orphanage-77-4", PREFIX),
+            Some("orphanage-77-40".to_string())
+        );
+    }
+
+    #[test]
+    fn the_harnesss_own_cgroup_path_is_not_read() {
+        // A harness inside an outer one's container orphanage-77-9, its own
+        // containers below that.
+        let own = "8:pids:/orphanage-77-9\n";
+        assert_eq!(
+            another_container(
+                "8:pids:/orphanage-77-9/orphanage-77-4\n",
+                own,
+                "orphanage-77-4",
+                PREFIX
+            ),
+            None
+        );
+        assert_eq!(
+            another_container(
+                "8:pids:/orphanage-77-9/orphanage-77-2\n",
+                own,
+                "orphanage-77-4",
+                PREFIX
+            ),
+            Some("orphanage-77-2".to_string())
+        );
+    }
 
     #[test]
     fn hybrid_prefers_unified_then_pids() {

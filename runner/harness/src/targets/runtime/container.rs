@@ -828,8 +828,8 @@ pub fn run_in_runtime(
         }
     };
     let id = format!(
-        "orphanage-{}-{}",
-        std::process::id(),
+        "{}{}",
+        container_id_prefix(),
         NEXT_ID.fetch_add(1, Ordering::SeqCst)
     );
     let mut run = Run {
@@ -1023,11 +1023,31 @@ fn cgroup_procs_of(init: i32) -> Vec<PathBuf> {
     )
 }
 
+/// What this harness's container ids begin with: `orphanage-PID-`, then a
+/// number counting up from 0 across every runtime of the run.
+fn container_id_prefix() -> String {
+    format!("orphanage-{}-", std::process::id())
+}
+
+/// The container of this harness's, other than `own_id`, whose cgroups hold
+/// `pid`, where they say (`cgroup::another_container`): a pid file that
+/// names another scenario's process, which is under the harness too after
+/// `run --detach`.
+fn in_another_container(pid: i32, own_id: &str) -> Option<String> {
+    cgroup::another_container(
+        &std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default(),
+        &std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
+        own_id,
+        &container_id_prefix(),
+    )
+}
+
 /// The verdict when `run --detach` named as its init (by --pid-file, or by
 /// `state` without one) a process that is not under the harness, which
 /// adopts every process `run --detach` leaves (an init that exits stays our
-/// zombie, so even a gone one is still there). The real init, if `state`
-/// names one under the harness, is watched as the scenario would have
+/// zombie, so even a gone one is still there), or one in another of its
+/// containers. The real init, if `state` names one under the harness and
+/// in no other container, is watched as the scenario would have
 /// watched it, so that teardown kills and reaps it and, for a sandbox, its
 /// helpers: a zombie of ours holds up runsc's `delete`. Without one, a pid
 /// with no process is the agent ending before its scenario; anyone else's
@@ -1045,13 +1065,18 @@ fn not_the_detached_init(
         .verb("state", state)
         .ok()
         .and_then(|s| state_pid(&s.output))
-        .filter(|&p| p != pid)
+        .filter(|&p| p != pid && in_another_container(p, &run.id).is_none())
         .and_then(|p| {
             Some((
                 p,
                 watch::start_under(p, me, watch::UNDER_THE_HARNESS, live::parent_and_start)?,
             ))
         });
+    let whose = match in_another_container(pid, &run.id) {
+        Some(other) => format!("that is a process of {other}, another container of this run's"),
+        None => "that is no process under the harness, which adopts what `run --detach` leaves"
+            .to_string(),
+    };
     let Some((real, started)) = real else {
         if watch::stat(pid).is_none() {
             return run.with_output(Verdict::broken(format!(
@@ -1060,9 +1085,8 @@ fn not_the_detached_init(
             )));
         }
         return run.with_output(Verdict::fail(format!(
-            "`{label} run --detach` gave {pid} as its container's init, and that is no process \
-             under the harness, which adopts what `run --detach` leaves: not the container's \
-             init"
+            "`{label} run --detach` gave {pid} as its container's init, and {whose}: not the \
+             container's init"
         )));
     };
     if !run
@@ -1087,9 +1111,8 @@ fn not_the_detached_init(
     }
     run.pin_cgroup_members();
     run.with_output(Verdict::fail(format!(
-        "`{label} run --detach` gave {pid} as its container's init, and that is no process \
-         under the harness, which adopts what `run --detach` leaves: not the container's \
-         init (`{label} state` says {real})"
+        "`{label} run --detach` gave {pid} as its container's init, and {whose}: not the \
+         container's init (`{label} state` says {real})"
     )))
 }
 
@@ -1187,7 +1210,11 @@ fn drive(
     } else {
         let pid = init_of_detached_run(run, &mut creating, &pid_file)?;
         let me = std::process::id() as i32;
-        match watch::start_under(pid, me, watch::UNDER_THE_HARNESS, live::parent_and_start) {
+        // Under the harness is every scenario's container after `run
+        // --detach`: this one's init is in no other's cgroup.
+        match watch::start_under(pid, me, watch::UNDER_THE_HARNESS, live::parent_and_start)
+            .filter(|_| in_another_container(pid, &id).is_none())
+        {
             Some(started) => (pid, started),
             None => {
                 return Err(not_the_detached_init(
