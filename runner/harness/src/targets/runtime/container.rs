@@ -298,6 +298,31 @@ impl Run<'_> {
         self.init_status
     }
 
+    /// Takes `pid`, started at `started`, as the container's init: registered,
+    /// so that an interrupt kills it; pinned, under the name its scenario
+    /// gives it; its cgroup found; and whatever else the runtime left there
+    /// pinned too, while the init is surely alive (once the container's
+    /// program exits, a sandbox's helpers may exit too, and their zombies
+    /// leave cgroup.procs). Broken (interrupted) if an interrupt came first.
+    fn watch_init(&mut self, scenario: &Scenario, pid: i32, started: u64) -> Result<(), Verdict> {
+        if self
+            .registration
+            .as_ref()
+            .is_some_and(|r| !r.set_agent(pid, started))
+        {
+            return Err(Verdict::broken("interrupted"));
+        }
+        let name = if scenario.namespace == Namespace::UnderInit {
+            "init"
+        } else {
+            scenario.root_name()
+        };
+        self.init = Watched::pin(name, pid, started).ok();
+        self.cgroup_procs = cgroup_procs_of(pid);
+        self.pin_cgroup_members();
+        Ok(())
+    }
+
     /// Pins every host process in the container's cgroup that is not pinned
     /// yet: for a sandboxed runtime, the sandbox's helpers (runsc's gofer, the
     /// ptrace platform's stub processes). They are ours to kill, and after
@@ -1089,27 +1114,16 @@ fn not_the_detached_init(
              container's init"
         )));
     };
-    if !run
-        .registration
-        .as_ref()
-        .is_some_and(|r| r.set_agent(real, started))
-    {
-        return Verdict::broken("interrupted");
+    if let Err(interrupted) = run.watch_init(scenario, real, started) {
+        return interrupted;
     }
-    let name = if scenario.namespace == Namespace::UnderInit {
-        "init"
-    } else {
-        scenario.root_name()
-    };
-    run.init = Watched::pin(name, real, started).ok();
-    run.cgroup_procs = cgroup_procs_of(real);
     // The container has started, but runc's init may not have exec'd its
     // program yet, and would look like a sandbox: then its own cgroup's
     // members are pinned and killed with it, which teardown does anyway.
     if let HostView::NotHost(why) = host_view(real, program_in_rootfs) {
         run.sandboxed = Some(why);
+        run.pin_cgroup_members();
     }
-    run.pin_cgroup_members();
     run.with_output(Verdict::fail(format!(
         "`{label} run --detach` gave {pid} as its container's init, and {whose}: not the \
          container's init (`{label} state` says {real})"
@@ -1226,31 +1240,10 @@ fn drive(
             }
         }
     };
-    if run
-        .registration
-        .as_ref()
-        .is_some_and(|r| !r.set_agent(init_pid, init_start))
-    {
-        return Err(Verdict::broken("interrupted"));
-    }
     if let (Some(r), true) = (&run.registration, foreground && target.nudge_foreground_run) {
         r.nudge_on_interrupt((init_pid, init_start));
     }
-    run.init = Watched::pin(
-        if scenario.namespace == Namespace::UnderInit {
-            "init"
-        } else {
-            scenario.root_name()
-        },
-        init_pid,
-        init_start,
-    )
-    .ok();
-    run.cgroup_procs = cgroup_procs_of(init_pid);
-    // What else the runtime left in the container's cgroup, while it is
-    // surely alive: once the container's program exits, a sandbox's helpers
-    // may exit too, and their zombies leave cgroup.procs.
-    run.pin_cgroup_members();
+    run.watch_init(scenario, init_pid, init_start)?;
     run.state_in_root =
         state_dir::entries_in(&target.cli.root, &id).is_ok_and(|entries| !entries.is_empty());
     // The agent is reading by now, so a scenario larger than the pipe
