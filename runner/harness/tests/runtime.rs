@@ -663,7 +663,7 @@ fn a_pid_file_naming_a_stranger_is_a_fail_and_the_stranger_lives(
 /// a pid file may name another scenario's process and still pass that
 /// check: its cgroup, named after another container of the run's, tells it
 /// apart. `names-a-neighbour` leaves such a process (a `sleep` the harness
-/// adopts, in a pids cgroup named orphanage-PID-N) and names it: a fail,
+/// adopts, in a cgroup named orphanage-PID-N) and names it: a fail,
 /// and the neighbour lives on past its scenario (until the sweep at the end
 /// of the run, which kills whatever the harness has adopted).
 fn a_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives(
@@ -742,8 +742,22 @@ fn a_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives(
         output,
         report: report_at(&report_path),
     };
+    // Adopted by the harness, they are its to end by the end of the run.
+    let outlived_the_run: Vec<i32> = logged
+        .iter()
+        .filter(|(pid, dir)| {
+            Neighbours::in_its_cgroup(*pid, dir)
+                && procfs::process::Process::new(*pid)
+                    .and_then(|p| p.stat())
+                    .is_ok_and(|s| s.state != 'Z')
+        })
+        .map(|(pid, _)| *pid)
+        .collect();
     drop(neighbours);
     iso.assert_clean_of(wrapped, pid, &mounts_before)?;
+    check(outlived_the_run.is_empty(), || {
+        format!("neighbours outlived the run: {outlived_the_run:?}")
+    })?;
     check(logged.len() == 2, || {
         format!(
             "the wrapper made {logged:?}, not two neighbours\n{}",

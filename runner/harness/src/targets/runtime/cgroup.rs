@@ -77,9 +77,11 @@ fn hierarchies(proc_cgroup: &str) -> Vec<(String, String)> {
 /// runtimes put a container in cgroups named after its id (runc and crun
 /// `/ID`, youki `/:youki:ID`, runsc its sandbox in `/ID`); where the process
 /// shares the harness's own cgroup, or the runtime names cgroups some other
-/// way, this cannot tell, and says nothing. Only what lies below the
-/// harness's own cgroup counts, so a harness that itself runs inside
-/// another's container is not misled by the outer id.
+/// way, this cannot tell, and says nothing. Where a path lies below the
+/// harness's own cgroup (runc's and crun's do, relative to it), only the
+/// part below counts, so a harness that itself runs inside another's
+/// container is not misled by the outer id; a path elsewhere (runsc's
+/// absolute `/ID`) is read whole.
 pub fn another_container(
     proc_cgroup: &str,
     own_cgroup: &str,

@@ -935,11 +935,22 @@ fn init_of_foreground_run(
             match started {
                 Some(started) => Ok((pid, started)),
                 // Gone: as when `run` exits right after the pid file (below).
+                // The `run` is on its way out too (runsc's, when its network
+                // cannot be set up), and says why as it goes: its exit and its
+                // words are waited for, briefly, so that the verdict has them
+                // (and the environment error its hint).
                 None if watch::stat(pid).is_none() => {
+                    let within = run.clock.cap(Duration::from_secs(2));
+                    let exited = run.foreground.as_mut().and_then(|r| {
+                        foreground::exits_within(r, &mut SigchldNudge::none(), within)
+                    });
+                    let how = exited
+                        .map(|s| format!(" (its foreground `{label} run` exited: {s})"))
+                        .unwrap_or_default();
                     Err(run.with_output(Verdict::broken(format!(
                         "the agent ended without a verdict (before the first step): the \
                          container's init, pid {pid} in `{label} run`'s --pid-file, was gone \
-                         before its scenario came"
+                         before its scenario came{how}"
                     ))))
                 }
                 // Someone else's: nothing may be done to it.
@@ -1071,7 +1082,7 @@ fn in_another_container(pid: i32, own_id: &str) -> Option<String> {
 /// `state` without one) a process that is not under the harness, which
 /// adopts every process `run --detach` leaves (an init that exits stays our
 /// zombie, so even a gone one is still there), or one in another of its
-/// containers. The real init, if `state` names one under the harness and
+/// containers (`neighbour`, as the caller saw it). The real init, if `state` names one under the harness and
 /// in no other container, is watched as the scenario would have
 /// watched it, so that teardown kills and reaps it and, for a sandbox, its
 /// helpers: a zombie of ours holds up runsc's `delete`. Without one, a pid
@@ -1081,6 +1092,7 @@ fn not_the_detached_init(
     run: &mut Run,
     scenario: &Scenario,
     pid: i32,
+    neighbour: Option<String>,
     program_in_rootfs: &Path,
 ) -> Verdict {
     let label = run.target.label.clone();
@@ -1097,13 +1109,13 @@ fn not_the_detached_init(
                 watch::start_under(p, me, watch::UNDER_THE_HARNESS, live::parent_and_start)?,
             ))
         });
-    let whose = match in_another_container(pid, &run.id) {
+    let whose = match &neighbour {
         Some(other) => format!("that is a process of {other}, another container of this run's"),
         None => "that is no process under the harness, which adopts what `run --detach` leaves"
             .to_string(),
     };
     let Some((real, started)) = real else {
-        if watch::stat(pid).is_none() {
+        if neighbour.is_none() && watch::stat(pid).is_none() {
             return run.with_output(Verdict::broken(format!(
                 "the agent ended without a verdict (before the first step): the container's \
                  init, pid {pid} from `{label} run --detach`, was gone before its scenario came"
@@ -1226,15 +1238,18 @@ fn drive(
         let me = std::process::id() as i32;
         // Under the harness is every scenario's container after `run
         // --detach`: this one's init is in no other's cgroup.
-        match watch::start_under(pid, me, watch::UNDER_THE_HARNESS, live::parent_and_start)
-            .filter(|_| in_another_container(pid, &id).is_none())
-        {
-            Some(started) => (pid, started),
-            None => {
+        let started = watch::start_under(pid, me, watch::UNDER_THE_HARNESS, live::parent_and_start);
+        // Read once: the verdict says what was seen here, though the
+        // neighbour may be gone by the time it is written.
+        let neighbour = started.and(in_another_container(pid, &id));
+        match (started, neighbour) {
+            (Some(started), None) => (pid, started),
+            (_, neighbour) => {
                 return Err(not_the_detached_init(
                     run,
                     scenario,
                     pid,
+                    neighbour,
                     &program_in_rootfs,
                 ))
             }
