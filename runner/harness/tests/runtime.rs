@@ -666,8 +666,11 @@ fn a_pid_file_naming_a_stranger_is_a_fail_and_the_stranger_lives(
 /// adopts, in a cgroup named orphanage-PID-N) and names it: a fail,
 /// and the neighbour lives on past its scenario (until the sweep at the end
 /// of the run, which kills whatever the harness has adopted).
+/// With `in_state`, `state` names a second neighbour as the init: it is not
+/// taken for the real one either (not watched, not signalled).
 fn a_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives(
     wrapped: &str,
+    in_state: bool,
 ) -> Result<(), Failed> {
     /// The neighbours the wrapper logged: each killed (if its cgroup still
     /// says it is the one logged) and its cgroup removed, however the test
@@ -733,6 +736,10 @@ fn a_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives(
     command
         .env("ORPHANAGE_WRAPPED_RUNTIME", wrapped)
         .env("ORPHANAGE_NEIGHBOUR_LOG", &neighbours.0)
+        .env(
+            "ORPHANAGE_NEIGHBOUR_IN_STATE",
+            if in_state { "1" } else { "" },
+        )
         .arg("--report")
         .arg(&report_path);
     let (output, pid) = run_to_end(command);
@@ -758,27 +765,45 @@ fn a_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives(
     check(outlived_the_run.is_empty(), || {
         format!("neighbours outlived the run: {outlived_the_run:?}")
     })?;
-    check(logged.len() == 2, || {
-        format!(
-            "the wrapper made {logged:?}, not two neighbours\n{}",
-            run.stderr()
-        )
+    // One a scenario, or two with the one `state` names.
+    let each = if in_state { 2 } else { 1 };
+    check(logged.len() == 2 * each, || {
+        format!("the wrapper made {logged:?}\n{}", run.stderr())
     })?;
-    // The first scenario's neighbour, as the second scenario's `run` saw it.
-    check(seen == format!("{} alive\n", logged[0].0), || {
+    // The first scenario's neighbours, as the second scenario's `run` saw them.
+    let first: String = logged[..each]
+        .iter()
+        .map(|(pid, _)| format!("{pid} alive\n"))
+        .collect();
+    check(seen == first, || {
         format!(
-            "the first neighbour, {}, was not alive once its scenario was over: {seen:?}\n{}",
-            logged[0].0,
+            "the first scenario's neighbours were not all alive once it was over: {seen:?}\n{}",
             run.stderr()
         )
     })?;
     let results = outcomes(&run);
-    let expected = |(neighbour, dir): &(i32, PathBuf)| {
-        format!(
+    let cgroup_name = |dir: &PathBuf| dir.file_name().unwrap().to_string_lossy().into_owned();
+    // A scenario's reason: the pid file's neighbour, then what `state` said:
+    // the real init (a pid that is no neighbour), or the second neighbour.
+    let logged = &logged;
+    let expected = |made: &[(i32, PathBuf)], reason: &str| {
+        let (neighbour, dir) = &made[0];
+        let start = format!(
             "run --detach` gave {neighbour} as its container's init, and that is a process of \
-             {}, another container of this run's: not the container's init",
-            dir.file_name().unwrap().to_string_lossy()
-        )
+             {}, another container of this run's: not the container's init (`names-a-neighbour \
+             state` says ",
+            cgroup_name(dir)
+        );
+        match (made.get(1), reason.split_once(&start)) {
+            (Some((second, dir)), Some((_, said))) => {
+                said == format!("{second}, a process of {})", cgroup_name(dir))
+            }
+            (None, Some((_, said))) => said
+                .strip_suffix(')')
+                .and_then(|p| p.parse::<i32>().ok())
+                .is_some_and(|p| logged.iter().all(|n| n.0 != p)),
+            (_, None) => false,
+        }
     };
     check(
         results.len() == 2
@@ -786,8 +811,8 @@ fn a_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives(
                 .iter()
                 .all(|r| r.1 == "fail" && !r.2.contains("cleanup:"))
             && logged
-                .iter()
-                .all(|n| results.iter().any(|r| r.2.contains(&expected(n)))),
+                .chunks(each)
+                .all(|made| results.iter().any(|r| expected(made, &r.2))),
         || format!("{results:#?}\n{}", run.stderr()),
     )
 }
@@ -1309,12 +1334,17 @@ fn main() {
         needs(
             "a_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives",
             &["runc"],
-            || a_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives("runc"),
+            || a_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives("runc", false),
+        ),
+        needs(
+            "a_state_naming_a_neighbour_too_is_a_fail_and_both_live",
+            &["runc"],
+            || a_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives("runc", true),
         ),
         needs(
             "runsc_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives",
             &["runsc"],
-            || a_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives("runsc"),
+            || a_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives("runsc", false),
         ),
         needs(
             "a_process_left_in_the_container_is_caught",

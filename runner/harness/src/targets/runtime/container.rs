@@ -1082,8 +1082,8 @@ fn in_another_container(pid: i32, own_id: &str) -> Option<String> {
 /// `state` without one) a process that is not under the harness, which
 /// adopts every process `run --detach` leaves (an init that exits stays our
 /// zombie, so even a gone one is still there), or one in another of its
-/// containers (`neighbour`, as the caller saw it). The real init, if `state` names one under the harness and
-/// in no other container, is watched as the scenario would have
+/// containers (`neighbour`, as the caller saw it). The real init, if `state`
+/// names one under the harness and in no other container, is watched as the scenario would have
 /// watched it, so that teardown kills and reaps it and, for a sandbox, its
 /// helpers: a zombie of ours holds up runsc's `delete`. Without one, a pid
 /// with no process is the agent ending before its scenario; anyone else's
@@ -1098,17 +1098,19 @@ fn not_the_detached_init(
     let label = run.target.label.clone();
     let me = std::process::id() as i32;
     let state = run.target.cli.state(&run.id);
-    let real = run
+    let said = run
         .verb("state", state)
         .ok()
         .and_then(|s| state_pid(&s.output))
-        .filter(|&p| p != pid && in_another_container(p, &run.id).is_none())
-        .and_then(|p| {
-            Some((
-                p,
-                watch::start_under(p, me, watch::UNDER_THE_HARNESS, live::parent_and_start)?,
-            ))
-        });
+        .filter(|&p| p != pid);
+    // `state` may lie as the pid file did: its pid is then named, not watched.
+    let state_neighbour = said.and_then(|p| Some((p, in_another_container(p, &run.id)?)));
+    let real = said.filter(|_| state_neighbour.is_none()).and_then(|p| {
+        Some((
+            p,
+            watch::start_under(p, me, watch::UNDER_THE_HARNESS, live::parent_and_start)?,
+        ))
+    });
     let whose = match &neighbour {
         Some(other) => format!("that is a process of {other}, another container of this run's"),
         None => "that is no process under the harness, which adopts what `run --detach` leaves"
@@ -1121,9 +1123,13 @@ fn not_the_detached_init(
                  init, pid {pid} from `{label} run --detach`, was gone before its scenario came"
             )));
         }
+        let state_too = match state_neighbour {
+            Some((p, other)) => format!(" (`{label} state` says {p}, a process of {other})"),
+            None => String::new(),
+        };
         return run.with_output(Verdict::fail(format!(
             "`{label} run --detach` gave {pid} as its container's init, and {whose}: not the \
-             container's init"
+             container's init{state_too}"
         )));
     };
     if let Err(interrupted) = run.watch_init(scenario, real, started) {
