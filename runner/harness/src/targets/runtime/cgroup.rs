@@ -96,16 +96,32 @@ pub fn another_container(
             let below = own
                 .iter()
                 .find(|(c, _)| *c == controllers)
-                .and_then(|(_, p)| path.strip_prefix(p.trim_end_matches('/')))
+                .and_then(|(_, p)| below_path(&path, p))
                 .unwrap_or(&path);
+            // An id is a whole word: `xorphanage-1-2` and `orphanage-1-2a`
+            // are not orphanage-1-2, `crun-orphanage-1-2.scope` is.
+            let part_of_a_word = |c: Option<char>| {
+                c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            };
             below.match_indices(id_prefix).find_map(|(at, _)| {
                 let rest = &below[at + id_prefix.len()..];
                 let digits =
                     rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
                 let id = &below[at..at + id_prefix.len() + digits];
-                (digits > 0 && id != own_id).then(|| id.to_string())
+                let before = below[..at].chars().next_back();
+                let after = rest[digits..].chars().next();
+                let whole = !(before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                    || part_of_a_word(after));
+                (digits > 0 && whole && id != own_id).then(|| id.to_string())
             })
         })
+}
+
+/// The part of cgroup `path` below `ancestor`, by whole components (`/c10`
+/// is not below `/c1`): empty for `ancestor` itself, else from its `/`.
+fn below_path<'a>(path: &'a str, ancestor: &str) -> Option<&'a str> {
+    let rest = path.strip_prefix(ancestor.trim_end_matches('/'))?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
 }
 
 /// The pids listed in a `cgroup.procs` file.
@@ -151,6 +167,9 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
     #[case::a_prefix_without_a_number("8:pids:/orphanage-77-x\n")]
     #[case::a_cgroup_named_otherwise("0::/machine.slice/abc\n")]
     #[case::nothing_readable("")]
+    #[case::inside_a_longer_word("8:pids:/xorphanage-77-3\n")]
+    #[case::followed_by_more_of_a_word("8:pids:/orphanage-77-3a\n")]
+    #[case::followed_by_more_of_an_id("8:pids:/orphanage-77-3-x\n")]
     fn anything_else_is_not(#[case] cgroup: &str) {
         assert_eq!(
             another_container(cgroup, "8:pids:/\n0::/\n", "orphanage-77-4", PREFIX),
@@ -189,6 +208,27 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
                 PREFIX
             ),
             Some("orphanage-77-2".to_string())
+        );
+    }
+
+    #[test]
+    fn below_the_harnesss_own_path_is_by_whole_components() {
+        assert_eq!(
+            below_path("/c1/orphanage-77-2", "/c1"),
+            Some("/orphanage-77-2")
+        );
+        assert_eq!(below_path("/c1", "/c1/"), Some(""));
+        assert_eq!(below_path("/x", "/"), Some("/x"));
+        assert_eq!(below_path("/c10/orphanage-77-2", "/c1"), None);
+        // So an outer id in a sibling of the harness's own cgroup is read.
+        assert_eq!(
+            another_container(
+                "8:pids:/orphanage-77-90\n",
+                "8:pids:/orphanage-77-9\n",
+                "orphanage-77-4",
+                PREFIX
+            ),
+            Some("orphanage-77-90".to_string())
         );
     }
 
