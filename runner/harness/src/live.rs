@@ -149,6 +149,9 @@ struct Entry {
     /// leaves state behind (runsc: its lock file), so the interrupt thread
     /// lets it finish first.
     creating: Option<Arc<OwnedFd>>,
+    /// That command's pid while `creating` is set: our unreaped child
+    /// until then, so the pid is surely its.
+    creating_pid: Option<i32>,
     /// A foreground `run` that may lose its init's SIGCHLD (youki's): the
     /// init as (pid, start time), so that an interrupt's wait for the `run`
     /// sends that SIGCHLD again, as teardown's does.
@@ -375,14 +378,25 @@ fn reap_root(id: u64, limit: Option<Duration>) -> Option<Exit> {
 }
 
 fn poll_readable(fd: &OwnedFd, limit: Option<Duration>) -> bool {
+    poll_in(
+        fd,
+        limit.map_or(-1, |l| l.as_millis().clamp(1, i32::MAX as u128) as i32),
+    )
+}
+
+/// Whether a pidfd says its process has exited, without waiting.
+fn readable_now(fd: &OwnedFd) -> bool {
+    poll_in(fd, 0)
+}
+
+fn poll_in(fd: &OwnedFd, timeout_ms: i32) -> bool {
     let mut p = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN,
         revents: 0,
     };
-    let timeout = limit.map_or(-1, |l| l.as_millis().clamp(1, i32::MAX as u128) as i32);
     // SAFETY: one valid pollfd.
-    unsafe { libc::poll(&mut p, 1, timeout) > 0 }
+    unsafe { libc::poll(&mut p, 1, timeout_ms) > 0 }
 }
 
 /// Removes the tree from the registry when dropped. A tree dropped before
@@ -408,6 +422,7 @@ pub fn register(tree: Tree) -> Option<Registration> {
             spawned: tree.spawned,
             container: tree.container,
             creating: None,
+            creating_pid: None,
             nudge_init: None,
         },
     );
@@ -440,6 +455,7 @@ pub fn start_registered<E>(
             spawned: tree.spawned,
             container: tree.container,
             creating: None,
+            creating_pid: None,
             nudge_init: None,
         },
     );
@@ -526,6 +542,7 @@ impl Registration {
         if let (Ok(child), Some(e)) = (&spawned, live.get_mut(&self.id)) {
             // Our unreaped child: the pidfd is surely its.
             e.creating = pidfd_open(child.id() as i32).map(Arc::new);
+            e.creating_pid = Some(child.id() as i32);
         }
         Some(spawned)
     }
@@ -543,7 +560,37 @@ impl Registration {
     pub fn created(&self) {
         if let Some(e) = live().get_mut(&self.id) {
             e.creating = None;
+            e.creating_pid = None;
         }
+    }
+
+    /// What `pid` is of another tree's, if anything: the runtime command
+    /// creating its container (another scenario's `run`, a child of the
+    /// harness in the harness's own cgroup, which no cgroup name tells
+    /// apart), or its root while that still runs (pidfd not yet readable;
+    /// unreaped, without one). Named after the container's id (the last
+    /// word of its delete), or the tree's number.
+    pub fn another_trees_process(&self, pid: i32) -> Option<String> {
+        live().iter().find_map(|(&id, e)| {
+            let root_running = e.root.as_ref().is_some_and(|r| {
+                r.pid == pid && !r.reaped && r.pidfd.as_ref().is_none_or(|fd| !readable_now(fd))
+            });
+            let what = if e.creating_pid == Some(pid) {
+                "the runtime command creating"
+            } else if root_running {
+                "the root of"
+            } else {
+                return None;
+            };
+            let whose = e
+                .container
+                .as_ref()
+                .and_then(|c| c.delete.1.last())
+                .map_or(format!("tree {id}"), |name| {
+                    name.to_string_lossy().into_owned()
+                });
+            (id != self.id).then(|| format!("{what} {whose}"))
+        })
     }
 
     /// The container has been deleted: nothing is left for the interrupt handler to delete.

@@ -817,6 +817,65 @@ fn a_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives(
     )
 }
 
+/// Another scenario's `run`, a child of the harness in the harness's own
+/// cgroup, passes both the under-the-harness and the cgroup checks: the
+/// harness's registry knows it as the command creating another container.
+/// `names-another-run` holds the first scenario's `run` (before it execs the
+/// runtime) until the second's container is deleted, and makes the second's
+/// pid file name it: the second is a fail that says so, and the first `run`
+/// is left alone, so its scenario passes.
+fn a_pid_file_naming_another_run_is_a_fail_and_that_run_goes_on() -> Result<(), Failed> {
+    let iso = Isolated::new();
+    let wrapper = repo().join("fixtures/runtime/misbehaving/names-another-run");
+    let dir = iso.dir.path().join("another-run");
+    std::fs::create_dir(&dir).unwrap();
+    let mounts_before = mounts();
+    let report_path = iso.dir.path().join("report.json");
+    // Two threads, so that both `run`s are alive at once; `run --detach`
+    // for both (each has a step of the harness's, `runtime_kill`).
+    let mut command = iso.command(&[
+        "--runtime",
+        wrapper.to_str().unwrap(),
+        "--test-threads",
+        "2",
+        "container_init::sigterm_delivered_with_handler",
+        "container_init::sigterm_ignored_without_handler",
+    ]);
+    command
+        .env("ORPHANAGE_ANOTHER_RUN_DIR", &dir)
+        .arg("--report")
+        .arg(&report_path);
+    let (output, pid) = run_to_end(command);
+    let run = Run {
+        output,
+        report: report_at(&report_path),
+    };
+    iso.assert_clean(pid, &mounts_before)?;
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    let (first_run, second_id) = (read("first/pid"), read("second-id"));
+    let (first_run, second_id) = (first_run.trim(), second_id.trim());
+    check(!first_run.is_empty() && !second_id.is_empty(), || {
+        format!("the wrapper named no `run`\n{}", run.stderr())
+    })?;
+    check(dir.join("second-deleted").exists(), || {
+        format!("the second container was never deleted\n{}", run.stderr())
+    })?;
+    let results = outcomes(&run);
+    let first_id = format!("{}-", second_id.rsplit_once('-').unwrap().0);
+    let named = format!(
+        "run --detach` gave {first_run} as its container's init, and that is the runtime \
+         command creating {first_id}"
+    );
+    check(
+        results.len() == 2
+            && results
+                .iter()
+                .any(|r| r.1 == "fail" && r.2.contains(&named) && !r.2.contains("cleanup:"))
+            && results.iter().any(|r| r.1 == "pass"),
+        || format!("{results:#?}\n{}", run.stderr()),
+    )
+}
+
 /// A scenario's `steps_ms` counts its steps, not the making of its
 /// container: under a `run` made 250 ms slower, a scenario that ends on a
 /// step of the harness's (timed by the harness, not the agent) and one that
@@ -1345,6 +1404,11 @@ fn main() {
             "runsc_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives",
             &["runsc"],
             || a_pid_file_naming_a_neighbour_is_a_fail_and_the_neighbour_lives("runsc", false),
+        ),
+        needs(
+            "a_pid_file_naming_another_run_is_a_fail_and_that_run_goes_on",
+            &["runc"],
+            a_pid_file_naming_another_run_is_a_fail_and_that_run_goes_on,
         ),
         needs(
             "a_process_left_in_the_container_is_caught",

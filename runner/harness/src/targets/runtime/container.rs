@@ -1065,17 +1065,24 @@ fn container_id_prefix() -> String {
     format!("orphanage-{}-", std::process::id())
 }
 
-/// The container of this harness's, other than `own_id`, whose cgroups hold
-/// `pid`, where they say (`cgroup::another_container`): a pid file that
-/// names another scenario's process, which is under the harness too after
-/// `run --detach`.
-fn in_another_container(pid: i32, own_id: &str) -> Option<String> {
-    cgroup::another_container(
-        &std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default(),
-        &std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
-        own_id,
-        &container_id_prefix(),
-    )
+/// What `pid` is of another of this harness's containers, if anything: a
+/// pid file that names another scenario's process, which is under the
+/// harness too after `run --detach`. Its `run` or its init, as the registry
+/// knows them (`live::Registration::another_trees_process`), else a process
+/// in its cgroups, where they say (`cgroup::another_container`).
+fn of_another_container(run: &Run, pid: i32) -> Option<String> {
+    run.registration
+        .as_ref()
+        .and_then(|r| r.another_trees_process(pid))
+        .or_else(|| {
+            let other = cgroup::another_container(
+                &std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default(),
+                &std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
+                &run.id,
+                &container_id_prefix(),
+            )?;
+            Some(format!("a process of {other}"))
+        })
 }
 
 /// The verdict when `run --detach` named as its init (by --pid-file, or by
@@ -1104,7 +1111,7 @@ fn not_the_detached_init(
         .and_then(|s| state_pid(&s.output))
         .filter(|&p| p != pid);
     // `state` may lie as the pid file did: its pid is then named, not watched.
-    let state_neighbour = said.and_then(|p| Some((p, in_another_container(p, &run.id)?)));
+    let state_neighbour = said.and_then(|p| Some((p, of_another_container(run, p)?)));
     let real = said.filter(|_| state_neighbour.is_none()).and_then(|p| {
         Some((
             p,
@@ -1112,7 +1119,7 @@ fn not_the_detached_init(
         ))
     });
     let whose = match &neighbour {
-        Some(other) => format!("that is a process of {other}, another container of this run's"),
+        Some(other) => format!("that is {other}, another container of this run's"),
         None => "that is no process under the harness, which adopts what `run --detach` leaves"
             .to_string(),
     };
@@ -1124,7 +1131,7 @@ fn not_the_detached_init(
             )));
         }
         let state_too = match state_neighbour {
-            Some((p, other)) => format!(" (`{label} state` says {p}, a process of {other})"),
+            Some((p, other)) => format!(" (`{label} state` says {p}, {other})"),
             None => String::new(),
         };
         return run.with_output(Verdict::fail(format!(
@@ -1247,7 +1254,7 @@ fn drive(
         let started = watch::start_under(pid, me, watch::UNDER_THE_HARNESS, live::parent_and_start);
         // Read once: the verdict says what was seen here, though the
         // neighbour may be gone by the time it is written.
-        let neighbour = started.and(in_another_container(pid, &id));
+        let neighbour = started.and_then(|_| of_another_container(run, pid));
         match (started, neighbour) {
             (Some(started), None) => (pid, started),
             (_, neighbour) => {
