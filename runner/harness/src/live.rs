@@ -567,9 +567,10 @@ impl Registration {
     /// What `pid` is of another tree's, if anything: the runtime command
     /// creating its container (another scenario's `run`, a child of the
     /// harness in the harness's own cgroup, which no cgroup name tells
-    /// apart), or its root while that still runs (pidfd not yet readable;
-    /// unreaped, without one). Named after the container's id (the last
-    /// word of its delete), or the tree's number.
+    /// apart), or its root (a container's init) while that still runs
+    /// (pidfd not yet readable; unreaped, without one). Named after the
+    /// container's id (the last word of its `delete --force ID`), or the
+    /// tree's number.
     pub fn another_trees_process(&self, pid: i32) -> Option<String> {
         live().iter().find_map(|(&id, e)| {
             let root_running = e.root.as_ref().is_some_and(|r| {
@@ -577,6 +578,8 @@ impl Registration {
             });
             let what = if e.creating_pid == Some(pid) {
                 "the runtime command creating"
+            } else if root_running && e.container.is_some() {
+                "the init of"
             } else if root_running {
                 "the root of"
             } else {
@@ -1188,6 +1191,59 @@ mod tests {
         end(stranger);
         drop(registration);
         assert!(!hit, "the process that took the root's pid was killed");
+    }
+
+    /// Another scenario's `run` (while it creates) and its running init are
+    /// told apart from this one's; neither is once it is over.
+    #[test]
+    fn another_trees_run_and_init_are_named_while_they_last() {
+        let container = |id: &str| Container {
+            delete: (
+                "true".into(),
+                vec!["delete".into(), "--force".into(), id.into()],
+            ),
+        };
+        let with_container = |id: &str| Tree {
+            container: Some(container(id)),
+            ..Tree::default()
+        };
+        let this = register(with_container("c-1")).unwrap();
+        let other = register(with_container("c-2")).unwrap();
+        let mut creating = other
+            .spawn_creating(Command::new("sleep").arg("30"))
+            .unwrap()
+            .unwrap();
+        let run = creating.id() as i32;
+        assert_eq!(
+            this.another_trees_process(run).as_deref(),
+            Some("the runtime command creating c-2")
+        );
+        assert_eq!(other.another_trees_process(run), None, "its own");
+        creating.kill().unwrap();
+        creating.wait().unwrap();
+        other.created();
+        assert_eq!(this.another_trees_process(run), None, "over");
+
+        let mut init = sleeper();
+        let pid = init.id() as i32;
+        let third = register(Tree {
+            agent: pid,
+            ..with_container("c-3")
+        })
+        .unwrap();
+        assert_eq!(
+            this.another_trees_process(pid).as_deref(),
+            Some("the init of c-3")
+        );
+        init.kill().unwrap();
+        // Exited (its pidfd readable), though not reaped yet.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while this.another_trees_process(pid).is_some() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(this.another_trees_process(pid), None, "exited");
+        third.reap_root(None).expect("reaped");
+        drop(init);
     }
 
     #[test]
