@@ -209,6 +209,70 @@ pub enum KernelsCommand {
     },
 }
 
+/// The top-level flags given on the command line, as typed (`--runtime-arg`;
+/// a positional by its value name, `FILTER`), leaving out those at their
+/// defaults.
+pub fn given_flags(matches: &clap::ArgMatches) -> Vec<String> {
+    use clap::CommandFactory;
+    Cli::command()
+        .get_arguments()
+        .filter(|arg| {
+            matches.value_source(arg.get_id().as_str())
+                == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .map(|arg| match arg.get_long() {
+            Some(long) => format!("--{long}"),
+            None => arg
+                .get_value_names()
+                .and_then(|names| names.first())
+                .map_or_else(|| arg.get_id().to_string(), |name| name.to_string()),
+        })
+        .fold(Vec::new(), |mut flags, flag| {
+            // libtest's filter and orphanage's further ones are both FILTER.
+            if !flags.contains(&flag) {
+                flags.push(flag);
+            }
+            flags
+        })
+}
+
+/// Why the flags given before a subcommand cannot go with it, if they
+/// cannot: they describe a suite run (its target, filters and outputs),
+/// which `kernels`, `runtimes`, `completions`, `man`, `install` and `merge`
+/// do not make, so each would be ignored without a word. `merge` reads the
+/// scenarios' names from `--suites`; `explore`'s are checked with the run's.
+pub fn flags_a_subcommand_ignores(command: &Command, given: &[String]) -> Option<String> {
+    let (name, allowed): (&str, &[&str]) = match command {
+        Command::Explore(_) => return None,
+        Command::Merge(_) => ("merge", &["--suites"]),
+        Command::Kernels { .. } => ("kernels", &[]),
+        Command::Runtimes { .. } => ("runtimes", &[]),
+        Command::Completions { .. } => ("completions", &[]),
+        Command::Man => ("man", &[]),
+        Command::Install { .. } => ("install", &[]),
+    };
+    let ignored: Vec<&str> = given
+        .iter()
+        .map(String::as_str)
+        .filter(|flag| !allowed.contains(flag))
+        .collect();
+    if ignored.is_empty() {
+        return None;
+    }
+    let outputs = ["--report", "--junit", "--baseline", "--expected"];
+    if name == "merge" && ignored.iter().any(|flag| outputs.contains(flag)) {
+        return Some("merge takes its own --junit, --baseline and --expected, after `merge`; it writes no JSON report".into());
+    }
+    let (them, would) = match ignored.as_slice() {
+        [one] => (one.to_string(), "would be ignored"),
+        many => (many.join(", "), "would all be ignored"),
+    };
+    Some(format!(
+        "`{name}` runs no scenario, so {them} before it {would}: drop {}",
+        if ignored.len() == 1 { "it" } else { "them" }
+    ))
+}
+
 /// A clap error as one line, as README promises for bad input: clap's first
 /// line without its `error: ` label (the usage and tips that follow are what
 /// `--help` is for).
@@ -285,6 +349,60 @@ mod tests {
                 command: KernelsCommand::Path { .. }
             })
         ));
+    }
+
+    fn parsed(args: &[&str]) -> (Cli, Vec<String>) {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().try_get_matches_from(args).unwrap();
+        (
+            Cli::from_arg_matches(&matches).unwrap(),
+            given_flags(&matches),
+        )
+    }
+
+    #[rstest]
+    #[case(&["orphanage", "kernels", "path"], &[], None)]
+    #[case(
+        &["orphanage", "--runtime-arg=--platform=ptrace", "kernels", "path", "6.1"],
+        &["--runtime-arg"],
+        Some("`kernels` runs no scenario, so --runtime-arg before it would be ignored: drop it")
+    )]
+    #[case(
+        &["orphanage", "--runtime", "runc", "--init", "tini", "runtimes", "fetch"],
+        &["--runtime", "--init"],
+        Some("`runtimes` runs no scenario, so --runtime, --init before it would all be ignored: drop them")
+    )]
+    #[case(&["orphanage", "--test-threads", "1", "man"], &["--test-threads"], Some("`man` runs no scenario, so --test-threads before it would be ignored: drop it"))]
+    #[case(&["orphanage", "--accel", "tcg", "completions", "bash"], &["--accel"], Some("`completions` runs no scenario, so --accel before it would be ignored: drop it"))]
+    #[case(&["orphanage", "--kernel", "vmlinuz", "install", "--prefix", "/p"], &["--kernel"], Some("`install` runs no scenario, so --kernel before it would be ignored: drop it"))]
+    #[case(&["orphanage", "--suites", "s", "merge", "a.json"], &["--suites"], None)]
+    #[case(
+        &["orphanage", "--report", "r.json", "merge", "a.json"],
+        &["--report"],
+        Some("merge takes its own --junit, --baseline and --expected, after `merge`; it writes no JSON report")
+    )]
+    #[case(&["orphanage", "--runtime", "runc", "merge", "a.json"], &["--runtime"], Some("`merge` runs no scenario, so --runtime before it would be ignored: drop it"))]
+    #[case(&["orphanage", "--runtime", "runc", "explore"], &["--runtime"], None)]
+    fn flags_before_a_subcommand_that_ignores_them_are_named(
+        #[case] args: &[&str],
+        #[case] given: &[&str],
+        #[case] refused: Option<&str>,
+    ) {
+        let (cli, flags) = parsed(args);
+        assert_eq!(flags, given);
+        let command = cli.command.expect("a subcommand");
+        assert_eq!(
+            flags_a_subcommand_ignores(&command, &flags).as_deref(),
+            refused
+        );
+    }
+
+    #[test]
+    fn a_filter_is_named_by_its_value_name_and_defaults_are_not_given() {
+        let (_, flags) = parsed(&["orphanage", "zombie::", "memfd::"]);
+        assert_eq!(flags, ["FILTER"]);
+        let (_, flags) = parsed(&["orphanage"]);
+        assert!(flags.is_empty(), "{flags:?}");
     }
 
     #[rstest]

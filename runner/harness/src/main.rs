@@ -24,7 +24,7 @@ mod trials;
 mod vm_run;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use orchestrate::*;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,8 +87,8 @@ fn default_suites() -> PathBuf {
 
 fn run() -> anyhow::Result<ExitCode> {
     let (args, ktap) = cli::take_format_ktap(std::env::args_os().collect());
-    let cli = match cli::Cli::try_parse_from(args) {
-        Ok(cli) => cli,
+    let matches = match cli::Cli::command().try_get_matches_from(args) {
+        Ok(matches) => matches,
         Err(e) if e.use_stderr() => anyhow::bail!(cli::one_line_error(&e.render().to_string())),
         Err(e) => {
             // --help and --version.
@@ -96,6 +96,17 @@ fn run() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     };
+    let cli = cli::Cli::from_arg_matches(&matches)
+        .map_err(|e| anyhow::anyhow!(cli::one_line_error(&e.render().to_string())))?;
+    if let Some(command) = &cli.command {
+        let mut given = cli::given_flags(&matches);
+        if ktap {
+            given.push("--format ktap".into());
+        }
+        if let Some(why) = cli::flags_a_subcommand_ignores(command, &given) {
+            anyhow::bail!(why);
+        }
+    }
     if let Some(cli::Command::Kernels { command }) = cli.command {
         return vm_run::kernels_command(command);
     }
@@ -126,13 +137,6 @@ fn run() -> anyhow::Result<ExitCode> {
         | None => {}
     }
     if let Some(cli::Command::Merge(args)) = &cli.command {
-        if cli.report.is_some()
-            || cli.junit.is_some()
-            || cli.baseline.is_some()
-            || cli.expected.is_some()
-        {
-            anyhow::bail!("merge takes its own --junit, --baseline and --expected, after `merge`; it writes no JSON report");
-        }
         return merge::merge(
             args,
             Some(&cli.suites.clone().unwrap_or_else(default_suites)),
