@@ -475,11 +475,11 @@ impl Run<'_> {
                 let cgroup = |run: &Run| if all { run.cgroup_members() } else { vec![] };
                 let count = targets.len();
                 let result = watch::until_gone(&targets, *via, within, &mut || cgroup(self));
-                let whom = if self.sandboxed.is_some() {
-                    " (from the host: the sandbox and its host processes, the kernel the container ran in; its cgroup empty)"
-                } else {
-                    ""
-                };
+                let whom = gone_from_the_host(
+                    self.sandboxed.is_some(),
+                    all,
+                    !self.cgroup_procs.is_empty(),
+                );
                 match result {
                     Ok(took) => Ok(vec![format!(
                         "all {count}{whom} gone via {} after {:.3} ms",
@@ -620,6 +620,25 @@ impl Run<'_> {
             ),
             (Some(_), _) => format!("{s} (the sandbox's status)"),
             (None, _) => s.to_string(),
+        }
+    }
+}
+
+/// What an `expect_gone` that passed proved, seen from the host, in a
+/// sandbox (gVisor's), where the container's processes are not host
+/// processes: the sandbox's host processes gone, and, when every process
+/// was meant, the container's cgroup empty too, if one was found to check.
+fn gone_from_the_host(sandboxed: bool, all: bool, cgroup_found: bool) -> &'static str {
+    match (sandboxed, all, cgroup_found) {
+        (false, ..) => "",
+        (true, true, true) => {
+            " (from the host: the sandbox and its host processes, the kernel the container ran in; its cgroup empty)"
+        }
+        (true, true, false) => {
+            " (from the host: the sandbox and its host processes, the kernel the container ran in; no cgroup of it was found to check)"
+        }
+        (true, false, _) => {
+            " (from the host: the sandbox's host processes, the kernel the container ran in)"
         }
     }
 }
@@ -1496,6 +1515,31 @@ pub fn host_view(init_pid: i32, program_in_rootfs: &Path) -> HostView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
+
+    /// A sandbox's `expect_gone` claims an empty cgroup only when it read one.
+    #[rstest]
+    #[case(false, true, true, "")]
+    #[case(true, true, true, "its cgroup empty)")]
+    #[case(true, true, false, "no cgroup of it was found to check)")]
+    #[case(
+        true,
+        false,
+        true,
+        "the sandbox's host processes, the kernel the container ran in)"
+    )]
+    fn a_sandboxs_gone_note_says_what_it_checked(
+        #[case] sandboxed: bool,
+        #[case] all: bool,
+        #[case] cgroup_found: bool,
+        #[case] ends: &str,
+    ) {
+        let note = gone_from_the_host(sandboxed, all, cgroup_found);
+        assert!(note.ends_with(ends), "{note}");
+        if !(all && cgroup_found) {
+            assert!(!note.contains("cgroup empty"), "{note}");
+        }
+    }
 
     #[test]
     fn cgroups_left_behind_are_each_named_with_what_became_of_them() {
