@@ -379,7 +379,37 @@ fn every_listed_fail_has_a_reproducer() -> Result<(), Failed> {
             format!("fixtures/repro/{file}.c is run by no trial")
         })?;
     }
-    Ok(())
+    // The directory's README tells a reader which program shows which
+    // scenario's difference: its table must be the one run here.
+    let readme = std::fs::read_to_string(repo().join("fixtures/repro/README.md")).unwrap();
+    let table = readme_table(&readme);
+    let run: Vec<(String, Vec<String>)> = REPROS
+        .iter()
+        .map(|r| {
+            let scenarios = r.scenarios.iter().map(|s| s.to_string()).collect();
+            (format!("{}.c", r.name), scenarios)
+        })
+        .collect();
+    check(table == run, || {
+        format!("fixtures/repro/README.md's table: {table:#?}\nrun here: {run:#?}")
+    })
+}
+
+/// The rows of the `| program | scenarios |` table: each program's file name
+/// and the scenarios listed beside it, backquotes dropped.
+fn readme_table(readme: &str) -> Vec<(String, Vec<String>)> {
+    let unquote = |cell: &str| cell.trim().trim_matches('`').to_string();
+    readme
+        .lines()
+        .skip_while(|line| !line.starts_with("| program | scenarios |"))
+        .skip(2)
+        .take_while(|line| line.starts_with('|'))
+        .filter_map(|line| {
+            let (program, scenarios) = line.trim_matches('|').split_once('|')?;
+            let scenarios = scenarios.split(',').map(unquote).collect();
+            Some((unquote(program), scenarios))
+        })
+        .collect()
 }
 
 /// Each scenario that fails under runsc passes under runc on this host
