@@ -8,7 +8,10 @@
 
 mod common;
 
-use common::{cannot_run, check, orphanage, processes_of, repo, run_with_report, Run};
+use common::{
+    cannot_run, check, crun_refuses_this_layout, orphanage, processes_of, repo, run_with_report,
+    Run,
+};
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -967,11 +970,6 @@ fn crun_suite_with_tini_passes() -> Result<(), Failed> {
 
 /// Whether this host's hybrid cgroup layout has a controller on its v2
 /// hierarchy, which crun 1.8 refuses: README and .ci/run give the fix.
-fn crun_refuses_this_cgroup_layout() -> bool {
-    std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
-        .is_ok_and(|c| !c.trim().is_empty())
-}
-
 /// An expected-differences file that names no scenario of the suites is bad
 /// input: one line with file:line:column, exit 2, nothing runs.
 fn a_bad_expected_file_is_refused_before_anything_runs() -> Result<(), Failed> {
@@ -1262,31 +1260,17 @@ fn around(
 
 /// A crun test: ignored where crun refuses this host's cgroup layout.
 fn crun_needs(name: &str, test: fn() -> Result<(), Failed>) -> Trial {
-    if crun_refuses_this_cgroup_layout() {
-        cannot_run(
-            name,
-            "crun refuses this hybrid cgroup layout (a controller on the v2 hierarchy; \
-             README, `crun here`, gives the fix)"
-                .into(),
-            "crun refuses this cgroup layout".into(),
-        )
-    } else {
-        needs(name, &["crun"], test)
+    match crun_refuses_this_layout() {
+        Some(why) => cannot_run(name, why, "crun refuses this cgroup layout".into()),
+        None => needs(name, &["crun"], test),
     }
 }
 
 fn crun_trial() -> Trial {
     let name = "crun_suite_with_tini_passes";
-    let layout = "crun refuses this hybrid cgroup layout (a controller on the v2 hierarchy; \
-                  README, `crun here`, gives the fix)";
-    if crun_refuses_this_cgroup_layout() {
-        cannot_run(
-            name,
-            layout.into(),
-            "crun refuses this cgroup layout".into(),
-        )
-    } else {
-        needs(name, &["crun", "tini"], crun_suite_with_tini_passes)
+    match crun_refuses_this_layout() {
+        Some(why) => cannot_run(name, why, "crun refuses this cgroup layout".into()),
+        None => needs(name, &["crun", "tini"], crun_suite_with_tini_passes),
     }
 }
 

@@ -165,3 +165,16 @@ pub fn processes_of(harness: u32) -> Vec<String> {
         .map(|s| format!("pid {} {} state {}", s.pid, s.comm, s.state))
         .collect()
 }
+
+/// Why crun cannot run here, if it cannot: crun 1.8 refuses a hybrid cgroup
+/// layout whose v2 hierarchy has a controller attached (README, "crun here",
+/// gives the fix, which .ci/run applies).
+pub fn crun_refuses_this_layout() -> Option<String> {
+    std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
+        .is_ok_and(|c| !c.trim().is_empty())
+        .then(|| {
+            "crun refuses this hybrid cgroup layout (a controller on the v2 hierarchy; \
+             README, `crun here`, gives the fix)"
+                .into()
+        })
+}
