@@ -324,8 +324,9 @@ impl Run<'_> {
     }
 
     /// Pins every host process in the container's cgroup that is not pinned
-    /// yet: for a sandboxed runtime, the sandbox's helpers (runsc's gofer, the
-    /// ptrace platform's stub processes). They are ours to kill, and after
+    /// yet (a sandbox without a cgroup: every one that names its bundle, and
+    /// those below them): for a sandboxed runtime, the sandbox's helpers
+    /// (runsc's gofer, the ptrace platform's stub processes). They are ours to kill, and after
     /// `run --detach` ours to reap (a foreground `runsc run` reaps its own):
     /// as a subreaper the harness inherits them, and runsc's `delete` waits
     /// until its gofer is gone, which an unreaped zombie of ours never is.
@@ -336,14 +337,18 @@ impl Run<'_> {
     /// would otherwise be pinned twice, once as a stranger).
     fn pin_cgroup_members(&mut self) {
         let init = self.init.as_ref().map(|w| w.pid);
-        let Some(text) = self
+        let members = match self
             .cgroup_procs
             .iter()
             .find_map(|f| std::fs::read_to_string(f).ok())
-        else {
-            return;
+        {
+            Some(text) => cgroup::parse_procs(&text),
+            // A rootless runsc makes no cgroup: its sandbox and gofer are
+            // known by the bundle they name instead.
+            None if self.sandboxed.is_some() => watch::naming_bundle(&self.bundle),
+            None => return,
         };
-        for pid in cgroup::parse_procs(&text) {
+        for pid in members {
             if self.everyone().iter().any(|w| w.pid == pid) {
                 continue;
             }

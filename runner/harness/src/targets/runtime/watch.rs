@@ -145,6 +145,61 @@ pub fn descends_from(pid: i32, ancestor: i32) -> bool {
     false
 }
 
+/// Whether a command line (/proc/PID/cmdline: arguments ending in NULs)
+/// passes `bundle` as its `--bundle`, in any form Go's flag package reads
+/// (`--bundle X`, `--bundle=X`, one dash or two): runsc's sandbox and gofer
+/// do, with the path their `run` was given.
+pub fn names_bundle(cmdline: &[u8], bundle: &[u8]) -> bool {
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    args.iter().enumerate().any(|(i, arg)| {
+        let flag = arg.strip_prefix(b"--").or_else(|| arg.strip_prefix(b"-"));
+        match flag {
+            Some(b"bundle") => args.get(i + 1) == Some(&bundle),
+            Some(f) => f.strip_prefix(b"bundle=") == Some(bundle),
+            None => false,
+        }
+    })
+}
+
+/// `roots` and every process below them in `table` (pid and parent pid of
+/// each process), each once, roots first.
+pub fn with_descendants(table: &[(i32, i32)], roots: &[i32]) -> Vec<i32> {
+    let mut found: Vec<i32> = roots.to_vec();
+    let mut at = 0;
+    while at < found.len() {
+        let parent = found[at];
+        for &(pid, ppid) in table {
+            if ppid == parent && !found.contains(&pid) {
+                found.push(pid);
+            }
+        }
+        at += 1;
+    }
+    found
+}
+
+/// The host processes of a sandbox that has no cgroup of its own (a
+/// rootless runsc makes none): those whose command line names its bundle,
+/// and everything below them (the platform's stub processes), as /proc
+/// shows them now.
+pub fn naming_bundle(bundle: &std::path::Path) -> Vec<i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut table = Vec::new();
+    let mut roots = Vec::new();
+    for pid in dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
+        let Some(s) = stat(pid) else { continue };
+        table.push((pid, s.ppid));
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if names_bundle(&cmdline, bundle.as_os_str().as_bytes()) {
+            roots.push(pid);
+        }
+    }
+    with_descendants(&table, &roots)
+}
+
 /// The parent of `pid` (which started at `start_time`), once it is `me` or
 /// `within` has passed: each parent that is not `me` is watched by a pidfd
 /// until it exits, for a runtime's `run` may return a moment before its
@@ -329,6 +384,7 @@ pub fn until_gone(
 mod tests {
     use super::*;
     use crate::live::parent_and_start;
+    use rstest::rstest;
     use std::collections::HashMap;
 
     /// (parent, start time) by pid, as /proc would show them.
@@ -578,5 +634,31 @@ mod tests {
             &mut Vec::new,
         );
         assert_eq!(r, Err(vec!["me".to_string()]));
+    }
+    #[rstest]
+    #[case::gofer_two_dashes(b"runsc-gofer\0--root=/r\0gofer\0--bundle\0/b/c-1\0--spec-fd=3\0".as_slice(), true)]
+    #[case::sandbox_equals(b"runsc-sandbox\0--rootless=true\0boot\0--bundle=/b/c-1\0".as_slice(), true)]
+    #[case::one_dash(b"runsc\0-bundle\0/b/c-1\0".as_slice(), true)]
+    #[case::one_dash_equals(b"runsc\0-bundle=/b/c-1\0".as_slice(), true)]
+    #[case::another_bundle_with_this_prefix(b"runsc-gofer\0--bundle\0/b/c-10\0".as_slice(), false)]
+    #[case::another_bundle_equals(b"runsc-sandbox\0--bundle=/b/c-10\0".as_slice(), false)]
+    #[case::the_path_not_as_bundle(b"cat\0/b/c-1\0".as_slice(), false)]
+    #[case::flag_last_without_value(b"runsc\0--bundle\0".as_slice(), false)]
+    #[case::other_flag_ending_in_bundle(b"x\0--no-bundle\0/b/c-1\0".as_slice(), false)]
+    #[case::zombie_has_no_cmdline(b"".as_slice(), false)]
+    fn a_command_line_names_a_bundle_only_as_its_bundle_flag(
+        #[case] cmdline: &[u8],
+        #[case] names: bool,
+    ) {
+        assert_eq!(names_bundle(cmdline, b"/b/c-1"), names);
+    }
+
+    #[test]
+    fn descendants_are_found_at_any_depth_and_only_below_the_roots() {
+        // 10 the sandbox, 11 and 12 its stubs (12 below 11), 20 the gofer,
+        // 30 and its child 31 someone else's.
+        let table = [(31, 30), (12, 11), (11, 10), (10, 1), (20, 1), (30, 1)];
+        assert_eq!(with_descendants(&table, &[10, 20]), vec![10, 20, 11, 12]);
+        assert_eq!(with_descendants(&table, &[]), Vec::<i32>::new());
     }
 }
